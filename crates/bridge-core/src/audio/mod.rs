@@ -1,0 +1,1 @@
+//! G.711 codecs, resampling and format conversion (in progress).

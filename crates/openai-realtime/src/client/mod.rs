@@ -1,0 +1,1 @@
+//! Async WebSocket client (in progress).

@@ -1,0 +1,1 @@
+//! OpenAI GPT-Live wire types (in progress).

@@ -1,0 +1,1 @@
+//! OpenAI Realtime GA wire types (in progress).
