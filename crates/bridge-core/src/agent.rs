@@ -1,0 +1,215 @@
+//! The agent side of the seam: the AI leg of a call (OpenAI Realtime GA, GPT-Live, or the
+//! built-in echo agent in the server).
+//!
+//! The vocabulary fits both protocol families:
+//!
+//! * **Turn-based with truncation** (Realtime GA): audio arrives per response/item, faster than
+//!   real time; the server detects caller speech ([`AgentEvent::SpeechStarted`]) and the engine
+//!   barges in by clearing the caller's queue and truncating each unfinished item at the audio
+//!   the caller actually heard ([`AgentCommand::Truncate`]).
+//! * **Full duplex** (GPT-Live): one continuous output track paced at real time, interruption
+//!   handled inside the model, no truncation, no speech events; input must keep flowing. The
+//!   adapter declares this in [`AgentCapabilities`] and the engine adapts.
+
+use crate::format::{AudioFormat, Base64Audio};
+use crate::caller::EndpointError;
+use async_trait::async_trait;
+
+/// What an agent back end can do; the engine adapts its behaviour to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentCapabilities {
+    /// Format of [`AgentCommand::Audio`] (what the agent wants to hear).
+    pub input_format: AudioFormat,
+    /// Format of [`AgentEvent::Audio`] (what the agent speaks).
+    pub output_format: AudioFormat,
+    /// The agent accepts [`AgentCommand::Truncate`] (Realtime GA: `conversation.item.truncate`).
+    pub truncation: bool,
+    /// The agent cancels its own response when the caller starts speaking (Realtime
+    /// `interrupt_response: true`; GPT-Live always). When false the engine sends
+    /// [`AgentCommand::CancelResponse`] on barge-in.
+    pub interrupts_itself: bool,
+    /// The agent emits [`AgentEvent::SpeechStarted`] when the caller starts talking (Realtime
+    /// with VAD: yes; GPT-Live: no — it reacts inside the model).
+    pub reports_speech: bool,
+    /// Caller audio must keep flowing in real time, silence included (GPT-Live). The engine then
+    /// never holds caller audio back once the agent is ready.
+    pub continuous_input: bool,
+}
+
+/// One usage report (tokens for Realtime, billed seconds for GPT-Live).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usage {
+    /// Input tokens (all modalities), when reported.
+    pub input_tokens: u64,
+    /// Output tokens (all modalities), when reported.
+    pub output_tokens: u64,
+    /// Input audio tokens, when reported.
+    pub input_audio_tokens: u64,
+    /// Output audio tokens, when reported.
+    pub output_audio_tokens: u64,
+    /// Billed session seconds (GPT-Live: cumulative, replaces the previous value).
+    pub billed_seconds: Option<f64>,
+}
+
+/// Who said a transcript line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Speaker {
+    /// The person on the phone.
+    Caller,
+    /// The AI agent.
+    Agent,
+}
+
+/// How a response ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseStatus {
+    /// Finished normally.
+    Completed,
+    /// Cancelled (by the server on turn detection, or by us).
+    Cancelled,
+    /// Cut short (e.g. max output tokens, content filter).
+    Incomplete,
+    /// Failed; the message says why.
+    Failed(String),
+}
+
+/// A request from the agent to run a tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallRequest {
+    /// Correlates the result with the call (`call_id`).
+    pub call_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Arguments as JSON text produced by the model (may be malformed: validate).
+    pub arguments: String,
+    /// The response the call belongs to. The engine runs calls that carry a response id only
+    /// once that response has completed (Realtime emits call arguments for cancelled responses
+    /// too); calls without one run immediately.
+    pub response_id: Option<String>,
+}
+
+/// Something that happened on the agent side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// The session is configured and ready for audio (Realtime `session.updated` after our
+    /// `session.update`; GPT-Live `session.started`).
+    Ready,
+    /// Agent speech, in [`AgentCapabilities::output_format`].
+    Audio {
+        /// The audio.
+        audio: Base64Audio,
+        /// The response it belongs to, where the protocol has one.
+        response_id: Option<String>,
+        /// The conversation item it belongs to (the truncation target), where the protocol has one.
+        item_id: Option<String>,
+    },
+    /// All audio of an item has been sent (Realtime `response.output_audio.done`).
+    AudioDone {
+        /// The response.
+        response_id: Option<String>,
+        /// The item.
+        item_id: Option<String>,
+    },
+    /// The agent heard the caller start speaking: the barge-in trigger.
+    SpeechStarted,
+    /// The agent heard the caller stop speaking.
+    SpeechStopped,
+    /// The agent started a response.
+    ResponseStarted {
+        /// Response id.
+        response_id: String,
+    },
+    /// A response ended.
+    ResponseDone {
+        /// Response id.
+        response_id: String,
+        /// How it ended.
+        status: ResponseStatus,
+        /// Usage of this response, when reported.
+        usage: Option<Usage>,
+    },
+    /// Transcript text.
+    Transcript {
+        /// Who spoke.
+        speaker: Speaker,
+        /// The text (a fragment when `is_final` is false).
+        text: String,
+        /// True for a completed utterance, false for a streaming fragment.
+        is_final: bool,
+    },
+    /// The agent wants a tool run.
+    ToolCall(ToolCallRequest),
+    /// A usage snapshot outside of a response (GPT-Live `session.usage.updated`).
+    Usage(Usage),
+    /// The agent reported an error. `fatal` errors end the call.
+    Error {
+        /// Machine-readable code, when given.
+        code: Option<String>,
+        /// Human-readable message.
+        message: String,
+        /// Whether the session is unusable after this error.
+        fatal: bool,
+    },
+    /// The agent session ended.
+    Closed {
+        /// Why, as reported by the agent or the transport.
+        reason: String,
+    },
+}
+
+/// Something the engine wants done on the agent side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    /// Caller audio, in [`AgentCapabilities::input_format`].
+    Audio(Base64Audio),
+    /// Tell the agent only the first `audio_end_ms` of an item were heard (Realtime
+    /// `conversation.item.truncate`). Never sent to agents without truncation support.
+    Truncate {
+        /// The assistant item.
+        item_id: String,
+        /// Milliseconds of the item's audio the caller heard; never more than was sent.
+        audio_end_ms: u64,
+    },
+    /// Cancel the active response (Realtime `response.cancel`).
+    CancelResponse {
+        /// The response to cancel, when known.
+        response_id: Option<String>,
+    },
+    /// The outcome of a tool call (JSON text).
+    ToolResult {
+        /// The call it answers.
+        call_id: String,
+        /// JSON text: the tool's result or an error object.
+        output: String,
+    },
+    /// Add context the agent should know but not necessarily answer (e.g. "the caller pressed 1").
+    AddContext {
+        /// The text.
+        text: String,
+    },
+    /// Ask the agent to speak now (greeting, reprompt, continuing after tool results). With
+    /// instructions, they apply to this response only (Realtime) or are appended (GPT-Live).
+    CreateResponse {
+        /// Per-response instructions, if any.
+        instructions: Option<String>,
+    },
+    /// End the session gracefully (GPT-Live `session.close`; Realtime closes the socket).
+    Close,
+}
+
+/// The AI leg of a call. The same cancel-safety and feed/flush rules as
+/// [`crate::caller::CallerEndpoint`] apply.
+#[async_trait]
+pub trait AgentEndpoint: Send {
+    /// What this agent can do.
+    fn capabilities(&self) -> AgentCapabilities;
+
+    /// The next event; `None` once the session has closed.
+    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>>;
+
+    /// Queues a command for sending.
+    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError>;
+
+    /// Writes everything queued by [`Self::feed`].
+    async fn flush(&mut self) -> Result<(), EndpointError>;
+}

@@ -1,0 +1,105 @@
+//! The caller side of the seam: the telephony leg of a call (Twilio Media Streams in the server).
+//!
+//! An adapter turns its wire protocol into [`CallerEvent`]s and executes [`CallerCommand`]s.
+//! Nothing here knows about JSON, WebSockets or Twilio's message names.
+
+use crate::format::{AudioFormat, Base64Audio};
+use async_trait::async_trait;
+
+/// Identifies one playout mark. The engine allocates ids in increasing order per call; the
+/// adapter turns them into wire names (for Twilio, a short string) and parses echoes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MarkId(pub u64);
+
+/// What the telephony side told us when its media stream started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallerInfo {
+    /// Provider call id (Twilio `CallSid`).
+    pub call_id: String,
+    /// Provider stream id (Twilio `streamSid`).
+    pub stream_id: String,
+    /// Provider account id (Twilio `AccountSid`), when known.
+    pub account_id: Option<String>,
+    /// Custom parameters passed with the stream (Twilio `<Parameter>`s), in order.
+    pub parameters: Vec<(String, String)>,
+}
+
+impl CallerInfo {
+    /// The value of a custom parameter, if present.
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Something that happened on the caller side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerEvent {
+    /// The media stream started; caller audio follows.
+    Started(CallerInfo),
+    /// A chunk of caller audio, in the format the caller endpoint declared.
+    Audio(Base64Audio),
+    /// The caller side finished playing all audio queued before this mark (Twilio echoes a
+    /// `mark`). After a [`CallerCommand::Clear`] the echoes of cleared marks arrive too; the
+    /// engine knows which ones to ignore.
+    MarkPlayed(MarkId),
+    /// The caller pressed a key (`0-9`, `*`, `#`, `A-D`).
+    Dtmf(char),
+    /// The caller hung up or the provider stopped the stream (Twilio `stop`).
+    Hangup,
+}
+
+/// Something the engine wants done on the caller side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerCommand {
+    /// Queue agent audio for playout, in the caller's format.
+    Audio(Base64Audio),
+    /// Ask to be told (with [`CallerEvent::MarkPlayed`]) when all audio queued so far has played.
+    Mark(MarkId),
+    /// Discard all queued, unplayed audio at once (barge-in). Pending marks are echoed.
+    Clear,
+    /// End the media stream and the connection to the caller.
+    Close,
+}
+
+/// Why an endpoint failed or closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// The peer closed the connection or it was lost.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The peer sent something we could not understand and the call cannot continue.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// An I/O failure on the transport.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// A send did not complete in time (the peer stopped reading).
+    #[error("send timed out")]
+    SendTimeout,
+}
+
+/// The telephony leg of a call.
+///
+/// `recv` must be **cancel-safe**: the driver polls it inside `tokio::select!` and may drop the
+/// future when another branch wins; no event may be lost when that happens.
+///
+/// Sends are split into `feed` (queue a command) and `flush` (write everything queued), so the
+/// driver can put a media message and its mark on the wire with one write.
+#[async_trait]
+pub trait CallerEndpoint: Send {
+    /// The audio format of [`CallerEvent::Audio`] and [`CallerCommand::Audio`].
+    fn format(&self) -> AudioFormat;
+
+    /// The next event; `None` once the connection has closed. Recoverable problems (a malformed
+    /// message) should be logged by the adapter and skipped, not returned as errors.
+    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>>;
+
+    /// Queues a command for sending.
+    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError>;
+
+    /// Writes everything queued by [`Self::feed`].
+    async fn flush(&mut self) -> Result<(), EndpointError>;
+}
