@@ -11,8 +11,8 @@
 //!   handled inside the model, no truncation, no speech events; input must keep flowing. The
 //!   adapter declares this in [`AgentCapabilities`] and the engine adapts.
 
-use crate::format::{AudioFormat, Base64Audio};
 use crate::caller::EndpointError;
+use crate::format::{AudioFormat, Base64Audio};
 use async_trait::async_trait;
 
 /// What an agent back end can do; the engine adapts its behaviour to it.

@@ -140,7 +140,13 @@ impl Base64Audio {
     /// without decoding (3·L/4 − padding).
     pub fn decoded_len(&self) -> usize {
         let len = self.0.len();
-        let padding = self.0.iter().rev().take(2).take_while(|&&b| b == b'=').count();
+        let padding = self
+            .0
+            .iter()
+            .rev()
+            .take(2)
+            .take_while(|&&b| b == b'=')
+            .count();
         len / 4 * 3 - padding
     }
 
@@ -157,9 +163,9 @@ impl Base64Audio {
     /// a multiple of 3 (minimum 3). Each piece shares the original buffer.
     pub fn split_chunks(&self, max_bytes: usize) -> impl Iterator<Item = Base64Audio> + '_ {
         let step_chars = (max_bytes / 3).max(1) * 4;
-        (0..self.0.len())
-            .step_by(step_chars)
-            .map(move |start| Base64Audio(self.0.slice(start..(start + step_chars).min(self.0.len()))))
+        (0..self.0.len()).step_by(step_chars).map(move |start| {
+            Base64Audio(self.0.slice(start..(start + step_chars).min(self.0.len())))
+        })
     }
 }
 
@@ -167,7 +173,13 @@ fn is_base64_shape(text: &[u8]) -> bool {
     if text.len() % 4 != 0 {
         return false;
     }
-    let body_end = text.len() - text.iter().rev().take(2).take_while(|&&b| b == b'=').count();
+    let body_end = text.len()
+        - text
+            .iter()
+            .rev()
+            .take(2)
+            .take_while(|&&b| b == b'=')
+            .count();
     text[..body_end]
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
@@ -202,7 +214,13 @@ mod tests {
         let p = Base64Audio::encode(&raw);
         let pieces: Vec<_> = p.split_chunks(160).collect();
         // 160 rounds down to 159 bytes (53 groups of 3).
-        assert_eq!(pieces.iter().map(Base64Audio::decoded_len).collect::<Vec<_>>(), vec![159, 97]);
+        assert_eq!(
+            pieces
+                .iter()
+                .map(Base64Audio::decoded_len)
+                .collect::<Vec<_>>(),
+            vec![159, 97]
+        );
         let joined: Vec<u8> = pieces.iter().flat_map(|p| p.decode().unwrap()).collect();
         assert_eq!(joined, raw);
     }

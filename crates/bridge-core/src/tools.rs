@@ -57,7 +57,10 @@ pub struct ToolOutput {
 impl ToolOutput {
     /// A successful result with no call action.
     pub fn json(value: &serde_json::Value) -> Self {
-        ToolOutput { output: value.to_string(), action: None }
+        ToolOutput {
+            output: value.to_string(),
+            action: None,
+        }
     }
 
     /// An error object `{"error": message}` for the agent.
