@@ -1,1 +1,9 @@
 //! placeholder
+#![warn(missing_docs)]
+
+mod json;
+pub mod sid;
+pub mod stream;
+pub mod twiml;
+
+pub use sid::{AccountSid, CallSid, StreamSid};
