@@ -1,0 +1,4 @@
+//! Twilio side: call simulator, TwiML reader, request signatures.
+
+pub mod signature;
+pub mod twiml;
