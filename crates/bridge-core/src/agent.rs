@@ -213,3 +213,22 @@ pub trait AgentEndpoint: Send {
     /// Writes everything queued by [`Self::feed`].
     async fn flush(&mut self) -> Result<(), EndpointError>;
 }
+
+#[async_trait]
+impl<T: AgentEndpoint + ?Sized> AgentEndpoint for Box<T> {
+    fn capabilities(&self) -> AgentCapabilities {
+        (**self).capabilities()
+    }
+
+    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+        (**self).recv().await
+    }
+
+    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+        (**self).feed(command).await
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        (**self).flush().await
+    }
+}

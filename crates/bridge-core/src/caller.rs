@@ -103,3 +103,22 @@ pub trait CallerEndpoint: Send {
     /// Writes everything queued by [`Self::feed`].
     async fn flush(&mut self) -> Result<(), EndpointError>;
 }
+
+#[async_trait]
+impl<T: CallerEndpoint + ?Sized> CallerEndpoint for Box<T> {
+    fn format(&self) -> AudioFormat {
+        (**self).format()
+    }
+
+    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+        (**self).recv().await
+    }
+
+    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+        (**self).feed(command).await
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        (**self).flush().await
+    }
+}

@@ -6,5 +6,6 @@
 pub mod agent;
 pub mod audio;
 pub mod caller;
+pub mod engine;
 pub mod format;
 pub mod tools;

@@ -1,0 +1,101 @@
+//! Every knob of a call, as plain data.
+
+use std::time::Duration;
+
+/// What the engine does with the caller's keypad presses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtmfMode {
+    /// Ignore them.
+    Off,
+    /// Tell the agent ([`crate::agent::AgentCommand::AddContext`]) without asking it to answer.
+    #[default]
+    Forward,
+    /// Tell the agent and ask it to answer ([`crate::agent::AgentCommand::CreateResponse`]; held
+    /// back while a response is still running so playout is never disturbed).
+    ForwardAndRespond,
+}
+
+/// The idle policy: what to do when the caller stays silent after the agent finished speaking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleConfig {
+    /// Silence that counts as idle, measured from the moment the agent's audio has been heard in
+    /// full (its last mark echoed) with no response running, no tool running and the caller not
+    /// speaking.
+    pub timeout: Duration,
+    /// Instructions for one reprompt response ("ask whether they are still there"). After the
+    /// reprompt has been heard, a second idle period ends the call. `None`: end at the first.
+    pub reprompt: Option<String>,
+}
+
+impl Default for IdleConfig {
+    fn default() -> Self {
+        IdleConfig {
+            timeout: Duration::from_secs(20),
+            reprompt: Some(
+                "The caller has been silent for a while. Briefly ask whether they are still \
+                 there and whether you can help with anything else."
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+/// Configuration of one call. Plain data; [`Default`] gives production-sensible values.
+///
+/// The engine ([`super::Call`]) reads everything except `tool_timeout`, `send_timeout` and
+/// `control_timeout`, which bound the async driver's I/O ([`crate::driver`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallConfig {
+    /// Maximum duration of one forwarded piece of agent audio; each piece is followed by its
+    /// own mark, so the played position is known to within one piece. Pieces are cut on whole
+    /// base64 groups (3 bytes) and whole samples without decoding, so the effective size is
+    /// rounded down (20 ms of μ-law = 160 bytes → pieces of at most 159 bytes), and a chunk is
+    /// cut into equal pieces rather than full pieces plus a sliver. Default 20 ms.
+    pub mark_interval: Duration,
+    /// Caller audio kept while the agent is still connecting (before
+    /// [`crate::agent::AgentEvent::Ready`]); beyond this the oldest audio is dropped and
+    /// counted. Default 5 s.
+    pub pre_ready_buffer: Duration,
+    /// Instructions for the agent's first utterance, sent once after the agent is ready and the
+    /// caller's stream has started. `None`: the agent waits for the caller. Default `None`.
+    pub greeting: Option<String>,
+    /// Keypad handling. Default [`DtmfMode::Forward`].
+    pub dtmf: DtmfMode,
+    /// The agent must be connected and ready within this long after the call starts. Default 10 s.
+    pub agent_connect_timeout: Duration,
+    /// Hard limit on the call's duration. Default 55 min (OpenAI Realtime sessions end at 60).
+    pub max_duration: Option<Duration>,
+    /// No caller audio for this long ends the call (the media stream is dead). Default 10 s.
+    pub caller_inactivity_timeout: Option<Duration>,
+    /// The idle policy. Default: 20 s, one reprompt, then end.
+    pub idle: Option<IdleConfig>,
+    /// How long a tool-requested hang-up or transfer waits for the agent's goodbye to be heard
+    /// before it is executed anyway. Default 10 s.
+    pub goodbye_timeout: Duration,
+    /// Driver: a tool call taking longer than this is answered with an error object. Default 20 s.
+    pub tool_timeout: Duration,
+    /// Driver: a send or flush to either side taking longer than this ends the call (a stuck
+    /// peer). Default 5 s.
+    pub send_timeout: Duration,
+    /// Driver: bound on executing a call action (hang-up, transfer). Default 5 s.
+    pub control_timeout: Duration,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            mark_interval: Duration::from_millis(20),
+            pre_ready_buffer: Duration::from_secs(5),
+            greeting: None,
+            dtmf: DtmfMode::default(),
+            agent_connect_timeout: Duration::from_secs(10),
+            max_duration: Some(Duration::from_secs(55 * 60)),
+            caller_inactivity_timeout: Some(Duration::from_secs(10)),
+            idle: Some(IdleConfig::default()),
+            goodbye_timeout: Duration::from_secs(10),
+            tool_timeout: Duration::from_secs(20),
+            send_timeout: Duration::from_secs(5),
+            control_timeout: Duration::from_secs(5),
+        }
+    }
+}

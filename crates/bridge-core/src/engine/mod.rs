@@ -1,0 +1,1148 @@
+//! The sans-IO call engine: one phone call as a synchronous state machine.
+//!
+//! [`Call`] owns everything a call knows — playout positions, the active response, running
+//! tools, timers — and nothing else: it never touches a socket and never reads a clock. Inputs
+//! are method calls carrying `now` ([`Call::handle_caller`], [`Call::handle_agent`],
+//! [`Call::tool_finished`], [`Call::handle_timeout`], …); outputs are drained with
+//! [`Call::poll_output`] and the next deadline is read with [`Call::poll_timeout`]. The async
+//! [`crate::driver`] moves values between the two endpoints and the machine; tests drive it by
+//! hand with a fake clock, in microseconds.
+//!
+//! # Relay
+//!
+//! Caller audio becomes [`AgentCommand::Audio`], agent audio becomes [`CallerCommand::Audio`].
+//! When the caller's format equals the agent's (the main path: G.711 μ-law 8 kHz both ways) the
+//! [`Base64Audio`] is forwarded untouched — no decode, no copy; otherwise a transcoder is
+//! inserted for that direction. Caller audio that arrives before the agent is ready is kept
+//! (bounded by [`CallConfig::pre_ready_buffer`], oldest dropped first) and flushed in order on
+//! [`AgentEvent::Ready`]; audio before the caller's `Started` is ignored.
+//!
+//! # Playout tracking and barge-in
+//!
+//! Each agent audio chunk is cut (without decoding) into pieces of at most
+//! [`CallConfig::mark_interval`], and every forwarded piece is followed by a uniquely numbered
+//! [`CallerCommand::Mark`]. Per item (response id + item id) the engine keeps the samples
+//! **sent** and the samples **played**; only an echoed mark advances `played` (an echo means
+//! everything queued before it has played).
+//!
+//! On [`AgentEvent::SpeechStarted`] while agent audio is queued (marks pending) or streaming
+//! (the active response has sent audio), the engine:
+//!
+//! 1. sends [`CallerCommand::Clear`] and remembers every pending mark: their echoes (the caller
+//!    side echoes pending marks on a clear) are ignored;
+//! 2. sends [`AgentCommand::CancelResponse`] for the active response, only if the agent does
+//!    not cancel on its own ([`AgentCapabilities::interrupts_itself`]);
+//! 3. truncates every item not fully played at `floor(min(sent, played))` ms with
+//!    [`AgentCommand::Truncate`], if the agent supports truncation — never beyond what was sent,
+//!    so the agent's context holds exactly what the caller heard;
+//! 4. discards the interrupted responses: their late audio still in flight is dropped;
+//! 5. emits [`CallEvent::BargeIn`] with the positions.
+//!
+//! When nothing is playing there is no clear and no truncate. (If a response is running but
+//! has produced no audio yet and the agent will not cancel it itself, it is cancelled and
+//! discarded so it cannot talk over the caller.)
+//!
+//! # How the protocols map onto this
+//!
+//! * **OpenAI Realtime (GA)**, capabilities `truncation: true, reports_speech: true,
+//!   continuous_input: false`, `interrupts_itself` = the session's `interrupt_response`.
+//!   `input_audio_buffer.speech_started` is the barge-in trigger; `response.output_audio.delta`
+//!   carries response and item ids; truncation is `conversation.item.truncate`. Audio arrives
+//!   faster than real time, so seconds may be queued at the caller side — which is why played
+//!   positions come from mark echoes, not from what was sent.
+//! * **OpenAI GPT-Live**, capabilities `truncation: false, reports_speech: false,
+//!   continuous_input: true, interrupts_itself: true`. No speech events, so the engine never
+//!   clears or truncates on its own; output is paced at real time and forwarded immediately
+//!   (the caller-side queue stays short and the model's own stop is heard at once). Marks are
+//!   still sent, for local playout knowledge (hang-up after a goodbye, statistics). Caller
+//!   audio is only held until `session.started` ([`AgentEvent::Ready`]); after that it always
+//!   flows. A tool-requested hang-up waits for [`CallConfig::goodbye_timeout`] because GPT-Live
+//!   has no response boundaries to tell when the goodbye ended.
+//!
+//! # Greeting, DTMF, tools, timers, lifecycle
+//!
+//! * The greeting ([`CallConfig::greeting`]) is one [`AgentCommand::CreateResponse`], sent
+//!   after both the agent's `Ready` and the caller's `Started`.
+//! * Keypad presses become [`AgentCommand::AddContext`] (and a response, with
+//!   [`DtmfMode::ForwardAndRespond`]). Responses we request while one is running are held back
+//!   until it ends, so they never disturb playout.
+//! * Tool calls carrying a response id run only once that response completed (calls of
+//!   cancelled responses are discarded); the rest run at once. Each runs as
+//!   [`Output::RunTool`]; results go back as [`AgentCommand::ToolResult`], and once all running
+//!   calls have answered, one [`AgentCommand::CreateResponse`] follows. A [`CallAction`] in a
+//!   result is executed ([`Output::Action`]) after the agent's following response (the goodbye)
+//!   has been heard — its last mark echoed — or after [`CallConfig::goodbye_timeout`].
+//! * Timers: agent connect (until `Ready`), maximum duration, caller inactivity (no caller
+//!   audio), idle (caller silent after the agent finished: one reprompt, then end).
+//! * Either side ending ends the other; teardown cancels running tools
+//!   ([`Output::CancelTools`]), closes the sides, emits [`CallEvent::Ended`] and finally
+//!   [`Output::Finished`]. Teardown happens once; later inputs are ignored.
+
+mod config;
+mod convert;
+mod event;
+mod playout;
+
+pub use config::{CallConfig, DtmfMode, IdleConfig};
+pub use event::{
+    BargeIn, CallEvent, CallSummary, EndReason, ErrorSource, LatencyTrigger, Truncation,
+};
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::agent::{
+    AgentCapabilities, AgentCommand, AgentEvent, ResponseStatus, Speaker, ToolCallRequest, Usage,
+};
+use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
+use crate::format::{AudioFormat, Base64Audio};
+use crate::tools::{CallAction, ToolInvocation, ToolOutput};
+use convert::Converter;
+use playout::{Echo, Playout};
+
+/// Something the engine wants done. Drain with [`Call::poll_output`] after every input and
+/// execute in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send to the caller side.
+    Caller(CallerCommand),
+    /// Send to the agent side.
+    Agent(AgentCommand),
+    /// Run a tool call concurrently (with a timeout) and report with [`Call::tool_finished`].
+    RunTool(ToolInvocation),
+    /// Abort every tool call still running; their results are no longer wanted.
+    CancelTools,
+    /// Execute call control now (hang up, transfer); the call then ends.
+    Action(CallAction),
+    /// Tell observers.
+    Event(CallEvent),
+    /// The call is over: nothing more will be output. Carries the same summary as
+    /// [`CallEvent::Ended`].
+    Finished(CallSummary),
+}
+
+/// How many discarded response/item ids to remember (late audio only comes for recent ones).
+const DISCARD_MEMORY: usize = 32;
+/// How many finished responses to remember (for tool calls reported after their response).
+const DONE_MEMORY: usize = 8;
+
+#[derive(Debug)]
+struct ActiveResponse {
+    id: String,
+    sent_audio: bool,
+}
+
+#[derive(Debug)]
+enum Buffered {
+    Audio(Base64Audio),
+    Command(AgentCommand),
+}
+
+#[derive(Debug)]
+struct RunningTool {
+    call_id: String,
+    name: String,
+    started: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GoodbyePhase {
+    /// The response that speaks the goodbye has not been requested yet (held back).
+    AwaitingCreate,
+    /// Requested; waiting for it to start.
+    AwaitingStart,
+    /// The goodbye response is running.
+    Speaking(String),
+    /// The goodbye response ended; waiting for its last mark to echo.
+    Draining,
+}
+
+#[derive(Debug)]
+struct PendingAction {
+    action: CallAction,
+    phase: GoodbyePhase,
+    deadline: Instant,
+}
+
+/// One phone call, as a sans-IO state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Call {
+    config: CallConfig,
+    caller_format: AudioFormat,
+    started_at: Instant,
+    out: VecDeque<Output>,
+    finished: bool,
+
+    info: Option<CallerInfo>,
+    last_caller_media: Instant,
+    caps: Option<AgentCapabilities>,
+    ready: bool,
+
+    pre_ready: VecDeque<Buffered>,
+    pre_ready_samples: u64,
+    pre_ready_budget: u64,
+    to_agent: Option<Converter>,
+    to_caller: Option<Converter>,
+    piece_max_bytes: usize,
+    piece_unit: usize,
+
+    playout: Playout,
+    active: Option<ActiveResponse>,
+    recent_done: VecDeque<(String, bool)>,
+    discarded_responses: VecDeque<String>,
+    discarded_items: VecDeque<String>,
+    deferred_create: Option<(Option<String>, LatencyTrigger)>,
+    greeted: bool,
+    turn_start: Option<(Instant, LatencyTrigger)>,
+
+    caller_speaking: bool,
+    idle_deadline: Option<Instant>,
+    reprompted: bool,
+
+    held_tools: Vec<ToolCallRequest>,
+    running_tools: Vec<RunningTool>,
+    action: Option<PendingAction>,
+
+    summary: CallSummary,
+    caller_samples: u64,
+    agent_samples: u64,
+    pre_ready_dropped_samples: u64,
+    late_dropped_samples: u64,
+}
+
+impl Call {
+    /// A call that starts now. `caller_format` is the caller endpoint's audio format; the
+    /// agent's formats arrive with [`Call::agent_connected`].
+    pub fn new(config: CallConfig, caller_format: AudioFormat, now: Instant) -> Call {
+        let pre_ready_budget = duration_to_samples(caller_format, config.pre_ready_buffer);
+        Call {
+            config,
+            caller_format,
+            started_at: now,
+            out: VecDeque::with_capacity(32),
+            finished: false,
+            info: None,
+            last_caller_media: now,
+            caps: None,
+            ready: false,
+            pre_ready: VecDeque::new(),
+            pre_ready_samples: 0,
+            pre_ready_budget,
+            to_agent: None,
+            to_caller: None,
+            piece_max_bytes: 0,
+            piece_unit: 3,
+            playout: Playout::default(),
+            active: None,
+            recent_done: VecDeque::with_capacity(DONE_MEMORY),
+            discarded_responses: VecDeque::new(),
+            discarded_items: VecDeque::new(),
+            deferred_create: None,
+            greeted: false,
+            turn_start: None,
+            caller_speaking: false,
+            idle_deadline: None,
+            reprompted: false,
+            held_tools: Vec::new(),
+            running_tools: Vec::new(),
+            action: None,
+            summary: CallSummary::default(),
+            caller_samples: 0,
+            agent_samples: 0,
+            pre_ready_dropped_samples: 0,
+            late_dropped_samples: 0,
+        }
+    }
+
+    /// The next output, if any. Drain after every input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The earliest deadline at which [`Call::handle_timeout`] must be called; `None` when no
+    /// timer is armed (and always once the call has finished).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.config.max_duration.map(|d| self.started_at + d));
+        if !self.ready {
+            consider(Some(self.started_at + self.config.agent_connect_timeout));
+        }
+        consider(
+            self.config
+                .caller_inactivity_timeout
+                .map(|d| self.last_caller_media + d),
+        );
+        consider(self.idle_deadline);
+        consider(self.action.as_ref().map(|a| a.deadline));
+        next
+    }
+
+    /// True once the call has ended ([`Output::Finished`] has been queued).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// What the caller side said when its stream started, if it has.
+    pub fn caller_info(&self) -> Option<&CallerInfo> {
+        self.info.as_ref()
+    }
+
+    /// Marks sent to the caller whose echo has not arrived yet (agent audio still queued).
+    pub fn pending_marks(&self) -> usize {
+        self.playout.pending_marks()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CallConfig {
+        &self.config
+    }
+
+    /// The totals so far (the final summary comes with [`Output::Finished`]).
+    pub fn summary(&self, now: Instant) -> CallSummary {
+        let mut s = self.summary.clone();
+        s.call_id = self.info.as_ref().map(|i| i.call_id.clone());
+        s.duration = now.saturating_duration_since(self.started_at);
+        s.caller_audio_ms = self.caller_format.samples_to_ms(self.caller_samples);
+        let out_fmt = self.agent_output_format();
+        s.agent_audio_ms = out_fmt.samples_to_ms(self.agent_samples);
+        s.late_audio_dropped_ms = out_fmt.samples_to_ms(self.late_dropped_samples);
+        s.pre_ready_dropped_ms = self
+            .caller_format
+            .samples_to_ms(self.pre_ready_dropped_samples);
+        s
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Inputs
+    // ---------------------------------------------------------------------------------------
+
+    /// An event from the caller side.
+    pub fn handle_caller(&mut self, event: CallerEvent, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match event {
+            CallerEvent::Started(info) => self.on_caller_started(info, now),
+            CallerEvent::Audio(audio) => self.on_caller_audio(audio, now),
+            CallerEvent::MarkPlayed(mark) => self.on_mark_played(mark, now),
+            CallerEvent::Dtmf(digit) => self.on_dtmf(digit, now),
+            CallerEvent::Hangup => self.end(EndReason::CallerHungUp, None, now),
+        }
+        self.after_input(now);
+    }
+
+    /// An event from the agent side.
+    pub fn handle_agent(&mut self, event: AgentEvent, now: Instant) {
+        if self.finished {
+            return;
+        }
+        match event {
+            AgentEvent::Ready => self.on_agent_ready(now),
+            AgentEvent::Audio {
+                audio,
+                response_id,
+                item_id,
+            } => self.on_agent_audio(audio, response_id.as_deref(), item_id.as_deref(), now),
+            AgentEvent::AudioDone {
+                response_id,
+                item_id,
+            } => self
+                .playout
+                .item_done(response_id.as_deref(), item_id.as_deref()),
+            AgentEvent::SpeechStarted => self.on_speech_started(now),
+            AgentEvent::SpeechStopped => {
+                self.caller_speaking = false;
+                self.turn_start = Some((now, LatencyTrigger::CallerStoppedSpeaking));
+            }
+            AgentEvent::ResponseStarted { response_id } => {
+                self.on_response_started(response_id)
+            }
+            AgentEvent::ResponseDone {
+                response_id,
+                status,
+                usage,
+            } => self.on_response_done(response_id, status, usage, now),
+            AgentEvent::Transcript {
+                speaker,
+                text,
+                is_final,
+            } => self.on_transcript(speaker, text, is_final),
+            AgentEvent::ToolCall(request) => self.on_tool_call(request, now),
+            AgentEvent::Usage(usage) => self.add_usage(usage),
+            AgentEvent::Error {
+                code,
+                message,
+                fatal,
+            } => {
+                self.emit(CallEvent::Error {
+                    source: ErrorSource::Agent,
+                    code,
+                    message: message.clone(),
+                    fatal,
+                });
+                if fatal {
+                    self.end(EndReason::AgentFailed, Some(message), now);
+                }
+            }
+            AgentEvent::Closed { reason } => self.end(EndReason::AgentClosed, Some(reason), now),
+        }
+        self.after_input(now);
+    }
+
+    /// The agent endpoint connected; it is not ready for audio until [`AgentEvent::Ready`].
+    pub fn agent_connected(&mut self, capabilities: AgentCapabilities, now: Instant) {
+        if self.finished || self.caps.is_some() {
+            return;
+        }
+        self.caps = Some(capabilities);
+        self.to_agent = Converter::new(self.caller_format, capabilities.input_format);
+        self.to_caller = Converter::new(capabilities.output_format, self.caller_format);
+        let out = capabilities.output_format;
+        let bps = out.bytes_per_sample() as usize;
+        // Whole base64 groups (3 bytes) and whole samples.
+        self.piece_unit = 3 * bps;
+        let max = duration_to_samples(out, self.config.mark_interval) as usize * bps;
+        self.piece_max_bytes = (max / self.piece_unit).max(1) * self.piece_unit;
+        self.after_input(now);
+    }
+
+    /// Connecting to the agent failed; the call ends.
+    pub fn agent_connect_failed(&mut self, reason: impl Into<String>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let reason = reason.into();
+        self.emit(CallEvent::Error {
+            source: ErrorSource::Agent,
+            code: None,
+            message: reason.clone(),
+            fatal: true,
+        });
+        self.end(EndReason::AgentConnectFailed, Some(reason), now);
+    }
+
+    /// The agent's transport failed (a send or receive error); the call ends.
+    pub fn agent_failed(&mut self, reason: impl Into<String>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let reason = reason.into();
+        self.emit(CallEvent::Error {
+            source: ErrorSource::Agent,
+            code: None,
+            message: reason.clone(),
+            fatal: true,
+        });
+        self.end(EndReason::AgentFailed, Some(reason), now);
+    }
+
+    /// The caller's transport failed; the call ends.
+    pub fn caller_failed(&mut self, reason: impl Into<String>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let reason = reason.into();
+        self.emit(CallEvent::Error {
+            source: ErrorSource::Caller,
+            code: None,
+            message: reason.clone(),
+            fatal: true,
+        });
+        self.end(EndReason::CallerError, Some(reason), now);
+    }
+
+    /// A tool call started by [`Output::RunTool`] finished. Unknown or cancelled call ids are
+    /// ignored.
+    pub fn tool_finished(&mut self, call_id: &str, output: ToolOutput, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let Some(idx) = self.running_tools.iter().position(|t| t.call_id == call_id) else {
+            return;
+        };
+        let tool = self.running_tools.remove(idx);
+        let ToolOutput { output, action } = output;
+        self.out.push_back(Output::Agent(AgentCommand::ToolResult {
+            call_id: tool.call_id.clone(),
+            output,
+        }));
+        self.emit(CallEvent::ToolFinished {
+            call_id: tool.call_id,
+            name: tool.name,
+            duration: now.saturating_duration_since(tool.started),
+            action: action.clone(),
+        });
+        if let Some(action) = action {
+            if self.action.is_none() {
+                self.action = Some(PendingAction {
+                    action,
+                    phase: GoodbyePhase::AwaitingCreate,
+                    deadline: now + self.config.goodbye_timeout,
+                });
+            } else {
+                self.emit(CallEvent::Error {
+                    source: ErrorSource::Tool,
+                    code: None,
+                    message: format!("ignored a second call action: {action:?}"),
+                    fatal: false,
+                });
+            }
+        }
+        if self.running_tools.is_empty() {
+            self.request_response(None, LatencyTrigger::ToolResults, now);
+        }
+        self.after_input(now);
+    }
+
+    /// Time passed: fire every deadline at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        if let Some(max) = self.config.max_duration
+            && now >= self.started_at + max
+        {
+            return self.end(EndReason::MaxDuration, None, now);
+        }
+        if !self.ready && now >= self.started_at + self.config.agent_connect_timeout {
+            return self.end(EndReason::AgentConnectTimeout, None, now);
+        }
+        if let Some(t) = self.config.caller_inactivity_timeout
+            && now >= self.last_caller_media + t
+        {
+            return self.end(EndReason::CallerInactive, None, now);
+        }
+        if self.action.as_ref().is_some_and(|a| now >= a.deadline) {
+            return self.execute_action(true, now);
+        }
+        if self.idle_deadline.is_some_and(|d| now >= d) {
+            self.idle_deadline = None;
+            let reprompt = self.config.idle.as_ref().and_then(|i| i.reprompt.clone());
+            match reprompt {
+                Some(text) if !self.reprompted => {
+                    self.reprompted = true;
+                    self.emit(CallEvent::Reprompted);
+                    self.request_response(Some(text), LatencyTrigger::Reprompt, now);
+                }
+                _ => return self.end(EndReason::Idle, None, now),
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// The server is draining: end the call cleanly now.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.end(EndReason::Shutdown, None, now);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Caller side
+    // ---------------------------------------------------------------------------------------
+
+    fn on_caller_started(&mut self, info: CallerInfo, now: Instant) {
+        if self.info.is_some() {
+            return;
+        }
+        self.last_caller_media = now;
+        self.emit(CallEvent::Started(info.clone()));
+        self.info = Some(info);
+        self.maybe_greet(now);
+    }
+
+    fn on_caller_audio(&mut self, audio: Base64Audio, now: Instant) {
+        if self.info.is_none() {
+            return;
+        }
+        self.last_caller_media = now;
+        let samples = self.caller_format.samples_in(audio.decoded_len());
+        if self.ready {
+            self.caller_samples += samples;
+            self.send_caller_audio(audio);
+        } else {
+            self.pre_ready_samples += samples;
+            self.pre_ready.push_back(Buffered::Audio(audio));
+            while self.pre_ready_samples > self.pre_ready_budget {
+                let Some(idx) = self
+                    .pre_ready
+                    .iter()
+                    .position(|b| matches!(b, Buffered::Audio(_)))
+                else {
+                    break;
+                };
+                if let Some(Buffered::Audio(old)) = self.pre_ready.remove(idx) {
+                    let n = self.caller_format.samples_in(old.decoded_len());
+                    self.pre_ready_samples -= n;
+                    self.pre_ready_dropped_samples += n;
+                }
+            }
+        }
+    }
+
+    fn send_caller_audio(&mut self, audio: Base64Audio) {
+        let audio = match &mut self.to_agent {
+            None => audio,
+            Some(conv) => match conv.process(&audio) {
+                Ok(converted) => converted,
+                Err(e) => {
+                    self.emit(CallEvent::Error {
+                        source: ErrorSource::Audio,
+                        code: None,
+                        message: format!("caller audio: {e}"),
+                        fatal: false,
+                    });
+                    return;
+                }
+            },
+        };
+        self.out.push_back(Output::Agent(AgentCommand::Audio(audio)));
+    }
+
+    fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
+        match self.playout.echo(mark) {
+            Echo::Played => {
+                if self.action.as_ref().is_some_and(|a| a.phase == GoodbyePhase::Draining)
+                    && !self.playout.is_playing()
+                {
+                    self.execute_action(false, now);
+                }
+            }
+            Echo::Stale => self.summary.stale_mark_echoes += 1,
+            Echo::Unknown => tracing::trace!(mark = mark.0, "echo of an unknown mark ignored"),
+        }
+    }
+
+    fn on_dtmf(&mut self, digit: char, now: Instant) {
+        self.caller_activity();
+        if self.config.dtmf == DtmfMode::Off {
+            return;
+        }
+        let context = AgentCommand::AddContext {
+            text: format!("The caller pressed {digit} on the keypad."),
+        };
+        if self.ready {
+            self.out.push_back(Output::Agent(context));
+        } else {
+            self.pre_ready.push_back(Buffered::Command(context));
+        }
+        if self.config.dtmf == DtmfMode::ForwardAndRespond {
+            if self.ready {
+                self.request_response(None, LatencyTrigger::Dtmf, now);
+            } else {
+                self.pre_ready
+                    .push_back(Buffered::Command(AgentCommand::CreateResponse {
+                        instructions: None,
+                    }));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Agent side
+    // ---------------------------------------------------------------------------------------
+
+    fn on_agent_ready(&mut self, now: Instant) {
+        if self.ready || self.caps.is_none() {
+            return;
+        }
+        self.ready = true;
+        self.emit(CallEvent::AgentReady {
+            connect_latency: now.saturating_duration_since(self.started_at),
+        });
+        while let Some(buffered) = self.pre_ready.pop_front() {
+            match buffered {
+                Buffered::Audio(audio) => {
+                    self.caller_samples += self.caller_format.samples_in(audio.decoded_len());
+                    self.send_caller_audio(audio);
+                }
+                Buffered::Command(cmd) => self.out.push_back(Output::Agent(cmd)),
+            }
+        }
+        self.pre_ready_samples = 0;
+        self.maybe_greet(now);
+    }
+
+    fn maybe_greet(&mut self, now: Instant) {
+        if self.ready && self.info.is_some() && !self.greeted {
+            self.greeted = true;
+            if let Some(greeting) = self.config.greeting.clone() {
+                self.request_response(Some(greeting), LatencyTrigger::Greeting, now);
+            }
+        }
+    }
+
+    fn on_agent_audio(
+        &mut self,
+        audio: Base64Audio,
+        response_id: Option<&str>,
+        item_id: Option<&str>,
+        now: Instant,
+    ) {
+        let Some(caps) = self.caps else { return };
+        let format = caps.output_format;
+        if self.info.is_none() {
+            // No caller stream to play it on yet.
+            return;
+        }
+        if self.is_discarded(response_id, item_id) {
+            self.late_dropped_samples += format.samples_in(audio.decoded_len());
+            return;
+        }
+        let total = audio.decoded_len();
+        if total == 0 {
+            return;
+        }
+        if let Some(active) = &mut self.active
+            && response_id == Some(active.id.as_str())
+        {
+            active.sent_audio = true;
+        }
+        if let Some((since, trigger)) = self.turn_start.take() {
+            self.emit(CallEvent::FirstAudio {
+                trigger,
+                latency: now.saturating_duration_since(since),
+            });
+        }
+        if total <= self.piece_max_bytes {
+            self.forward_piece(audio, format, response_id, item_id);
+        } else {
+            let pieces = total.div_ceil(self.piece_max_bytes);
+            let step = total.div_ceil(pieces).div_ceil(self.piece_unit) * self.piece_unit;
+            for piece in audio.split_chunks(step) {
+                self.forward_piece(piece, format, response_id, item_id);
+            }
+        }
+    }
+
+    fn forward_piece(
+        &mut self,
+        piece: Base64Audio,
+        format: AudioFormat,
+        response_id: Option<&str>,
+        item_id: Option<&str>,
+    ) {
+        let samples = format.samples_in(piece.decoded_len());
+        let payload = match &mut self.to_caller {
+            None => piece,
+            Some(conv) => match conv.process(&piece) {
+                Ok(converted) => converted,
+                Err(e) => {
+                    self.emit(CallEvent::Error {
+                        source: ErrorSource::Audio,
+                        code: None,
+                        message: format!("agent audio: {e}"),
+                        fatal: false,
+                    });
+                    return;
+                }
+            },
+        };
+        let mark = self.playout.forward(response_id, item_id, samples);
+        self.agent_samples += samples;
+        self.out
+            .push_back(Output::Caller(CallerCommand::Audio(payload)));
+        self.out.push_back(Output::Caller(CallerCommand::Mark(mark)));
+    }
+
+    fn is_discarded(&self, response_id: Option<&str>, item_id: Option<&str>) -> bool {
+        response_id.is_some_and(|r| self.discarded_responses.iter().any(|d| d == r))
+            || item_id.is_some_and(|i| self.discarded_items.iter().any(|d| d == i))
+    }
+
+    fn discard(list: &mut VecDeque<String>, id: &str) {
+        if !list.iter().any(|d| d == id) {
+            if list.len() == DISCARD_MEMORY {
+                list.pop_front();
+            }
+            list.push_back(id.to_owned());
+        }
+    }
+
+    fn on_speech_started(&mut self, now: Instant) {
+        self.caller_speaking = true;
+        self.caller_activity();
+        let Some(caps) = self.caps else { return };
+        let streaming = self.active.as_ref().is_some_and(|a| a.sent_audio);
+        if !self.playout.is_playing() && !streaming {
+            // Nothing audible to interrupt. A response that is running without audio yet would
+            // still talk over the caller if the agent does not cancel it itself.
+            if !caps.interrupts_itself
+                && let Some(active) = &self.active
+            {
+                let id = active.id.clone();
+                self.out
+                    .push_back(Output::Agent(AgentCommand::CancelResponse {
+                        response_id: Some(id.clone()),
+                    }));
+                Self::discard(&mut self.discarded_responses, &id);
+            }
+            return;
+        }
+
+        self.out.push_back(Output::Caller(CallerCommand::Clear));
+        let (cleared_marks, items) = self.playout.clear();
+
+        let mut cancelled_response = None;
+        if let Some(active) = &self.active {
+            let id = active.id.clone();
+            if !caps.interrupts_itself {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::CancelResponse {
+                        response_id: Some(id.clone()),
+                    }));
+                cancelled_response = Some(id.clone());
+            }
+            Self::discard(&mut self.discarded_responses, &id);
+        }
+
+        let format = caps.output_format;
+        let mut truncations = Vec::with_capacity(items.len());
+        for item in items {
+            let heard = item.sent.min(item.played);
+            let audio_end_ms = match &item.item_id {
+                Some(item_id) if caps.truncation => {
+                    let ms = format.samples_to_ms(heard);
+                    self.out.push_back(Output::Agent(AgentCommand::Truncate {
+                        item_id: item_id.clone(),
+                        audio_end_ms: ms,
+                    }));
+                    Some(ms)
+                }
+                _ => None,
+            };
+            match (&item.response_id, &item.item_id) {
+                (Some(r), _) => Self::discard(&mut self.discarded_responses, r),
+                (None, Some(i)) => Self::discard(&mut self.discarded_items, i),
+                (None, None) => {}
+            }
+            truncations.push(Truncation {
+                response_id: item.response_id,
+                item_id: item.item_id,
+                sent_ms: format.samples_to_ms(item.sent),
+                played_ms: format.samples_to_ms(item.played),
+                audio_end_ms,
+            });
+        }
+        self.turn_start = None;
+        self.summary.barge_ins += 1;
+        tracing::debug!(
+            cleared_marks,
+            items = truncations.len(),
+            "barge-in: cleared caller playout"
+        );
+        self.emit(CallEvent::BargeIn(BargeIn {
+            at: now.saturating_duration_since(self.started_at),
+            truncations,
+            cleared_marks,
+            cancelled_response,
+        }));
+        self.after_barge_in(now);
+    }
+
+    fn after_barge_in(&mut self, now: Instant) {
+        if self.action.as_ref().is_some_and(|a| a.phase == GoodbyePhase::Draining) {
+            self.execute_action(false, now);
+        }
+    }
+
+    fn on_response_started(&mut self, response_id: String) {
+        if let Some(action) = &mut self.action
+            && action.phase == GoodbyePhase::AwaitingStart
+        {
+            action.phase = GoodbyePhase::Speaking(response_id.clone());
+        }
+        self.active = Some(ActiveResponse {
+            id: response_id,
+            sent_audio: false,
+        });
+    }
+
+    fn on_response_done(
+        &mut self,
+        response_id: String,
+        status: ResponseStatus,
+        usage: Option<Usage>,
+        now: Instant,
+    ) {
+        if let Some(usage) = usage {
+            self.add_usage(usage);
+        }
+        if let ResponseStatus::Failed(message) = &status {
+            self.emit(CallEvent::Error {
+                source: ErrorSource::Agent,
+                code: None,
+                message: format!("response {response_id} failed: {message}"),
+                fatal: false,
+            });
+        }
+        self.playout.response_done(&response_id);
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.id == response_id)
+        {
+            self.active = None;
+        }
+        self.discarded_responses.retain(|d| *d != response_id);
+        let completed = status == ResponseStatus::Completed;
+
+        // Tool calls of this response: run them if it completed, else discard them.
+        let mut i = 0;
+        while i < self.held_tools.len() {
+            if self.held_tools[i].response_id.as_deref() == Some(response_id.as_str()) {
+                let request = self.held_tools.remove(i);
+                if completed {
+                    self.run_tool(request, now);
+                } else {
+                    self.emit(CallEvent::ToolDiscarded {
+                        call_id: request.call_id,
+                        name: request.name,
+                    });
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if self.recent_done.len() == DONE_MEMORY {
+            self.recent_done.pop_front();
+        }
+        self.recent_done.push_back((response_id.clone(), completed));
+
+        if let Some(action) = &mut self.action
+            && action.phase == GoodbyePhase::Speaking(response_id)
+        {
+            action.phase = GoodbyePhase::Draining;
+            if !self.playout.is_playing() {
+                self.execute_action(false, now);
+                return;
+            }
+        }
+        if self.active.is_none()
+            && let Some((instructions, trigger)) = self.deferred_create.take()
+        {
+            self.send_create(instructions, trigger, now);
+        }
+    }
+
+    fn on_transcript(&mut self, speaker: Speaker, text: String, is_final: bool) {
+        if speaker == Speaker::Caller {
+            self.caller_activity();
+        }
+        if is_final {
+            self.summary.transcript_turns += 1;
+            self.emit(CallEvent::Transcript { speaker, text });
+        }
+    }
+
+    fn add_usage(&mut self, usage: Usage) {
+        let total = &mut self.summary.usage;
+        total.input_tokens += usage.input_tokens;
+        total.output_tokens += usage.output_tokens;
+        total.input_audio_tokens += usage.input_audio_tokens;
+        total.output_audio_tokens += usage.output_audio_tokens;
+        if usage.billed_seconds.is_some() {
+            total.billed_seconds = usage.billed_seconds;
+        }
+        self.emit(CallEvent::Usage(usage));
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Responses, tools, actions
+    // ---------------------------------------------------------------------------------------
+
+    /// Asks the agent to speak, now or — if a response is running — once it ends.
+    fn request_response(
+        &mut self,
+        instructions: Option<String>,
+        trigger: LatencyTrigger,
+        now: Instant,
+    ) {
+        if self.active.is_some() {
+            match &mut self.deferred_create {
+                Some((existing, _)) => {
+                    if existing.is_none() {
+                        *existing = instructions;
+                    }
+                }
+                None => self.deferred_create = Some((instructions, trigger)),
+            }
+            return;
+        }
+        self.send_create(instructions, trigger, now);
+    }
+
+    fn send_create(&mut self, instructions: Option<String>, trigger: LatencyTrigger, now: Instant) {
+        self.out
+            .push_back(Output::Agent(AgentCommand::CreateResponse { instructions }));
+        self.turn_start = Some((now, trigger));
+        if let Some(action) = &mut self.action
+            && action.phase == GoodbyePhase::AwaitingCreate
+        {
+            action.phase = GoodbyePhase::AwaitingStart;
+        }
+    }
+
+    fn on_tool_call(&mut self, request: ToolCallRequest, now: Instant) {
+        let Some(response_id) = request.response_id.as_deref() else {
+            return self.run_tool(request, now);
+        };
+        let finished = self
+            .recent_done
+            .iter()
+            .find(|(id, _)| id == response_id)
+            .map(|(_, completed)| *completed);
+        match finished {
+            None => self.held_tools.push(request),
+            Some(true) => self.run_tool(request, now),
+            Some(false) => self.emit(CallEvent::ToolDiscarded {
+                call_id: request.call_id,
+                name: request.name,
+            }),
+        }
+    }
+
+    fn run_tool(&mut self, request: ToolCallRequest, now: Instant) {
+        let ToolCallRequest {
+            call_id,
+            name,
+            arguments,
+            ..
+        } = request;
+        self.summary.tool_calls += 1;
+        self.running_tools.push(RunningTool {
+            call_id: call_id.clone(),
+            name: name.clone(),
+            started: now,
+        });
+        self.emit(CallEvent::ToolStarted {
+            call_id: call_id.clone(),
+            name: name.clone(),
+        });
+        self.out.push_back(Output::RunTool(ToolInvocation {
+            call_id,
+            name,
+            arguments,
+            phone_call_id: self
+                .info
+                .as_ref()
+                .map(|i| i.call_id.clone())
+                .unwrap_or_default(),
+        }));
+    }
+
+    fn execute_action(&mut self, timed_out: bool, now: Instant) {
+        let Some(pending) = self.action.take() else { return };
+        let reason = match pending.action {
+            CallAction::Hangup => EndReason::HungUpByAgent,
+            CallAction::Transfer { .. } => EndReason::Transferred,
+        };
+        self.emit(CallEvent::Action {
+            action: pending.action.clone(),
+            timed_out,
+        });
+        self.out.push_back(Output::Action(pending.action));
+        self.end(reason, None, now);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Idle, teardown, helpers
+    // ---------------------------------------------------------------------------------------
+
+    fn caller_activity(&mut self) {
+        self.idle_deadline = None;
+        self.reprompted = false;
+    }
+
+    fn after_input(&mut self, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let Some(idle) = &self.config.idle else { return };
+        let quiet = self.ready
+            && self.info.is_some()
+            && !self.playout.is_playing()
+            && self.active.is_none()
+            && self.deferred_create.is_none()
+            && self.running_tools.is_empty()
+            && self.action.is_none()
+            && !self.caller_speaking;
+        if !quiet {
+            self.idle_deadline = None;
+        } else if self.idle_deadline.is_none() {
+            self.idle_deadline = Some(now + idle.timeout);
+        }
+    }
+
+    fn emit(&mut self, event: CallEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn agent_output_format(&self) -> AudioFormat {
+        self.caps
+            .map_or(self.caller_format, |c| c.output_format)
+    }
+
+    fn end(&mut self, reason: EndReason, detail: Option<String>, now: Instant) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.idle_deadline = None;
+        self.held_tools.clear();
+        if !self.running_tools.is_empty() {
+            self.running_tools.clear();
+            self.out.push_back(Output::CancelTools);
+        }
+        if !matches!(reason, EndReason::CallerHungUp | EndReason::CallerError) {
+            self.out.push_back(Output::Caller(CallerCommand::Close));
+        }
+        if self.caps.is_some() && reason != EndReason::AgentClosed {
+            self.out.push_back(Output::Agent(AgentCommand::Close));
+        }
+        tracing::debug!(reason = reason.as_str(), "call ended");
+        let mut summary = self.summary(now);
+        summary.end_reason = Some(reason);
+        summary.end_detail = detail;
+        self.summary = summary.clone();
+        self.emit(CallEvent::Ended(summary.clone()));
+        self.out.push_back(Output::Finished(summary));
+    }
+}
+
+/// Samples of `format` in `duration` (rounded down).
+fn duration_to_samples(format: AudioFormat, duration: Duration) -> u64 {
+    (duration.as_micros() * u128::from(format.sample_rate()) / 1_000_000) as u64
+}
+
+impl Output {
+    /// The caller command, if this is one.
+    pub fn as_caller(&self) -> Option<&CallerCommand> {
+        match self {
+            Output::Caller(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The agent command, if this is one.
+    pub fn as_agent(&self) -> Option<&AgentCommand> {
+        match self {
+            Output::Agent(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The event, if this is one.
+    pub fn as_event(&self) -> Option<&CallEvent> {
+        match self {
+            Output::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+}
