@@ -1,1 +1,108 @@
-//! Async WebSocket client (in progress).
+//! The async WebSocket transport shared by the Realtime GA and GPT-Live back ends
+//! (feature `client`).
+//!
+//! It moves JSON text: you hand it strings or `Serialize` values, it hands you each text
+//! message as received ([`Utf8Bytes`], no copy) so you can parse events with borrowed fields.
+//! It knows the two endpoints' URLs and authentication, nothing about their event types.
+//!
+//! * [`Endpoint`] — validated configuration: base URL with the official SDKs'
+//!   `OPENAI_BASE_URL` semantics (`https`→`wss`, `http`→`ws`, trailing `/` ignored; default
+//!   `https://api.openai.com/v1`), `Authorization: Bearer` or Azure's `api-key` header,
+//!   optional `OpenAI-Organization`/`OpenAI-Project`, extra headers, `User-Agent:
+//!   phone-agent/<version>`, connect timeout, [`RetryPolicy`], WebSocket and TLS settings.
+//!   The key is an [`ApiKey`], which never prints.
+//! * [`Target`] — Realtime GA (`{base}/realtime?model=…`) or GPT-Live (`{base}/live/sessions`).
+//! * [`Endpoint::connect`] — DNS, TCP with `TCP_NODELAY`, TLS with rustls using the `ring`
+//!   provider explicitly (independent of any process-wide default; the server still installs
+//!   `ring` as the default at startup for other rustls users) and webpki roots, then the
+//!   upgrade; each attempt bounded by the connect timeout; transient failures (refused,
+//!   reset, timeout, DNS, HTTP 408/429/5xx) retried with exponential backoff, permanent ones
+//!   (400/401/403/404, certificates) returned at once as a [`ConnectError`] carrying the
+//!   status, a body snippet and `x-request-id`.
+//! * [`Connection`] → [`Sender`] (`send_text`, `send_json`, `feed_*` + `flush` to coalesce,
+//!   `close`) and [`Receiver`] (cancel-safe `recv` yielding [`Incoming::Text`] or
+//!   [`Incoming::Close`]; pings answered, binary frames skipped and counted).
+//! * [`close_with_reason`] and GPT-Live's [`close_live_session`] for graceful endings.
+//!
+//! Limits: incoming messages and frames up to [`MAX_MESSAGE_SIZE`] (16 MiB; `session.updated`
+//! and `conversation.item.retrieved` can be large). Writes are buffered until flushed;
+//! `send_*` flush each message.
+//!
+//! What it refuses to do: send `OpenAI-Beta` (the GA interface rejects beta-shaped sessions);
+//! negotiate permessage-deflate (base64 audio compresses poorly; tungstenite does not offer
+//! it); go through HTTP proxies; reconnect on its own once connected (a new socket is a new
+//! session, so that is the caller's decision); log keys, headers or payloads.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use openai_realtime::client::{ApiKey, Endpoint, Incoming, Target};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = Endpoint::builder(ApiKey::new(std::env::var("OPENAI_API_KEY")?))
+//!     .base_url("https://api.openai.com/v1")
+//!     .build()?;
+//! let connection = endpoint.connect(&Target::realtime("gpt-realtime")).await?;
+//! let (mut sender, mut receiver) = connection.split();
+//!
+//! sender
+//!     .send_json(&serde_json::json!({
+//!         "type": "session.update",
+//!         "session": { "type": "realtime", "instructions": "Be brief." }
+//!     }))
+//!     .await?;
+//!
+//! while let Some(item) = receiver.recv().await {
+//!     match item? {
+//!         Incoming::Text(text) => {
+//!             // Parse with borrowed fields straight from the received buffer.
+//!             #[derive(serde::Deserialize)]
+//!             struct Event<'a> {
+//!                 #[serde(rename = "type")]
+//!                 kind: &'a str,
+//!             }
+//!             let event: Event<'_> = serde_json::from_str(text.as_str())?;
+//!             if event.kind == "session.updated" {
+//!                 sender.close(1000, "done").await?;
+//!             }
+//!         }
+//!         Incoming::Close(reason) => eprintln!("closed by the server: {reason:?}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! In a bridge, one `tokio::select!` loop usually owns both halves (via
+//! [`Connection::halves`]); `recv` is cancel-safe, so losing the race to another branch drops
+//! nothing.
+
+mod close;
+mod connect;
+mod connection;
+mod endpoint;
+
+pub use close::{
+    CloseEnd, CloseReport, DEFAULT_CLOSE_TIMEOUT, DEFAULT_LIVE_CLOSE_TIMEOUT, close_live_session,
+    close_with_reason,
+};
+pub use connect::{
+    ConnectError, ConnectErrorKind, ConnectionInfo, HttpRejection, MAX_ERROR_BODY,
+    default_tls_config,
+};
+pub use connection::{
+    CloseReason, Connection, DefaultStream, Incoming, MAX_CLOSE_REASON, Receiver, Sender,
+    TransportError,
+};
+pub use endpoint::{
+    ApiKey, AuthStyle, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_USER_AGENT, Endpoint,
+    EndpointBuilder, EndpointError, MAX_MESSAGE_SIZE, RetryPolicy, Target,
+};
+
+/// Re-exported so callers can name the types in this API without depending on tungstenite.
+pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+/// Re-exported: the zero-copy buffers of received messages.
+pub use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+/// Re-exported: the stream type under [`DefaultStream`] and [`Connection::from_websocket`].
+pub use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
