@@ -3,6 +3,7 @@
 
 mod json;
 pub mod sid;
+pub mod signature;
 pub mod stream;
 pub mod twiml;
 
