@@ -29,4 +29,5 @@
 
 pub mod g711;
 pub mod pcm;
+pub mod resample;
 pub mod tone;
