@@ -31,3 +31,4 @@ pub mod g711;
 pub mod pcm;
 pub mod resample;
 pub mod tone;
+pub mod transcode;
