@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod audio;
 pub mod caller;
+pub mod driver;
 pub mod engine;
 pub mod format;
 pub mod tools;

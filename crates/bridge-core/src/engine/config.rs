@@ -47,10 +47,11 @@ impl Default for IdleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallConfig {
     /// Maximum duration of one forwarded piece of agent audio; each piece is followed by its
-    /// own mark, so the played position is known to within one piece. Pieces are cut on whole
-    /// base64 groups (3 bytes) and whole samples without decoding, so the effective size is
-    /// rounded down (20 ms of μ-law = 160 bytes → pieces of at most 159 bytes), and a chunk is
-    /// cut into equal pieces rather than full pieces plus a sliver. Default 20 ms.
+    /// own mark, so the played position is known to within one piece. Pieces are cut without
+    /// decoding, on whole base64 groups (3 bytes) and whole samples, so the limit is rounded up
+    /// to the next such boundary (20 ms of μ-law = 160 bytes → at most 162 bytes, 20.25 ms; a
+    /// 160-byte chunk stays one piece). A longer chunk is cut into equal pieces rather than full
+    /// pieces plus a sliver. Default 20 ms.
     pub mark_interval: Duration,
     /// Caller audio kept while the agent is still connecting (before
     /// [`crate::agent::AgentEvent::Ready`]); beyond this the oldest audio is dropped and

@@ -410,7 +410,8 @@ impl Call {
         // Whole base64 groups (3 bytes) and whole samples.
         self.piece_unit = 3 * bps;
         let max = duration_to_samples(out, self.config.mark_interval) as usize * bps;
-        self.piece_max_bytes = (max / self.piece_unit).max(1) * self.piece_unit;
+        // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
+        self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
         self.after_input(now);
     }
 

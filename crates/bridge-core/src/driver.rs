@@ -1,0 +1,464 @@
+//! The thin async driver: runs one [`Call`] over a caller endpoint and an agent endpoint.
+//!
+//! [`run_call`] is the whole call as one task. It owns the two endpoints, the agent's
+//! connection future, the running tool calls and the timer, and does nothing but move values:
+//! every input goes into the state machine, and after each input all outputs are drained —
+//! commands are `feed`-ed to their side and each side that got something is `flush`-ed once
+//! (a media message and its mark leave in one write). It decides nothing about the call.
+//!
+//! Guarantees:
+//!
+//! * The agent connects **while** the call runs: caller audio is buffered by the engine and
+//!   flushed in order once the agent is ready.
+//! * Tool calls run concurrently on a [`JoinSet`], each bounded by
+//!   [`CallConfig::tool_timeout`] (a slow tool never stalls audio); they are aborted at
+//!   teardown.
+//! * Every send and flush is bounded by [`CallConfig::send_timeout`]: a stuck peer ends the
+//!   call.
+//! * Whatever happens, both endpoints are sent [`CallerCommand::Close`] /
+//!   [`AgentCommand::Close`] (unless their transport already failed) and dropped when the call
+//!   ends; a connection still in progress is dropped. The agent session never outlives the
+//!   call.
+//! * Time comes from `tokio::time`, so tests run on paused time.
+//!
+//! ```no_run
+//! # async fn demo(
+//! #     caller: impl bridge_core::caller::CallerEndpoint,
+//! #     agent: impl bridge_core::agent::AgentEndpoint,
+//! # ) {
+//! use std::sync::Arc;
+//! use bridge_core::driver::{run_call, CallServices, NoCallControl};
+//! use bridge_core::engine::{CallConfig, CallEvent};
+//! use bridge_core::tools::NoTools;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let services = CallServices {
+//!     tools: Arc::new(NoTools),
+//!     control: Arc::new(NoCallControl),
+//!     config: CallConfig::default(),
+//!     shutdown: CancellationToken::new(),
+//! };
+//! let mut log = |event: &CallEvent| tracing::info!(?event, "call event");
+//! let connect = async move { Ok(agent) }; // normally: dial the agent here
+//! let summary = run_call(caller, connect, services, &mut log).await;
+//! tracing::info!(reason = ?summary.end_reason, "call over");
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{AgentCommand, AgentEndpoint, AgentEvent};
+use crate::caller::{CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError};
+use crate::engine::{Call, CallConfig, CallEvent, CallSummary, ErrorSource, Output};
+use crate::tools::{CallAction, ToolExecutor, ToolOutput};
+
+/// Receives the call's [`CallEvent`]s (logs, metrics, call records). Called inline on the
+/// call's task: keep it cheap and never block.
+pub trait CallObserver: Send {
+    /// One event.
+    fn on_event(&mut self, event: &CallEvent);
+}
+
+impl<F: FnMut(&CallEvent) + Send> CallObserver for F {
+    fn on_event(&mut self, event: &CallEvent) {
+        self(event)
+    }
+}
+
+/// Collects every event (handy in tests).
+impl CallObserver for Vec<CallEvent> {
+    fn on_event(&mut self, event: &CallEvent) {
+        self.push(event.clone());
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopObserver;
+
+impl CallObserver for NoopObserver {
+    fn on_event(&mut self, _event: &CallEvent) {}
+}
+
+/// Why call control failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("call control failed: {0}")]
+pub struct ControlError(pub String);
+
+/// Executes call control requested by tools (for Twilio: REST updates of the live call).
+///
+/// The driver calls it when the engine outputs [`Output::Action`] — after the agent's goodbye
+/// has been heard — and closes the call right after, so a transfer must be started (e.g. by
+/// replacing the call's TwiML) before this returns.
+#[async_trait]
+pub trait CallControl: Send + Sync {
+    /// Executes `action` for the call described by `call`.
+    async fn execute(&self, call: &CallerInfo, action: &CallAction) -> Result<(), ControlError>;
+}
+
+/// A [`CallControl`] that cannot do anything: a hang-up still ends the call (the media stream
+/// is closed), a transfer fails and is reported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCallControl;
+
+#[async_trait]
+impl CallControl for NoCallControl {
+    async fn execute(&self, _call: &CallerInfo, action: &CallAction) -> Result<(), ControlError> {
+        match action {
+            CallAction::Hangup => Ok(()),
+            CallAction::Transfer { .. } => {
+                Err(ControlError("no call control configured".to_owned()))
+            }
+        }
+    }
+}
+
+/// What a call needs besides its two endpoints.
+#[derive(Clone)]
+pub struct CallServices {
+    /// Runs the agent's tool calls.
+    pub tools: Arc<dyn ToolExecutor>,
+    /// Executes hang-ups and transfers.
+    pub control: Arc<dyn CallControl>,
+    /// The call's configuration.
+    pub config: CallConfig,
+    /// Cancelled when the server shuts down: the call ends cleanly
+    /// ([`crate::engine::EndReason::Shutdown`]).
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for CallServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallServices")
+            .field("config", &self.config)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State of one side's connection, as the driver sees it.
+#[derive(Debug, Default)]
+struct Side {
+    /// Commands were fed since the last flush.
+    dirty: bool,
+    /// A send failed or timed out: never write again.
+    dead: bool,
+    /// `Close` has been fed.
+    closed: bool,
+    /// `recv` returned `None` or an error: stop reading.
+    eof: bool,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Runs one call to its end and returns its summary.
+///
+/// `caller` is the telephony leg, already accepted. `connect_agent` resolves to the agent leg
+/// once it is connected (it is polled concurrently with the call, so caller audio is buffered
+/// meanwhile); it is dropped unfinished if the call ends first. See the [module docs](self).
+pub async fn run_call<C, A, F>(
+    mut caller: C,
+    connect_agent: F,
+    services: CallServices,
+    observer: &mut dyn CallObserver,
+) -> CallSummary
+where
+    C: CallerEndpoint,
+    A: AgentEndpoint,
+    F: Future<Output = Result<A, EndpointError>> + Send,
+{
+    let CallServices {
+        tools,
+        control,
+        config,
+        shutdown,
+    } = services;
+    let send_timeout = config.send_timeout;
+    let tool_timeout = config.tool_timeout;
+    let control_timeout = config.control_timeout;
+    let mut call = Call::new(config, caller.format(), now());
+
+    let mut connect = Box::pin(connect_agent);
+    let mut connecting = true;
+    let mut agent: Option<A> = None;
+    let mut caller_side = Side::default();
+    let mut agent_side = Side::default();
+    let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
+    let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut shutdown_seen = false;
+
+    let summary = loop {
+        // Drain every output; sending can fail, which produces more outputs.
+        let mut finished = None;
+        loop {
+            while let Some(output) = call.poll_output() {
+                match output {
+                    Output::Caller(cmd) => {
+                        if caller_side.dead {
+                            continue;
+                        }
+                        if cmd == CallerCommand::Close {
+                            caller_side.closed = true;
+                        }
+                        match send(&mut caller, cmd, send_timeout).await {
+                            Ok(()) => caller_side.dirty = true,
+                            Err(e) => {
+                                caller_side.dead = true;
+                                call.caller_failed(e.to_string(), now());
+                            }
+                        }
+                    }
+                    Output::Agent(cmd) => {
+                        let Some(agent) = agent.as_mut() else { continue };
+                        if agent_side.dead {
+                            continue;
+                        }
+                        if cmd == AgentCommand::Close {
+                            agent_side.closed = true;
+                        }
+                        match send_agent(agent, cmd, send_timeout).await {
+                            Ok(()) => agent_side.dirty = true,
+                            Err(e) => {
+                                agent_side.dead = true;
+                                call.agent_failed(e.to_string(), now());
+                            }
+                        }
+                    }
+                    Output::RunTool(invocation) => {
+                        let tools = Arc::clone(&tools);
+                        let call_id = invocation.call_id.clone();
+                        let handle = tasks.spawn(async move {
+                            let call_id = invocation.call_id.clone();
+                            let output = match timeout(tool_timeout, tools.call(invocation)).await
+                            {
+                                Ok(output) => output,
+                                Err(_) => ToolOutput::error(format!(
+                                    "the tool did not answer within {} ms",
+                                    tool_timeout.as_millis()
+                                )),
+                            };
+                            (call_id, output)
+                        });
+                        task_calls.insert(handle.id(), call_id);
+                    }
+                    Output::CancelTools => {
+                        tasks.abort_all();
+                        task_calls.clear();
+                    }
+                    Output::Action(action) => {
+                        // Put everything queued (the goodbye's last mark, …) on the wire first.
+                        flush_both(
+                            &mut caller,
+                            agent.as_mut(),
+                            &mut caller_side,
+                            &mut agent_side,
+                            send_timeout,
+                        )
+                        .await;
+                        let info = call.caller_info().cloned().unwrap_or_default();
+                        let result =
+                            match timeout(control_timeout, control.execute(&info, &action)).await
+                            {
+                                Ok(result) => result,
+                                Err(_) => Err(ControlError("timed out".to_owned())),
+                            };
+                        if let Err(e) = result {
+                            observer.on_event(&CallEvent::Error {
+                                source: ErrorSource::Control,
+                                code: None,
+                                message: format!("{action:?}: {e}"),
+                                fatal: false,
+                            });
+                        }
+                    }
+                    Output::Event(event) => observer.on_event(&event),
+                    Output::Finished(summary) => finished = Some(summary),
+                }
+            }
+            let (caller_err, agent_err) = flush_both(
+                &mut caller,
+                agent.as_mut(),
+                &mut caller_side,
+                &mut agent_side,
+                send_timeout,
+            )
+            .await;
+            if caller_err.is_none() && agent_err.is_none() {
+                break;
+            }
+            // A failed flush ends the call: drain what the engine does about it.
+            if let Some(e) = caller_err {
+                call.caller_failed(e.to_string(), now());
+            }
+            if let Some(e) = agent_err {
+                call.agent_failed(e.to_string(), now());
+            }
+        }
+        if let Some(summary) = finished {
+            break summary;
+        }
+
+        let deadline = call.poll_timeout();
+        let sleep_at = deadline.map_or_else(
+            || Instant::now() + Duration::from_secs(86_400),
+            Instant::from_std,
+        );
+        let agent_readable = agent.is_some() && !agent_side.eof;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled(), if !shutdown_seen => {
+                shutdown_seen = true;
+                call.shutdown(now());
+            }
+            connected = &mut connect, if connecting => {
+                connecting = false;
+                match connected {
+                    Ok(endpoint) => {
+                        let capabilities = endpoint.capabilities();
+                        agent = Some(endpoint);
+                        call.agent_connected(capabilities, now());
+                    }
+                    Err(e) => call.agent_connect_failed(e.to_string(), now()),
+                }
+            }
+            event = caller.recv(), if !caller_side.eof => match event {
+                Some(Ok(event)) => call.handle_caller(event, now()),
+                Some(Err(e)) => {
+                    caller_side.eof = true;
+                    call.caller_failed(e.to_string(), now());
+                }
+                None => {
+                    caller_side.eof = true;
+                    call.handle_caller(CallerEvent::Hangup, now());
+                }
+            },
+            event = recv_agent(agent.as_mut()), if agent_readable => match event {
+                Some(Ok(event)) => call.handle_agent(event, now()),
+                Some(Err(e)) => {
+                    agent_side.eof = true;
+                    call.agent_failed(e.to_string(), now());
+                }
+                None => {
+                    agent_side.eof = true;
+                    call.handle_agent(
+                        AgentEvent::Closed { reason: "agent connection closed".to_owned() },
+                        now(),
+                    );
+                }
+            },
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                Ok((id, (call_id, output))) => {
+                    task_calls.remove(&id);
+                    call.tool_finished(&call_id, output, now());
+                }
+                Err(e) => {
+                    if let Some(call_id) = task_calls.remove(&e.id())
+                        && e.is_panic()
+                    {
+                        call.tool_finished(&call_id, ToolOutput::error("the tool failed"), now());
+                    }
+                }
+            },
+            () = sleep_until(sleep_at), if deadline.is_some() => call.handle_timeout(now()),
+        }
+    };
+
+    // Teardown: tools, then both sides (whatever the engine already sent), then drop.
+    tasks.abort_all();
+    if !caller_side.dead && !caller_side.closed {
+        let _ = send(&mut caller, CallerCommand::Close, send_timeout).await;
+        caller_side.dirty = true;
+    }
+    if let Some(endpoint) = agent.as_mut()
+        && !agent_side.dead
+        && !agent_side.closed
+    {
+        let _ = send_agent(endpoint, AgentCommand::Close, send_timeout).await;
+        agent_side.dirty = true;
+    }
+    flush_both(
+        &mut caller,
+        agent.as_mut(),
+        &mut caller_side,
+        &mut agent_side,
+        send_timeout,
+    )
+    .await;
+    drop(agent);
+    drop(connect);
+    summary
+}
+
+async fn recv_agent<A: AgentEndpoint>(
+    agent: Option<&mut A>,
+) -> Option<Result<AgentEvent, EndpointError>> {
+    match agent {
+        Some(agent) => agent.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send<C: CallerEndpoint>(
+    caller: &mut C,
+    command: CallerCommand,
+    limit: Duration,
+) -> Result<(), EndpointError> {
+    timeout(limit, caller.feed(command))
+        .await
+        .unwrap_or(Err(EndpointError::SendTimeout))
+}
+
+async fn send_agent<A: AgentEndpoint>(
+    agent: &mut A,
+    command: AgentCommand,
+    limit: Duration,
+) -> Result<(), EndpointError> {
+    timeout(limit, agent.feed(command))
+        .await
+        .unwrap_or(Err(EndpointError::SendTimeout))
+}
+
+/// Flushes each side that has unflushed commands; returns the errors (the side is then dead).
+async fn flush_both<C: CallerEndpoint, A: AgentEndpoint>(
+    caller: &mut C,
+    agent: Option<&mut A>,
+    caller_side: &mut Side,
+    agent_side: &mut Side,
+    limit: Duration,
+) -> (Option<EndpointError>, Option<EndpointError>) {
+    let mut errors = (None, None);
+    if caller_side.dirty && !caller_side.dead {
+        caller_side.dirty = false;
+        if let Err(e) = timeout(limit, caller.flush())
+            .await
+            .unwrap_or(Err(EndpointError::SendTimeout))
+        {
+            caller_side.dead = true;
+            errors.0 = Some(e);
+        }
+    }
+    if let Some(agent) = agent
+        && agent_side.dirty
+        && !agent_side.dead
+    {
+        agent_side.dirty = false;
+        if let Err(e) = timeout(limit, agent.flush())
+            .await
+            .unwrap_or(Err(EndpointError::SendTimeout))
+        {
+            agent_side.dead = true;
+            errors.1 = Some(e);
+        }
+    }
+    errors
+}
