@@ -27,6 +27,7 @@
 //! assert!(frame.iter().any(|&c| g711::ulaw_decode(c).abs() > 7000));
 //! ```
 
+pub mod energy;
 pub mod g711;
 pub mod pcm;
 pub mod resample;
