@@ -159,7 +159,8 @@ fn stream_url_rules() {
         assert_eq!(Stream::check_url(url), Ok(()), "{url}");
         assert_eq!(Stream::new(url).validate(), Ok(()), "{url}");
     }
-    let bad: &[(&str, fn(&TwimlError) -> bool)] = &[
+    type Expect = fn(&TwimlError) -> bool;
+    let bad: &[(&str, Expect)] = &[
         ("https://bridge.example.com/media", |e| {
             matches!(e, TwimlError::StreamScheme { .. })
         }),

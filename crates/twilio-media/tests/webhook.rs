@@ -45,7 +45,7 @@ fn voice_request_typed_fields() {
     );
     assert_eq!(call.to_geo.zip.as_deref(), Some("94105"));
     // Every pair is kept, in order, including the legacy and unknown ones.
-    assert_eq!(call.params.len(), 31);
+    assert_eq!(call.params.len(), 30);
     assert_eq!(
         call.params.pairs()[0],
         ("Called".into(), "+15005550006".into())
@@ -54,7 +54,7 @@ fn voice_request_typed_fields() {
     assert_eq!(call.params.get("ForwardedFrom"), Some(""));
     assert_eq!(call.params.get("Nope"), None);
     assert_eq!(call.params.iter().last(), Some(("ParentCallSid", "")));
-    assert_eq!((&call.params).into_iter().count(), 31);
+    assert_eq!((&call.params).into_iter().count(), 30);
 }
 
 #[test]
