@@ -79,7 +79,6 @@
 //!   [`Output::Finished`]. Teardown happens once; later inputs are ignored.
 
 mod config;
-mod convert;
 mod event;
 mod playout;
 
@@ -97,7 +96,7 @@ use crate::agent::{
 use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
 use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
-use convert::Converter;
+use crate::audio::transcode::Transcoder;
 use playout::{Echo, Playout};
 
 /// Something the engine wants done. Drain with [`Call::poll_output`] after every input and
@@ -181,8 +180,8 @@ pub struct Call {
     pre_ready: VecDeque<Buffered>,
     pre_ready_samples: u64,
     pre_ready_budget: u64,
-    to_agent: Option<Converter>,
-    to_caller: Option<Converter>,
+    to_agent: Option<Transcoder>,
+    to_caller: Option<Transcoder>,
     piece_max_bytes: usize,
     piece_unit: usize,
 
@@ -403,8 +402,18 @@ impl Call {
             return;
         }
         self.caps = Some(capabilities);
-        self.to_agent = Converter::new(self.caller_format, capabilities.input_format);
-        self.to_caller = Converter::new(capabilities.output_format, self.caller_format);
+        let transcoders = Transcoder::new(self.caller_format, capabilities.input_format)
+            .and_then(|to_agent| {
+                Transcoder::new(capabilities.output_format, self.caller_format)
+                    .map(|to_caller| (to_agent, to_caller))
+            });
+        match transcoders {
+            Ok((to_agent, to_caller)) => {
+                self.to_agent = to_agent;
+                self.to_caller = to_caller;
+            }
+            Err(e) => return self.agent_failed(e.to_string(), now),
+        }
         let out = capabilities.output_format;
         let bps = out.bytes_per_sample() as usize;
         // Whole base64 groups (3 bytes) and whole samples.
@@ -603,7 +612,9 @@ impl Call {
                 }
             },
         };
-        self.out.push_back(Output::Agent(AgentCommand::Audio(audio)));
+        if audio.text_len() > 0 {
+            self.out.push_back(Output::Agent(AgentCommand::Audio(audio)));
+        }
     }
 
     fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
@@ -747,8 +758,12 @@ impl Call {
         };
         let mark = self.playout.forward(response_id, item_id, samples);
         self.agent_samples += samples;
-        self.out
-            .push_back(Output::Caller(CallerCommand::Audio(payload)));
+        // A transcoder may hold a few samples back (resampler history); the mark still
+        // follows, so positions stay in the agent's samples.
+        if payload.text_len() > 0 {
+            self.out
+                .push_back(Output::Caller(CallerCommand::Audio(payload)));
+        }
         self.out.push_back(Output::Caller(CallerCommand::Mark(mark)));
     }
 
@@ -789,6 +804,10 @@ impl Call {
 
         self.out.push_back(Output::Caller(CallerCommand::Clear));
         let (cleared_marks, items) = self.playout.clear();
+        if let Some(transcoder) = &mut self.to_caller {
+            // The queued stream was cut: no stale filter history into the next utterance.
+            transcoder.reset();
+        }
 
         let mut cancelled_response = None;
         if let Some(active) = &self.active {

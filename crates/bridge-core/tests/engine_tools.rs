@@ -1,0 +1,277 @@
+//! Tool calls: held until their response completes, batched results, cancellation at
+//! teardown, and call control after the goodbye has been heard.
+
+mod engine_support;
+
+use bridge_core::agent::ResponseStatus;
+use bridge_core::tools::CallAction;
+use engine_support::*;
+
+#[test]
+fn tool_call_runs_only_after_its_response_completed() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (10, tool_call("c1", "lookup", Some("r1")), &[]),
+        (
+            20,
+            response_done("r1", ResponseStatus::Completed),
+            &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
+        ),
+        (
+            520,
+            tool_done("c1", "{\"ok\":true}", None),
+            &[
+                "A tool-result c1 {\"ok\":true}",
+                "event tool-finished c1 500ms",
+                "A respond",
+            ],
+        ),
+        (600, response_started("r2"), &[]),
+        (
+            700,
+            agent_audio("r2", "i2", 1, 160),
+            &["event first-audio ToolResults 180ms", "C audio 160 #01", "C mark 1"],
+        ),
+    ]);
+    assert_eq!(s.call.summary(s.now).tool_calls, 1);
+}
+
+#[test]
+fn tool_calls_of_cancelled_responses_are_discarded() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (10, tool_call("c1", "lookup", Some("r1")), &[]),
+        (
+            20,
+            response_done("r1", ResponseStatus::Cancelled),
+            &["event tool-discarded c1 lookup"],
+        ),
+        // Arguments reported after the cancelled response ended: discarded as well.
+        (
+            21,
+            tool_call("c2", "lookup", Some("r1")),
+            &["event tool-discarded c2 lookup"],
+        ),
+        // A late result for a call never run is ignored.
+        (30, tool_done("c1", "{}", None), &[]),
+    ]);
+    assert_eq!(s.call.summary(s.now).tool_calls, 0);
+}
+
+#[test]
+fn tool_call_reported_after_its_completed_response_runs() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (5, response_done("r1", ResponseStatus::Completed), &[]),
+        (
+            6,
+            tool_call("c1", "lookup", Some("r1")),
+            &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
+        ),
+    ]);
+}
+
+#[test]
+fn parallel_calls_get_one_response_after_all_results() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (1, tool_call("a", "one", Some("r1")), &[]),
+        (2, tool_call("b", "two", Some("r1")), &[]),
+        (
+            3,
+            response_done("r1", ResponseStatus::Completed),
+            &[
+                "event tool-started a one",
+                "run a one {} for CA1",
+                "event tool-started b two",
+                "run b two {} for CA1",
+            ],
+        ),
+        (
+            100,
+            tool_done("b", "2", None),
+            &["A tool-result b 2", "event tool-finished b 97ms"],
+        ),
+        (
+            200,
+            tool_done("a", "1", None),
+            &["A tool-result a 1", "event tool-finished a 197ms", "A respond"],
+        ),
+    ]);
+}
+
+#[test]
+fn tool_call_while_speaking_does_not_disturb_playout() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        // A call without response id runs at once, audio keeps flowing.
+        (
+            5,
+            tool_call("c1", "lookup", None),
+            &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
+        ),
+        (6, agent_audio("r1", "i1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (20, echo(1), &[]),
+        // The result goes at once; the follow-up response waits for r1 to finish.
+        (
+            30,
+            tool_done("c1", "{}", None),
+            &["A tool-result c1 {}", "event tool-finished c1 25ms"],
+        ),
+        (35, agent_audio("r1", "i1", 3, 160), &["C audio 160 #03", "C mark 3"]),
+        (40, echo(2), &[]),
+        (50, response_done("r1", ResponseStatus::Completed), &["A respond"]),
+        (60, echo(3), &[]),
+    ]);
+}
+
+#[test]
+fn caller_hangs_up_during_a_tool_call() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (
+            0,
+            tool_call("c1", "slow", None),
+            &["event tool-started c1 slow", "run c1 slow {} for CA1"],
+        ),
+        (
+            1000,
+            hangup(),
+            &[
+                "cancel-tools",
+                "A close",
+                "event ended caller_hung_up",
+                "finished caller_hung_up",
+            ],
+        ),
+        (2000, tool_done("c1", "{}", None), &[]),
+    ]);
+    assert!(s.call.is_finished());
+    assert_eq!(s.call.poll_timeout(), None);
+}
+
+#[test]
+fn hangup_tool_waits_for_the_goodbye_to_be_heard() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (1, tool_call("c1", "end_call", Some("r1")), &[]),
+        (
+            2,
+            response_done("r1", ResponseStatus::Completed),
+            &["event tool-started c1 end_call", "run c1 end_call {} for CA1"],
+        ),
+        (
+            10,
+            tool_done("c1", "{\"ok\":true}", Some(CallAction::Hangup)),
+            &[
+                "A tool-result c1 {\"ok\":true}",
+                "event tool-finished c1 8ms Hangup",
+                "A respond",
+            ],
+        ),
+        (100, response_started("bye"), &[]),
+        (
+            200,
+            agent_audio("bye", "b1", 1, 160),
+            &["event first-audio ToolResults 190ms", "C audio 160 #01", "C mark 1"],
+        ),
+        (200, agent_audio("bye", "b1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (210, audio_done("bye", "b1"), &[]),
+        (210, response_done("bye", ResponseStatus::Completed), &[]),
+        // The first piece was heard; the goodbye is not over yet.
+        (220, echo(1), &[]),
+        (
+            240,
+            echo(2),
+            &[
+                "event action Hangup",
+                "action hangup",
+                "C close",
+                "A close",
+                "event ended hung_up_by_agent",
+                "finished hung_up_by_agent",
+            ],
+        ),
+    ]);
+}
+
+#[test]
+fn hangup_is_guarded_by_a_timeout() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, tool_call("c1", "end_call", None));
+    s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    s.step(100, response_started("bye"));
+    s.step(100, agent_audio("bye", "b1", 1, 160));
+    s.step(110, response_done("bye", ResponseStatus::Completed));
+    // The goodbye's mark never echoes: the guard (10 s from the result) fires.
+    assert_eq!(s.next_deadline_ms(), Some(10_010));
+    s.check(&[(
+        10_010,
+        In::Timeout,
+        &[
+            "event action Hangup (timed out)",
+            "action hangup",
+            "C close",
+            "A close",
+            "event ended hung_up_by_agent",
+            "finished hung_up_by_agent",
+        ],
+    )]);
+}
+
+#[test]
+fn transfer_after_the_goodbye_and_barge_in_during_it() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, tool_call("c1", "transfer", None));
+    s.check(&[
+        (
+            10,
+            tool_done("c1", "{}", Some(CallAction::Transfer { to: "+15550100".into() })),
+            &[
+                "A tool-result c1 {}",
+                "event tool-finished c1 10ms Transfer { to: \"+15550100\" }",
+                "A respond",
+            ],
+        ),
+        (20, response_started("t"), &[]),
+        (
+            30,
+            agent_audio("t", "ti", 1, 160),
+            &["event first-audio ToolResults 20ms", "C audio 160 #01", "C mark 1"],
+        ),
+        (40, response_done("t", ResponseStatus::Completed), &[]),
+        // The caller talks over the goodbye: cleared, then the transfer proceeds.
+        (
+            45,
+            speech_started(),
+            &[
+                "C clear",
+                "A truncate ti @0",
+                "event barge-in cleared=1 [ti:sent=20,played=0,end=0]",
+                "event action Transfer { to: \"+15550100\" }",
+                "action transfer +15550100",
+                "C close",
+                "A close",
+                "event ended transferred",
+                "finished transferred",
+            ],
+        ),
+    ]);
+}
+
+#[test]
+fn hangup_without_goodbye_audio_executes_when_the_response_ends() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, tool_call("c1", "end_call", None));
+    s.step(1, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    s.step(2, response_started("bye"));
+    let out = s.cmds(3, response_done("bye", ResponseStatus::Completed));
+    assert_eq!(out, ["action hangup", "C close", "A close", "finished hung_up_by_agent"]);
+}
