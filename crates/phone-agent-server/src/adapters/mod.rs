@@ -1,0 +1,89 @@
+//! The endpoint adapters: bridge-core's seam implemented over real protocols.
+//!
+//! * [`twilio::TwilioCaller`]: the caller side, over the upgraded Media Streams WebSocket.
+//! * [`realtime::RealtimeAgent`]: OpenAI Realtime GA over its WebSocket.
+//! * [`echo::EchoAgent`]: the built-in agent that plays the caller's words back.
+//!
+//! Adding a back end (GPT-Live) means one more [`bridge_core::agent::AgentEndpoint`] here and one
+//! arm in [`crate::call::connect_agent`].
+
+pub mod echo;
+pub mod realtime;
+pub mod twilio;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Per-call relay timestamps shared by the two adapters of a call, so each direction's relay
+/// latency (frame received on one side → written on the other) is measured with two clock reads
+/// and two atomic operations per frame.
+#[derive(Debug)]
+pub struct RelayClock {
+    origin: Instant,
+    /// Nanoseconds since `origin` (+1, 0 = none) of the last caller frame received.
+    caller_rx: AtomicU64,
+    /// Nanoseconds since `origin` (+1, 0 = none) of the last agent audio received.
+    agent_rx: AtomicU64,
+}
+
+/// Which way audio travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Caller audio to the agent.
+    CallerToAgent,
+    /// Agent audio to the caller.
+    AgentToCaller,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::CallerToAgent => "caller_to_agent",
+            Direction::AgentToCaller => "agent_to_caller",
+        }
+    }
+}
+
+impl Default for RelayClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RelayClock {
+    /// A clock starting now.
+    pub fn new() -> Self {
+        RelayClock {
+            origin: Instant::now(),
+            caller_rx: AtomicU64::new(0),
+            agent_rx: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, d: Direction) -> &AtomicU64 {
+        match d {
+            Direction::CallerToAgent => &self.caller_rx,
+            Direction::AgentToCaller => &self.agent_rx,
+        }
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
+    /// A frame travelling in direction `d` was just received.
+    pub fn received(&self, d: Direction) {
+        self.slot(d).store(self.now_nanos(), Ordering::Relaxed);
+    }
+
+    /// The frame(s) travelling in direction `d` were just written on the other side: records
+    /// the latency since the last reception once.
+    pub fn written(&self, d: Direction) {
+        let rx = self.slot(d).swap(0, Ordering::Relaxed);
+        if rx != 0 {
+            let secs = self.now_nanos().saturating_sub(rx) as f64 / 1e9;
+            metrics::histogram!(crate::metrics::RELAY_SECONDS, "direction" => d.label())
+                .record(secs);
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The agent endpoint for OpenAI Realtime (GA) over WebSocket.
+//!
+//! On connect it sends one `session.update`: μ-law in and out (Twilio's format, so audio is
+//! never transcoded), the voice, the call's rendered instructions, turn detection (server or
+//! semantic VAD, with `interrupt_response`, `create_response` and `idle_timeout_ms` from the
+//! configuration), input transcription, noise reduction and the tools. [`AgentEvent::Ready`]
+//! is reported on the `session.updated` that answers it.
+//!
+//! Server events map onto the seam as in ARCHITECTURE.md: audio deltas are forwarded **without
+//! copying** (a [`Bytes::slice_ref`] of the received frame), function calls carry their
+//! response id (the engine runs them only once that response completed), transcripts, usage
+//! from `response.done`, errors (fatal only when the session cannot continue) and the close.
+//! Caller audio goes out with openai-realtime's allocation-light `input_audio_buffer.append`
+//! writer; everything is fed and written on `flush`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bridge_core::agent::{
+    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ResponseStatus, Speaker,
+    ToolCallRequest, Usage,
+};
+use bridge_core::caller::EndpointError;
+use bridge_core::format::{AudioFormat, Base64Audio};
+use bridge_core::tools::ToolDefinition;
+use bytes::Bytes;
+use openai_realtime::client::{
+    ApiKey, Endpoint, Incoming, Receiver, RetryPolicy, Sender, Target, TransportError,
+};
+use openai_realtime::realtime::{
+    self as rt, ClientEvent, Item, ResponseCreateParams, ServerEvent, SessionConfig,
+};
+
+use super::{Direction, RelayClock};
+use crate::config::{AgentConfig, NoiseReduction, OpenAiConfig, TurnDetection};
+
+/// Builds the reusable connection settings (TLS roots, headers) once per server.
+pub fn endpoint(openai: &OpenAiConfig) -> Result<Endpoint, String> {
+    let key = openai.api_key.as_ref().ok_or("OPENAI_API_KEY is not set")?;
+    Endpoint::builder(ApiKey::new(key.expose()))
+        .base_url(openai.base_url.clone())
+        .connect_timeout(openai.connect_timeout)
+        .retry(RetryPolicy {
+            max_attempts: openai.connect_attempts,
+            ..RetryPolicy::default()
+        })
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The `session.update` for one call.
+pub fn session_config(
+    openai: &OpenAiConfig,
+    agent: &AgentConfig,
+    instructions: String,
+    tools: &[ToolDefinition],
+) -> Result<SessionConfig, String> {
+    let turn_detection: rt::TurnDetection = match &openai.turn_detection {
+        TurnDetection::ServerVad {
+            threshold,
+            prefix_padding_ms,
+            silence_duration_ms,
+            create_response,
+            interrupt_response,
+            idle_timeout_ms,
+        } => rt::ServerVad {
+            threshold: Some(*threshold),
+            prefix_padding_ms: Some(*prefix_padding_ms),
+            silence_duration_ms: Some(*silence_duration_ms),
+            idle_timeout_ms: *idle_timeout_ms,
+            create_response: Some(*create_response),
+            interrupt_response: Some(*interrupt_response),
+        }
+        .into(),
+        TurnDetection::SemanticVad {
+            eagerness,
+            create_response,
+            interrupt_response,
+        } => rt::SemanticVad {
+            eagerness: Some(rt::Eagerness::from(eagerness.as_str())),
+            create_response: Some(*create_response),
+            interrupt_response: Some(*interrupt_response),
+        }
+        .into(),
+    };
+    let mut builder = SessionConfig::builder()
+        .instructions(instructions)
+        .output_modalities([rt::Modality::Audio])
+        .audio_format(rt::AudioFormat::Pcmu)
+        .voice(agent.voice.as_str())
+        .turn_detection(turn_detection);
+    if let Some(model) = &openai.transcription_model {
+        let mut transcription = rt::Transcription::model(model.as_str());
+        if let Some(language) = &openai.transcription_language {
+            transcription = transcription.language(language.as_str());
+        }
+        builder = builder.transcription(transcription);
+    }
+    builder = match openai.noise_reduction {
+        NoiseReduction::Off => builder,
+        NoiseReduction::NearField => builder.noise_reduction(rt::NoiseReduction::near_field()),
+        NoiseReduction::FarField => builder.noise_reduction(rt::NoiseReduction::far_field()),
+    };
+    if !tools.is_empty() {
+        builder = builder.tools(tools.iter().map(|t| {
+            rt::Tool::Function(rt::FunctionTool::new(
+                t.name.clone(),
+                t.description.clone(),
+                t.parameters.clone(),
+            ))
+        }));
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The OpenAI Realtime agent endpoint.
+pub struct RealtimeAgent {
+    sender: Sender,
+    receiver: Receiver,
+    interrupts_itself: bool,
+    ready: bool,
+    closed: bool,
+    /// Events decoded but not returned yet.
+    queued: VecDeque<AgentEvent>,
+    clock: Arc<RelayClock>,
+    audio_fed: bool,
+    /// Server events skipped because they could not be parsed.
+    skipped: u64,
+}
+
+impl std::fmt::Debug for RealtimeAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeAgent")
+            .field("ready", &self.ready)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport(e: TransportError) -> EndpointError {
+    match e {
+        TransportError::Closed => EndpointError::Closed("OpenAI connection closed".into()),
+        other => EndpointError::Transport(other.to_string()),
+    }
+}
+
+impl RealtimeAgent {
+    /// Connects and configures the session (`session.update` is sent before this returns;
+    /// `Ready` follows as an event).
+    pub async fn connect(
+        endpoint: &Endpoint,
+        openai: &OpenAiConfig,
+        session: &SessionConfig,
+        clock: Arc<RelayClock>,
+    ) -> Result<Self, EndpointError> {
+        let connection = endpoint
+            .connect(&Target::realtime(openai.model.as_str()))
+            .await
+            .map_err(|e| EndpointError::Transport(format!("connecting to OpenAI Realtime: {e}")))?;
+        tracing::debug!(
+            attempts = connection.info().attempts(),
+            "connected to OpenAI Realtime"
+        );
+        let (mut sender, receiver) = connection.split();
+        sender
+            .send_text(ClientEvent::session_update(session).to_json())
+            .await
+            .map_err(transport)?;
+        Ok(RealtimeAgent {
+            sender,
+            receiver,
+            interrupts_itself: openai.turn_detection.interrupts_itself(),
+            ready: false,
+            closed: false,
+            queued: VecDeque::new(),
+            clock,
+            audio_fed: false,
+            skipped: 0,
+        })
+    }
+
+    /// Maps one text frame to zero or more seam events (pushed to `queued`).
+    fn on_text(&mut self, text: &tokio_tungstenite::tungstenite::Utf8Bytes) {
+        let event = match ServerEvent::parse(text.as_str()) {
+            Ok(event) => event,
+            Err(e) => {
+                self.skipped += 1;
+                crate::metrics::error("openai_event_unparsed");
+                if self.skipped == 1 {
+                    tracing::warn!(error = %e, "skipping an OpenAI event we could not parse (further ones at debug)");
+                } else {
+                    tracing::debug!(error = %e, "skipping an OpenAI event we could not parse");
+                }
+                return;
+            }
+        };
+        let out = &mut self.queued;
+        match event {
+            ServerEvent::OutputAudioDelta(delta) => {
+                let audio = match &delta.delta {
+                    std::borrow::Cow::Borrowed(b64) => {
+                        let frame = Bytes::from(text.clone());
+                        Base64Audio::from_shared(frame.slice_ref(b64.as_bytes()))
+                    }
+                    std::borrow::Cow::Owned(b64) => Base64Audio::from_text(b64),
+                };
+                match audio {
+                    Ok(audio) => {
+                        tracing::trace!(bytes = audio.decoded_len(), "agent audio");
+                        self.clock.received(Direction::AgentToCaller);
+                        out.push_back(AgentEvent::Audio {
+                            audio,
+                            response_id: Some(delta.response_id.into_owned()),
+                            item_id: Some(delta.item_id.into_owned()),
+                        });
+                    }
+                    Err(e) => {
+                        crate::metrics::error("openai_bad_audio");
+                        tracing::debug!(error = %e, "skipping an audio delta with a bad payload");
+                    }
+                }
+            }
+            ServerEvent::SpeechStarted(_) => out.push_back(AgentEvent::SpeechStarted),
+            ServerEvent::SpeechStopped(_) => out.push_back(AgentEvent::SpeechStopped),
+            ServerEvent::OutputAudioDone(done) => out.push_back(AgentEvent::AudioDone {
+                response_id: Some(done.response_id.into_owned()),
+                item_id: Some(done.item_id.into_owned()),
+            }),
+            ServerEvent::SessionUpdated(_) => {
+                if !self.ready {
+                    self.ready = true;
+                    out.push_back(AgentEvent::Ready);
+                }
+            }
+            ServerEvent::SessionCreated(_) => tracing::debug!("OpenAI session created"),
+            ServerEvent::ResponseCreated(created) => {
+                out.push_back(AgentEvent::ResponseStarted {
+                    response_id: created.response.id.unwrap_or_default(),
+                });
+            }
+            ServerEvent::ResponseDone(done) => {
+                let response = done.response;
+                let status = match response.status {
+                    Some(rt::ResponseStatus::Completed) | None => ResponseStatus::Completed,
+                    Some(rt::ResponseStatus::Cancelled) => ResponseStatus::Cancelled,
+                    Some(rt::ResponseStatus::Incomplete) => ResponseStatus::Incomplete,
+                    Some(rt::ResponseStatus::Failed) => ResponseStatus::Failed(
+                        response
+                            .status_details
+                            .as_ref()
+                            .and_then(|d| d.error.as_ref())
+                            .and_then(|e| e.message.clone().or_else(|| e.code.clone()))
+                            .unwrap_or_else(|| "response failed".into()),
+                    ),
+                    Some(other) => {
+                        ResponseStatus::Failed(format!("unexpected status {}", other.as_str()))
+                    }
+                };
+                let usage = response.usage.as_ref().map(|u| Usage {
+                    input_tokens: u.input_tokens.unwrap_or(0),
+                    output_tokens: u.output_tokens.unwrap_or(0),
+                    input_audio_tokens: u
+                        .input_token_details
+                        .as_ref()
+                        .and_then(|d| d.audio_tokens)
+                        .unwrap_or(0),
+                    output_audio_tokens: u
+                        .output_token_details
+                        .as_ref()
+                        .and_then(|d| d.audio_tokens)
+                        .unwrap_or(0),
+                    billed_seconds: None,
+                });
+                out.push_back(AgentEvent::ResponseDone {
+                    response_id: response.id.unwrap_or_default(),
+                    status,
+                    usage,
+                });
+            }
+            ServerEvent::FunctionCallArgumentsDone(call) => {
+                out.push_back(AgentEvent::ToolCall(ToolCallRequest {
+                    call_id: call.call_id.into_owned(),
+                    name: call.name.into_owned(),
+                    arguments: call.arguments.into_owned(),
+                    response_id: Some(call.response_id.into_owned()),
+                }));
+            }
+            ServerEvent::OutputAudioTranscriptDelta(delta) => {
+                out.push_back(AgentEvent::Transcript {
+                    speaker: Speaker::Agent,
+                    text: delta.delta.into_owned(),
+                    is_final: false,
+                })
+            }
+            ServerEvent::OutputAudioTranscriptDone(done) => out.push_back(AgentEvent::Transcript {
+                speaker: Speaker::Agent,
+                text: done.transcript.into_owned(),
+                is_final: true,
+            }),
+            ServerEvent::InputAudioTranscriptionDelta(delta) => {
+                out.push_back(AgentEvent::Transcript {
+                    speaker: Speaker::Caller,
+                    text: delta.delta.into_owned(),
+                    is_final: false,
+                })
+            }
+            ServerEvent::InputAudioTranscriptionCompleted(done) => {
+                out.push_back(AgentEvent::Transcript {
+                    speaker: Speaker::Caller,
+                    text: done.transcript.into_owned(),
+                    is_final: true,
+                })
+            }
+            ServerEvent::InputAudioTranscriptionFailed(failed) => {
+                tracing::debug!(error = ?failed.error, "caller transcription failed");
+            }
+            ServerEvent::Error(error) => {
+                let details = error.error;
+                if details.is_harmless() {
+                    tracing::debug!(code = ?details.code, "harmless OpenAI error");
+                } else {
+                    out.push_back(AgentEvent::Error {
+                        fatal: details.is_session_fatal(),
+                        code: details.code,
+                        message: details.message,
+                    });
+                }
+            }
+            ServerEvent::InputAudioBufferTimeoutTriggered(_) => {
+                tracing::debug!("OpenAI idle timeout triggered");
+            }
+            ServerEvent::Unknown { event_type, .. } => {
+                tracing::debug!(event_type, "unknown OpenAI event");
+            }
+            other => tracing::trace!(event_type = other.event_type(), "OpenAI event"),
+        }
+    }
+}
+
+#[async_trait]
+impl AgentEndpoint for RealtimeAgent {
+    fn capabilities(&self) -> AgentCapabilities {
+        AgentCapabilities {
+            input_format: AudioFormat::Mulaw8k,
+            output_format: AudioFormat::Mulaw8k,
+            truncation: true,
+            interrupts_itself: self.interrupts_itself,
+            reports_speech: true,
+            continuous_input: false,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Some(Ok(event));
+            }
+            // Cancel-safe: `Receiver::recv` loses nothing when dropped, and everything after it
+            // is synchronous.
+            match self.receiver.recv().await? {
+                Ok(Incoming::Text(text)) => self.on_text(&text),
+                Ok(Incoming::Close(reason)) => {
+                    let reason =
+                        reason.map_or_else(|| "closed by OpenAI".to_owned(), |r| r.to_string());
+                    return Some(Ok(AgentEvent::Closed { reason }));
+                }
+                Ok(_) => {}
+                Err(TransportError::Closed) => return None,
+                Err(e) => return Some(Err(transport(e))),
+            }
+        }
+    }
+
+    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        let text = match command {
+            AgentCommand::Audio(audio) => {
+                let mut frame = String::with_capacity(audio.text_len() + 48);
+                rt::write_input_audio_append(&mut frame, audio.as_str());
+                self.audio_fed = true;
+                frame
+            }
+            AgentCommand::Truncate {
+                item_id,
+                audio_end_ms,
+            } => ClientEvent::truncate(item_id, 0, audio_end_ms).to_json(),
+            AgentCommand::CancelResponse { response_id } => match response_id {
+                Some(id) => ClientEvent::response_cancel_id(id).to_json(),
+                None => ClientEvent::response_cancel().to_json(),
+            },
+            AgentCommand::ToolResult { call_id, output } => {
+                ClientEvent::item_create(Item::function_call_output(call_id, output)).to_json()
+            }
+            AgentCommand::AddContext { text } => {
+                ClientEvent::item_create(Item::system_text(text)).to_json()
+            }
+            AgentCommand::CreateResponse { instructions } => {
+                ClientEvent::response_create(instructions.map(ResponseCreateParams::instructions))
+                    .to_json()
+            }
+            AgentCommand::Close => {
+                self.closed = true;
+                // Best effort: the socket may already be gone.
+                if let Err(e) = self.sender.close(1000, "call ended").await {
+                    tracing::debug!(error = %e, "closing the OpenAI socket");
+                }
+                return Ok(());
+            }
+        };
+        self.sender.feed_text(text).await.map_err(transport)
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.sender.flush().await.map_err(transport)?;
+        if std::mem::take(&mut self.audio_fed) {
+            self.clock.written(Direction::CallerToAgent);
+        }
+        Ok(())
+    }
+}

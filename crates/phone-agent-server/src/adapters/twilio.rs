@@ -1,0 +1,401 @@
+//! The caller endpoint over a Twilio Media Streams WebSocket.
+//!
+//! Inbound frames are parsed with [`twilio_media::stream::parse`]; a `media` payload is forwarded
+//! **without copying**: it is a [`Bytes::slice_ref`] of the received frame, wrapped in
+//! [`Base64Audio::from_shared`]. Malformed JSON, bad base64, media for other tracks and unknown
+//! events are logged (the first at `warn`, the rest at `debug`), counted, and skipped: the call
+//! continues. A frame over the size limit ends the call (the endpoint reports a protocol error).
+//!
+//! Outbound commands are written with twilio-media's allocation-free writers and only *fed*
+//! to the socket; [`CallerEndpoint::flush`] writes them, so a media message and its mark leave
+//! in one write. Marks are named `m<id>` (compact; Twilio echoes the name verbatim) and echoes
+//! are parsed back into [`MarkId`]s; names we did not send are ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bridge_core::caller::{
+    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError, MarkId,
+};
+use bridge_core::format::{AudioFormat, Base64Audio};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use twilio_media::stream::{self, Event, Track};
+
+use super::{Direction, RelayClock};
+
+/// WebSocket limits for the Twilio side: Twilio's messages are a few hundred bytes, so small
+/// buffers keep memory per call low and cap what a misbehaving peer can make us hold.
+pub fn websocket_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024))
+}
+
+/// Why the stream did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No `start` within the timeout.
+    #[error("no `start` message within {0:?}")]
+    Timeout(Duration),
+    /// The socket closed or failed before `start`.
+    #[error("the stream ended before `start`: {0}")]
+    Ended(String),
+}
+
+/// The Twilio Media Streams caller endpoint.
+pub struct TwilioCaller<S> {
+    ws: WebSocketStream<S>,
+    stream_sid: Option<String>,
+    /// A `start` read by [`Self::wait_for_start`], replayed by the first `recv`.
+    replay_start: Option<CallerInfo>,
+    clock: Arc<RelayClock>,
+    /// An audio frame was fed since the last flush (for the relay latency metric).
+    audio_fed: bool,
+    closed: bool,
+    /// Frames skipped because they could not be used (malformed, unknown, bad payload).
+    skipped: u64,
+}
+
+impl<S> std::fmt::Debug for TwilioCaller<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioCaller")
+            .field("stream_sid", &self.stream_sid)
+            .field("closed", &self.closed)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wire name of a mark.
+pub fn mark_name(id: MarkId, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('m');
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{}", id.0);
+}
+
+/// Parses a mark name written by [`mark_name`].
+pub fn parse_mark_name(name: &str) -> Option<MarkId> {
+    let digits = name.strip_prefix('m')?;
+    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    digits.parse().ok().map(MarkId)
+}
+
+impl<S> TwilioCaller<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Wraps an accepted Media Streams WebSocket.
+    pub fn new(ws: WebSocketStream<S>, clock: Arc<RelayClock>) -> Self {
+        TwilioCaller {
+            ws,
+            stream_sid: None,
+            replay_start: None,
+            clock,
+            audio_fed: false,
+            closed: false,
+            skipped: 0,
+        }
+    }
+
+    /// Reads until Twilio's `start` message and returns its information; the first
+    /// [`CallerEndpoint::recv`] afterwards returns it again as [`CallerEvent::Started`]. Media
+    /// arriving meanwhile stays in the socket.
+    pub async fn wait_for_start(&mut self, timeout: Duration) -> Result<CallerInfo, StartError> {
+        let read = async {
+            loop {
+                match self.next_event().await {
+                    None => return Err(StartError::Ended("socket closed".into())),
+                    Some(Err(e)) => return Err(StartError::Ended(e.to_string())),
+                    Some(Ok(CallerEvent::Started(info))) => return Ok(info),
+                    Some(Ok(CallerEvent::Hangup)) => {
+                        return Err(StartError::Ended("stop before start".into()));
+                    }
+                    Some(Ok(_)) => continue,
+                }
+            }
+        };
+        let info = tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| StartError::Timeout(timeout))??;
+        self.replay_start = Some(info.clone());
+        Ok(info)
+    }
+
+    /// Closes the socket with a policy-violation code (the stream was refused after the
+    /// upgrade, e.g. a bad token). Twilio logs error 31921 and continues the TwiML.
+    pub async fn refuse(&mut self, reason: &str) {
+        self.close_with(CloseCode::Policy, reason).await;
+    }
+
+    async fn close_with(&mut self, code: CloseCode, reason: &str) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        };
+        // Best effort: the peer may already be gone.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(Some(frame))).await;
+    }
+
+    fn skip(&mut self, what: &str, detail: &dyn std::fmt::Display) {
+        self.skipped += 1;
+        crate::metrics::error("twilio_frame_skipped");
+        if self.skipped == 1 {
+            tracing::warn!(what, %detail, "skipping a Twilio stream message (further ones are logged at debug)");
+        } else {
+            tracing::debug!(what, %detail, "skipping a Twilio stream message");
+        }
+    }
+
+    /// The next event from the socket (no replay).
+    async fn next_event(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+        loop {
+            let message = match self.ws.next().await {
+                None => return None,
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return map_ws_error(e),
+            };
+            let text = match message {
+                Message::Text(text) => text,
+                Message::Close(frame) => {
+                    tracing::debug!(?frame, "Twilio closed the stream");
+                    continue; // tungstenite answers the close; the next read returns None.
+                }
+                Message::Binary(_) => {
+                    self.skip("binary frame", &"Twilio only sends text frames");
+                    continue;
+                }
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            let event = match stream::parse(text.as_str()) {
+                Ok(event) => event,
+                Err(e) => {
+                    self.skip("malformed message", &e);
+                    continue;
+                }
+            };
+            match event {
+                Event::Media(media) => {
+                    if self.stream_sid.is_none() {
+                        self.skip("media before start", &"ignored");
+                        continue;
+                    }
+                    if media.track != Track::Inbound {
+                        self.skip("media on another track", &media.track.as_str());
+                        continue;
+                    }
+                    let payload = match media.borrowed_payload() {
+                        Some(p) => {
+                            let frame = Bytes::from(text.clone());
+                            Base64Audio::from_shared(frame.slice_ref(p.as_bytes()))
+                        }
+                        None => Base64Audio::from_text(&media.payload),
+                    };
+                    match payload {
+                        Ok(audio) => {
+                            tracing::trace!(
+                                bytes = audio.decoded_len(),
+                                chunk = media.chunk,
+                                "caller audio"
+                            );
+                            self.clock.received(Direction::CallerToAgent);
+                            return Some(Ok(CallerEvent::Audio(audio)));
+                        }
+                        Err(e) => {
+                            self.skip("bad media payload", &e);
+                            continue;
+                        }
+                    }
+                }
+                Event::Mark(mark) => match parse_mark_name(&mark.name) {
+                    Some(id) => return Some(Ok(CallerEvent::MarkPlayed(id))),
+                    None => {
+                        tracing::debug!("ignoring the echo of a mark we did not send");
+                        continue;
+                    }
+                },
+                Event::Start(start) => {
+                    if self.stream_sid.is_some() {
+                        self.skip("second start", &"ignored");
+                        continue;
+                    }
+                    if !start.media_format.is_mulaw_8k_mono() {
+                        tracing::warn!(
+                            encoding = %start.media_format.encoding,
+                            sample_rate = start.media_format.sample_rate,
+                            "unexpected media format; treating the audio as 8 kHz μ-law"
+                        );
+                    }
+                    let info = CallerInfo {
+                        call_id: start.call_sid.as_str().to_owned(),
+                        stream_id: start.stream_sid.as_str().to_owned(),
+                        account_id: Some(start.account_sid.as_str().to_owned()),
+                        parameters: start
+                            .custom_parameters
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    };
+                    self.stream_sid = Some(info.stream_id.clone());
+                    return Some(Ok(CallerEvent::Started(info)));
+                }
+                Event::Dtmf(dtmf) => {
+                    let mut chars = dtmf.digit.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None)
+                            if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') =>
+                        {
+                            return Some(Ok(CallerEvent::Dtmf(c)));
+                        }
+                        _ => {
+                            self.skip("bad dtmf digit", &"not one of 0-9 * # A-D");
+                            continue;
+                        }
+                    }
+                }
+                Event::Stop(_) => return Some(Ok(CallerEvent::Hangup)),
+                Event::Connected(c) => {
+                    tracing::debug!(protocol = %c.protocol, version = %c.version, "Twilio stream connected");
+                    continue;
+                }
+                Event::Unknown { event, .. } => {
+                    self.skip("unknown event", &event);
+                    continue;
+                }
+                other => {
+                    self.skip("unhandled event", &other.name());
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+fn map_ws_error(e: tungstenite::Error) -> Option<Result<CallerEvent, EndpointError>> {
+    use tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => None,
+        E::Capacity(c) => {
+            crate::metrics::error("twilio_oversized_frame");
+            Some(Err(EndpointError::Protocol(format!(
+                "Twilio frame over the size limit: {c}"
+            ))))
+        }
+        E::Protocol(p) => Some(Err(EndpointError::Protocol(p.to_string()))),
+        E::Io(io) => Some(Err(EndpointError::Transport(io.to_string()))),
+        other => Some(Err(EndpointError::Transport(other.to_string()))),
+    }
+}
+
+fn send_error(e: tungstenite::Error) -> EndpointError {
+    use tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => {
+            EndpointError::Closed("Twilio stream closed".into())
+        }
+        E::Io(io) => EndpointError::Transport(io.to_string()),
+        other => EndpointError::Transport(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl<S> CallerEndpoint for TwilioCaller<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn format(&self) -> AudioFormat {
+        AudioFormat::Mulaw8k
+    }
+
+    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+        if let Some(info) = self.replay_start.take() {
+            return Some(Ok(CallerEvent::Started(info)));
+        }
+        if self.closed {
+            return None;
+        }
+        self.next_event().await
+    }
+
+    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        let Some(sid) = self.stream_sid.as_deref() else {
+            // Nothing can be addressed to a stream that has not started.
+            if command == CallerCommand::Close {
+                self.close_with(CloseCode::Normal, "call ended").await;
+            }
+            return Ok(());
+        };
+        let mut frame = String::new();
+        match &command {
+            CallerCommand::Audio(audio) => {
+                stream::write_media(&mut frame, sid, audio.as_str());
+                self.audio_fed = true;
+            }
+            CallerCommand::Mark(id) => {
+                let mut name = String::with_capacity(12);
+                mark_name(*id, &mut name);
+                stream::write_mark(&mut frame, sid, &name);
+            }
+            CallerCommand::Clear => stream::write_clear(&mut frame, sid),
+            CallerCommand::Close => {
+                self.close_with(CloseCode::Normal, "call ended").await;
+                return Ok(());
+            }
+        }
+        self.ws.feed(Message::text(frame)).await.map_err(send_error)
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.ws.flush().await.map_err(send_error)?;
+        if std::mem::take(&mut self.audio_fed) {
+            self.clock.written(Direction::AgentToCaller);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_names_round_trip() {
+        for id in [0u64, 1, 9, 10, 12345, u64::MAX] {
+            let mut s = String::new();
+            mark_name(MarkId(id), &mut s);
+            assert_eq!(parse_mark_name(&s), Some(MarkId(id)), "{s}");
+        }
+        for bad in [
+            "",
+            "m",
+            "x1",
+            "m01",
+            "m-1",
+            "m1a",
+            "M1",
+            "m18446744073709551616",
+        ] {
+            assert_eq!(parse_mark_name(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! One call, from the upgraded socket to the summary line.
+//!
+//! 1. Read Twilio's `start` (bounded by `agent.stream_start_timeout`).
+//! 2. Check the per-call token and the account; refuse (close 1008) **before** any agent
+//!    session is opened.
+//! 3. Run bridge-core's driver with the Twilio caller endpoint and the agent's connection
+//!    future (the prompt file is read and rendered at this point, for this call), so caller
+//!    audio is buffered while the agent connects.
+//! 4. Observe the call's events for metrics and logs; write one summary line at the end.
+//!
+//! Everything runs inside a `call` span carrying `call_sid` and `stream_sid`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bridge_core::agent::{AgentEndpoint, Speaker};
+use bridge_core::caller::{CallerInfo, EndpointError};
+use bridge_core::driver::{CallObserver, CallServices, NoCallControl, run_call};
+use bridge_core::engine::{CallConfig, CallEvent, CallSummary, ErrorSource, IdleConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument as _;
+
+use crate::adapters::RelayClock;
+use crate::adapters::echo::EchoAgent;
+use crate::adapters::realtime::RealtimeAgent;
+use crate::adapters::twilio::TwilioCaller;
+use crate::config::{Backend, Config};
+use crate::server::AppState;
+
+/// Used when the prompt file cannot be read at call time (it was checked at startup).
+const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a phone call. \
+    Keep answers short and speak naturally.";
+
+/// Runs one call over an accepted Media Streams WebSocket.
+pub(crate) async fn run<S>(state: Arc<AppState>, ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let span = tracing::info_span!(
+        "call",
+        call_sid = tracing::field::Empty,
+        stream_sid = tracing::field::Empty
+    );
+    run_in_span(state, ws, span.clone()).instrument(span).await;
+}
+
+async fn run_in_span<S>(state: Arc<AppState>, ws: WebSocketStream<S>, span: tracing::Span)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _active = ActiveCall::new();
+    let config = &state.config;
+    let clock = Arc::new(RelayClock::new());
+    let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
+
+    let info = match caller
+        .wait_for_start(config.agent.stream_start_timeout)
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::warn!(error = %e, "media stream did not start");
+            crate::metrics::rejected("no_start");
+            caller.refuse("no start message").await;
+            return;
+        }
+    };
+    span.record("call_sid", info.call_id.as_str());
+    span.record("stream_sid", info.stream_id.as_str());
+
+    if config.twilio.require_stream_token
+        && let Err(e) = state
+            .tokens
+            .redeem(info.parameter("token"), &info.call_id, Instant::now())
+    {
+        tracing::warn!(error = %e, "refusing media stream: bad per-call token");
+        crate::metrics::rejected("token");
+        caller.refuse("invalid stream token").await;
+        return;
+    }
+    if let Some(expected) = &config.twilio.account_sid
+        && info.account_id.as_deref() != Some(expected.as_str())
+    {
+        tracing::warn!("refusing media stream: the call belongs to another Twilio account");
+        crate::metrics::rejected("account");
+        caller.refuse("wrong account").await;
+        return;
+    }
+
+    let backend = config.agent.backend;
+    tracing::info!(backend = backend.as_str(), "call started");
+    let services = CallServices {
+        tools: Arc::clone(&state.tools),
+        control: Arc::new(NoCallControl),
+        config: call_config(config),
+        shutdown: state.calls.end_all.child_token(),
+    };
+    let connect = connect_agent(Arc::clone(&state), info.clone(), clock);
+    let mut observer = Observer {
+        backend: backend.as_str(),
+    };
+    let summary = run_call(caller, connect, services, &mut observer).await;
+    log_summary(&summary);
+}
+
+/// The engine configuration of one call.
+pub(crate) fn call_config(config: &Config) -> CallConfig {
+    let defaults = CallConfig::default();
+    let (greeting, idle) = match config.agent.backend {
+        Backend::Realtime => (
+            config.agent.greeting.clone(),
+            config.agent.idle_timeout.map(|timeout| IdleConfig {
+                timeout,
+                reprompt: config.agent.idle_reprompt.clone(),
+            }),
+        ),
+        // The echo agent's "greeting" is its tone (any instructions will do); it has nothing
+        // to say when the caller is idle.
+        Backend::Echo => (config.echo.greeting_tone.then(|| "tone".to_owned()), None),
+    };
+    let connect_budget =
+        config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
+    CallConfig {
+        greeting,
+        idle,
+        dtmf: config.agent.dtmf,
+        max_duration: Some(config.agent.max_call_duration),
+        caller_inactivity_timeout: Some(config.agent.media_inactivity_timeout),
+        agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),
+        ..defaults
+    }
+}
+
+/// Opens the agent session for one call (polled by the driver while the call runs).
+async fn connect_agent(
+    state: Arc<AppState>,
+    info: CallerInfo,
+    clock: Arc<RelayClock>,
+) -> Result<Box<dyn AgentEndpoint>, EndpointError> {
+    let config = &state.config;
+    let started = Instant::now();
+    let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match config.agent.backend {
+        Backend::Realtime => {
+            let instructions =
+                match crate::prompt::load_for_call(&config.agent.prompt_path, &info).await {
+                    Ok(prompt) => prompt,
+                    Err(e) => {
+                        tracing::error!(
+                            path = %config.agent.prompt_path.display(),
+                            error = %e,
+                            "cannot read the prompt file; using a generic prompt for this call"
+                        );
+                        crate::metrics::error("prompt_file");
+                        FALLBACK_PROMPT.to_owned()
+                    }
+                };
+            let Some(endpoint) = &state.openai else {
+                return Err(EndpointError::Protocol(
+                    "the OpenAI endpoint is not configured".into(),
+                ));
+            };
+            let session = crate::adapters::realtime::session_config(
+                &config.openai,
+                &config.agent,
+                instructions,
+                &state.tools.definitions(),
+            )
+            .map_err(|e| EndpointError::Protocol(format!("session configuration: {e}")))?;
+            RealtimeAgent::connect(endpoint, &config.openai, &session, clock)
+                .await
+                .map(|agent| Box::new(agent) as Box<dyn AgentEndpoint>)
+        }
+        Backend::Echo => Ok(Box::new(EchoAgent::new(&config.echo))),
+    };
+    match &result {
+        Ok(_) => tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "agent connected"
+        ),
+        Err(e) => {
+            crate::metrics::error("agent_connect");
+            tracing::warn!(error = %e, "could not connect the agent");
+        }
+    }
+    result
+}
+
+/// Keeps the active-calls gauge right however the call task ends.
+struct ActiveCall;
+
+impl ActiveCall {
+    fn new() -> Self {
+        metrics::gauge!(crate::metrics::ACTIVE_CALLS).increment(1.0);
+        ActiveCall
+    }
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::ACTIVE_CALLS).decrement(1.0);
+    }
+}
+
+/// Turns call events into metrics and log lines. Never logs audio; transcripts only at
+/// `debug`.
+struct Observer {
+    backend: &'static str,
+}
+
+impl CallObserver for Observer {
+    fn on_event(&mut self, event: &CallEvent) {
+        match event {
+            CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::Ended(_) => {}
+            CallEvent::AgentReady { connect_latency } => {
+                metrics::histogram!(crate::metrics::AGENT_CONNECT_SECONDS, "backend" => self.backend)
+                    .record(connect_latency.as_secs_f64());
+                tracing::info!(
+                    connect_ms = connect_latency.as_millis() as u64,
+                    "agent ready"
+                );
+            }
+            CallEvent::Transcript { speaker, text } => {
+                let who = match speaker {
+                    Speaker::Caller => "caller",
+                    Speaker::Agent => "agent",
+                };
+                tracing::debug!(speaker = who, text = %text, "transcript");
+            }
+            CallEvent::ToolStarted { call_id, name } => {
+                tracing::info!(tool = %name, call_id = %call_id, "tool call started");
+            }
+            CallEvent::ToolDiscarded { call_id, name } => {
+                tracing::info!(tool = %name, call_id = %call_id, "tool call discarded (its response did not complete)");
+            }
+            CallEvent::ToolFinished {
+                call_id,
+                name,
+                duration,
+                action,
+            } => {
+                tracing::info!(
+                    tool = %name,
+                    call_id = %call_id,
+                    duration_ms = duration.as_millis() as u64,
+                    action = ?action,
+                    "tool call finished"
+                );
+            }
+            CallEvent::BargeIn(barge_in) => {
+                metrics::counter!(crate::metrics::BARGE_INS).increment(1);
+                tracing::debug!(
+                    at_ms = barge_in.at.as_millis() as u64,
+                    truncated_items = barge_in.truncations.len(),
+                    cleared_marks = barge_in.cleared_marks,
+                    "barge-in"
+                );
+            }
+            CallEvent::FirstAudio { trigger, latency } => {
+                let trigger = trigger_label(*trigger);
+                metrics::histogram!(crate::metrics::FIRST_AUDIO_SECONDS, "trigger" => trigger)
+                    .record(latency.as_secs_f64());
+                tracing::debug!(
+                    trigger,
+                    latency_ms = latency.as_millis() as u64,
+                    "first agent audio"
+                );
+            }
+            CallEvent::Reprompted => tracing::info!("caller idle: reprompting"),
+            CallEvent::Action { action, timed_out } => {
+                tracing::info!(action = ?action, timed_out, "executing call action");
+            }
+            CallEvent::Error {
+                source,
+                code,
+                message,
+                fatal,
+            } => {
+                let kind = error_label(*source);
+                crate::metrics::error(kind);
+                if *fatal {
+                    tracing::warn!(source = kind, code = ?code, message = %message, "call error");
+                } else {
+                    tracing::info!(source = kind, code = ?code, message = %message, "call error (recovered)");
+                }
+            }
+        }
+    }
+}
+
+fn trigger_label(trigger: bridge_core::engine::LatencyTrigger) -> &'static str {
+    use bridge_core::engine::LatencyTrigger as T;
+    match trigger {
+        T::CallerStoppedSpeaking => "caller_stopped_speaking",
+        T::Greeting => "greeting",
+        T::ToolResults => "tool_results",
+        T::Dtmf => "dtmf",
+        T::Reprompt => "reprompt",
+    }
+}
+
+fn error_label(source: ErrorSource) -> &'static str {
+    match source {
+        ErrorSource::Agent => "agent",
+        ErrorSource::Caller => "caller",
+        ErrorSource::Audio => "audio",
+        ErrorSource::Tool => "tool",
+        ErrorSource::Control => "control",
+    }
+}
+
+/// Counts the call and writes its one summary line.
+fn log_summary(summary: &CallSummary) {
+    let reason = summary.end_reason.map_or("unknown", |r| r.as_str());
+    metrics::counter!(crate::metrics::CALLS_TOTAL, "end_reason" => reason).increment(1);
+    tracing::info!(
+        duration_ms = summary.duration.as_millis() as u64,
+        end_reason = reason,
+        end_detail = summary.end_detail.as_deref().unwrap_or(""),
+        barge_ins = summary.barge_ins,
+        transcript_turns = summary.transcript_turns,
+        tool_calls = summary.tool_calls,
+        input_tokens = summary.usage.input_tokens,
+        output_tokens = summary.usage.output_tokens,
+        input_audio_tokens = summary.usage.input_audio_tokens,
+        output_audio_tokens = summary.usage.output_audio_tokens,
+        caller_audio_ms = summary.caller_audio_ms,
+        agent_audio_ms = summary.agent_audio_ms,
+        late_audio_dropped_ms = summary.late_audio_dropped_ms,
+        "call ended"
+    );
+}

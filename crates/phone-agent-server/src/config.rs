@@ -1,0 +1,1250 @@
+//! Configuration: layered sources parsed once into a validated, typed [`Config`].
+//!
+//! Layers, lowest priority first:
+//!
+//! 1. built-in defaults (documented in `config/default.toml`, which mirrors them exactly);
+//! 2. an optional TOML file named by `PHONE_AGENT_CONFIG`;
+//! 3. a `.env` file in the working directory (read with dotenvy's iterator API: the process
+//!    environment is **never** modified);
+//! 4. the process environment.
+//!
+//! Layers 3 and 4 are merged into one *source map* before parsing, so tests (and embedders) can
+//! pass a literal map to [`Config::from_env_map`] and nothing reads or writes the real
+//! environment.
+//!
+//! Every setting has a prefixed variable name, `PHONE_AGENT_<SECTION>__<KEY>` (one underscore
+//! after the prefix, two between section and key), e.g. `PHONE_AGENT_AGENT__VOICE=cedar`. The
+//! seed's short names keep working: `OPENAI_API_KEY`, `OPENAI_MODEL`, `OPENAI_BASE_URL`,
+//! `PUBLIC_URL`, `PORT`, `PROMPT_PATH`, `TWILIO_AUTH_TOKEN`, `TWILIO_ACCOUNT_SID` and
+//! `RUST_LOG`; when both forms are set in the same layer the prefixed one wins.
+//!
+//! Unknown `PHONE_AGENT_…` settings are errors (a typo should not silently fall back to a
+//! default). Empty values count as unset.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use phone_agent_server::config::{Backend, Config};
+//!
+//! let env = HashMap::from([
+//!     ("PORT".to_string(), "8080".to_string()),
+//!     ("PHONE_AGENT_AGENT__BACKEND".to_string(), "echo".to_string()),
+//! ]);
+//! let config = Config::from_env_map(&env).unwrap();
+//! assert_eq!(config.server.port, 8080);
+//! assert_eq!(config.agent.backend, Backend::Echo);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bridge_core::engine::DtmfMode;
+use serde::Deserialize;
+
+/// The prefix of every setting's environment variable.
+pub const ENV_PREFIX: &str = "PHONE_AGENT";
+
+/// The variable naming an optional TOML configuration file.
+pub const CONFIG_FILE_VAR: &str = "PHONE_AGENT_CONFIG";
+
+/// The default OpenAI model.
+pub const DEFAULT_MODEL: &str = "gpt-realtime-2.1";
+
+/// The default OpenAI API base URL (WebSocket form).
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Short, unprefixed variable names (kept from the original project) and the setting each one
+/// sets.
+pub const ENV_ALIASES: &[(&str, &str)] = &[
+    ("OPENAI_API_KEY", "openai.api_key"),
+    ("OPENAI_MODEL", "openai.model"),
+    ("OPENAI_BASE_URL", "openai.base_url"),
+    ("PUBLIC_URL", "server.public_url"),
+    ("PORT", "server.port"),
+    ("PROMPT_PATH", "agent.prompt_path"),
+    ("TWILIO_AUTH_TOKEN", "twilio.auth_token"),
+    ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("RUST_LOG", "log.filter"),
+];
+
+/// A secret string (API key, auth token). `Debug` and `Display` print `[redacted]`, so a secret
+/// can sit inside any logged structure without leaking.
+///
+/// ```
+/// use phone_agent_server::config::Secret;
+/// let key = Secret::new("sk-live-123");
+/// assert_eq!(format!("{key:?}"), "[redacted]");
+/// assert_eq!(key.expose(), "sk-live-123");
+/// ```
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself. Call only where it is sent (an auth header, an HMAC key).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why the configuration could not be loaded. Each message names the setting and the
+/// variable(s) that set it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type / an unknown key.
+    #[error("configuration error: {0}")]
+    Source(String),
+    /// The `.env` file exists but could not be parsed.
+    #[error("could not read {path}: {message}")]
+    DotEnv {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid {setting} ({vars}): {message}")]
+    Invalid {
+        /// The setting, e.g. `server.public_url`.
+        setting: &'static str,
+        /// The variables that set it, e.g. `PUBLIC_URL or PHONE_AGENT_SERVER__PUBLIC_URL`.
+        vars: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The prompt file is missing or unreadable.
+    #[error(
+        "the agent prompt file {path} cannot be read ({message}); set PROMPT_PATH to an existing file"
+    )]
+    PromptFile {
+        /// The configured path.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// Two settings contradict each other.
+    #[error("contradictory settings: {0}")]
+    Contradiction(String),
+}
+
+/// Which agent answers calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// OpenAI Realtime (GA) over WebSocket.
+    Realtime,
+    /// The built-in echo agent: plays back what the caller said. Costs nothing; for checking
+    /// the number, the tunnel and the audio path.
+    Echo,
+}
+
+impl Backend {
+    /// The name used in configuration and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Realtime => "realtime",
+            Backend::Echo => "echo",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, with the call span's fields attached.
+    Json,
+}
+
+/// The public base URL Twilio uses to reach this server (`PUBLIC_URL`).
+///
+/// Signatures are checked against URLs built from it, never from the `Host` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `https://host[:port][/prefix]`, without a trailing slash.
+    http_base: String,
+    /// The same with `wss` (or `ws` for plain `http`).
+    ws_base: String,
+}
+
+impl PublicUrl {
+    /// Parses and checks a public URL: `http` or `https`, a host, no query string or fragment,
+    /// no user info. A trailing slash is removed.
+    ///
+    /// ```
+    /// use phone_agent_server::config::PublicUrl;
+    /// let url = PublicUrl::parse("https://agent.example.com/").unwrap();
+    /// assert_eq!(url.voice_url(), "https://agent.example.com/voice");
+    /// assert_eq!(url.media_url(), "wss://agent.example.com/media");
+    /// assert!(PublicUrl::parse("agent.example.com").is_err());
+    /// ```
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        let (scheme, rest) = raw
+            .split_once("://")
+            .ok_or_else(|| format!("{raw:?} is not an http(s) URL (expected https://host)"))?;
+        let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
+            "https" => "wss",
+            "http" => "ws",
+            other => {
+                return Err(format!(
+                    "{raw:?} has scheme {other:?}; use https:// (Twilio requires TLS) or http:// for local tests"
+                ));
+            }
+        };
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "{raw:?} has a query string or fragment; Twilio forbids them in stream URLs"
+            ));
+        }
+        let rest = rest.trim_end_matches('/');
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() || host.contains('@') || host.contains(char::is_whitespace) {
+            return Err(format!("{raw:?} has no valid host"));
+        }
+        if let Some((_, port)) = host.rsplit_once(':')
+            && !host.ends_with(']')
+            && port.parse::<u16>().is_err()
+        {
+            return Err(format!("{raw:?} has an invalid port"));
+        }
+        let scheme = scheme.to_ascii_lowercase();
+        Ok(PublicUrl {
+            http_base: format!("{scheme}://{rest}"),
+            ws_base: format!("{ws_scheme}://{rest}"),
+        })
+    }
+
+    /// The base URL (`https://host[/prefix]`).
+    pub fn http_base(&self) -> &str {
+        &self.http_base
+    }
+
+    /// Whether the URL uses TLS (`https`), as Twilio requires for Media Streams.
+    pub fn is_tls(&self) -> bool {
+        self.http_base.starts_with("https://")
+    }
+
+    /// The voice webhook URL to configure on the Twilio number (`…/voice`).
+    pub fn voice_url(&self) -> String {
+        format!("{}/voice", self.http_base)
+    }
+
+    /// The Media Stream URL written into the TwiML (`wss://…/media`).
+    pub fn media_url(&self) -> String {
+        format!("{}/media", self.ws_base)
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// TCP port (`PORT`); 0 picks a free port.
+    pub port: u16,
+    /// Address to bind.
+    pub bind_address: IpAddr,
+    /// Public base URL (`PUBLIC_URL`). Without it the TwiML uses the request's `Host` header
+    /// (fine behind a tunnel, but signatures cannot be checked).
+    pub public_url: Option<PublicUrl>,
+    /// Maximum concurrent calls; further calls are rejected as busy.
+    pub max_concurrent_calls: usize,
+    /// How long a client may take to send request headers.
+    pub header_read_timeout: Duration,
+    /// Maximum size of the `/voice` request body.
+    pub voice_body_limit: usize,
+    /// How long active calls may continue after a shutdown signal before they are ended.
+    pub shutdown_grace: Duration,
+}
+
+/// Twilio settings.
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    /// Auth token (`TWILIO_AUTH_TOKEN`); when set, signatures are required.
+    pub auth_token: Option<Secret>,
+    /// Account SID (`TWILIO_ACCOUNT_SID`); when set, calls from other accounts are refused.
+    pub account_sid: Option<String>,
+    /// Accept unsigned requests even with an auth token (local tunnels only).
+    pub danger_skip_signature_validation: bool,
+    /// Require the per-call token issued on `/voice` when a stream starts.
+    pub require_stream_token: bool,
+    /// How long an issued stream token stays valid.
+    pub stream_token_ttl: Duration,
+    /// Extra `<Parameter>`s added to every stream (also available to the prompt).
+    pub stream_parameters: BTreeMap<String, String>,
+}
+
+impl TwilioConfig {
+    /// The auth token to validate signatures with, or `None` when validation is off.
+    pub fn signature_key(&self) -> Option<&Secret> {
+        if self.danger_skip_signature_validation {
+            None
+        } else {
+            self.auth_token.as_ref()
+        }
+    }
+}
+
+/// Agent settings shared by every back end.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The back end that answers calls.
+    pub backend: Backend,
+    /// The prompt file (`PROMPT_PATH`), read at every call.
+    pub prompt_path: PathBuf,
+    /// Voice name.
+    pub voice: String,
+    /// Instructions for the agent's first words; `None` (configured as `""` or `"off"`) waits
+    /// for the caller to speak first.
+    pub greeting: Option<String>,
+    /// Calls are ended after this long.
+    pub max_call_duration: Duration,
+    /// A call whose caller sends no audio for this long is ended.
+    pub media_inactivity_timeout: Duration,
+    /// How long to wait for Twilio's `start` message after the upgrade.
+    pub stream_start_timeout: Duration,
+    /// The caller's silence (after the agent finished) that triggers the idle policy; `None`
+    /// disables it.
+    pub idle_timeout: Option<Duration>,
+    /// Instructions for one reprompt when the caller is idle; `None` ends the call at once.
+    pub idle_reprompt: Option<String>,
+    /// What keypad presses do.
+    pub dtmf: DtmfMode,
+}
+
+/// OpenAI Realtime settings.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// API key (`OPENAI_API_KEY`).
+    pub api_key: Option<Secret>,
+    /// Model (`OPENAI_MODEL`).
+    pub model: String,
+    /// API base URL (`OPENAI_BASE_URL`), as the official SDKs read it: `https://…/v1`
+    /// (`wss://`, `http://` and `ws://` are accepted too; `http` means plain WebSocket).
+    pub base_url: String,
+    /// Timeout of one connection attempt.
+    pub connect_timeout: Duration,
+    /// Connection attempts before the call is given up.
+    pub connect_attempts: u32,
+    /// Input transcription model; `None` turns transcription off.
+    pub transcription_model: Option<String>,
+    /// Transcription language hint (ISO-639-1).
+    pub transcription_language: Option<String>,
+    /// Noise reduction applied before VAD.
+    pub noise_reduction: NoiseReduction,
+    /// Turn detection.
+    pub turn_detection: TurnDetection,
+}
+
+/// Input noise reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseReduction {
+    /// None.
+    Off,
+    /// For close-talking microphones (handsets, headsets).
+    NearField,
+    /// For far-field microphones (speakerphones).
+    FarField,
+}
+
+/// Turn detection of the Realtime session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnDetection {
+    /// Volume-based VAD.
+    ServerVad {
+        /// 0.0–1.0; higher needs louder speech.
+        threshold: f64,
+        /// Audio kept before detected speech.
+        prefix_padding_ms: u32,
+        /// Silence that ends a turn.
+        silence_duration_ms: u32,
+        /// Respond automatically at the end of a turn.
+        create_response: bool,
+        /// Cancel the running response when the caller starts speaking.
+        interrupt_response: bool,
+        /// Prompt the caller after this much silence (5000–30000 ms).
+        idle_timeout_ms: Option<u32>,
+    },
+    /// Model-based end-of-turn detection.
+    SemanticVad {
+        /// `low`, `medium`, `high` or `auto`.
+        eagerness: String,
+        /// Respond automatically at the end of a turn.
+        create_response: bool,
+        /// Cancel the running response when the caller starts speaking.
+        interrupt_response: bool,
+    },
+}
+
+impl TurnDetection {
+    /// Whether the server cancels its own response on caller speech.
+    pub fn interrupts_itself(&self) -> bool {
+        match self {
+            TurnDetection::ServerVad {
+                interrupt_response, ..
+            }
+            | TurnDetection::SemanticVad {
+                interrupt_response, ..
+            } => *interrupt_response,
+        }
+    }
+}
+
+/// Settings of the built-in echo agent.
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// Silence after speech that ends an utterance and starts the playback.
+    pub pause: Duration,
+    /// Longest utterance kept; longer speech is played back in pieces of this length.
+    pub max_utterance: Duration,
+    /// Play a short tone when the call starts.
+    pub greeting_tone: bool,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter directives.
+    pub filter: String,
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Twilio.
+    pub twilio: TwilioConfig,
+    /// Agent (all back ends).
+    pub agent: AgentConfig,
+    /// OpenAI Realtime.
+    pub openai: OpenAiConfig,
+    /// Echo agent.
+    pub echo: EchoConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Metrics.
+    pub metrics: MetricsConfig,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (deserialized) form. Defaults here are the single source of truth; `config/default.toml`
+// mirrors them and a test keeps the two equal.
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct Raw {
+    server: RawServer,
+    twilio: RawTwilio,
+    agent: RawAgent,
+    openai: RawOpenAi,
+    echo: RawEcho,
+    log: RawLog,
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawServer {
+    port: i64,
+    bind_address: String,
+    public_url: String,
+    max_concurrent_calls: i64,
+    header_read_timeout_ms: u64,
+    voice_body_limit_bytes: u64,
+    shutdown_grace_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            port: 3000,
+            bind_address: "0.0.0.0".into(),
+            public_url: String::new(),
+            max_concurrent_calls: 100,
+            header_read_timeout_ms: 10_000,
+            voice_body_limit_bytes: 64 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTwilio {
+    auth_token: String,
+    account_sid: String,
+    danger_skip_signature_validation: bool,
+    require_stream_token: bool,
+    stream_token_ttl_secs: u64,
+    stream_parameters: BTreeMap<String, String>,
+}
+
+impl Default for RawTwilio {
+    fn default() -> Self {
+        RawTwilio {
+            auth_token: String::new(),
+            account_sid: String::new(),
+            danger_skip_signature_validation: false,
+            require_stream_token: true,
+            stream_token_ttl_secs: 60,
+            stream_parameters: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAgent {
+    backend: String,
+    prompt_path: String,
+    voice: String,
+    greeting: String,
+    max_call_secs: u64,
+    media_inactivity_timeout_secs: u64,
+    stream_start_timeout_secs: u64,
+    idle_timeout_secs: u64,
+    idle_reprompt: String,
+    dtmf: String,
+}
+
+/// The default greeting instructions.
+pub const DEFAULT_GREETING: &str =
+    "Greet the caller in one short sentence and ask how you can help.";
+
+/// The default idle reprompt instructions.
+pub const DEFAULT_IDLE_REPROMPT: &str = "The caller has been silent for a while. Briefly ask \
+    whether they are still there and whether you can help with anything else.";
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        RawAgent {
+            backend: "auto".into(),
+            prompt_path: "config/agent_prompt.md".into(),
+            voice: "marin".into(),
+            greeting: DEFAULT_GREETING.into(),
+            max_call_secs: 3300,
+            media_inactivity_timeout_secs: 15,
+            stream_start_timeout_secs: 10,
+            idle_timeout_secs: 20,
+            idle_reprompt: DEFAULT_IDLE_REPROMPT.into(),
+            dtmf: "forward".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawOpenAi {
+    api_key: String,
+    model: String,
+    base_url: String,
+    connect_timeout_ms: u64,
+    connect_attempts: u32,
+    transcription_model: String,
+    transcription_language: String,
+    noise_reduction: String,
+    turn_detection: RawTurnDetection,
+}
+
+impl Default for RawOpenAi {
+    fn default() -> Self {
+        RawOpenAi {
+            api_key: String::new(),
+            model: DEFAULT_MODEL.into(),
+            base_url: DEFAULT_OPENAI_BASE_URL.into(),
+            connect_timeout_ms: 5000,
+            connect_attempts: 2,
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+            transcription_language: String::new(),
+            noise_reduction: "near_field".into(),
+            turn_detection: RawTurnDetection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTurnDetection {
+    #[serde(rename = "type")]
+    kind: String,
+    threshold: f64,
+    prefix_padding_ms: u32,
+    silence_duration_ms: u32,
+    create_response: bool,
+    interrupt_response: bool,
+    idle_timeout_ms: u32,
+    eagerness: String,
+}
+
+impl Default for RawTurnDetection {
+    fn default() -> Self {
+        RawTurnDetection {
+            kind: "server_vad".into(),
+            threshold: 0.5,
+            prefix_padding_ms: 300,
+            silence_duration_ms: 500,
+            create_response: true,
+            interrupt_response: true,
+            idle_timeout_ms: 0,
+            eagerness: "auto".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawEcho {
+    pause_ms: u64,
+    max_utterance_ms: u64,
+    greeting_tone: bool,
+}
+
+impl Default for RawEcho {
+    fn default() -> Self {
+        RawEcho {
+            pause_ms: 700,
+            max_utterance_ms: 10_000,
+            greeting_tone: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLog {
+    format: String,
+    filter: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMetrics {
+    enabled: bool,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics { enabled: true }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The variable names that set a setting, for error messages.
+fn vars_for(setting: &str) -> String {
+    let prefixed = format!(
+        "{ENV_PREFIX}_{}",
+        setting.replace('.', "__").to_ascii_uppercase()
+    );
+    match ENV_ALIASES.iter().find(|(_, s)| *s == setting) {
+        Some((alias, _)) => format!("{alias} or {prefixed}"),
+        None => prefixed,
+    }
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        vars: vars_for(setting),
+        message: message.into(),
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else {
+        Some(t.to_string())
+    }
+}
+
+/// Reads `.env` (if present) with dotenvy's iterator API and overlays the process environment.
+/// Nothing is written to the environment.
+pub fn env_map_from_process(dotenv_path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let mut map = HashMap::new();
+    match dotenvy::from_path_iter(dotenv_path) {
+        Ok(iter) => {
+            for item in iter {
+                let (k, v) = item.map_err(|e| ConfigError::DotEnv {
+                    path: dotenv_path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                map.insert(k, v);
+            }
+        }
+        Err(e) if e.not_found() => {}
+        Err(e) => {
+            return Err(ConfigError::DotEnv {
+                path: dotenv_path.to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+    }
+    let process = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    overlay(&mut map, process);
+    Ok(map)
+}
+
+/// Overlays one layer onto another, resolving aliases within the layer first so that a later
+/// layer's short name beats an earlier layer's prefixed name.
+fn overlay(base: &mut HashMap<String, String>, layer: impl IntoIterator<Item = (String, String)>) {
+    let layer: HashMap<String, String> = layer.into_iter().collect();
+    let layer = canonicalize(&layer);
+    base.extend(layer);
+}
+
+/// Maps short names to prefixed ones (prefixed wins within one layer).
+fn canonicalize(map: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut out = map.clone();
+    for (alias, setting) in ENV_ALIASES {
+        if let Some(v) = map.get(*alias) {
+            let prefixed = format!(
+                "{ENV_PREFIX}_{}",
+                setting.replace('.', "__").to_ascii_uppercase()
+            );
+            out.remove(*alias);
+            out.entry(prefixed).or_insert_with(|| v.clone());
+        }
+    }
+    out
+}
+
+impl Config {
+    /// Loads the configuration the way the binary does: `.env` in the working directory and the
+    /// process environment (see the module docs for the layers).
+    pub fn load() -> Result<Config, ConfigError> {
+        let env = env_map_from_process(Path::new(".env"))?;
+        Config::from_env_map(&env)
+    }
+
+    /// Parses and validates the configuration from a source map (environment-style names and
+    /// values). The TOML file named by `PHONE_AGENT_CONFIG` in the map, if any, is read as the
+    /// layer below the map.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut env = canonicalize(env);
+        let file = env.remove(CONFIG_FILE_VAR).and_then(non_empty);
+        // Only our own variables reach the parser (unknown ones under our prefix are errors).
+        let prefix = format!("{ENV_PREFIX}_");
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(&prefix))
+            .collect();
+
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            if !Path::new(path).is_file() {
+                return Err(ConfigError::Source(format!(
+                    "the configuration file {path} ({CONFIG_FILE_VAR}) does not exist"
+                )));
+            }
+            builder = builder
+                .add_source(config::File::new(path, config::FileFormat::Toml).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true)
+                .source(Some(env)),
+        );
+        let raw: Raw = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Source(explain(&e.to_string())))?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Config, ConfigError> {
+        // --- server
+        let port = u16::try_from(raw.server.port).map_err(|_| {
+            invalid(
+                "server.port",
+                format!("{} is out of range (0–65535)", raw.server.port),
+            )
+        })?;
+        let bind_address: IpAddr = raw.server.bind_address.trim().parse().map_err(|_| {
+            invalid(
+                "server.bind_address",
+                format!("{:?} is not an IP address", raw.server.bind_address),
+            )
+        })?;
+        let public_url = match non_empty(raw.server.public_url) {
+            Some(u) => Some(PublicUrl::parse(&u).map_err(|m| invalid("server.public_url", m))?),
+            None => None,
+        };
+        let max_concurrent_calls = usize::try_from(raw.server.max_concurrent_calls)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                invalid(
+                    "server.max_concurrent_calls",
+                    format!("{} must be at least 1", raw.server.max_concurrent_calls),
+                )
+            })?;
+        if raw.server.header_read_timeout_ms == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if raw.server.voice_body_limit_bytes < 1024 {
+            return Err(invalid(
+                "server.voice_body_limit_bytes",
+                "must be at least 1024 (Twilio's webhook form is about 1–2 KiB)",
+            ));
+        }
+        let server = ServerConfig {
+            port,
+            bind_address,
+            public_url,
+            max_concurrent_calls,
+            header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+            voice_body_limit: usize::try_from(raw.server.voice_body_limit_bytes)
+                .unwrap_or(usize::MAX),
+            shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+        };
+
+        // --- twilio
+        let account_sid = non_empty(raw.twilio.account_sid);
+        if let Some(sid) = &account_sid
+            && !(sid.len() == 34 && sid.starts_with("AC"))
+        {
+            return Err(invalid(
+                "twilio.account_sid",
+                format!("{sid:?} is not an account SID (AC followed by 32 hex digits)"),
+            ));
+        }
+        if raw.twilio.require_stream_token && raw.twilio.stream_token_ttl_secs == 0 {
+            return Err(invalid(
+                "twilio.stream_token_ttl_secs",
+                "must be greater than 0",
+            ));
+        }
+        for name in raw.twilio.stream_parameters.keys() {
+            if RESERVED_PARAMETERS.contains(&name.as_str()) {
+                return Err(invalid(
+                    "twilio.stream_parameters",
+                    format!("{name:?} is reserved (the server sets it itself)"),
+                ));
+            }
+        }
+        let twilio = TwilioConfig {
+            auth_token: non_empty(raw.twilio.auth_token).map(Secret),
+            account_sid,
+            danger_skip_signature_validation: raw.twilio.danger_skip_signature_validation,
+            require_stream_token: raw.twilio.require_stream_token,
+            stream_token_ttl: Duration::from_secs(raw.twilio.stream_token_ttl_secs),
+            stream_parameters: raw.twilio.stream_parameters,
+        };
+        if twilio.signature_key().is_some() && server.public_url.is_none() {
+            return Err(ConfigError::Contradiction(
+                "TWILIO_AUTH_TOKEN is set, so request signatures are checked, but PUBLIC_URL is \
+                 not: signatures are computed over the public URL Twilio calls. Set PUBLIC_URL \
+                 (e.g. https://agent.example.com)"
+                    .into(),
+            ));
+        }
+
+        // --- openai
+        let api_key = non_empty(raw.openai.api_key).map(Secret);
+        let model = non_empty(raw.openai.model)
+            .ok_or_else(|| invalid("openai.model", "must not be empty"))?;
+        normalize_ws_base(&raw.openai.base_url).map_err(|m| invalid("openai.base_url", m))?;
+        let base_url = raw.openai.base_url.trim().to_string();
+        if raw.openai.connect_attempts == 0 {
+            return Err(invalid("openai.connect_attempts", "must be at least 1"));
+        }
+        if raw.openai.connect_timeout_ms == 0 {
+            return Err(invalid(
+                "openai.connect_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        let noise_reduction = match raw.openai.noise_reduction.trim() {
+            "" | "off" | "none" => NoiseReduction::Off,
+            "near_field" => NoiseReduction::NearField,
+            "far_field" => NoiseReduction::FarField,
+            other => {
+                return Err(invalid(
+                    "openai.noise_reduction",
+                    format!("{other:?} is not one of off, near_field, far_field"),
+                ));
+            }
+        };
+        let td = raw.openai.turn_detection;
+        let turn_detection = match td.kind.trim() {
+            "server_vad" => {
+                if !(0.0..=1.0).contains(&td.threshold) {
+                    return Err(invalid(
+                        "openai.turn_detection.threshold",
+                        format!("{} is not between 0.0 and 1.0", td.threshold),
+                    ));
+                }
+                let idle_timeout_ms = match td.idle_timeout_ms {
+                    0 => None,
+                    ms @ 5000..=30000 => Some(ms),
+                    ms => {
+                        return Err(invalid(
+                            "openai.turn_detection.idle_timeout_ms",
+                            format!("{ms} must be 0 (off) or between 5000 and 30000"),
+                        ));
+                    }
+                };
+                TurnDetection::ServerVad {
+                    threshold: td.threshold,
+                    prefix_padding_ms: td.prefix_padding_ms,
+                    silence_duration_ms: td.silence_duration_ms,
+                    create_response: td.create_response,
+                    interrupt_response: td.interrupt_response,
+                    idle_timeout_ms,
+                }
+            }
+            "semantic_vad" => {
+                if td.idle_timeout_ms != 0 {
+                    return Err(ConfigError::Contradiction(
+                        "openai.turn_detection.idle_timeout_ms only works with type = \
+                         \"server_vad\", not \"semantic_vad\""
+                            .into(),
+                    ));
+                }
+                let eagerness = td.eagerness.trim().to_string();
+                if !["low", "medium", "high", "auto"].contains(&eagerness.as_str()) {
+                    return Err(invalid(
+                        "openai.turn_detection.eagerness",
+                        format!("{eagerness:?} is not one of low, medium, high, auto"),
+                    ));
+                }
+                TurnDetection::SemanticVad {
+                    eagerness,
+                    create_response: td.create_response,
+                    interrupt_response: td.interrupt_response,
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "openai.turn_detection.type",
+                    format!(
+                        "{other:?} is not one of server_vad, semantic_vad (a phone call needs \
+                         turn detection)"
+                    ),
+                ));
+            }
+        };
+        let openai = OpenAiConfig {
+            api_key,
+            model,
+            base_url,
+            connect_timeout: Duration::from_millis(raw.openai.connect_timeout_ms),
+            connect_attempts: raw.openai.connect_attempts,
+            transcription_model: non_empty(raw.openai.transcription_model),
+            transcription_language: non_empty(raw.openai.transcription_language),
+            noise_reduction,
+            turn_detection,
+        };
+
+        // --- agent
+        let backend = match raw.agent.backend.trim() {
+            "" | "auto" => {
+                if openai.api_key.is_some() {
+                    Backend::Realtime
+                } else {
+                    Backend::Echo
+                }
+            }
+            "realtime" => {
+                if openai.api_key.is_none() {
+                    return Err(ConfigError::Contradiction(
+                        "agent.backend = \"realtime\" needs OPENAI_API_KEY; set the key, or use \
+                         backend \"auto\" to fall back to the built-in echo agent"
+                            .into(),
+                    ));
+                }
+                Backend::Realtime
+            }
+            "echo" => Backend::Echo,
+            "live" => {
+                return Err(invalid(
+                    "agent.backend",
+                    "the GPT-Live back end is not available in this build yet; use realtime or echo",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "agent.backend",
+                    format!("{other:?} is not one of auto, realtime, echo"),
+                ));
+            }
+        };
+        let prompt_path = PathBuf::from(
+            non_empty(raw.agent.prompt_path)
+                .ok_or_else(|| invalid("agent.prompt_path", "must not be empty"))?,
+        );
+        if backend != Backend::Echo {
+            std::fs::metadata(&prompt_path)
+                .and_then(|m| {
+                    if m.is_file() {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::other("not a regular file"))
+                    }
+                })
+                .map_err(|e| ConfigError::PromptFile {
+                    path: prompt_path.clone(),
+                    message: e.to_string(),
+                })?;
+        }
+        let voice = non_empty(raw.agent.voice)
+            .ok_or_else(|| invalid("agent.voice", "must not be empty"))?;
+        if raw.agent.max_call_secs == 0 {
+            return Err(invalid("agent.max_call_secs", "must be greater than 0"));
+        }
+        if raw.agent.media_inactivity_timeout_secs == 0 {
+            return Err(invalid(
+                "agent.media_inactivity_timeout_secs",
+                "must be greater than 0",
+            ));
+        }
+        if raw.agent.stream_start_timeout_secs == 0 {
+            return Err(invalid(
+                "agent.stream_start_timeout_secs",
+                "must be greater than 0",
+            ));
+        }
+        let dtmf = match raw.agent.dtmf.trim() {
+            "forward" => DtmfMode::Forward,
+            "respond" => DtmfMode::ForwardAndRespond,
+            "off" => DtmfMode::Off,
+            other => {
+                return Err(invalid(
+                    "agent.dtmf",
+                    format!("{other:?} is not one of forward, respond, off"),
+                ));
+            }
+        };
+        let idle_timeout = match raw.agent.idle_timeout_secs {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        };
+        let agent = AgentConfig {
+            backend,
+            prompt_path,
+            voice,
+            greeting: non_empty(raw.agent.greeting).filter(|g| !g.eq_ignore_ascii_case("off")),
+            max_call_duration: Duration::from_secs(raw.agent.max_call_secs),
+            media_inactivity_timeout: Duration::from_secs(raw.agent.media_inactivity_timeout_secs),
+            stream_start_timeout: Duration::from_secs(raw.agent.stream_start_timeout_secs),
+            idle_timeout,
+            idle_reprompt: non_empty(raw.agent.idle_reprompt)
+                .filter(|r| !r.eq_ignore_ascii_case("off")),
+            dtmf,
+        };
+
+        // --- echo
+        if raw.echo.pause_ms < 100 {
+            return Err(invalid("echo.pause_ms", "must be at least 100"));
+        }
+        if raw.echo.max_utterance_ms < 500 {
+            return Err(invalid("echo.max_utterance_ms", "must be at least 500"));
+        }
+        let echo = EchoConfig {
+            pause: Duration::from_millis(raw.echo.pause_ms),
+            max_utterance: Duration::from_millis(raw.echo.max_utterance_ms),
+            greeting_tone: raw.echo.greeting_tone,
+        };
+
+        // --- log, metrics
+        let format = match raw.log.format.trim() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("{other:?} is not one of text, json"),
+                ));
+            }
+        };
+        let filter = non_empty(raw.log.filter).unwrap_or_else(|| "info".into());
+        let log = LogConfig { format, filter };
+        let metrics = MetricsConfig {
+            enabled: raw.metrics.enabled,
+        };
+
+        Ok(Config {
+            server,
+            twilio,
+            agent,
+            openai,
+            echo,
+            log,
+            metrics,
+        })
+    }
+
+    /// Warnings to log once at startup (insecure or surprising settings). Never contains
+    /// secrets.
+    pub fn startup_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.agent.backend == Backend::Echo && self.openai.api_key.is_none() {
+            out.push(
+                "OPENAI_API_KEY is not set: calls are answered by the built-in echo agent, which \
+                 plays back what the caller says. Set OPENAI_API_KEY (in .env or the environment) \
+                 to talk to an OpenAI Realtime agent."
+                    .to_string(),
+            );
+        }
+        match (
+            &self.twilio.auth_token,
+            self.twilio.danger_skip_signature_validation,
+        ) {
+            (None, _) => out.push(
+                "TWILIO_AUTH_TOKEN is not set: Twilio request signatures are NOT checked, so \
+                 anyone who finds this server's URL can open calls on your OpenAI account. Set \
+                 TWILIO_AUTH_TOKEN and PUBLIC_URL in production."
+                    .to_string(),
+            ),
+            (Some(_), true) => out.push(
+                "DANGER: twilio.danger_skip_signature_validation is on: Twilio request signatures \
+                 are NOT checked. Use this only with a local tunnel, never in production."
+                    .to_string(),
+            ),
+            (Some(_), false) => {}
+        }
+        match &self.server.public_url {
+            None => out.push(
+                "PUBLIC_URL is not set: the stream URL is built from each request's Host header. \
+                 Set PUBLIC_URL to the https:// address Twilio uses."
+                    .to_string(),
+            ),
+            Some(url) if !url.is_tls() => out.push(format!(
+                "PUBLIC_URL {} is not https: Twilio only connects Media Streams over wss:// on \
+                 port 443 (fine for local tests)",
+                url.http_base()
+            )),
+            Some(_) => {}
+        }
+        out
+    }
+}
+
+/// Parameter names the server writes into every `<Stream>` itself.
+pub const RESERVED_PARAMETERS: &[&str] = &["token", "call_sid", "from", "to"];
+
+/// Turns an http(s)/ws(s) base URL into its ws(s) form without a trailing slash.
+fn normalize_ws_base(raw: &str) -> Result<String, String> {
+    let raw = raw.trim().trim_end_matches('/');
+    let (scheme, rest) = raw
+        .split_once("://")
+        .ok_or_else(|| format!("{raw:?} is not a URL (expected wss://host/v1)"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "wss" | "https" => "wss",
+        "ws" | "http" => "ws",
+        other => return Err(format!("{raw:?} has unsupported scheme {other:?}")),
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{raw:?} has no host"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// Adds a hint to the `config` crate's messages about how keys map to variables.
+fn explain(message: &str) -> String {
+    format!(
+        "{message} (settings are set with PHONE_AGENT_<SECTION>__<KEY> variables, e.g. \
+         PHONE_AGENT_AGENT__VOICE, or in the file named by {CONFIG_FILE_VAR}; see .env.example)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn vars_for_names_both_forms() {
+        assert_eq!(vars_for("server.port"), "PORT or PHONE_AGENT_SERVER__PORT");
+        assert_eq!(vars_for("agent.voice"), "PHONE_AGENT_AGENT__VOICE");
+    }
+
+    #[test]
+    fn prefixed_wins_over_alias_in_one_layer() {
+        let c = Config::from_env_map(&env(&[
+            ("PORT", "1"),
+            ("PHONE_AGENT_SERVER__PORT", "2"),
+            ("PHONE_AGENT_AGENT__BACKEND", "echo"),
+        ]))
+        .unwrap();
+        assert_eq!(c.server.port, 2);
+    }
+
+    #[test]
+    fn later_layer_alias_beats_earlier_prefixed() {
+        let mut base = HashMap::new();
+        overlay(&mut base, env(&[("PHONE_AGENT_SERVER__PORT", "2")]));
+        overlay(&mut base, env(&[("PORT", "5")]));
+        assert_eq!(
+            base.get("PHONE_AGENT_SERVER__PORT").map(String::as_str),
+            Some("5")
+        );
+    }
+
+    #[test]
+    fn ws_base_normalization() {
+        assert_eq!(
+            normalize_ws_base("https://api.openai.com/v1/").unwrap(),
+            "wss://api.openai.com/v1"
+        );
+        assert_eq!(
+            normalize_ws_base("ws://127.0.0.1:9/v1").unwrap(),
+            "ws://127.0.0.1:9/v1"
+        );
+        assert!(normalize_ws_base("ftp://x").is_err());
+        assert!(normalize_ws_base("nope").is_err());
+    }
+}

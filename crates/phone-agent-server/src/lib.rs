@@ -1,0 +1,57 @@
+//! # phone-agent-server
+//!
+//! The deployable server of phone-agent: answers Twilio phone calls with an OpenAI Realtime
+//! voice agent (or, without an API key, a built-in echo agent for testing the audio path).
+//!
+//! * `POST /voice` — Twilio's voice webhook; answers TwiML that opens a bidirectional Media
+//!   Stream to `wss://<PUBLIC_URL host>/media` ([`voice`]).
+//! * `GET /media` — the Media Stream WebSocket; each call is relayed to one agent session by
+//!   bridge-core's engine through the [`adapters`].
+//! * `GET /health`, `GET /ready`, `GET /metrics` — liveness, readiness (503 while draining),
+//!   Prometheus metrics.
+//!
+//! The server only translates and wires: Twilio's protocol lives in `twilio-media`, OpenAI's in
+//! `openai-realtime`, the call logic (relay, playout tracking, barge-in, tools, timers) in
+//! `bridge-core`. It refuses unauthenticated calls **before** any agent session opens when
+//! `TWILIO_AUTH_TOKEN` is set, never logs audio or secrets, and ends every agent session with
+//! its call.
+//!
+//! Embedding (tests, `cargo xtask demo`): build a [`config::Config`] from a map, bind a listener,
+//! start, and shut down:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::HashMap;
+//! use phone_agent_server::{config::Config, Server};
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let config = Config::from_env_map(&HashMap::from([
+//!     ("PUBLIC_URL".to_string(), format!("http://{addr}")),
+//!     ("PHONE_AGENT_AGENT__BACKEND".to_string(), "echo".to_string()),
+//! ]))?;
+//! let server = Server::new(config).serve(listener)?;
+//! // ... place calls against server.local_addr() ...
+//! server.shutdown();
+//! let report = server.wait().await;
+//! assert!(report.clean);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod adapters;
+mod call;
+pub mod config;
+pub mod healthcheck;
+pub mod logging;
+mod media;
+pub mod metrics;
+pub mod prompt;
+mod routes;
+mod server;
+pub mod shutdown;
+mod signature;
+pub mod tokens;
+mod voice;
+
+pub use server::{Server, ServerHandle, ShutdownReport};

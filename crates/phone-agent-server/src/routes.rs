@@ -1,0 +1,115 @@
+//! Request routing and the small routes (`/health`, `/ready`, `/metrics`).
+//!
+//! | route | methods | answer |
+//! |---|---|---|
+//! | `/voice` | `POST`, `GET` | TwiML opening the Media Stream (see [`crate::voice`]) |
+//! | `/media` | `GET` (WebSocket upgrade) | the call (see [`crate::media`]) |
+//! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
+//! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
+//! | `/metrics` | `GET` | Prometheus text (404 when metrics are disabled) |
+//!
+//! Anything else is 404; a known path with another method is 405 with `Allow`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use crate::server::AppState;
+
+/// The body type of every response.
+pub(crate) type Body = Full<Bytes>;
+
+pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let route: &'static str = match req.uri().path() {
+        "/voice" => "voice",
+        "/media" => "media",
+        "/health" => "health",
+        "/ready" => "ready",
+        "/metrics" => "metrics",
+        _ => "other",
+    };
+    let method = req.method().clone();
+    let response = match (route, &method) {
+        ("voice", &Method::POST | &Method::GET) => crate::voice::handle(&state, req).await,
+        ("voice", _) => method_not_allowed("GET, POST"),
+        ("media", &Method::GET) => crate::media::handle(&state, req),
+        ("media", _) => method_not_allowed("GET"),
+        ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        ("ready", &Method::GET | &Method::HEAD) => {
+            if state.is_draining() {
+                json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+            } else {
+                json(StatusCode::OK, r#"{"status":"ready"}"#)
+            }
+        }
+        ("health" | "ready", _) => method_not_allowed("GET, HEAD"),
+        ("metrics", &Method::GET) => metrics(&state),
+        ("metrics", _) => method_not_allowed("GET"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    let status = response.status();
+    if route != "other" || status != StatusCode::NOT_FOUND {
+        metrics::counter!(crate::metrics::HTTP_REQUESTS, "route" => route, "status" => status.as_str().to_owned())
+            .increment(1);
+    }
+    tracing::debug!(route, %method, status = status.as_u16(), "request");
+    if method == Method::HEAD {
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, Body::default());
+    }
+    response
+}
+
+fn metrics(state: &AppState) -> Response<Body> {
+    match &state.metrics {
+        Some(handle) => {
+            let mut response = Response::new(Body::new(Bytes::from(handle.render())));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }
+        None => text(StatusCode::NOT_FOUND, "metrics are disabled\n"),
+    }
+}
+
+/// A response with a static body and content type.
+pub(crate) fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(Body::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: &'static str) -> Response<Body> {
+    with_body(status, "application/json", body)
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    with_body(status, "text/plain; charset=utf-8", body)
+}
+
+/// A TwiML response.
+pub(crate) fn twiml(xml: String) -> Response<Body> {
+    with_body(StatusCode::OK, "text/xml; charset=utf-8", xml)
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}

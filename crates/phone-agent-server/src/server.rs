@@ -1,0 +1,372 @@
+//! The HTTP server: accept loop, connections, calls, and graceful shutdown.
+//!
+//! HTTP/1 only (Twilio webhooks and the Media Streams upgrade are HTTP/1.1), served by hyper with
+//! upgrades enabled and a header read timeout. Each accepted socket gets `TCP_NODELAY`.
+//!
+//! Shutdown (on [`ServerHandle::shutdown`], which the binary calls on SIGTERM/SIGINT):
+//!
+//! 1. stop accepting (the listener is dropped), `/ready` answers 503, `/voice` rejects calls;
+//! 2. idle keep-alive connections are closed, in-flight requests finish;
+//! 3. calls in progress continue for up to `server.shutdown_grace`;
+//! 4. then every remaining call is ended through the engine's shutdown (both sockets closed).
+//!
+//! Upgraded WebSockets are invisible to hyper's connection tracking, so calls are tracked with a
+//! [`TaskTracker`] of their own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bridge_core::tools::{NoTools, ToolExecutor};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Backend, Config};
+use crate::tokens::StreamTokens;
+
+/// How long after the grace deadline ended calls get to close their sockets before the server
+/// stops waiting for them.
+const END_CALLS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of one server.
+pub(crate) struct AppState {
+    pub(crate) config: Config,
+    pub(crate) tools: Arc<dyn ToolExecutor>,
+    pub(crate) tokens: StreamTokens,
+    pub(crate) calls: Calls,
+    pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) draining: AtomicBool,
+    /// Connection settings for OpenAI Realtime (built once; `None` for other back ends).
+    pub(crate) openai: Option<openai_realtime::client::Endpoint>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("active_calls", &self.calls.active())
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// The calls of one server: capacity, tracking, and the signal that ends them all.
+pub(crate) struct Calls {
+    pub(crate) tracker: TaskTracker,
+    /// Cancelled when the shutdown grace period is over: every call ends.
+    pub(crate) end_all: CancellationToken,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Calls {
+    fn new(max: usize) -> Self {
+        Calls {
+            tracker: TaskTracker::new(),
+            end_all: CancellationToken::new(),
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+
+    /// Calls in progress.
+    pub(crate) fn active(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+
+    /// Whether another call would be refused.
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.slots.available_permits() == 0
+    }
+
+    /// Reserves a slot for one call; `None` when full. The slot is released when the permit
+    /// is dropped.
+    pub(crate) fn try_reserve(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+}
+
+/// Builds and starts a server.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use phone_agent_server::{config::Config, Server};
+/// let config = Config::load().expect("valid configuration");
+/// let handle = Server::new(config).bind().await?;
+/// println!("listening on {}", handle.local_addr());
+/// handle.shutdown();
+/// let report = handle.wait().await;
+/// assert_eq!(report.calls_ended, 0);
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    config: Config,
+    tools: Arc<dyn ToolExecutor>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What happened during shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Calls that were in progress when shutdown began.
+    pub calls_at_shutdown: usize,
+    /// Calls still running at the end of the grace period, ended by the server.
+    pub calls_ended: usize,
+    /// Whether every call task had finished when the server returned.
+    pub clean: bool,
+}
+
+impl Server {
+    /// A server with this configuration and no tools.
+    pub fn new(config: Config) -> Self {
+        Server {
+            config,
+            tools: Arc::new(NoTools),
+        }
+    }
+
+    /// Tools offered to the agent on every call.
+    pub fn with_tools(mut self, tools: Arc<dyn ToolExecutor>) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Binds `server.bind_address:server.port` and starts serving.
+    pub async fn bind(self) -> std::io::Result<ServerHandle> {
+        let addr = SocketAddr::new(self.config.server.bind_address, self.config.server.port);
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Starts serving on an already bound listener (tests bind `127.0.0.1:0`). Must be called
+    /// inside a tokio runtime.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<ServerHandle> {
+        let local_addr = listener.local_addr()?;
+        let openai = match self.config.agent.backend {
+            Backend::Realtime => {
+                let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+                let endpoint = crate::adapters::realtime::endpoint(&self.config.openai)
+                    .map_err(|e| invalid(format!("OpenAI configuration: {e}")))?;
+                // Check the session settings once at startup rather than on the first call.
+                crate::adapters::realtime::session_config(
+                    &self.config.openai,
+                    &self.config.agent,
+                    String::new(),
+                    &self.tools.definitions(),
+                )
+                .map_err(|e| invalid(format!("OpenAI session configuration: {e}")))?;
+                Some(endpoint)
+            }
+            Backend::Echo => None,
+        };
+        for warning in self.config.startup_warnings() {
+            tracing::warn!("{warning}");
+        }
+        let metrics = if self.config.metrics.enabled {
+            crate::metrics::install()
+        } else {
+            None
+        };
+        let state = Arc::new(AppState {
+            tokens: StreamTokens::new(self.config.twilio.stream_token_ttl),
+            calls: Calls::new(self.config.server.max_concurrent_calls),
+            tools: self.tools,
+            metrics: metrics.clone(),
+            draining: AtomicBool::new(false),
+            openai,
+            config: self.config,
+        });
+        let shutdown = CancellationToken::new();
+        if let Some(handle) = metrics {
+            tokio::spawn(crate::metrics::upkeep(
+                handle,
+                Duration::from_secs(5),
+                shutdown.child_token(),
+            ));
+        }
+        tracing::info!(
+            %local_addr,
+            backend = state.config.agent.backend.as_str(),
+            public_url = state.config.server.public_url.as_ref().map(|u| u.http_base()).unwrap_or("-"),
+            max_calls = state.config.server.max_concurrent_calls,
+            "phone-agent server listening"
+        );
+        let task = tokio::spawn(run(listener, Arc::clone(&state), shutdown.clone()));
+        Ok(ServerHandle {
+            local_addr,
+            shutdown,
+            task,
+            state,
+        })
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<ShutdownReport>,
+    state: Arc<AppState>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Begins a graceful shutdown (returns at once; await [`Self::wait`]).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token that starts the shutdown when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.state.calls.active()
+    }
+
+    /// Waits until the server has shut down (after [`Self::shutdown`]) and every call ended.
+    pub async fn wait(self) -> ShutdownReport {
+        match self.task.await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "server task failed");
+                ShutdownReport::default()
+            }
+        }
+    }
+}
+
+async fn run(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> ShutdownReport {
+    let connections = TaskTracker::new();
+    let conn_shutdown = CancellationToken::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+                    }
+                    connections.spawn(serve_connection(stream, peer, Arc::clone(&state), conn_shutdown.clone()));
+                }
+                Err(e) => {
+                    // Per-connection errors (e.g. the peer reset before accept) and resource
+                    // exhaustion (EMFILE): log, back off briefly, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    crate::metrics::error("accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    state.draining.store(true, Ordering::Release);
+    let calls_at_shutdown = state.calls.active();
+    tracing::info!(
+        active_calls = calls_at_shutdown,
+        grace_secs = state.config.server.shutdown_grace.as_secs(),
+        "shutting down: no longer accepting; waiting for calls to finish"
+    );
+
+    // HTTP connections: close idle ones, let in-flight requests finish.
+    conn_shutdown.cancel();
+    connections.close();
+
+    // Calls: let them finish within the grace period, then end them.
+    state.calls.tracker.close();
+    let mut calls_ended = 0;
+    if tokio::time::timeout(
+        state.config.server.shutdown_grace,
+        state.calls.tracker.wait(),
+    )
+    .await
+    .is_err()
+    {
+        calls_ended = state.calls.active();
+        tracing::info!(
+            calls = calls_ended,
+            "grace period over: ending the remaining calls"
+        );
+        state.calls.end_all.cancel();
+    }
+    let calls_done = tokio::time::timeout(END_CALLS_TIMEOUT, state.calls.tracker.wait())
+        .await
+        .is_ok();
+    let conns_done = tokio::time::timeout(END_CALLS_TIMEOUT, connections.wait())
+        .await
+        .is_ok();
+    if !calls_done {
+        tracing::warn!(
+            calls = state.calls.active(),
+            "some calls did not end in time"
+        );
+    }
+    tracing::info!("shutdown complete");
+    ShutdownReport {
+        calls_at_shutdown,
+        calls_ended,
+        clean: calls_done && conns_done,
+    }
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) {
+    let header_read_timeout = state.config.server.header_read_timeout;
+    let service = service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, std::convert::Infallible>(crate::routes::handle(state, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        // Timeouts and resets from clients are routine; keep them out of `info`.
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,171 @@
+//! `POST`/`GET /voice`: Twilio's voice webhook. Answers TwiML that connects the call to a
+//! bidirectional Media Stream on `/media`.
+//!
+//! Order of checks: request signature (403), account (403), draining or at capacity
+//! (`<Reject reason="busy"/>`), then the TwiML:
+//!
+//! ```xml
+//! <Response><Connect><Stream url="wss://PUBLIC/media">
+//!   <Parameter name="token" value="…"/>      (per-call, single use)
+//!   <Parameter name="call_sid" value="CA…"/>
+//!   <Parameter name="from" value="+1…"/>
+//!   <Parameter name="to" value="+1…"/>
+//!   …configured twilio.stream_parameters…
+//! </Stream></Connect></Response>
+//! ```
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use twilio_media::twiml;
+
+use crate::routes::{self, Body};
+use crate::server::AppState;
+
+/// How long a client may take to send the webhook body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let config = &state.config;
+
+    let body = if parts.method == Method::POST {
+        let limited = Limited::new(body, config.server.voice_body_limit);
+        match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) => {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    return routes::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+                }
+                return routes::text(StatusCode::BAD_REQUEST, "could not read the request body\n");
+            }
+            Err(_) => return routes::text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n"),
+        }
+    } else {
+        Bytes::new()
+    };
+    let query = parts.uri.query();
+    // POST: parameters are the form body (the query, if any, is part of the signed URL).
+    // GET: parameters are the query string, and the signature covers the URL only.
+    let params: Vec<(String, String)> = if parts.method == Method::POST {
+        form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect()
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+
+    if let Some(key) = config.twilio.signature_key() {
+        // Invariant: config validation refuses a signature key without PUBLIC_URL.
+        let Some(public) = &config.server.public_url else {
+            return routes::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "PUBLIC_URL is not configured\n",
+            );
+        };
+        let mut url = public.voice_url();
+        if let Some(q) = query {
+            url.push('?');
+            url.push_str(q);
+        }
+        let signed_params: &[(String, String)] = if parts.method == Method::POST {
+            &params
+        } else {
+            &[]
+        };
+        let header = parts
+            .headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok());
+        if !crate::signature::is_valid(key, &url, signed_params, header) {
+            tracing::warn!(
+                signature_present = header.is_some(),
+                "refusing /voice: invalid Twilio signature (check TWILIO_AUTH_TOKEN and that PUBLIC_URL matches the webhook URL configured in Twilio)"
+            );
+            crate::metrics::rejected("signature");
+            return routes::text(StatusCode::FORBIDDEN, "invalid signature\n");
+        }
+    }
+
+    if let Some(expected) = &config.twilio.account_sid
+        && param("AccountSid") != Some(expected.as_str())
+    {
+        tracing::warn!("refusing /voice: the call belongs to another Twilio account");
+        crate::metrics::rejected("account");
+        return routes::text(StatusCode::FORBIDDEN, "wrong account\n");
+    }
+
+    let Some(call_sid) = param("CallSid").filter(|s| !s.is_empty()) else {
+        return routes::text(
+            StatusCode::BAD_REQUEST,
+            "missing CallSid (is this a Twilio voice webhook?)\n",
+        );
+    };
+
+    if state.is_draining() || state.calls.at_capacity() {
+        let reason = if state.is_draining() {
+            "draining"
+        } else {
+            "busy"
+        };
+        tracing::info!(call_sid, reason, "rejecting call as busy");
+        crate::metrics::rejected(reason);
+        return routes::twiml(
+            twiml::Response::new()
+                .reject(twiml::Reject::busy())
+                .to_xml(),
+        );
+    }
+
+    let stream_url = match &config.server.public_url {
+        Some(public) => public.media_url(),
+        None => match parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
+                format!("wss://{host}/media")
+            }
+            _ => {
+                return routes::text(
+                    StatusCode::BAD_REQUEST,
+                    "no Host header; set PUBLIC_URL to the address Twilio uses\n",
+                );
+            }
+        },
+    };
+
+    let mut stream = twiml::Stream::new(stream_url);
+    if config.twilio.require_stream_token {
+        let token = state.tokens.issue(call_sid, Instant::now());
+        stream = stream.parameter("token", token);
+    }
+    stream = stream.parameter("call_sid", call_sid);
+    if let Some(from) = param("From") {
+        stream = stream.parameter("from", from);
+    }
+    if let Some(to) = param("To") {
+        stream = stream.parameter("to", to);
+    }
+    for (name, value) in &config.twilio.stream_parameters {
+        stream = stream.parameter(name.as_str(), value.as_str());
+    }
+    if let Err(e) = stream.validate() {
+        // Local tests use ws:// URLs; Twilio would refuse them, which the startup warning says.
+        tracing::debug!(error = %e, "the stream URL does not meet Twilio's rules");
+    }
+    tracing::info!(call_sid, "answering call with a media stream");
+    routes::twiml(twiml::Response::new().connect(stream).to_xml())
+}
