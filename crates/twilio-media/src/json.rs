@@ -134,6 +134,16 @@ pub(crate) fn write_str<B: Buffer + ?Sized>(out: &mut B, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push_str("\"");
     let bytes = s.as_bytes();
+    // Fast path (base64 payloads, SIDs, typical mark names): nothing to escape. The
+    // non-short-circuiting fold lets the compiler vectorize the check.
+    let needs_escape = bytes.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
+        out.push_str(s);
+        out.push_str("\"");
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short: &str = match b {
@@ -150,16 +160,10 @@ pub(crate) fn write_str<B: Buffer + ?Sized>(out: &mut B, s: &str) {
         // Every byte matched above is ASCII, so `start..i` lies on char boundaries.
         out.push_str(&s[start..i]);
         if short.is_empty() {
-            let esc = [
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ];
-            // The escape is pure ASCII.
-            out.push_str(std::str::from_utf8(&esc).unwrap_or_default());
+            let mut hex = [0u8; 4];
+            out.push_str("\\u00");
+            out.push_str(char::from(HEX[usize::from(b >> 4)]).encode_utf8(&mut hex));
+            out.push_str(char::from(HEX[usize::from(b & 0xf)]).encode_utf8(&mut hex));
         } else {
             out.push_str(short);
         }
