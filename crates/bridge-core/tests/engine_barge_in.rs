@@ -408,3 +408,28 @@ fn gpt_live_output_is_forwarded_and_never_truncated() {
         .collect();
     assert_eq!(events[0].agent_audio_ms, 60);
 }
+
+#[test]
+fn repeated_speech_start_before_the_cancelled_response_ends_is_not_a_second_barge_in() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME_NO_INTERRUPT);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            5,
+            speech_started(),
+            &[
+                "C clear",
+                "A cancel r1",
+                "A truncate i1 @0",
+                "event barge-in cleared=1 [i1:sent=20,played=0,end=0] cancelled=r1",
+            ],
+        ),
+        (6, speech_stopped(), &[]),
+        // VAD fires again while r1's cancellation is still in flight: nothing to do.
+        (7, speech_started(), &[]),
+        (8, agent_audio("r1", "i1", 2, 160), &[]),
+        (9, response_done("r1", ResponseStatus::Cancelled), &[]),
+    ]);
+    assert_eq!(s.call.summary(s.now).barge_ins, 1);
+}

@@ -785,12 +785,17 @@ impl Call {
         self.caller_speaking = true;
         self.caller_activity();
         let Some(caps) = self.caps else { return };
-        let streaming = self.active.as_ref().is_some_and(|a| a.sent_audio);
+        // The active response, unless a previous barge-in already discarded it.
+        let live_active = self
+            .active
+            .as_ref()
+            .filter(|a| !self.is_discarded(Some(&a.id), None));
+        let streaming = live_active.is_some_and(|a| a.sent_audio);
         if !self.playout.is_playing() && !streaming {
             // Nothing audible to interrupt. A response that is running without audio yet would
             // still talk over the caller if the agent does not cancel it itself.
             if !caps.interrupts_itself
-                && let Some(active) = &self.active
+                && let Some(active) = live_active
             {
                 let id = active.id.clone();
                 self.out
@@ -810,7 +815,7 @@ impl Call {
         }
 
         let mut cancelled_response = None;
-        if let Some(active) = &self.active {
+        if let Some(active) = live_active {
             let id = active.id.clone();
             if !caps.interrupts_itself {
                 self.out
