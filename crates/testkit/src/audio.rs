@@ -546,7 +546,10 @@ mod tests {
         assert_eq!(decode(0xFF), 0);
         assert_eq!(decode(0x7F), 0);
         for code in 0..=255u8 {
-            assert_eq!(encode(decode(code)), code | if code == 0x7F { 0x80 } else { 0 });
+            assert_eq!(
+                encode(decode(code)),
+                code | if code == 0x7F { 0x80 } else { 0 }
+            );
         }
     }
 
@@ -582,7 +585,9 @@ mod tests {
         let found = find_stamps(&shifted);
         assert_eq!(
             found,
-            (0..5).map(|k| (7 + k * FRAME_BYTES, 1000 + k as u32)).collect::<Vec<_>>()
+            (0..5)
+                .map(|k| (7 + k * FRAME_BYTES, 1000 + k as u32))
+                .collect::<Vec<_>>()
         );
     }
 

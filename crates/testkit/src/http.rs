@@ -105,7 +105,11 @@ pub(crate) fn split_url(url: &str) -> Option<(String, String, String)> {
     let path = uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
-    Some((format!("{}:{port}", auth.host()), auth.as_str().to_string(), path))
+    Some((
+        format!("{}:{port}", auth.host()),
+        auth.as_str().to_string(),
+        path,
+    ))
 }
 
 /// Sends one request on a fresh connection and reads the whole response.
@@ -126,11 +130,16 @@ pub async fn request(
             tracing::debug!(error = %e, "test HTTP client connection ended with an error");
         }
     });
-    let mut req = Request::builder().method(method).uri(path).header("host", host);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = sender.send_request(req.body(Full::new(body.into()))?).await?;
+    let resp = sender
+        .send_request(req.body(Full::new(body.into()))?)
+        .await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await?.to_bytes();

@@ -3,6 +3,8 @@
 
 pub mod audio;
 pub mod http;
+pub mod openai;
+pub mod rest;
 pub mod sid;
 pub mod twilio;
 mod wait;

@@ -27,7 +27,11 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 
 /// The signature Twilio would send for a request to `url` with form `params`.
-pub fn sign<K: AsRef<str>, V: AsRef<str>>(auth_token: &str, url: &str, params: &[(K, V)]) -> String {
+pub fn sign<K: AsRef<str>, V: AsRef<str>>(
+    auth_token: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
     let mut by_name: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (k, v) in params {
         by_name.entry(k.as_ref()).or_default().insert(v.as_ref());

@@ -298,7 +298,11 @@ fn verb(e: &Element) -> Verb {
             action: get("action"),
             method: get("method"),
             stream: e.elements().find(|c| c.name == "Stream").map(stream),
-            other: e.elements().filter(|c| c.name != "Stream").cloned().collect(),
+            other: e
+                .elements()
+                .filter(|c| c.name != "Stream")
+                .cloned()
+                .collect(),
         }),
         "Start" => Verb::Start {
             stream: e.elements().find(|c| c.name == "Stream").map(stream),
@@ -322,9 +326,7 @@ fn verb(e: &Element) -> Verb {
         "Dial" => {
             let text = e.text();
             let number = if text.is_empty() {
-                e.elements()
-                    .find(|c| c.name == "Number")
-                    .map(Element::text)
+                e.elements().find(|c| c.name == "Number").map(Element::text)
             } else {
                 Some(text)
             };
@@ -552,10 +554,7 @@ mod tests {
 
     #[test]
     fn parses_reject_dial_and_misc() {
-        let t = Twiml::parse(
-            "<Response><!-- busy --><Reject reason='busy' /></Response>",
-        )
-        .unwrap();
+        let t = Twiml::parse("<Response><!-- busy --><Reject reason='busy' /></Response>").unwrap();
         assert_eq!(t.reject(), Some(Some("busy")));
         assert!(t.stream().is_none());
 
