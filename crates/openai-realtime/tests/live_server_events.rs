@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use openai_realtime::live::{
-    AudioFormat, CloseReason, DelegationTarget, ErrorCode, InitialItem, ParseError,
-    SERVER_EVENT_TYPES, ServerEvent, Voice,
+    Ack, AudioFormat, CloseReason, DelegationTarget, ErrorCode, InitialItem, OutputAudioDelta,
+    ParseError, SERVER_EVENT_TYPES, ServerEvent, SessionClosed, SessionUsage, Voice,
 };
 use serde_json::Value;
 
@@ -562,4 +562,38 @@ fn owned_events_outlive_the_frame() {
         ServerEvent::parse(&frame).expect("valid").into_owned()
     };
     assert!(matches!(owned, ServerEvent::InputTranscriptDelta(d) if d.delta == "hello"));
+}
+
+#[test]
+fn mock_servers_can_build_and_write_events() {
+    let audio = ServerEvent::OutputAudioDelta(OutputAudioDelta {
+        delta: Cow::Borrowed("AAAA"),
+        start_ms: None,
+        end_ms: None,
+    });
+    assert_eq!(
+        serde_json::to_string(&audio).expect("serializes"),
+        r#"{"type":"session.output_audio.delta","delta":"AAAA"}"#
+    );
+    let muted = ServerEvent::InputAudioMuted(Ack {
+        event_id: Some("evt_1".into()),
+        client_event_id: Some("mute_1".into()),
+    });
+    assert_eq!(
+        serde_json::to_string(&muted).expect("serializes"),
+        r#"{"type":"session.input_audio.muted","event_id":"evt_1","client_event_id":"mute_1"}"#
+    );
+    let closed = ServerEvent::SessionClosed(SessionClosed {
+        event_id: Some("evt_9".into()),
+        client_event_id: None,
+        reason: CloseReason::EXPIRED,
+        session: None,
+        usage: Some(SessionUsage { seconds: 31.0 }),
+    });
+    let text = serde_json::to_string(&closed).expect("serializes");
+    assert_eq!(
+        text,
+        r#"{"type":"session.closed","event_id":"evt_9","reason":"expired","usage":{"seconds":31.0}}"#
+    );
+    assert_eq!(parse(&text), closed);
 }

@@ -1111,7 +1111,20 @@ impl DelegationUpdate {
 }
 
 /// The sparse `session` object of `session.update`: only delegation settings (within the
-/// current mode) and triggers can change.
+/// current mode) and triggers can change; omitted fields keep their values. A `null`
+/// delegation is deliberately not expressible (a responses session rejects it with
+/// `immutable_field_update`).
+///
+/// ```
+/// use openai_realtime::live::{ClientEvent, DelegationUpdate, ResponsesDelegationUpdate, SessionUpdate};
+/// let update = SessionUpdate::delegation(DelegationUpdate::responses(
+///     ResponsesDelegationUpdate::new().with_model("gpt-5.6-terra"),
+/// ));
+/// assert_eq!(
+///     ClientEvent::session_update(update).to_json(),
+///     r#"{"type":"session.update","session":{"delegation":{"type":"responses","responses":{"model":"gpt-5.6-terra"}}}}"#
+/// );
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct SessionUpdate {

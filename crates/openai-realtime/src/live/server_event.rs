@@ -95,7 +95,6 @@ impl ParseError {
 /// does not recognize (a future audio format, say) parse as `None` rather than failing the
 /// event; `delegation`, `client` and `triggers` are kept as raw JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SessionResource {
     /// Opaque session id (`live_…`); log it with the call ids, keep it byte-exact.
     pub id: String,
@@ -164,7 +163,6 @@ impl SessionResource {
 
 /// `session.started` / `session.updated`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SessionEvent {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,7 +176,6 @@ pub struct SessionEvent {
 
 /// `session.output_audio.delta`: a chunk of the continuous output track (silence included).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct OutputAudioDelta<'a> {
     /// Base64 audio in the session format, borrowed from the frame (forward it to Twilio's
     /// `media.payload` unchanged).
@@ -206,7 +203,6 @@ impl OutputAudioDelta<'_> {
 /// `session.input_audio.append` as a **server** event: caller audio reflected to a sideband
 /// observer (always PCM16 LE 24 kHz). Never arrives on a primary WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct InputAudioReflection<'a> {
     /// Base64 PCM16 LE 24 kHz, borrowed from the frame.
     #[serde(borrow)]
@@ -226,7 +222,6 @@ impl InputAudioReflection<'_> {
 /// fragment. Append fragments exactly as received (they carry their own spaces); there is no
 /// "done" event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct TranscriptDelta<'a> {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,7 +254,6 @@ impl TranscriptDelta<'_> {
 /// `session.instructions|thinking|commentary.appended`: the context reached the session
 /// timeline. Proves acceptance, not that anything was spoken or heard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ContextAppended {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,7 +270,6 @@ pub struct ContextAppended {
 /// A bare acknowledgement (`session.input_audio.muted|unmuted`,
 /// `session.output_audio.fixture.playing|played`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Ack {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,7 +285,6 @@ fn delegation_object_type() -> String {
 
 /// The `delegation` object of `session.delegation.created` (metadata only, no task text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct DelegationInfo {
     /// Delegation id: pass it as `delegation_id` when answering a client delegation.
     pub id: String,
@@ -308,7 +300,6 @@ pub struct DelegationInfo {
 
 /// `session.delegation.created`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct DelegationCreated {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,7 +315,6 @@ pub struct DelegationCreated {
 
 /// `response.event`: one event of the delegated Responses backend stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ResponseEvent {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -362,7 +352,6 @@ impl FunctionCall<'_> {
 
 /// Token details of a backend response's input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct InputTokensDetails {
     /// Cached input tokens.
     #[serde(default)]
@@ -371,7 +360,6 @@ pub struct InputTokensDetails {
 
 /// Token details of a backend response's output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct OutputTokensDetails {
     /// Reasoning tokens.
     #[serde(default)]
@@ -380,7 +368,6 @@ pub struct OutputTokensDetails {
 
 /// Backend token usage of one Responses response (billed separately from voice seconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ResponseUsage {
     /// Input tokens.
     #[serde(default)]
@@ -450,7 +437,6 @@ impl ResponseEvent {
 
 /// Cumulative billable voice usage. Each report replaces the previous one; never sum them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SessionUsage {
     /// Cumulative seconds.
     pub seconds: f64,
@@ -458,7 +444,6 @@ pub struct SessionUsage {
 
 /// Context-window usage.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ContextWindow {
     /// Active context ÷ model limit (may drop after compaction).
     pub usage_ratio: f64,
@@ -466,7 +451,6 @@ pub struct ContextWindow {
 
 /// `session.usage.updated`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct UsageUpdated {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -486,7 +470,6 @@ pub struct UsageUpdated {
 /// `session` and `usage` are required by the reference but optional here, so that a close is
 /// never lost to a missing snapshot; a bridge should record the usage as unconfirmed if absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct SessionClosed {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -509,7 +492,6 @@ pub struct SessionClosed {
 /// The reference marks `type`, `code` and `message` required; they are read leniently here
 /// (defaults / `None`) so that an error report is never itself lost to a parse error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ErrorDetail {
     /// Category, e.g. `invalid_request_error`.
     #[serde(rename = "type", default)]
@@ -530,7 +512,6 @@ pub struct ErrorDetail {
 
 /// `error`. Before `session.started` it means startup failed; afterwards the session may go on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct ErrorEvent {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -559,7 +540,6 @@ impl ErrorEvent {
 
 /// `info`: an informational notice (e.g. `data_channel_permissions` on WebRTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct InfoEvent {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -575,7 +555,6 @@ pub struct InfoEvent {
 
 /// `transport.dtmf.received|sent|send` (SIP sideband observers only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct TransportDtmf {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -589,7 +568,6 @@ pub struct TransportDtmf {
 
 /// `transport.ringing` / `transport.answered` (SIP sideband observers only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct TransportCall {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -603,7 +581,6 @@ pub struct TransportCall {
 
 /// The `error` object of `transport.failed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct TransportError {
     /// Always `call_error`.
     #[serde(rename = "type", default)]
@@ -620,7 +597,6 @@ pub struct TransportError {
 
 /// `transport.failed` (SIP sideband observers only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct TransportFailed {
     /// Server event id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -641,7 +617,8 @@ pub struct TransportFailed {
 /// A server → client event, borrowing audio and transcript text from the frame it was parsed
 /// from (use [`into_owned`](Self::into_owned) to keep it longer).
 ///
-/// `Serialize` writes the event back in wire form (used by mock servers and tests).
+/// `Serialize` writes the event back in wire form, `type` first. Payload structs have plain
+/// public fields so mock servers and tests can build events directly.
 ///
 /// ```
 /// use openai_realtime::live::ServerEvent;
@@ -788,7 +765,18 @@ fn required_int(
 }
 
 impl<'a> ServerEvent<'a> {
-    /// Parses one text frame. See the [module docs](self) for the guarantees.
+    /// Parses one WebSocket text frame.
+    ///
+    /// - The per-frame events (`session.output_audio.delta`, the sideband
+    ///   `session.input_audio.append`, both transcript deltas) are decoded in **one pass** with
+    ///   no intermediate `serde_json::Value`; their text borrows from `text` (it is copied only
+    ///   if the JSON string contains escapes).
+    /// - Every other known event is decoded into its typed struct (a second, typed pass).
+    /// - An unknown `type` becomes [`ServerEvent::Unknown`] with the raw JSON kept; unknown
+    ///   fields are ignored everywhere.
+    /// - Errors are typed: [`ParseError::InvalidJson`] (not one JSON object),
+    ///   [`ParseError::MissingType`], or [`ParseError::Malformed`] naming the known event whose
+    ///   required field is missing or mistyped. Nothing panics on peer input.
     pub fn parse(text: &'a str) -> Result<Self, ParseError> {
         let mut probe: Probe<'a> = serde_json::from_str(text).map_err(ParseError::InvalidJson)?;
         let event_type = match probe.event_type.take() {
