@@ -219,7 +219,9 @@ where
                         }
                     }
                     Output::Agent(cmd) => {
-                        let Some(agent) = agent.as_mut() else { continue };
+                        let Some(agent) = agent.as_mut() else {
+                            continue;
+                        };
                         if agent_side.dead {
                             continue;
                         }
@@ -239,8 +241,7 @@ where
                         let call_id = invocation.call_id.clone();
                         let handle = tasks.spawn(async move {
                             let call_id = invocation.call_id.clone();
-                            let output = match timeout(tool_timeout, tools.call(invocation)).await
-                            {
+                            let output = match timeout(tool_timeout, tools.call(invocation)).await {
                                 Ok(output) => output,
                                 Err(_) => ToolOutput::error(format!(
                                     "the tool did not answer within {} ms",
@@ -267,8 +268,7 @@ where
                         .await;
                         let info = call.caller_info().cloned().unwrap_or_default();
                         let result =
-                            match timeout(control_timeout, control.execute(&info, &action)).await
-                            {
+                            match timeout(control_timeout, control.execute(&info, &action)).await {
                                 Ok(result) => result,
                                 Err(_) => Err(ControlError("timed out".to_owned())),
                             };

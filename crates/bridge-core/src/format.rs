@@ -170,7 +170,7 @@ impl Base64Audio {
 }
 
 fn is_base64_shape(text: &[u8]) -> bool {
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return false;
     }
     let body_end = text.len()

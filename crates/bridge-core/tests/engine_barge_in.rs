@@ -33,7 +33,11 @@ fn chunks_are_split_into_marked_pieces_and_passed_through() {
             ],
         ),
         // Tiny chunks are not padded.
-        (120, agent_audio("r1", "i1", 0x03, 5), &["C audio 5 #03", "C mark 5"]),
+        (
+            120,
+            agent_audio("r1", "i1", 0x03, 5),
+            &["C audio 5 #03", "C mark 5"],
+        ),
     ]);
 }
 
@@ -56,7 +60,10 @@ fn passthrough_forwards_the_same_shared_bytes() {
     assert_eq!(sent.as_bytes().as_ptr(), payload.as_bytes().as_ptr());
 
     let frame = ulaw(0x11, 160);
-    let out = s.outputs(20, In::Caller(bridge_core::caller::CallerEvent::Audio(frame.clone())));
+    let out = s.outputs(
+        20,
+        In::Caller(bridge_core::caller::CallerEvent::Audio(frame.clone())),
+    );
     let Output::Agent(bridge_core::agent::AgentCommand::Audio(sent)) = &out[0] else {
         panic!("expected agent audio, got {out:?}");
     };
@@ -119,7 +126,11 @@ fn barge_in_before_any_echo_truncates_at_zero() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         (
             5,
             speech_started(),
@@ -166,8 +177,16 @@ fn no_barge_in_after_everything_played() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
-        (0, agent_audio("r1", "i1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
+        (
+            0,
+            agent_audio("r1", "i1", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
         (1, audio_done("r1", "i1"), &[]),
         (1, response_done("r1", ResponseStatus::Completed), &[]),
         (20, echo(1), &[]),
@@ -183,10 +202,22 @@ fn fully_played_items_are_not_truncated_but_later_ones_are() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "a", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "a", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         (0, audio_done("r1", "a"), &[]),
-        (0, agent_audio("r1", "b", 2, 160), &["C audio 160 #02", "C mark 2"]),
-        (0, agent_audio("r1", "b", 3, 160), &["C audio 160 #03", "C mark 3"]),
+        (
+            0,
+            agent_audio("r1", "b", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
+        (
+            0,
+            agent_audio("r1", "b", 3, 160),
+            &["C audio 160 #03", "C mark 3"],
+        ),
         // Item a fully heard, b heard up to 20 ms.
         (20, echo(1), &[]),
         (40, echo(2), &[]),
@@ -209,7 +240,11 @@ fn streaming_response_with_everything_heard_still_truncates_at_sent() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         (20, echo(1), &[]),
         (
             30,
@@ -229,12 +264,11 @@ fn agent_that_does_not_interrupt_itself_is_cancelled() {
     let mut s = Scenario::ready(quiet_config(), REALTIME_NO_INTERRUPT);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 320), &[
-            "C audio 162 #01",
-            "C mark 1",
-            "C audio 158 #01",
-            "C mark 2",
-        ]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 320),
+            &["C audio 162 #01", "C mark 1", "C audio 158 #01", "C mark 2"],
+        ),
         (21, echo(1), &[]),
         (
             25,
@@ -260,7 +294,11 @@ fn self_interrupting_agent_is_not_cancelled_after_its_response_ended() {
     let mut s = Scenario::ready(quiet_config(), REALTIME_NO_INTERRUPT);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         (1, response_done("r1", ResponseStatus::Completed), &[]),
         // Still playing, but no response is active: clear and truncate, no cancel.
         (
@@ -289,7 +327,13 @@ fn three_barge_ins_in_a_row_are_each_exact() {
         let first = next_mark;
         for k in 0..8u8 {
             let out = s.cmds(t, agent_audio(&response, &item, k, 160));
-            assert_eq!(out, [format!("C audio 160 #{k:02x}"), format!("C mark {next_mark}")]);
+            assert_eq!(
+                out,
+                [
+                    format!("C audio 160 #{k:02x}"),
+                    format!("C mark {next_mark}")
+                ]
+            );
             next_mark += 1;
         }
         for m in first..first + pieces_heard {
@@ -323,8 +367,16 @@ fn stale_echoes_arriving_after_new_audio_do_not_advance_it() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 2"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 2"],
+        ),
         (
             10,
             speech_started(),
@@ -336,8 +388,16 @@ fn stale_echoes_arriving_after_new_audio_do_not_advance_it() {
         ),
         (11, response_done("r1", ResponseStatus::Cancelled), &[]),
         (12, response_started("r2"), &[]),
-        (12, agent_audio("r2", "i2", 2, 160), &["C audio 160 #02", "C mark 3"]),
-        (12, agent_audio("r2", "i2", 2, 160), &["C audio 160 #02", "C mark 4"]),
+        (
+            12,
+            agent_audio("r2", "i2", 2, 160),
+            &["C audio 160 #02", "C mark 3"],
+        ),
+        (
+            12,
+            agent_audio("r2", "i2", 2, 160),
+            &["C audio 160 #02", "C mark 4"],
+        ),
         // Stale echoes of marks 1 and 2 arrive now: they must not count as r2 being heard.
         (13, echo(1), &[]),
         (13, echo(2), &[]),
@@ -369,7 +429,11 @@ fn first_audio_latency_is_measured_from_speech_stop() {
                 "C mark 1",
             ],
         ),
-        (2360, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 2"]),
+        (
+            2360,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 2"],
+        ),
     ]);
 }
 
@@ -394,7 +458,10 @@ fn gpt_live_output_is_forwarded_and_never_truncated() {
     let out = s.step(30, speech_started());
     assert_eq!(
         out,
-        ["C clear", "event barge-in cleared=1 [-:sent=40,played=20,end=none]"]
+        [
+            "C clear",
+            "event barge-in cleared=1 [-:sent=40,played=20,end=none]"
+        ]
     );
     // The continuous track is not discarded (it has no ids): output resumes at once.
     assert_eq!(s.step(40, live_audio(3)), ["C audio 160 #03", "C mark 3"]);
@@ -414,7 +481,11 @@ fn repeated_speech_start_before_the_cancelled_response_ends_is_not_a_second_barg
     let mut s = Scenario::ready(quiet_config(), REALTIME_NO_INTERRUPT);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         (
             5,
             speech_started(),

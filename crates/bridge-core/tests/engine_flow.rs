@@ -56,13 +56,20 @@ fn pre_ready_buffer_is_bounded_dropping_the_oldest() {
     let mut s = Scenario::new(config);
     s.step(0, started());
     for tag in 1..=4u8 {
-        assert!(s.step(u64::from(tag) * 20, caller_audio(tag, 160)).is_empty());
+        assert!(
+            s.step(u64::from(tag) * 20, caller_audio(tag, 160))
+                .is_empty()
+        );
     }
     s.step(100, In::Connected(REALTIME));
     s.check(&[(
         100,
         ready(),
-        &["event agent-ready 100ms", "A audio 160 #03", "A audio 160 #04"],
+        &[
+            "event agent-ready 100ms",
+            "A audio 160 #03",
+            "A audio 160 #04",
+        ],
     )]);
     let summary = s.call.summary(s.now);
     assert_eq!(summary.pre_ready_dropped_ms, 40);
@@ -86,15 +93,15 @@ fn greeting_waits_for_ready_and_is_sent_once() {
             &["event agent-ready 300ms", "A respond \"Say hello.\""],
         ),
         (301, ready(), &[]),
-        (
-            600,
-            response_started("g"),
-            &[],
-        ),
+        (600, response_started("g"), &[]),
         (
             700,
             agent_audio("g", "gi", 1, 160),
-            &["event first-audio Greeting 400ms", "C audio 160 #01", "C mark 1"],
+            &[
+                "event first-audio Greeting 400ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
         ),
     ]);
     // Ready first, then started: the greeting follows the caller's start.
@@ -147,7 +154,10 @@ fn dtmf_modes() {
     );
     assert_eq!(
         respond.step(10, dtmf('3')),
-        ["A context \"The caller pressed 3 on the keypad.\"", "A respond"]
+        [
+            "A context \"The caller pressed 3 on the keypad.\"",
+            "A respond"
+        ]
     );
 }
 
@@ -162,16 +172,28 @@ fn dtmf_while_the_agent_speaks_does_not_disturb_playout() {
     );
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         // Context goes at once; the response request waits for r1 to end. No clear.
         (
             10,
             dtmf('7'),
             &["A context \"The caller pressed 7 on the keypad.\""],
         ),
-        (15, agent_audio("r1", "i1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (
+            15,
+            agent_audio("r1", "i1", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
         (20, echo(1), &[]),
-        (30, response_done("r1", ResponseStatus::Completed), &["A respond"]),
+        (
+            30,
+            response_done("r1", ResponseStatus::Completed),
+            &["A respond"],
+        ),
         (40, echo(2), &[]),
     ]);
 }
@@ -298,5 +320,13 @@ fn unsupported_conversion_fails_the_call() {
     let out = s.step(10, In::Connected(caps));
     assert_eq!(out.len(), 5, "{out:?}");
     assert!(out[0].starts_with("event error Agent \"cannot transcode"));
-    assert_eq!(&out[1..], ["C close", "A close", "event ended agent_failed", "finished agent_failed"]);
+    assert_eq!(
+        &out[1..],
+        [
+            "C close",
+            "A close",
+            "event ended agent_failed",
+            "finished agent_failed"
+        ]
+    );
 }

@@ -91,7 +91,12 @@ fn max_duration_ends_the_call() {
     let out = s.outputs(60_000, In::Timeout);
     assert_eq!(
         out.iter().map(render).collect::<Vec<_>>(),
-        ["C close", "A close", "event ended max_duration", "finished max_duration"]
+        [
+            "C close",
+            "A close",
+            "event ended max_duration",
+            "finished max_duration"
+        ]
     );
     let summary = finished_summary(&out).expect("finished");
     assert_eq!(summary.duration, Duration::from_secs(60));
@@ -195,7 +200,11 @@ fn agent_dies_mid_response() {
     );
     assert_eq!(
         out.iter().map(render).collect::<Vec<_>>(),
-        ["C close", "event ended agent_closed", "finished agent_closed"]
+        [
+            "C close",
+            "event ended agent_closed",
+            "finished agent_closed"
+        ]
     );
     let summary = finished_summary(&out).expect("finished");
     assert_eq!(summary.end_detail.as_deref(), Some("socket reset"));
@@ -251,7 +260,11 @@ fn caller_hangup_closes_the_agent() {
     s.check(&[(
         10,
         hangup(),
-        &["A close", "event ended caller_hung_up", "finished caller_hung_up"],
+        &[
+            "A close",
+            "event ended caller_hung_up",
+            "finished caller_hung_up",
+        ],
     )]);
 }
 

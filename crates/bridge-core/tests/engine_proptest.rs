@@ -123,14 +123,20 @@ fn run(acts: Vec<Act>, caps: AgentCapabilities) -> Result<(), TestCaseError> {
                 let Some(cur) = &mut m.cur else { continue };
                 let out = s.outputs(t, agent_audio(&cur.id, &cur.item, 7, bytes));
                 if cur.discarded {
-                    prop_assert!(out.is_empty(), "audio of a discarded response reached the caller: {out:?}");
+                    prop_assert!(
+                        out.is_empty(),
+                        "audio of a discarded response reached the caller: {out:?}"
+                    );
                     continue;
                 }
                 cur.sent_audio = true;
-                let books = m.items.entry(cur.item.clone()).or_insert_with(|| ItemBooks {
-                    response: cur.id.clone(),
-                    ..ItemBooks::default()
-                });
+                let books = m
+                    .items
+                    .entry(cur.item.clone())
+                    .or_insert_with(|| ItemBooks {
+                        response: cur.id.clone(),
+                        ..ItemBooks::default()
+                    });
                 let mut forwarded = 0;
                 let mut expect_mark = false;
                 for o in out {
@@ -204,7 +210,9 @@ fn run(acts: Vec<Act>, caps: AgentCapabilities) -> Result<(), TestCaseError> {
                 }
             }
             Act::StaleEcho => {
-                let Some(id) = m.stale.pop_front() else { continue };
+                let Some(id) = m.stale.pop_front() else {
+                    continue;
+                };
                 let out = s.outputs(t, echo(id));
                 prop_assert!(out.is_empty(), "stale echo had an effect: {out:?}");
                 stale_echoes += 1;
@@ -263,7 +271,10 @@ fn run(acts: Vec<Act>, caps: AgentCapabilities) -> Result<(), TestCaseError> {
                     .collect();
                 prop_assert_eq!(&truncated, &expected);
                 for (id, ms) in &truncated {
-                    prop_assert!(ms * 8 <= m.items[id].sent, "truncated {id} beyond what was sent");
+                    prop_assert!(
+                        ms * 8 <= m.items[id].sent,
+                        "truncated {id} beyond what was sent"
+                    );
                 }
 
                 // The caller side drops its queue and will echo the held marks later.

@@ -31,7 +31,11 @@ fn tool_call_runs_only_after_its_response_completed() {
         (
             700,
             agent_audio("r2", "i2", 1, 160),
-            &["event first-audio ToolResults 180ms", "C audio 160 #01", "C mark 1"],
+            &[
+                "event first-audio ToolResults 180ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
         ),
     ]);
     assert_eq!(s.call.summary(s.now).tool_calls, 1);
@@ -99,7 +103,11 @@ fn parallel_calls_get_one_response_after_all_results() {
         (
             200,
             tool_done("a", "1", None),
-            &["A tool-result a 1", "event tool-finished a 197ms", "A respond"],
+            &[
+                "A tool-result a 1",
+                "event tool-finished a 197ms",
+                "A respond",
+            ],
         ),
     ]);
 }
@@ -109,14 +117,22 @@ fn tool_call_while_speaking_does_not_disturb_playout() {
     let mut s = Scenario::ready(quiet_config(), REALTIME);
     s.check(&[
         (0, response_started("r1"), &[]),
-        (0, agent_audio("r1", "i1", 1, 160), &["C audio 160 #01", "C mark 1"]),
+        (
+            0,
+            agent_audio("r1", "i1", 1, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
         // A call without response id runs at once, audio keeps flowing.
         (
             5,
             tool_call("c1", "lookup", None),
             &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
         ),
-        (6, agent_audio("r1", "i1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (
+            6,
+            agent_audio("r1", "i1", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
         (20, echo(1), &[]),
         // The result goes at once; the follow-up response waits for r1 to finish.
         (
@@ -124,9 +140,17 @@ fn tool_call_while_speaking_does_not_disturb_playout() {
             tool_done("c1", "{}", None),
             &["A tool-result c1 {}", "event tool-finished c1 25ms"],
         ),
-        (35, agent_audio("r1", "i1", 3, 160), &["C audio 160 #03", "C mark 3"]),
+        (
+            35,
+            agent_audio("r1", "i1", 3, 160),
+            &["C audio 160 #03", "C mark 3"],
+        ),
         (40, echo(2), &[]),
-        (50, response_done("r1", ResponseStatus::Completed), &["A respond"]),
+        (
+            50,
+            response_done("r1", ResponseStatus::Completed),
+            &["A respond"],
+        ),
         (60, echo(3), &[]),
     ]);
 }
@@ -165,7 +189,10 @@ fn hangup_tool_waits_for_the_goodbye_to_be_heard() {
         (
             2,
             response_done("r1", ResponseStatus::Completed),
-            &["event tool-started c1 end_call", "run c1 end_call {} for CA1"],
+            &[
+                "event tool-started c1 end_call",
+                "run c1 end_call {} for CA1",
+            ],
         ),
         (
             10,
@@ -180,9 +207,17 @@ fn hangup_tool_waits_for_the_goodbye_to_be_heard() {
         (
             200,
             agent_audio("bye", "b1", 1, 160),
-            &["event first-audio ToolResults 190ms", "C audio 160 #01", "C mark 1"],
+            &[
+                "event first-audio ToolResults 190ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
         ),
-        (200, agent_audio("bye", "b1", 2, 160), &["C audio 160 #02", "C mark 2"]),
+        (
+            200,
+            agent_audio("bye", "b1", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
         (210, audio_done("bye", "b1"), &[]),
         (210, response_done("bye", ResponseStatus::Completed), &[]),
         // The first piece was heard; the goodbye is not over yet.
@@ -233,7 +268,13 @@ fn transfer_after_the_goodbye_and_barge_in_during_it() {
     s.check(&[
         (
             10,
-            tool_done("c1", "{}", Some(CallAction::Transfer { to: "+15550100".into() })),
+            tool_done(
+                "c1",
+                "{}",
+                Some(CallAction::Transfer {
+                    to: "+15550100".into(),
+                }),
+            ),
             &[
                 "A tool-result c1 {}",
                 "event tool-finished c1 10ms Transfer { to: \"+15550100\" }",
@@ -244,7 +285,11 @@ fn transfer_after_the_goodbye_and_barge_in_during_it() {
         (
             30,
             agent_audio("t", "ti", 1, 160),
-            &["event first-audio ToolResults 20ms", "C audio 160 #01", "C mark 1"],
+            &[
+                "event first-audio ToolResults 20ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
         ),
         (40, response_done("t", ResponseStatus::Completed), &[]),
         // The caller talks over the goodbye: cleared, then the transfer proceeds.
@@ -273,5 +318,13 @@ fn hangup_without_goodbye_audio_executes_when_the_response_ends() {
     s.step(1, tool_done("c1", "{}", Some(CallAction::Hangup)));
     s.step(2, response_started("bye"));
     let out = s.cmds(3, response_done("bye", ResponseStatus::Completed));
-    assert_eq!(out, ["action hangup", "C close", "A close", "finished hung_up_by_agent"]);
+    assert_eq!(
+        out,
+        [
+            "action hangup",
+            "C close",
+            "A close",
+            "finished hung_up_by_agent"
+        ]
+    );
 }

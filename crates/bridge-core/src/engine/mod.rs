@@ -93,10 +93,10 @@ use std::time::{Duration, Instant};
 use crate::agent::{
     AgentCapabilities, AgentCommand, AgentEvent, ResponseStatus, Speaker, ToolCallRequest, Usage,
 };
+use crate::audio::transcode::Transcoder;
 use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
 use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
-use crate::audio::transcode::Transcoder;
 use playout::{Echo, Playout};
 
 /// Something the engine wants done. Drain with [`Call::poll_output`] after every input and
@@ -361,9 +361,7 @@ impl Call {
                 self.caller_speaking = false;
                 self.turn_start = Some((now, LatencyTrigger::CallerStoppedSpeaking));
             }
-            AgentEvent::ResponseStarted { response_id } => {
-                self.on_response_started(response_id)
-            }
+            AgentEvent::ResponseStarted { response_id } => self.on_response_started(response_id),
             AgentEvent::ResponseDone {
                 response_id,
                 status,
@@ -402,8 +400,8 @@ impl Call {
             return;
         }
         self.caps = Some(capabilities);
-        let transcoders = Transcoder::new(self.caller_format, capabilities.input_format)
-            .and_then(|to_agent| {
+        let transcoders =
+            Transcoder::new(self.caller_format, capabilities.input_format).and_then(|to_agent| {
                 Transcoder::new(capabilities.output_format, self.caller_format)
                     .map(|to_caller| (to_agent, to_caller))
             });
@@ -613,14 +611,18 @@ impl Call {
             },
         };
         if audio.text_len() > 0 {
-            self.out.push_back(Output::Agent(AgentCommand::Audio(audio)));
+            self.out
+                .push_back(Output::Agent(AgentCommand::Audio(audio)));
         }
     }
 
     fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
         match self.playout.echo(mark) {
             Echo::Played => {
-                if self.action.as_ref().is_some_and(|a| a.phase == GoodbyePhase::Draining)
+                if self
+                    .action
+                    .as_ref()
+                    .is_some_and(|a| a.phase == GoodbyePhase::Draining)
                     && !self.playout.is_playing()
                 {
                     self.execute_action(false, now);
@@ -764,7 +766,8 @@ impl Call {
             self.out
                 .push_back(Output::Caller(CallerCommand::Audio(payload)));
         }
-        self.out.push_back(Output::Caller(CallerCommand::Mark(mark)));
+        self.out
+            .push_back(Output::Caller(CallerCommand::Mark(mark)));
     }
 
     fn is_discarded(&self, response_id: Option<&str>, item_id: Option<&str>) -> bool {
@@ -872,7 +875,11 @@ impl Call {
     }
 
     fn after_barge_in(&mut self, now: Instant) {
-        if self.action.as_ref().is_some_and(|a| a.phase == GoodbyePhase::Draining) {
+        if self
+            .action
+            .as_ref()
+            .is_some_and(|a| a.phase == GoodbyePhase::Draining)
+        {
             self.execute_action(false, now);
         }
     }
@@ -908,11 +915,7 @@ impl Call {
             });
         }
         self.playout.response_done(&response_id);
-        if self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.id == response_id)
-        {
+        if self.active.as_ref().is_some_and(|a| a.id == response_id) {
             self.active = None;
         }
         self.discarded_responses.retain(|d| *d != response_id);
@@ -1063,7 +1066,9 @@ impl Call {
     }
 
     fn execute_action(&mut self, timed_out: bool, now: Instant) {
-        let Some(pending) = self.action.take() else { return };
+        let Some(pending) = self.action.take() else {
+            return;
+        };
         let reason = match pending.action {
             CallAction::Hangup => EndReason::HungUpByAgent,
             CallAction::Transfer { .. } => EndReason::Transferred,
@@ -1089,7 +1094,9 @@ impl Call {
         if self.finished {
             return;
         }
-        let Some(idle) = &self.config.idle else { return };
+        let Some(idle) = &self.config.idle else {
+            return;
+        };
         let quiet = self.ready
             && self.info.is_some()
             && !self.playout.is_playing()
@@ -1110,8 +1117,7 @@ impl Call {
     }
 
     fn agent_output_format(&self) -> AudioFormat {
-        self.caps
-            .map_or(self.caller_format, |c| c.output_format)
+        self.caps.map_or(self.caller_format, |c| c.output_format)
     }
 
     fn end(&mut self, reason: EndReason, detail: Option<String>, now: Instant) {

@@ -191,10 +191,7 @@ impl Scenario {
 
     /// Feeds one input at `at_ms` after the start and returns the rendered outputs.
     pub fn step(&mut self, at_ms: u64, input: In) -> Vec<String> {
-        self.outputs(at_ms, input)
-            .iter()
-            .map(render)
-            .collect()
+        self.outputs(at_ms, input).iter().map(render).collect()
     }
 
     /// Like [`Self::step`] but without the observer events.
@@ -288,10 +285,7 @@ pub fn render(output: &Output) -> String {
         Output::Action(CallAction::Hangup) => "action hangup".into(),
         Output::Action(CallAction::Transfer { to }) => format!("action transfer {to}"),
         Output::Event(e) => format!("event {}", render_event(e)),
-        Output::Finished(s) => format!(
-            "finished {}",
-            s.end_reason.map_or("?", |r| r.as_str())
-        ),
+        Output::Finished(s) => format!("finished {}", s.end_reason.map_or("?", |r| r.as_str())),
     }
 }
 
@@ -312,9 +306,7 @@ fn render_event(e: &CallEvent) -> String {
         } => format!(
             "tool-finished {call_id} {}ms{}",
             duration.as_millis(),
-            action
-                .as_ref()
-                .map_or(String::new(), |a| format!(" {a:?}"))
+            action.as_ref().map_or(String::new(), |a| format!(" {a:?}"))
         ),
         CallEvent::BargeIn(b) => {
             let cuts: Vec<String> = b
@@ -346,7 +338,10 @@ fn render_event(e: &CallEvent) -> String {
         CallEvent::Reprompted => "reprompted".into(),
         CallEvent::Usage(u) => format!("usage in={} out={}", u.input_tokens, u.output_tokens),
         CallEvent::Action { action, timed_out } => {
-            format!("action {action:?}{}", if *timed_out { " (timed out)" } else { "" })
+            format!(
+                "action {action:?}{}",
+                if *timed_out { " (timed out)" } else { "" }
+            )
         }
         CallEvent::Error {
             source,

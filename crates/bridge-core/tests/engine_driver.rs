@@ -1,0 +1,655 @@
+//! The async driver over in-memory endpoints (channels), on tokio's paused clock: no test
+//! waits on the wall clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bridge_core::agent::{
+    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ResponseStatus, ToolCallRequest,
+};
+use bridge_core::caller::{
+    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError, MarkId,
+};
+use bridge_core::driver::{CallControl, CallServices, ControlError, NoCallControl, run_call};
+use bridge_core::engine::{CallConfig, CallEvent, CallSummary, EndReason};
+use bridge_core::format::{AudioFormat, Base64Audio};
+use bridge_core::tools::{
+    CallAction, NoTools, ToolDefinition, ToolExecutor, ToolInvocation, ToolOutput,
+};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep};
+use tokio_util::sync::CancellationToken;
+
+const REALTIME: AgentCapabilities = AgentCapabilities {
+    input_format: AudioFormat::Mulaw8k,
+    output_format: AudioFormat::Mulaw8k,
+    truncation: true,
+    interrupts_itself: true,
+    reports_speech: true,
+    continuous_input: false,
+};
+
+// ------------------------------------------------------------------------------------------
+// Mock endpoints: events in through a channel, each flush out as one batch ("one write").
+// ------------------------------------------------------------------------------------------
+
+struct MockCaller {
+    events: mpsc::Receiver<Result<CallerEvent, EndpointError>>,
+    writes: mpsc::Sender<Vec<CallerCommand>>,
+    queued: Vec<CallerCommand>,
+}
+
+struct CallerPeer {
+    events: mpsc::Sender<Result<CallerEvent, EndpointError>>,
+    writes: mpsc::Receiver<Vec<CallerCommand>>,
+}
+
+fn caller_pair(write_capacity: usize) -> (MockCaller, CallerPeer) {
+    let (etx, erx) = mpsc::channel(256);
+    let (wtx, wrx) = mpsc::channel(write_capacity);
+    (
+        MockCaller {
+            events: erx,
+            writes: wtx,
+            queued: Vec::new(),
+        },
+        CallerPeer {
+            events: etx,
+            writes: wrx,
+        },
+    )
+}
+
+#[async_trait]
+impl CallerEndpoint for MockCaller {
+    fn format(&self) -> AudioFormat {
+        AudioFormat::Mulaw8k
+    }
+
+    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+        self.events.recv().await
+    }
+
+    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+        self.queued.push(command);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        let batch = std::mem::take(&mut self.queued);
+        self.writes
+            .send(batch)
+            .await
+            .map_err(|_| EndpointError::Closed("peer gone".into()))
+    }
+}
+
+struct MockAgent {
+    events: mpsc::Receiver<Result<AgentEvent, EndpointError>>,
+    writes: mpsc::Sender<Vec<AgentCommand>>,
+    queued: Vec<AgentCommand>,
+    caps: AgentCapabilities,
+}
+
+struct AgentPeer {
+    events: mpsc::Sender<Result<AgentEvent, EndpointError>>,
+    writes: mpsc::Receiver<Vec<AgentCommand>>,
+}
+
+fn agent_pair(caps: AgentCapabilities) -> (MockAgent, AgentPeer) {
+    let (etx, erx) = mpsc::channel(256);
+    let (wtx, wrx) = mpsc::channel(256);
+    (
+        MockAgent {
+            events: erx,
+            writes: wtx,
+            queued: Vec::new(),
+            caps,
+        },
+        AgentPeer {
+            events: etx,
+            writes: wrx,
+        },
+    )
+}
+
+#[async_trait]
+impl AgentEndpoint for MockAgent {
+    fn capabilities(&self) -> AgentCapabilities {
+        self.caps
+    }
+
+    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+        self.events.recv().await
+    }
+
+    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+        self.queued.push(command);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        let batch = std::mem::take(&mut self.queued);
+        self.writes
+            .send(batch)
+            .await
+            .map_err(|_| EndpointError::Closed("peer gone".into()))
+    }
+}
+
+impl CallerPeer {
+    async fn send(&self, event: CallerEvent) {
+        self.events.send(Ok(event)).await.expect("driver alive");
+    }
+
+    async fn next(&mut self) -> Vec<CallerCommand> {
+        self.writes.recv().await.expect("a caller write")
+    }
+}
+
+impl AgentPeer {
+    async fn send(&self, event: AgentEvent) {
+        self.events.send(Ok(event)).await.expect("driver alive");
+    }
+
+    async fn next(&mut self) -> Vec<AgentCommand> {
+        self.writes.recv().await.expect("an agent write")
+    }
+}
+
+fn ulaw(tag: u8, bytes: usize) -> Base64Audio {
+    Base64Audio::encode(&vec![tag; bytes])
+}
+
+fn started() -> CallerEvent {
+    CallerEvent::Started(CallerInfo {
+        call_id: "CA1".into(),
+        stream_id: "MZ1".into(),
+        ..CallerInfo::default()
+    })
+}
+
+fn agent_audio(response: &str, tag: u8, bytes: usize) -> AgentEvent {
+    AgentEvent::Audio {
+        audio: ulaw(tag, bytes),
+        response_id: Some(response.into()),
+        item_id: Some(format!("{response}-item")),
+    }
+}
+
+fn config() -> CallConfig {
+    CallConfig {
+        idle: None,
+        caller_inactivity_timeout: None,
+        ..CallConfig::default()
+    }
+}
+
+fn services(config: CallConfig) -> CallServices {
+    CallServices {
+        tools: Arc::new(NoTools),
+        control: Arc::new(NoCallControl),
+        config,
+        shutdown: CancellationToken::new(),
+    }
+}
+
+type Running = tokio::task::JoinHandle<(CallSummary, Vec<CallEvent>)>;
+
+fn spawn_call<F>(caller: MockCaller, connect: F, services: CallServices) -> Running
+where
+    F: Future<Output = Result<MockAgent, EndpointError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut events: Vec<CallEvent> = Vec::new();
+        let summary = run_call(caller, connect, services, &mut events).await;
+        (summary, events)
+    })
+}
+
+fn audio_of(batch: &[AgentCommand]) -> Vec<u8> {
+    batch
+        .iter()
+        .filter_map(|c| match c {
+            AgentCommand::Audio(a) => Some(a.decode().expect("base64")[0]),
+            _ => None,
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn full_call_relays_both_ways_and_writes_media_with_its_mark() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    cp.send(CallerEvent::Audio(ulaw(1, 160))).await;
+    assert_eq!(audio_of(&ap.next().await), [1]);
+
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    ap.send(agent_audio("r1", 2, 320)).await;
+    // Both pieces and their marks leave in one write.
+    let batch = cp.next().await;
+    assert_eq!(batch.len(), 4, "{batch:?}");
+    assert!(matches!(&batch[0], CallerCommand::Audio(a) if a.decoded_len() == 162));
+    assert_eq!(batch[1], CallerCommand::Mark(MarkId(1)));
+    assert!(matches!(&batch[2], CallerCommand::Audio(a) if a.decoded_len() == 158));
+    assert_eq!(batch[3], CallerCommand::Mark(MarkId(2)));
+
+    cp.send(CallerEvent::MarkPlayed(MarkId(1))).await;
+    cp.send(CallerEvent::MarkPlayed(MarkId(2))).await;
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "r1".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    cp.send(CallerEvent::Hangup).await;
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert_eq!(summary.caller_audio_ms, 20);
+    assert_eq!(summary.agent_audio_ms, 40);
+    assert!(matches!(events.first(), Some(CallEvent::Started(_))));
+    assert!(matches!(events.last(), Some(CallEvent::Ended(s)) if s == &summary));
+    // The driver closes the caller side too.
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn barge_in_through_the_driver() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    ap.send(agent_audio("r1", 1, 800)).await;
+    assert_eq!(cp.next().await.len(), 10);
+    cp.send(CallerEvent::MarkPlayed(MarkId(2))).await;
+    // Let the echo be processed before the agent's event.
+    sleep(Duration::from_millis(1)).await;
+    ap.send(AgentEvent::SpeechStarted).await;
+    assert_eq!(cp.next().await, [CallerCommand::Clear]);
+    // 2 pieces of 162 bytes heard: 40.5 ms → 40.
+    assert_eq!(
+        ap.next().await,
+        [AgentCommand::Truncate {
+            item_id: "r1-item".into(),
+            audio_end_ms: 40
+        }]
+    );
+    // Late audio of r1 is dropped; stale echoes are ignored; the next response plays.
+    ap.send(agent_audio("r1", 2, 160)).await;
+    for m in 3..=5 {
+        cp.send(CallerEvent::MarkPlayed(MarkId(m))).await;
+    }
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r2".into(),
+    })
+    .await;
+    ap.send(agent_audio("r2", 3, 160)).await;
+    let batch = cp.next().await;
+    assert!(matches!(&batch[0], CallerCommand::Audio(a) if a.decode().unwrap()[0] == 3));
+    assert_eq!(batch[1], CallerCommand::Mark(MarkId(6)));
+
+    drop(cp.events);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.barge_ins, 1);
+    assert_eq!(summary.stale_mark_echoes, 3);
+    assert_eq!(summary.late_audio_dropped_ms, 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_agent_connect_buffers_caller_audio_and_flushes_it_in_order() {
+    let (caller, cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    // The agent will be ready as soon as it is connected.
+    ap.send(AgentEvent::Ready).await;
+    let start = Instant::now();
+    let connect = async move {
+        sleep(Duration::from_millis(1500)).await;
+        Ok(agent)
+    };
+    let call = spawn_call(caller, connect, services(config()));
+
+    cp.send(started()).await;
+    for tag in 1..=5u8 {
+        cp.send(CallerEvent::Audio(ulaw(tag, 160))).await;
+        sleep(Duration::from_millis(20)).await;
+    }
+    let batch = ap.next().await;
+    assert_eq!(audio_of(&batch), [1, 2, 3, 4, 5]);
+    assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    cp.send(CallerEvent::Audio(ulaw(6, 160))).await;
+    assert_eq!(audio_of(&ap.next().await), [6]);
+
+    drop(cp.events);
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.caller_audio_ms, 120);
+    assert!(events.contains(&CallEvent::AgentReady {
+        connect_latency: Duration::from_millis(1500)
+    }));
+}
+
+/// Tools for the tests: `fast` answers at once, `slow` never does (within the timeout),
+/// `end_call` hangs up.
+struct TestTools;
+
+#[async_trait]
+impl ToolExecutor for TestTools {
+    fn definitions(&self) -> Vec<ToolDefinition> {
+        Vec::new()
+    }
+
+    async fn call(&self, invocation: ToolInvocation) -> ToolOutput {
+        match invocation.name.as_str() {
+            "slow" => {
+                sleep(Duration::from_secs(3600)).await;
+                ToolOutput::json(&serde_json::json!({"late": true}))
+            }
+            "end_call" => ToolOutput {
+                output: "{\"ok\":true}".into(),
+                action: Some(CallAction::Hangup),
+            },
+            _ => ToolOutput::json(&serde_json::json!({"for": invocation.phone_call_id})),
+        }
+    }
+}
+
+fn tool_call(call_id: &str, name: &str) -> AgentEvent {
+    AgentEvent::ToolCall(ToolCallRequest {
+        call_id: call_id.into(),
+        name: name.into(),
+        arguments: "{}".into(),
+        response_id: None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_tool_times_out_without_stalling_audio() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let mut svc = services(CallConfig {
+        tool_timeout: Duration::from_secs(5),
+        ..config()
+    });
+    svc.tools = Arc::new(TestTools);
+    let start = Instant::now();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c-slow", "slow")).await;
+    ap.send(tool_call("c-fast", "fast")).await;
+    // Audio keeps flowing both ways while the slow tool runs.
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    ap.send(agent_audio("r1", 1, 160)).await;
+    assert_eq!(cp.next().await.len(), 2);
+    cp.send(CallerEvent::Audio(ulaw(9, 160))).await;
+    // The fast result arrives first, on its own.
+    let mut agent_writes = Vec::new();
+    while agent_writes.len() < 2 {
+        agent_writes.extend(ap.next().await);
+    }
+    assert!(agent_writes.contains(&AgentCommand::ToolResult {
+        call_id: "c-fast".into(),
+        output: "{\"for\":\"CA1\"}".into()
+    }));
+    assert!(
+        agent_writes
+            .iter()
+            .any(|c| matches!(c, AgentCommand::Audio(_)))
+    );
+    assert!(start.elapsed() < Duration::from_secs(1));
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "r1".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+
+    // After the timeout the slow call is answered with an error, then one response follows.
+    let batch = ap.next().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(
+        batch,
+        [
+            AgentCommand::ToolResult {
+                call_id: "c-slow".into(),
+                output: "{\"error\":\"the tool did not answer within 5000 ms\"}".into()
+            },
+            AgentCommand::CreateResponse { instructions: None },
+        ]
+    );
+    drop(cp.events);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.tool_calls, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn caller_hangup_during_a_tool_call_aborts_it() {
+    let (caller, cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let mut svc = services(config());
+    svc.tools = Arc::new(TestTools);
+    let start = Instant::now();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c1", "slow")).await;
+    sleep(Duration::from_millis(100)).await;
+    cp.send(CallerEvent::Hangup).await;
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, CallEvent::ToolFinished { .. }))
+    );
+}
+
+#[derive(Default)]
+struct RecordingControl(Mutex<Vec<(String, CallAction)>>);
+
+#[async_trait]
+impl CallControl for RecordingControl {
+    async fn execute(&self, call: &CallerInfo, action: &CallAction) -> Result<(), ControlError> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push((call.call_id.clone(), action.clone()));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hangup_tool_executes_call_control_after_the_goodbye() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let control = Arc::new(RecordingControl::default());
+    let mut svc = services(config());
+    svc.tools = Arc::new(TestTools);
+    svc.control = control.clone();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c1", "end_call")).await;
+    assert_eq!(
+        ap.next().await,
+        [
+            AgentCommand::ToolResult {
+                call_id: "c1".into(),
+                output: "{\"ok\":true}".into()
+            },
+            AgentCommand::CreateResponse { instructions: None }
+        ]
+    );
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "bye".into(),
+    })
+    .await;
+    ap.send(agent_audio("bye", 1, 160)).await;
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "bye".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    assert_eq!(cp.next().await.len(), 2);
+    sleep(Duration::from_millis(300)).await;
+    assert!(
+        control.0.lock().expect("not poisoned").is_empty(),
+        "goodbye not heard yet"
+    );
+    cp.send(CallerEvent::MarkPlayed(MarkId(1))).await;
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::HungUpByAgent));
+    assert_eq!(
+        *control.0.lock().expect("not poisoned"),
+        [("CA1".to_string(), CallAction::Hangup)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_closing_closes_the_caller() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, ap) = agent_pair(REALTIME);
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    drop(ap.events);
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::AgentClosed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_transport_error_ends_the_call_and_closes_both() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.events
+        .send(Err(EndpointError::Transport("reset".into())))
+        .await
+        .expect("driver alive");
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::AgentFailed));
+    assert_eq!(
+        summary.end_detail.as_deref(),
+        Some("transport error: reset")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_connect_failure_closes_the_caller() {
+    let (caller, mut cp) = caller_pair(64);
+    let connect = async {
+        sleep(Duration::from_millis(200)).await;
+        Err::<MockAgent, _>(EndpointError::Protocol("HTTP 401".into()))
+    };
+    let call = spawn_call(caller, connect, services(config()));
+    cp.send(started()).await;
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::AgentConnectFailed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pending_connection_is_dropped_when_the_call_ends() {
+    let (caller, cp) = caller_pair(64);
+    let (guard_tx, guard_rx) = tokio::sync::oneshot::channel::<()>();
+    let connect = async move {
+        let _guard = guard_tx;
+        std::future::pending::<()>().await;
+        Err::<MockAgent, _>(EndpointError::Closed("unreachable".into()))
+    };
+    let call = spawn_call(caller, connect, services(config()));
+    cp.send(started()).await;
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    // The connection attempt was dropped with the call.
+    assert!(guard_rx.await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_connect_timeout_through_the_driver() {
+    let (caller, mut cp) = caller_pair(64);
+    let start = Instant::now();
+    let call = spawn_call(
+        caller,
+        std::future::pending::<Result<MockAgent, EndpointError>>(),
+        services(config()),
+    );
+    cp.send(started()).await;
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    assert_eq!(start.elapsed(), Duration::from_secs(10));
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::AgentConnectTimeout));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancellation_token_ends_the_call_cleanly() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let svc = services(config());
+    let token = svc.shutdown.clone();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    sleep(Duration::from_secs(30)).await;
+    token.cancel();
+    assert_eq!(cp.next().await, [CallerCommand::Close]);
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::Shutdown));
+    assert_eq!(summary.duration, Duration::from_secs(30));
+    assert!(matches!(events.last(), Some(CallEvent::Ended(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stuck_caller_ends_the_call_and_the_agent_is_closed() {
+    // The caller side accepts one write and then stops reading.
+    let (caller, cp) = caller_pair(1);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let start = Instant::now();
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    ap.send(agent_audio("r1", 1, 160)).await;
+    ap.send(agent_audio("r1", 2, 160)).await;
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerError));
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    drop(cp);
+}
