@@ -415,7 +415,7 @@ impl TurnDetection {
 pub struct EchoConfig {
     /// Silence after speech that ends an utterance and starts the playback.
     pub pause: Duration,
-    /// Longest utterance kept; longer speech is played back in pieces of this length.
+    /// Longest utterance kept; longer speech is cut at this length.
     pub max_utterance: Duration,
     /// Play a short tone when the call starts.
     pub greeting_tone: bool,
@@ -704,13 +704,14 @@ pub fn env_map_from_process(dotenv_path: &Path) -> Result<HashMap<String, String
     let mut map = HashMap::new();
     match dotenvy::from_path_iter(dotenv_path) {
         Ok(iter) => {
+            let mut file = Vec::new();
             for item in iter {
-                let (k, v) = item.map_err(|e| ConfigError::DotEnv {
+                file.push(item.map_err(|e| ConfigError::DotEnv {
                     path: dotenv_path.to_path_buf(),
                     message: e.to_string(),
-                })?;
-                map.insert(k, v);
+                })?);
             }
+            overlay(&mut map, file);
         }
         Err(e) if e.not_found() => {}
         Err(e) => {
@@ -1139,7 +1140,7 @@ impl Config {
         ) {
             (None, _) => out.push(
                 "TWILIO_AUTH_TOKEN is not set: Twilio request signatures are NOT checked, so \
-                 anyone who finds this server's URL can open calls on your OpenAI account. Set \
+                 anyone who finds this server's URL can place calls through it (and spend your OpenAI credit). Set \
                  TWILIO_AUTH_TOKEN and PUBLIC_URL in production."
                     .to_string(),
             ),

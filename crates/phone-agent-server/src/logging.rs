@@ -15,7 +15,10 @@ pub fn init(config: &LogConfig) -> Result<(), String> {
         .map_err(|e| format!("invalid log filter {:?} (RUST_LOG): {e}", config.filter))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match config.format {
-        LogFormat::Text => builder.with_target(true).try_init(),
+        LogFormat::Text => builder
+            .with_target(true)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
