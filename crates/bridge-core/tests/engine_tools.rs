@@ -328,3 +328,81 @@ fn hangup_without_goodbye_audio_executes_when_the_response_ends() {
         ]
     );
 }
+
+#[test]
+fn tool_result_while_the_caller_speaks_leaves_the_response_to_the_agent() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (
+            0,
+            tool_call("c1", "lookup", None),
+            &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
+        ),
+        (100, speech_started(), &[]),
+        // "Are you still there?" — the result is delivered, no response of ours.
+        (
+            200,
+            tool_done("c1", "{}", None),
+            &["A tool-result c1 {}", "event tool-finished c1 200ms"],
+        ),
+        (300, speech_stopped(), &[]),
+    ]);
+}
+
+#[test]
+fn held_back_response_is_dropped_when_the_caller_starts_speaking() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (0, response_started("r1"), &[]),
+        (
+            0,
+            tool_call("c1", "lookup", None),
+            &["event tool-started c1 lookup", "run c1 lookup {} for CA1"],
+        ),
+        (
+            10,
+            tool_done("c1", "{}", None),
+            &["A tool-result c1 {}", "event tool-finished c1 10ms"],
+        ),
+        (20, speech_started(), &[]),
+        (30, response_done("r1", ResponseStatus::Cancelled), &[]),
+    ]);
+}
+
+#[test]
+fn hangup_decided_while_the_caller_speaks_waits_for_the_agents_next_response() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, tool_call("c1", "end_call", None));
+    s.step(5, speech_started());
+    s.check(&[
+        (
+            10,
+            tool_done("c1", "{}", Some(CallAction::Hangup)),
+            &["A tool-result c1 {}", "event tool-finished c1 10ms Hangup"],
+        ),
+        (20, speech_stopped(), &[]),
+        (30, response_started("bye"), &[]),
+        (
+            40,
+            agent_audio("bye", "b", 1, 160),
+            &[
+                "event first-audio CallerStoppedSpeaking 20ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
+        ),
+        (50, response_done("bye", ResponseStatus::Completed), &[]),
+        (
+            60,
+            echo(1),
+            &[
+                "event action Hangup",
+                "action hangup",
+                "C close",
+                "A close",
+                "event ended hung_up_by_agent",
+                "finished hung_up_by_agent",
+            ],
+        ),
+    ]);
+}

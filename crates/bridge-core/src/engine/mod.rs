@@ -65,7 +65,9 @@
 //!   after both the agent's `Ready` and the caller's `Started`.
 //! * Keypad presses become [`AgentCommand::AddContext`] (and a response, with
 //!   [`DtmfMode::ForwardAndRespond`]). Responses we request while one is running are held back
-//!   until it ends, so they never disturb playout.
+//!   until it ends, so they never disturb playout. While the caller is speaking (and the agent
+//!   reports speech, i.e. takes turns by itself) we request none and drop a held-back request:
+//!   the agent answers the caller's turn with the new context, instead of talking over them.
 //! * Tool calls carrying a response id run only once that response completed (calls of
 //!   cancelled responses are discarded); the rest run at once. Each runs as
 //!   [`Output::RunTool`]; results go back as [`AgentCommand::ToolResult`], and once all running
@@ -788,6 +790,9 @@ impl Call {
         self.caller_speaking = true;
         self.caller_activity();
         let Some(caps) = self.caps else { return };
+        if caps.reports_speech && self.deferred_create.take().is_some() {
+            self.response_left_to_agent();
+        }
         // The active response, unless a previous barge-in already discarded it.
         let live_active = self
             .active
@@ -992,6 +997,12 @@ impl Call {
         trigger: LatencyTrigger,
         now: Instant,
     ) {
+        if self.caller_speaking && self.caps.is_some_and(|c| c.reports_speech) {
+            // The agent answers the caller's turn by itself (server VAD), with whatever we
+            // added in context; a response of ours now would talk over the caller and collide.
+            self.response_left_to_agent();
+            return;
+        }
         if self.active.is_some() {
             match &mut self.deferred_create {
                 Some((existing, _)) => {
@@ -1004,6 +1015,16 @@ impl Call {
             return;
         }
         self.send_create(instructions, trigger, now);
+    }
+
+    /// We asked for a response but leave it to the agent's own turn-taking: the next response
+    /// it starts is the one a pending call action waits for.
+    fn response_left_to_agent(&mut self) {
+        if let Some(action) = &mut self.action
+            && action.phase == GoodbyePhase::AwaitingCreate
+        {
+            action.phase = GoodbyePhase::AwaitingStart;
+        }
     }
 
     fn send_create(&mut self, instructions: Option<String>, trigger: LatencyTrigger, now: Instant) {
