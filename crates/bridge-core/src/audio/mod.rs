@@ -17,6 +17,22 @@
 //! (except for the outgoing base64 payload, which must be owned).
 //!
 //! ```
+//! use bridge_core::audio::transcode::Transcoder;
+//! use bridge_core::format::AudioFormat;
+//!
+//! let caller = AudioFormat::Mulaw8k; // Twilio
+//! // Main path: the agent also speaks μ-law, so there is nothing to build or run.
+//! assert!(Transcoder::new(caller, AudioFormat::Mulaw8k)?.is_none());
+//! // An agent on PCM16 24 kHz gets one stateful transcoder per direction.
+//! let agent = AudioFormat::Pcm16 { rate: 24_000 };
+//! let to_agent = Transcoder::new(caller, agent)?.expect("formats differ");
+//! let to_caller = Transcoder::new(agent, caller)?.expect("formats differ");
+//! assert_eq!(to_agent.output_len(160), 960); // 20 ms: 160 μ-law bytes → 960 PCM16 bytes
+//! assert_eq!(to_caller.output_len(960), 160);
+//! # Ok::<(), bridge_core::audio::transcode::UnsupportedConversion>(())
+//! ```
+//!
+//! ```
 //! use bridge_core::audio::{g711, tone::Tone};
 //!
 //! // A 1 kHz tone at 8 kHz, encoded as one 20 ms μ-law frame.

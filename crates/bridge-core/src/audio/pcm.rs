@@ -27,8 +27,9 @@ pub fn le_bytes_to_samples_into(bytes: &[u8], out: &mut Vec<i16>) {
 
 /// Serialises samples as little-endian PCM16 bytes, **appending** them to `out`.
 pub fn samples_to_le_bytes_into(samples: &[i16], out: &mut Vec<u8>) {
-    out.reserve(samples.len() * 2);
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
+    let start = out.len();
+    out.resize(start + samples.len() * 2, 0);
+    for (pair, s) in out[start..].chunks_exact_mut(2).zip(samples) {
+        pair.copy_from_slice(&s.to_le_bytes());
     }
 }
