@@ -84,7 +84,9 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
             Some(crate::adapters::twilio::websocket_config()),
         )
         .await;
-        crate::call::run(task_state, ws).await;
+        // The call future is large (the engine and both endpoints live in it): keep it on the
+        // heap rather than in the task header.
+        Box::pin(crate::call::run(task_state, ws)).await;
     });
     response
 }

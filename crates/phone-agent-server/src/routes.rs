@@ -38,13 +38,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("media", &Method::GET) => crate::media::handle(&state, req),
         ("media", _) => method_not_allowed("GET"),
         ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),
-        ("ready", &Method::GET | &Method::HEAD) => {
-            if state.is_draining() {
-                json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
-            } else {
-                json(StatusCode::OK, r#"{"status":"ready"}"#)
-            }
-        }
+        ("ready", &Method::GET | &Method::HEAD) => ready(state.is_draining()),
         ("health" | "ready", _) => method_not_allowed("GET, HEAD"),
         ("metrics", &Method::GET) => metrics(&state),
         ("metrics", _) => method_not_allowed("GET"),
@@ -61,6 +55,16 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         return Response::from_parts(parts, Body::default());
     }
     response
+}
+
+/// `/ready`: 200 while serving, 503 once a shutdown has begun (load balancers stop sending new
+/// calls; calls in progress continue).
+fn ready(draining: bool) -> Response<Body> {
+    if draining {
+        json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
+    } else {
+        json(StatusCode::OK, r#"{"status":"ready"}"#)
+    }
 }
 
 fn metrics(state: &AppState) -> Response<Body> {
@@ -112,4 +116,38 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(response: Response<Body>) -> String {
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn ready_turns_503_while_draining() {
+        let up = ready(false);
+        assert_eq!(up.status(), StatusCode::OK);
+        assert_eq!(body(up).await, r#"{"status":"ready"}"#);
+        let draining = ready(true);
+        assert_eq!(draining.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(draining.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body(draining).await, r#"{"status":"draining"}"#);
+    }
+
+    #[tokio::test]
+    async fn method_not_allowed_names_the_allowed_methods() {
+        let r = method_not_allowed("GET, POST");
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "GET, POST");
+    }
 }

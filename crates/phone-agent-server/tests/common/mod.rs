@@ -134,13 +134,21 @@ impl FakeTwilio {
         server: &TestServer,
         signature: Option<&str>,
     ) -> Result<Self, tungstenite::Error> {
-        let mut request = server.media_url().into_client_request()?;
+        Self::connect_to(server.addr, signature).await
+    }
+
+    /// Opens `ws://addr/media`.
+    pub async fn connect_to(
+        addr: SocketAddr,
+        signature: Option<&str>,
+    ) -> Result<Self, tungstenite::Error> {
+        let mut request = format!("ws://{addr}/media").into_client_request()?;
         if let Some(sig) = signature {
             request
                 .headers_mut()
                 .insert("x-twilio-signature", sig.parse().expect("header value"));
         }
-        let tcp = TcpStream::connect(server.addr).await?;
+        let tcp = TcpStream::connect(addr).await?;
         let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
         Ok(FakeTwilio {
             ws,

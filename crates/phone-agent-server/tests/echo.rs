@@ -1,0 +1,82 @@
+//! The built-in echo agent answering a call: greeting tone, then the caller's words played back
+//! once they pause, byte for byte; barge-in clears a playback.
+
+mod common;
+
+use common::{FakeTwilio, contains, post_voice, start, stream_parameters};
+
+#[tokio::test]
+async fn echo_agent_plays_back_what_the_caller_said() {
+    let server = start(&[]).await; // no OPENAI_API_KEY: the echo agent
+    let sid = "CA00000000000000000000000000000020";
+    let (_, twiml) = post_voice(&server, sid, None).await;
+    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    twilio.start(sid, &stream_parameters(&twiml)).await;
+
+    // Greeting: a 300 ms tone.
+    assert!(
+        twilio.read_until_audio(|a| a.len() >= 300 * 8).await,
+        "greeting tone"
+    );
+    let greeting = std::mem::take(&mut twilio.received_audio);
+    assert_eq!(greeting.len(), 300 * 8);
+
+    // The caller says something, then pauses for a second.
+    let speech = testkit::audio::speech(600);
+    twilio.send_audio(&testkit::audio::silence(200)).await;
+    twilio.send_audio(&speech).await;
+    twilio.send_audio(&testkit::audio::silence(1000)).await;
+
+    // The exact bytes come back.
+    assert!(
+        twilio.read_until_audio(|a| contains(a, &speech)).await,
+        "speech echoed byte-identical"
+    );
+    // Every media message was followed by a mark.
+    let events: Vec<&str> = twilio
+        .received
+        .iter()
+        .filter_map(|m| m["event"].as_str())
+        .collect();
+    assert!(events.contains(&"mark"));
+
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}
+
+#[tokio::test]
+async fn speaking_over_the_echo_clears_it() {
+    let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
+    let sid = "CA00000000000000000000000000000021";
+    let (_, twiml) = post_voice(&server, sid, None).await;
+    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    // Marks are not echoed: the playback stays "queued" at the caller side.
+    twilio.echo_marks = false;
+    twilio.start(sid, &stream_parameters(&twiml)).await;
+
+    let speech = testkit::audio::speech(400);
+    twilio.send_audio(&speech).await;
+    twilio.send_audio(&testkit::audio::silence(800)).await;
+    assert!(twilio.read_until_audio(|a| contains(a, &speech)).await);
+
+    // The caller talks again while the playback is queued: barge-in sends `clear`.
+    twilio.send_audio(&testkit::audio::speech(200)).await;
+    let cleared = async {
+        loop {
+            match twilio.next().await {
+                Some(m) if m["event"] == "clear" => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(common::WAIT, cleared)
+            .await
+            .unwrap_or(false),
+        "clear sent on barge-in"
+    );
+
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}

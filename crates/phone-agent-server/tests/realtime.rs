@@ -1,0 +1,204 @@
+//! Full calls through the mock OpenAI Realtime server: the session configuration, the greeting
+//! bytes reaching the caller, caller audio reaching OpenAI byte-identical, the prompt rendered
+//! and re-read per call, and failures of the OpenAI side ending the call cleanly.
+
+mod common;
+
+use std::path::Path;
+
+use common::{FakeTwilio, TestServer, WAIT, post_voice, start, stream_parameters};
+use testkit::openai::{ClosedBy, MockRealtime, ResponseScript, Script};
+
+async fn realtime_server(mock: &MockRealtime, prompt: &Path, extra: &[(&str, &str)]) -> TestServer {
+    let base = mock.base_url();
+    let mut vars = vec![
+        ("OPENAI_API_KEY", "sk-test"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+    ];
+    vars.extend_from_slice(extra);
+    start(&vars).await
+}
+
+/// Places a call: webhook, upgrade, `start` with the TwiML's parameters.
+async fn call(server: &TestServer, sid: &str) -> FakeTwilio {
+    let (status, twiml) = post_voice(server, sid, None).await;
+    assert_eq!(status, 200, "{twiml}");
+    let mut twilio = FakeTwilio::connect(server, None).await.unwrap();
+    twilio.start(sid, &stream_parameters(&twiml)).await;
+    twilio
+}
+
+#[tokio::test]
+async fn a_full_call_relays_both_directions_byte_identical() {
+    let mock = MockRealtime::builder()
+        .script(Script::new().then(ResponseScript::say("Thanks for calling!", 600)))
+        .start()
+        .await
+        .unwrap();
+    let prompt =
+        common::prompt_file("Caller {{from}} dialled {{to}} on call {{call_sid}} for {{tenant}}.");
+    let server = realtime_server(
+        &mock,
+        &prompt,
+        &[
+            ("PHONE_AGENT_TWILIO__STREAM_PARAMETERS__TENANT", "acme"),
+            ("PHONE_AGENT_AGENT__VOICE", "cedar"),
+        ],
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000030";
+    let mut twilio = call(&server, sid).await;
+
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    assert_eq!(session.model(), "gpt-realtime-2.1");
+    assert_eq!(
+        session.request_header("authorization"),
+        Some("Bearer sk-test")
+    );
+    assert!(session.request_header("openai-beta").is_none());
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+
+    // The session as configured for a phone call.
+    let config = session.session_config();
+    assert_eq!(
+        config["instructions"],
+        format!("Caller +14155551234 dialled +15005550006 on call {sid} for acme.")
+    );
+    assert_eq!(config["audio"]["input"]["format"]["type"], "audio/pcmu");
+    assert_eq!(config["audio"]["output"]["format"]["type"], "audio/pcmu");
+    assert_eq!(config["audio"]["output"]["voice"], "cedar");
+    assert_eq!(
+        config["audio"]["input"]["turn_detection"]["type"],
+        "server_vad"
+    );
+    assert_eq!(
+        config["audio"]["input"]["turn_detection"]["interrupt_response"],
+        true
+    );
+    assert_eq!(
+        config["audio"]["input"]["transcription"]["model"],
+        "gpt-4o-mini-transcribe"
+    );
+    assert_eq!(
+        config["audio"]["input"]["noise_reduction"]["type"],
+        "near_field"
+    );
+
+    // The greeting: the server asks for it, and exactly the mock's audio reaches the caller.
+    session
+        .wait_for_event_type("response.create", WAIT)
+        .await
+        .unwrap();
+    session.wait_for_response_done(1, WAIT).await.unwrap();
+    let spoken = session.all_assistant_audio();
+    assert_eq!(spoken.len(), 600 * 8);
+    assert!(
+        twilio.read_until_audio(|a| a.len() >= spoken.len()).await,
+        "greeting reached the caller"
+    );
+    assert_eq!(twilio.received_audio, spoken, "greeting bytes identical");
+
+    // Caller audio reaches OpenAI byte-identical.
+    let caller = testkit::audio::speech(400);
+    twilio.send_audio(&caller).await;
+    session
+        .wait_for_received_audio(caller.len(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(session.received_audio(), caller);
+
+    assert!(
+        session.violations().is_empty(),
+        "{:?}",
+        session.violations()
+    );
+
+    // Hang up: the OpenAI session is closed with the call.
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+    let closed = session.wait_closed(WAIT).await.unwrap();
+    assert!(
+        matches!(
+            closed.by,
+            ClosedBy::ClientClose {
+                code: Some(1000),
+                ..
+            }
+        ),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_prompt_is_read_at_every_call() {
+    let mock = MockRealtime::start().await.unwrap();
+    let prompt = common::prompt_file("Version one for {{from}}.");
+    let server = realtime_server(&mock, &prompt, &[("PHONE_AGENT_AGENT__GREETING", "off")]).await;
+
+    let sid1 = "CA00000000000000000000000000000031";
+    let mut first = call(&server, sid1).await;
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.session_config()["instructions"],
+        "Version one for +14155551234."
+    );
+    first.stop(sid1).await;
+    assert!(first.read_until_closed().await);
+
+    std::fs::write(&prompt, "Version two, call {{call_sid}}.").unwrap();
+    let sid2 = "CA00000000000000000000000000000032";
+    let mut second = call(&server, sid2).await;
+    let session = mock.wait_for_session(2, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.session_config()["instructions"],
+        format!("Version two, call {sid2}.")
+    );
+    second.stop(sid2).await;
+    assert!(second.read_until_closed().await);
+}
+
+#[tokio::test]
+async fn openai_refusing_the_connection_ends_the_call() {
+    let mock = MockRealtime::start().await.unwrap();
+    mock.refuse_next_upgrades(10, 401);
+    let prompt = common::prompt_file("hi");
+    let server = realtime_server(&mock, &prompt, &[]).await;
+    let sid = "CA00000000000000000000000000000033";
+    let mut twilio = call(&server, sid).await;
+    assert!(
+        twilio.read_until_closed().await,
+        "the call ends when the agent cannot connect"
+    );
+    assert!(mock.sessions().is_empty());
+}
+
+#[tokio::test]
+async fn openai_closing_mid_call_ends_the_call() {
+    let mock = MockRealtime::start().await.unwrap();
+    let prompt = common::prompt_file("hi");
+    let server = realtime_server(&mock, &prompt, &[("PHONE_AGENT_AGENT__GREETING", "off")]).await;
+    let sid = "CA00000000000000000000000000000034";
+    let mut twilio = call(&server, sid).await;
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    session.close(1011, "server error");
+    assert!(
+        twilio.read_until_closed().await,
+        "Twilio's stream is closed when OpenAI goes away"
+    );
+}
