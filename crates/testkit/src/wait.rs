@@ -73,4 +73,42 @@ impl<S> Observed<S> {
             }
         }
     }
+
+    /// Like [`Observed::wait_until`], for conditions that also become true with the passage of
+    /// time: `check` returns `Ok(result)` or `Err(Some(t))` = "re-check at `t` even if
+    /// nothing changes" (`Err(None)` = only on change).
+    pub(crate) async fn wait_until_timed<R>(
+        &self,
+        timeout: Duration,
+        what: impl FnOnce() -> String,
+        mut check: impl FnMut(&S, Instant) -> Result<R, Option<Instant>>,
+        describe: impl FnOnce(&S) -> String,
+    ) -> Result<R, WaitError> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.version.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let now = Instant::now();
+            let wake = match self.read(|s| check(s, now)) {
+                Ok(r) => return Ok(r),
+                Err(wake) => wake.map_or(deadline, |w| w.min(deadline)),
+            };
+            if now >= deadline {
+                return Err(WaitError::Timeout {
+                    what: what(),
+                    after: timeout,
+                    state: self.read(describe),
+                });
+            }
+            tokio::select! {
+                r = rx.changed() => {
+                    if r.is_err() {
+                        // Sender gone: only time can change the answer now.
+                        tokio::time::sleep_until(wake).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
 }

@@ -902,11 +902,10 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let beta = req.headers().contains_key("openai-beta");
     let script = shared.state.read(|s| s.script.clone());
-    let number = shared.state.read(|s| s.sessions.len()) + 1;
-    let session = Arc::new(SharedSession {
+    let mut session = SharedSession {
         id: id.clone(),
         model: model.clone(),
-        number,
+        number: 0,
         opened_at: now,
         headers,
         state: Observed::new(SessionState {
@@ -914,7 +913,7 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
             ..SessionState::default()
         }),
         cmd: cmd_tx,
-    });
+    };
     if beta {
         session.state.update(|s| {
             s.violations.push(Violation {
@@ -925,10 +924,13 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
             })
         });
     }
-    shared.state.update(|s| {
+    let session = shared.state.update(|s| {
+        session.number = s.sessions.len() + 1;
+        let session = Arc::new(session);
         s.sessions.push(SessionHandle {
             inner: session.clone(),
-        })
+        });
+        session
     });
     let cfg = shared.cfg.clone();
     let cancel = shared.cancel.clone();
