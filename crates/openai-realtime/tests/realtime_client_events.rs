@@ -284,3 +284,22 @@ fn session_update_borrows_or_owns() {
     assert_eq!(borrowed.event_id(), None);
     assert_eq!(borrowed.with_event_id("s1").event_id(), Some("s1"));
 }
+
+#[test]
+fn debug_output_never_contains_audio() {
+    let audio = "U0VDUkVUQVVESU9QQVlMT0FE";
+    let debug = format!(
+        "{:?}",
+        ClientEvent::input_audio_append(audio).with_event_id("x")
+    );
+    assert!(!debug.contains(audio), "{debug}");
+    assert!(
+        debug.contains("<24 base64 chars>") && debug.contains("\"x\""),
+        "{debug}"
+    );
+    let debug = format!("{:?}", ClientEvent::truncate("item_1", 0, 5));
+    assert!(
+        debug.contains("item_1") && debug.contains("audio_end_ms: 5"),
+        "{debug}"
+    );
+}

@@ -1071,3 +1071,23 @@ fn into_owned_detaches_from_the_input() {
         ("QUJD", 2, 1)
     );
 }
+
+#[test]
+fn debug_output_never_contains_audio() {
+    let audio = "U0VDUkVUQVVESU9QQVlMT0FE";
+    let text = format!(
+        r#"{{"type":"response.output_audio.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"{audio}"}}"#
+    );
+    let event = ServerEvent::parse(&text).expect("parses");
+    let debug = format!("{event:?}");
+    assert!(!debug.contains(audio), "{debug}");
+    assert!(debug.contains("<24 base64 chars>"), "{debug}");
+    assert!(debug.contains("item_id"), "{debug}");
+
+    let text = format!(
+        r#"{{"type":"conversation.item.retrieved","event_id":"e","item":{{"type":"message","role":"user","content":[{{"type":"input_audio","audio":"{audio}","transcript":"hi"}}]}}}}"#
+    );
+    let debug = format!("{:?}", ServerEvent::parse(&text).expect("parses"));
+    assert!(!debug.contains(audio), "{debug}");
+    assert!(debug.contains("\"hi\""), "{debug}");
+}

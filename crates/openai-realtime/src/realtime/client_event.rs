@@ -22,22 +22,25 @@
 //! ```
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::item::Item;
 use super::response::ResponseCreateParams;
 use super::session::SessionConfig;
+use super::wire::AudioLen;
 
 /// A client event. Borrowed fields (`Cow`) avoid copying audio and ids; use the constructors
-/// and [`ClientEvent::with_event_id`].
+/// and [`ClientEvent::with_event_id`]. `Debug` prints the length of appended audio, not the
+/// audio.
 ///
 /// `Deserialize` is provided too (for mock servers and tests); it rejects unknown `type`s.
 // The owned `Cow` forms of `SessionConfig`/`Item`/`ResponseCreateParams` make some variants a
 // few hundred bytes. Events are built, serialized and dropped on the spot, and the per-frame
 // audio path uses `write_input_audio_append`, so boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ClientEvent<'a> {
     /// `session.update` → `session.updated`.
@@ -149,6 +152,88 @@ pub enum ClientEvent<'a> {
         #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
         event_id: Option<Cow<'a, str>>,
     },
+}
+
+impl fmt::Debug for ClientEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = match self {
+            Self::SessionUpdate { event_id, session } => {
+                let mut d = f.debug_struct("SessionUpdate");
+                d.field("event_id", event_id).field("session", session);
+                d
+            }
+            Self::InputAudioBufferAppend { event_id, audio } => {
+                let mut d = f.debug_struct("InputAudioBufferAppend");
+                d.field("event_id", event_id)
+                    .field("audio", &AudioLen(audio));
+                d
+            }
+            Self::InputAudioBufferCommit { event_id } => {
+                let mut d = f.debug_struct("InputAudioBufferCommit");
+                d.field("event_id", event_id);
+                d
+            }
+            Self::InputAudioBufferClear { event_id } => {
+                let mut d = f.debug_struct("InputAudioBufferClear");
+                d.field("event_id", event_id);
+                d
+            }
+            Self::ConversationItemCreate {
+                event_id,
+                previous_item_id,
+                item,
+            } => {
+                let mut d = f.debug_struct("ConversationItemCreate");
+                d.field("event_id", event_id)
+                    .field("previous_item_id", previous_item_id)
+                    .field("item", item);
+                d
+            }
+            Self::ConversationItemRetrieve { event_id, item_id } => {
+                let mut d = f.debug_struct("ConversationItemRetrieve");
+                d.field("event_id", event_id).field("item_id", item_id);
+                d
+            }
+            Self::ConversationItemTruncate {
+                event_id,
+                item_id,
+                content_index,
+                audio_end_ms,
+            } => {
+                let mut d = f.debug_struct("ConversationItemTruncate");
+                d.field("event_id", event_id)
+                    .field("item_id", item_id)
+                    .field("content_index", content_index)
+                    .field("audio_end_ms", audio_end_ms);
+                d
+            }
+            Self::ConversationItemDelete { event_id, item_id } => {
+                let mut d = f.debug_struct("ConversationItemDelete");
+                d.field("event_id", event_id).field("item_id", item_id);
+                d
+            }
+            Self::ResponseCreate { event_id, response } => {
+                let mut d = f.debug_struct("ResponseCreate");
+                d.field("event_id", event_id).field("response", response);
+                d
+            }
+            Self::ResponseCancel {
+                event_id,
+                response_id,
+            } => {
+                let mut d = f.debug_struct("ResponseCancel");
+                d.field("event_id", event_id)
+                    .field("response_id", response_id);
+                d
+            }
+            Self::OutputAudioBufferClear { event_id } => {
+                let mut d = f.debug_struct("OutputAudioBufferClear");
+                d.field("event_id", event_id);
+                d
+            }
+        };
+        d.finish()
+    }
 }
 
 /// The prefix of an `input_audio_buffer.append` without `event_id`.

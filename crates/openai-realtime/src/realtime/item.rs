@@ -19,10 +19,12 @@
 //! );
 //! ```
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::wire::open_enum;
+use super::wire::{open_enum, opt_audio_len};
 
 open_enum! {
     /// The role of a message item.
@@ -210,7 +212,8 @@ open_enum! {
 }
 
 /// A content part of a message item (or the `part` of a `response.content_part.*` event).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` prints the length of `audio` payloads, not the audio.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum ContentPart {
     /// `input_text` (system and user messages).
@@ -277,6 +280,37 @@ pub enum ContentPart {
     /// Any other part, kept verbatim.
     #[serde(untagged)]
     Unknown(Value),
+}
+
+impl fmt::Debug for ContentPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InputText { text } => f.debug_struct("InputText").field("text", text).finish(),
+            Self::OutputText { text } => f.debug_struct("OutputText").field("text", text).finish(),
+            Self::Text { text } => f.debug_struct("Text").field("text", text).finish(),
+            Self::InputAudio { audio, transcript } => f
+                .debug_struct("InputAudio")
+                .field("audio", &opt_audio_len(audio))
+                .field("transcript", transcript)
+                .finish(),
+            Self::OutputAudio { audio, transcript } => f
+                .debug_struct("OutputAudio")
+                .field("audio", &opt_audio_len(audio))
+                .field("transcript", transcript)
+                .finish(),
+            Self::Audio { audio, transcript } => f
+                .debug_struct("Audio")
+                .field("audio", &opt_audio_len(audio))
+                .field("transcript", transcript)
+                .finish(),
+            Self::InputImage { image_url, detail } => f
+                .debug_struct("InputImage")
+                .field("image_url", &opt_audio_len(image_url))
+                .field("detail", detail)
+                .finish(),
+            Self::Unknown(raw) => f.debug_tuple("Unknown").field(raw).finish(),
+        }
+    }
 }
 
 impl ContentPart {

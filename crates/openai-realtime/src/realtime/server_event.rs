@@ -42,6 +42,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,7 +51,7 @@ use super::error::{ErrorDetails, ParseError};
 use super::item::{ContentPart, Item};
 use super::response::Response;
 use super::session::Session;
-use super::wire::{TypeTag, de_opt_cow, impl_into_owned, open_enum, sniff_leading_type};
+use super::wire::{AudioLen, TypeTag, de_opt_cow, impl_into_owned, open_enum, sniff_leading_type};
 
 // ---------------------------------------------------------------------------------------------
 // Session and conversation events.
@@ -517,7 +518,8 @@ impl_into_owned!(ContentPartEvent {
 });
 
 /// `response.output_audio.delta` — model audio (the hot path; every string borrowed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` prints the length of `delta`, not the audio.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputAudioDelta<'a> {
     /// Server event id.
     #[serde(default, borrow, skip_serializing_if = "str::is_empty")]
@@ -536,6 +538,19 @@ pub struct OutputAudioDelta<'a> {
     #[serde(borrow)]
     pub delta: Cow<'a, str>,
 }
+impl fmt::Debug for OutputAudioDelta<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputAudioDelta")
+            .field("event_id", &self.event_id)
+            .field("response_id", &self.response_id)
+            .field("item_id", &self.item_id)
+            .field("output_index", &self.output_index)
+            .field("content_index", &self.content_index)
+            .field("delta", &AudioLen(&self.delta))
+            .finish()
+    }
+}
+
 impl_into_owned!(OutputAudioDelta {
     cow: [event_id, response_id, item_id, delta],
     keep: [output_index, content_index]

@@ -232,6 +232,21 @@ macro_rules! impl_into_owned {
 }
 pub(crate) use impl_into_owned;
 
+/// `Debug` stand-in for a base64 audio payload: prints only its length, so `{:?}` of an event
+/// never puts audio (personal data) into logs.
+pub(crate) struct AudioLen<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for AudioLen<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} base64 chars>", self.0.len())
+    }
+}
+
+/// [`AudioLen`] for optional payloads.
+pub(crate) fn opt_audio_len(audio: &Option<String>) -> Option<AudioLen<'_>> {
+    audio.as_deref().map(AudioLen)
+}
+
 /// Deserializes an optional string, borrowing from the input when it contains no escapes
 /// (`Option<Cow<str>>` alone always allocates). Use with
 /// `#[serde(default, borrow, deserialize_with = "de_opt_cow")]`.
