@@ -80,3 +80,64 @@ async fn speaking_over_the_echo_clears_it() {
     twilio.stop(sid).await;
     assert!(twilio.read_until_closed().await);
 }
+
+#[tokio::test]
+async fn malformed_twilio_messages_are_skipped_and_the_call_continues() {
+    let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
+    let sid = "CA00000000000000000000000000000022";
+    let (_, twiml) = post_voice(&server, sid, None).await;
+    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    twilio.start(sid, &stream_parameters(&twiml)).await;
+
+    let stream_sid = twilio.stream_sid.clone();
+    twilio.send_raw("this is not JSON").await;
+    twilio
+        .send_raw(r#"{"event":"media","streamSid":"MZ1"}"#)
+        .await;
+    twilio
+        .send_raw(&format!(
+            r#"{{"event":"media","sequenceNumber":"2","streamSid":"{stream_sid}","media":{{"track":"inbound","chunk":"1","timestamp":"0","payload":"@@not base64@@"}}}}"#
+        ))
+        .await;
+    twilio
+        .send_raw(r#"{"event":"some_future_event","streamSid":"MZ1","x":1}"#)
+        .await;
+    twilio
+        .send_raw(&format!(
+            r#"{{"event":"mark","sequenceNumber":"3","streamSid":"{stream_sid}","mark":{{"name":"not-ours"}}}}"#
+        ))
+        .await;
+
+    let speech = testkit::audio::speech(400);
+    twilio.send_audio(&speech).await;
+    twilio.send_audio(&testkit::audio::silence(800)).await;
+    assert!(
+        twilio.read_until_audio(|a| contains(a, &speech)).await,
+        "the call survived bad input"
+    );
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}
+
+#[tokio::test]
+async fn an_oversized_frame_ends_the_call_cleanly() {
+    let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
+    let sid = "CA00000000000000000000000000000023";
+    let (_, twiml) = post_voice(&server, sid, None).await;
+    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    twilio.start(sid, &stream_parameters(&twiml)).await;
+    let huge = format!(
+        r#"{{"event":"media","padding":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    twilio.send_raw(&huge).await;
+    assert!(twilio.read_until_closed().await, "the server ends the call");
+    let idle = async {
+        while server.handle.active_calls() != 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(common::WAIT, idle)
+        .await
+        .expect("the call slot is released");
+}

@@ -131,6 +131,34 @@ async fn a_full_call_relays_both_directions_byte_identical() {
         ),
         "{closed:?}"
     );
+
+    // The call shows up in the metrics.
+    let metrics = async {
+        loop {
+            let text = testkit::http::get(&server.url("/metrics"))
+                .await
+                .unwrap()
+                .text();
+            if text.contains("phone_agent_calls_total{end_reason=") {
+                return text;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let text = tokio::time::timeout(WAIT, metrics)
+        .await
+        .expect("call metrics");
+    assert!(text.contains(r#"end_reason="caller_hung_up""#), "{text}");
+    assert!(
+        text.contains("phone_agent_agent_connect_seconds_bucket"),
+        "histogram buckets: {text}"
+    );
+    assert!(text.contains("phone_agent_relay_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("phone_agent_first_audio_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("phone_agent_active_calls"), "{text}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! engine can tell:
 //!
 //! * it hears μ-law 8 kHz and speaks μ-law 8 kHz (the caller's own bytes, passed through);
-//! * an energy voice-activity detector over the decoded samples emits
+//! * bridge-core's energy voice-activity detector ([`EnergyVad`]) emits
 //!   [`AgentEvent::SpeechStarted`] / [`AgentEvent::SpeechStopped`], so barge-in works on it too
 //!   (speak while it plays back and it stops);
 //! * each playback is a response (`ResponseStarted`, audio, `AudioDone`, `ResponseDone`);
@@ -20,7 +20,8 @@ use base64::Engine as _;
 use bridge_core::agent::{
     AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ResponseStatus,
 };
-use bridge_core::audio::{g711, tone::Tone};
+use bridge_core::audio::energy::{EnergyVad, VadConfig, VadEvent};
+use bridge_core::audio::tone::Tone;
 use bridge_core::caller::EndpointError;
 use bridge_core::format::{AudioFormat, Base64Audio};
 
@@ -28,33 +29,36 @@ use crate::config::EchoConfig;
 
 /// Bytes of μ-law per millisecond.
 const BYTES_PER_MS: usize = 8;
-/// Audio kept from before the speech onset, so the first syllable is not clipped.
-const PREROLL_MS: usize = 200;
-/// Consecutive loud frames (~20 ms each) that start speech.
-const ONSET_FRAMES: u32 = 2;
-/// Frame level (dBFS) above which a frame counts as speech.
-const SPEECH_DBFS: f64 = -40.0;
+/// Audio kept from before the detected onset (which is reported `min_speech_ms` after the
+/// speech began), so the first syllable is not clipped.
+const PREROLL_MS: usize = 300;
 /// Trailing silence kept at the end of a playback.
-const TAIL_MS: usize = 100;
+const TAIL_MS: u64 = 100;
 /// Size of each audio event of a playback (the engine cuts them into 20 ms pieces).
 const CHUNK_MS: usize = 200;
 
 /// The echo agent endpoint.
 #[derive(Debug)]
 pub struct EchoAgent {
-    pause_ms: usize,
+    vad: EnergyVad,
     max_utterance_bytes: usize,
     events: VecDeque<AgentEvent>,
-    /// Recent audio while not speaking (pre-roll).
+    /// Recent audio while the caller is silent (pre-roll).
     preroll: VecDeque<u8>,
-    utterance: Vec<u8>,
-    speaking: bool,
-    loud_frames: u32,
-    trailing_silence_ms: usize,
+    /// The current utterance (from the pre-roll on), while the caller speaks.
+    utterance: Option<Utterance>,
+    /// Caller audio received so far, in bytes (the VAD's clock, 8 bytes per ms).
+    position: u64,
     next_id: u64,
     closed: bool,
     raw: Vec<u8>,
-    pcm: Vec<i16>,
+}
+
+#[derive(Debug)]
+struct Utterance {
+    /// Position of the first byte of `audio`.
+    start: u64,
+    audio: Vec<u8>,
 }
 
 impl EchoAgent {
@@ -62,21 +66,23 @@ impl EchoAgent {
     pub fn new(config: &EchoConfig) -> Self {
         let mut events = VecDeque::new();
         events.push_back(AgentEvent::Ready);
+        let vad = EnergyVad::new(VadConfig {
+            // The pause that ends an utterance is the detector's hangover.
+            hangover_ms: u32::try_from(config.pause.as_millis()).unwrap_or(u32::MAX),
+            ..VadConfig::default()
+        });
         EchoAgent {
-            pause_ms: usize::try_from(config.pause.as_millis()).unwrap_or(usize::MAX),
+            vad,
             max_utterance_bytes: usize::try_from(config.max_utterance.as_millis())
                 .unwrap_or(usize::MAX / BYTES_PER_MS)
                 .saturating_mul(BYTES_PER_MS),
             events,
             preroll: VecDeque::with_capacity(PREROLL_MS * BYTES_PER_MS),
-            utterance: Vec::new(),
-            speaking: false,
-            loud_frames: 0,
-            trailing_silence_ms: 0,
+            utterance: None,
+            position: 0,
             next_id: 0,
             closed: false,
             raw: Vec::with_capacity(320),
-            pcm: Vec::with_capacity(320),
         }
     }
 
@@ -85,58 +91,50 @@ impl EchoAgent {
         if base64::engine::general_purpose::STANDARD
             .decode_vec(audio.as_bytes(), &mut self.raw)
             .is_err()
+            || self.raw.is_empty()
         {
             return;
         }
-        if self.raw.is_empty() {
-            return;
-        }
-        let frame_ms = self.raw.len() / BYTES_PER_MS;
-        self.pcm.clear();
-        g711::decode_ulaw_into(&self.raw, &mut self.pcm);
-        let loud = level_dbfs(&self.pcm) > SPEECH_DBFS;
+        let event = self.vad.push_ulaw(&self.raw);
+        self.position += self.raw.len() as u64;
 
-        if !self.speaking {
-            for &b in &self.raw {
-                if self.preroll.len() == PREROLL_MS * BYTES_PER_MS {
-                    self.preroll.pop_front();
+        match &mut self.utterance {
+            None => {
+                for &b in &self.raw {
+                    if self.preroll.len() == PREROLL_MS * BYTES_PER_MS {
+                        self.preroll.pop_front();
+                    }
+                    self.preroll.push_back(b);
                 }
-                self.preroll.push_back(b);
+                if let Some(VadEvent::SpeechStarted { .. }) = event {
+                    let audio: Vec<u8> = self.preroll.drain(..).collect();
+                    let start = self.position - audio.len() as u64;
+                    self.utterance = Some(Utterance { start, audio });
+                    // Playbacks are complete responses as soon as they are emitted (like
+                    // Realtime, faster than real time), so stopping one is the engine's
+                    // barge-in: it clears the caller's queue.
+                    self.events.push_back(AgentEvent::SpeechStarted);
+                }
             }
-            self.loud_frames = if loud { self.loud_frames + 1 } else { 0 };
-            if self.loud_frames >= ONSET_FRAMES {
-                self.speaking = true;
-                self.trailing_silence_ms = 0;
-                self.utterance.clear();
-                self.utterance.extend(self.preroll.drain(..));
-                // Playbacks are complete responses as soon as they are emitted (like Realtime,
-                // faster than real time), so stopping is the engine's barge-in: it clears the
-                // caller's queue.
-                self.events.push_back(AgentEvent::SpeechStarted);
+            Some(utterance) => {
+                if utterance.audio.len() < self.max_utterance_bytes {
+                    let room = self.max_utterance_bytes - utterance.audio.len();
+                    utterance
+                        .audio
+                        .extend_from_slice(&self.raw[..self.raw.len().min(room)]);
+                }
+                if let Some(VadEvent::SpeechStopped { audio_end_ms }) = event {
+                    // Play back the speech with a short tail of the pause.
+                    let end = (audio_end_ms + TAIL_MS) * BYTES_PER_MS as u64;
+                    let keep =
+                        usize::try_from(end.saturating_sub(utterance.start)).unwrap_or(usize::MAX);
+                    utterance.audio.truncate(keep);
+                    let audio = std::mem::take(&mut utterance.audio);
+                    self.utterance = None;
+                    self.events.push_back(AgentEvent::SpeechStopped);
+                    self.respond(&audio);
+                }
             }
-            return;
-        }
-
-        if self.utterance.len() < self.max_utterance_bytes {
-            let room = self.max_utterance_bytes - self.utterance.len();
-            self.utterance
-                .extend_from_slice(&self.raw[..self.raw.len().min(room)]);
-        }
-        self.trailing_silence_ms = if loud {
-            0
-        } else {
-            self.trailing_silence_ms + frame_ms
-        };
-        if self.trailing_silence_ms >= self.pause_ms {
-            self.speaking = false;
-            self.loud_frames = 0;
-            self.events.push_back(AgentEvent::SpeechStopped);
-            // Play back the speech with a short tail of the pause.
-            let trailing = (self.trailing_silence_ms.saturating_sub(TAIL_MS)) * BYTES_PER_MS;
-            let keep = self.utterance.len().saturating_sub(trailing);
-            self.utterance.truncate(keep);
-            let speech = std::mem::take(&mut self.utterance);
-            self.respond(&speech);
         }
     }
 
@@ -171,27 +169,13 @@ impl EchoAgent {
 
     /// The greeting: two short notes.
     fn greet(&mut self) {
-        if self.speaking {
+        if self.utterance.is_some() {
             return;
         }
-        let mut raw = Vec::with_capacity(320 * BYTES_PER_MS);
+        let mut raw = Vec::with_capacity(300 * BYTES_PER_MS);
         Tone::with_dbfs(660.0, -14.0, 8000).ulaw_into(150 * BYTES_PER_MS, &mut raw);
         Tone::with_dbfs(880.0, -14.0, 8000).ulaw_into(150 * BYTES_PER_MS, &mut raw);
         self.respond(&raw);
-    }
-}
-
-/// RMS level of `samples` in dBFS (−∞ for digital silence, clamped to −120).
-fn level_dbfs(samples: &[i16]) -> f64 {
-    if samples.is_empty() {
-        return -120.0;
-    }
-    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    let rms = (sum / samples.len() as f64).sqrt();
-    if rms <= 0.0 {
-        -120.0
-    } else {
-        (20.0 * (rms / 32768.0).log10()).max(-120.0)
     }
 }
 
