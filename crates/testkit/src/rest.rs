@@ -23,18 +23,28 @@
 //! redirects such a call makes the simulator send `stop` and close its media stream, as Twilio
 //! does.
 //!
-//! ```no_run
-//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
+//! use testkit::http::{basic_auth, post_form};
 //! use testkit::rest::MockTwilioRest;
 //!
 //! let rest = MockTwilioRest::start().await?;
-//! rest.register_call("CA00000000000000000000000000000001", "+14155551234", "+15005550006");
-//! // point the server under test at rest.base_url() with rest.account_sid()/rest.auth_token()
-//! let update = rest
-//!     .wait_for_update("CA00000000000000000000000000000001", Duration::from_secs(5))
-//!     .await?;
+//! let sid = "CA00000000000000000000000000000001";
+//! rest.register_call(sid, "+14155551234", "+15005550006");
+//! // The server under test is configured with rest.base_url(), rest.account_sid() and
+//! // rest.auth_token(); here we play the server ourselves.
+//! let url = format!("{}/2010-04-01/Accounts/{}/Calls/{sid}.json", rest.base_url(), rest.account_sid());
+//! let auth = basic_auth(rest.account_sid(), rest.auth_token());
+//! let r = post_form(&url, &[("authorization", &auth)], &[("Status", "completed")]).await?;
+//! assert_eq!(r.json()?["status"], "completed");
+//!
+//! let update = rest.wait_for_update(sid, Duration::from_secs(5)).await?;
 //! assert_eq!(update.param("Status"), Some("completed"));
+//! // The call is over: a second update is refused with 21220.
+//! let r = post_form(&url, &[("authorization", &auth)], &[("Status", "completed")]).await?;
+//! assert_eq!(r.json()?["code"], 21220);
 //! # Ok(()) }
 //! ```
 

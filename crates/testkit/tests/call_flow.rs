@@ -278,3 +278,54 @@ async fn bad_signatures_rejects_and_missing_streams() {
         CallEnd::CallerDropped
     );
 }
+
+#[tokio::test]
+async fn outbound_call_answered_and_driven_by_a_script() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let token: &'static str = Box::leak(rest.auth_token().to_string().into_boxed_str());
+    let (server, mut events) = bridge(token).await;
+    let sim = CallSimulator::new(&server).public_url(PUBLIC).rest(&rest);
+
+    // The "bridge" places an outbound call whose TwiML is fetched from its own /voice.
+    let auth = testkit::http::basic_auth(rest.account_sid(), rest.auth_token());
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Calls.json",
+        rest.base_url(),
+        rest.account_sid()
+    );
+    let r = testkit::http::post_form(
+        &url,
+        &[("authorization", &auth)],
+        &[
+            ("To", "+15551234567"),
+            ("From", "+15005550006"),
+            ("Url", "https://bridge.example.com/voice"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 201);
+    let created = rest.wait_for_created_call(1, T).await.unwrap();
+    let call = sim.answer_outbound(&created).await.unwrap();
+    assert_eq!(call.call_sid(), created.sid);
+    assert_eq!(rest.call(&created.sid).unwrap().status, "in-progress");
+    assert_eq!(
+        events.recv().await.unwrap()["call_sid"],
+        created.sid.as_str()
+    );
+    assert_eq!(events.recv().await.unwrap()["event"], "start");
+
+    let script = testkit::twilio::CallScript::new()
+        .wait_mark("m")
+        .wait_heard_ms(100)
+        .dtmf('7')
+        .say(testkit::audio::speech(40))
+        .wait_playout_idle()
+        .stop();
+    call.run(&script).await.unwrap();
+    assert_eq!(events.recv().await.unwrap()["event"], "mark");
+    assert_eq!(events.recv().await.unwrap()["dtmf"]["digit"], "7");
+    assert_eq!(events.recv().await.unwrap()["event"], "stop");
+    assert_eq!(call.closed(), Some(CallEnd::CallerStopped));
+    assert_eq!(rest.call(&created.sid).unwrap().status, "completed");
+}

@@ -46,23 +46,34 @@
 //! "none"`) responses in parallel, transcription sessions, MCP tools, WebRTC/SIP. Error codes
 //! other than those quoted above are best-effort approximations of the service's wording.
 //!
-//! ```no_run
-//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
+//! use futures_util::SinkExt;
 //! use testkit::openai::{MockRealtime, Pacing, ResponseScript, Script};
+//! use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 //!
 //! let mock = MockRealtime::builder()
-//!     .script(
-//!         Script::new()
-//!             .then(ResponseScript::say("Thanks for calling Acme!", 1500))
-//!             .then(ResponseScript::say("Goodbye!", 800).then_call("end_call", "{}")),
-//!     )
-//!     .pacing(Pacing::Speed(4.0))
+//!     .script(Script::new().then(ResponseScript::say("Thanks for calling Acme!", 1500)))
+//!     .pacing(Pacing::Burst)
 //!     .start()
 //!     .await?;
-//! // Configure the server under test with OPENAI_BASE_URL = mock.base_url().
+//! // The client is normally the server under test, configured with
+//! // OPENAI_BASE_URL = mock.base_url(); here we play it with a raw WebSocket.
+//! let mut req = mock.ws_url("gpt-realtime").into_client_request()?;
+//! req.headers_mut().insert("authorization", "Bearer sk-test".parse()?);
+//! let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+//! ws.send(Message::text(r#"{"type":"session.update","session":{"type":"realtime",
+//!     "audio":{"input":{"format":{"type":"audio/pcmu"}},"output":{"format":{"type":"audio/pcmu"}}}}}"#))
+//!     .await?;
+//! ws.send(Message::text(r#"{"type":"response.create"}"#)).await?;
+//!
 //! let session = mock.wait_for_session(1, Duration::from_secs(5)).await?;
-//! session.wait_for_event_type("session.update", Duration::from_secs(5)).await?;
+//! let done = session.wait_for_response_done(1, Duration::from_secs(5)).await?;
+//! assert_eq!(done.status, "completed");
+//! // The exact, identifiable audio the mock spoke:
+//! assert_eq!(session.assistant_items()[0].audio, testkit::audio::agent_tone(65536, 1500));
 //! assert!(session.violations().is_empty());
 //! # Ok(()) }
 //! ```

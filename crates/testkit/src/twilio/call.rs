@@ -975,6 +975,12 @@ impl ActiveCall {
         self.state().read(|s| s.timeline.clone())
     }
 
+    /// Number of timeline entries matching `pred`.
+    pub fn count_events(&self, pred: impl Fn(&CallEvent) -> bool) -> usize {
+        self.state()
+            .read(|s| s.timeline.iter().filter(|e| pred(&e.event)).count())
+    }
+
     /// Server messages refused so far.
     pub fn violations(&self) -> Vec<StreamViolation> {
         self.state().read(|s| s.violations.clone())

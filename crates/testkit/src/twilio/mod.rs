@@ -56,6 +56,7 @@
 
 mod call;
 mod playout;
+mod script;
 pub mod signature;
 pub mod twiml;
 
@@ -64,6 +65,7 @@ pub use call::{
     StreamViolationKind, TimelineEntry,
 };
 pub use playout::{Cleared, PlayedSegment, Playout, bytes_duration};
+pub use script::{CallScript, CallStep, ScriptError};
 
 use std::sync::Arc;
 
@@ -227,6 +229,131 @@ impl CallSimulator {
             stamp_frames: false,
             idle_silence: true,
         }
+    }
+
+    /// Opens the Media Stream `stream` (from TwiML) for `call_sid`: signs the upgrade over the
+    /// stream URL and connects to the local server over `ws://`.
+    async fn connect_stream(
+        &self,
+        stream: &twiml::Stream,
+        call_sid: &str,
+        signing: &Signing,
+        stamp_frames: bool,
+        idle_silence: bool,
+    ) -> Result<ActiveCall, SimError> {
+        let (addr, _, _) = split_url(&self.cfg.server)
+            .ok_or_else(|| SimError::BadServerUrl(self.cfg.server.clone()))?;
+        let url = stream.url.as_str();
+        let (_, rest) = url
+            .split_once("://")
+            .filter(|(s, _)| *s == "wss" || *s == "ws")
+            .ok_or_else(|| SimError::BadStreamUrl(url.to_string()))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let mut req = format!("ws://{addr}{path}").into_client_request()?;
+        let h = req.headers_mut();
+        h.insert(
+            http::header::HOST,
+            authority
+                .parse()
+                .map_err(|_| SimError::BadStreamUrl(url.to_string()))?,
+        );
+        h.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static("Twilio.TmeWs/1.0"),
+        );
+        if let Some(sig) = self.sign(signing, url, &[]) {
+            h.insert(
+                "x-twilio-signature",
+                sig.parse()
+                    .map_err(|_| SimError::BadStreamUrl(format!("unusable signature {sig:?}")))?,
+            );
+        }
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| SimError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let ws = match tokio_tungstenite::client_async(req, tcp).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                return Err(SimError::StreamRejected {
+                    status: resp.status().as_u16(),
+                    body: resp
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut opts = StreamOptions::new(call_sid, &self.cfg.account_sid);
+        opts.custom_parameters.clone_from(&stream.parameters);
+        opts.stamp_frames = stamp_frames;
+        opts.idle_silence = idle_silence;
+        opts.rest.clone_from(&self.cfg.rest);
+        Ok(ActiveCall::attach(ws, opts))
+    }
+
+    /// Answers an outbound call created through the REST mock (`POST …/Calls.json`), as the
+    /// callee picking up: runs its `Twiml`, or fetches TwiML from its `Url` (a signed `POST`
+    /// with `CallStatus=in-progress`, `Direction=outbound-api`; a `Url` under the public URL is
+    /// requested from the local server), then opens the `<Connect><Stream>`.
+    pub async fn answer_outbound(
+        &self,
+        call: &crate::rest::CallInfo,
+    ) -> Result<ActiveCall, SimError> {
+        let twiml_text = if let Some(url) = &call.url {
+            let local = match url.strip_prefix(&self.cfg.public_url) {
+                Some(path) => format!("{}{path}", self.cfg.server),
+                None => url.clone(),
+            };
+            let params: Vec<(String, String)> = [
+                ("AccountSid", self.cfg.account_sid.as_str()),
+                ("ApiVersion", "2010-04-01"),
+                ("CallSid", call.sid.as_str()),
+                ("CallStatus", "in-progress"),
+                ("Called", call.to.as_str()),
+                ("Caller", call.from.as_str()),
+                ("Direction", "outbound-api"),
+                ("From", call.from.as_str()),
+                ("To", call.to.as_str()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            let sig = self.sign(&Signing::Valid, url, &params);
+            let mut headers = vec![("user-agent", "TwilioProxy/1.1")];
+            if let Some(s) = &sig {
+                headers.push(("x-twilio-signature", s.as_str()));
+            }
+            let r = post_form(&local, &headers, &params).await?;
+            if !(200..300).contains(&r.status) {
+                return Err(SimError::WebhookStatus {
+                    status: r.status,
+                    body: r.text(),
+                });
+            }
+            r.text()
+        } else {
+            call.twiml
+                .clone()
+                .ok_or_else(|| SimError::NoStream("the call has neither Url nor Twiml".into()))?
+        };
+        let twiml = Twiml::parse(&twiml_text)?;
+        let stream = twiml
+            .stream()
+            .ok_or_else(|| SimError::NoStream(twiml_text.clone()))?;
+        if let Some(rest) = &self.cfg.rest {
+            rest.set_call_status(&call.sid, "in-progress");
+        }
+        self.connect_stream(stream, &call.sid, &Signing::Valid, false, true)
+            .await
     }
 
     fn sign(&self, mode: &Signing, url: &str, params: &[(String, String)]) -> Option<String> {
@@ -414,64 +541,15 @@ impl PlacedCall {
         let stream = twiml
             .stream()
             .ok_or_else(|| SimError::NoStream(self.response.text()))?;
-        let sim = &self.builder.sim;
-        let (addr, _, _) = split_url(&sim.cfg.server)
-            .ok_or_else(|| SimError::BadServerUrl(sim.cfg.server.clone()))?;
-        let url = stream.url.as_str();
-        let (scheme, rest) = url
-            .split_once("://")
-            .filter(|(s, _)| *s == "wss" || *s == "ws")
-            .ok_or_else(|| SimError::BadStreamUrl(url.to_string()))?;
-        let _ = scheme;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let mut req = format!("ws://{addr}{path}").into_client_request()?;
-        let h = req.headers_mut();
-        h.insert(
-            http::header::HOST,
-            authority
-                .parse()
-                .map_err(|_| SimError::BadStreamUrl(url.to_string()))?,
-        );
-        h.insert(
-            http::header::USER_AGENT,
-            http::HeaderValue::from_static("Twilio.TmeWs/1.0"),
-        );
-        if let Some(sig) = sim.sign(&self.builder.stream_signing, url, &[]) {
-            h.insert(
-                "x-twilio-signature",
-                sig.parse()
-                    .map_err(|_| SimError::BadStreamUrl(format!("unusable signature {sig:?}")))?,
-            );
-        }
-        let tcp = TcpStream::connect(&addr)
+        let b = &self.builder;
+        b.sim
+            .connect_stream(
+                stream,
+                &self.call_sid,
+                &b.stream_signing,
+                b.stamp_frames,
+                b.idle_silence,
+            )
             .await
-            .map_err(|source| SimError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let ws = match tokio_tungstenite::client_async(req, tcp).await {
-            Ok((ws, _)) => ws,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                return Err(SimError::StreamRejected {
-                    status: resp.status().as_u16(),
-                    body: resp
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut opts = StreamOptions::new(&self.call_sid, &self.account_sid);
-        opts.custom_parameters.clone_from(&stream.parameters);
-        opts.stamp_frames = self.builder.stamp_frames;
-        opts.idle_silence = self.builder.idle_silence;
-        opts.rest.clone_from(&sim.cfg.rest);
-        Ok(ActiveCall::attach(ws, opts))
     }
 }
