@@ -230,3 +230,165 @@ async fn openai_closing_mid_call_ends_the_call() {
         "Twilio's stream is closed when OpenAI goes away"
     );
 }
+
+/// A tool that records its invocations and answers `{"ok":true,"city":…}`.
+struct Weather {
+    calls: std::sync::Mutex<Vec<bridge_core::tools::ToolInvocation>>,
+}
+
+#[async_trait::async_trait]
+impl bridge_core::tools::ToolExecutor for Weather {
+    fn definitions(&self) -> Vec<bridge_core::tools::ToolDefinition> {
+        vec![bridge_core::tools::ToolDefinition {
+            name: "get_weather".into(),
+            description: "The weather in a city.".into(),
+            parameters: serde_json::json!({
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"]
+            }),
+        }]
+    }
+
+    async fn call(
+        &self,
+        invocation: bridge_core::tools::ToolInvocation,
+    ) -> bridge_core::tools::ToolOutput {
+        let city = serde_json::from_str::<serde_json::Value>(&invocation.arguments)
+            .ok()
+            .and_then(|v| v["city"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.calls.lock().unwrap().push(invocation);
+        bridge_core::tools::ToolOutput::json(&serde_json::json!({"ok": true, "city": city}))
+    }
+}
+
+#[tokio::test]
+async fn tools_are_declared_run_and_answered() {
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(
+                    ResponseScript::say("Let me check.", 200)
+                        .then_call("get_weather", r#"{"city":"Oslo"}"#),
+                )
+                .then(ResponseScript::say("It is sunny in Oslo.", 200)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let prompt = common::prompt_file("hi");
+    let base = mock.base_url();
+    let tool = std::sync::Arc::new(Weather {
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let server = common::start_with_tools(
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("PROMPT_PATH", prompt.to_str().unwrap()),
+        ],
+        Some(tool.clone()),
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000035";
+    let mut twilio = call(&server, sid).await;
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    let config = session.session_config();
+    assert_eq!(config["tools"][0]["type"], "function");
+    assert_eq!(config["tools"][0]["name"], "get_weather");
+    assert_eq!(config["tools"][0]["parameters"]["required"][0], "city");
+
+    // The greeting response calls the tool; its output goes back, followed by a response.
+    let calls = mock_function_calls(&session).await;
+    let record = session
+        .wait_for_function_output(&calls, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        record.output.as_deref(),
+        Some(r#"{"city":"Oslo","ok":true}"#)
+    );
+    assert!(record.response_completed);
+    {
+        let invocations = tool.calls.lock().unwrap();
+        assert_eq!(invocations.len(), 1);
+        assert_eq!(invocations[0].phone_call_id, sid);
+    }
+    // The second response was asked for by us after the tool output (no caller audio was sent,
+    // so VAD could not have started it).
+    let second = session.wait_for_response_done(2, WAIT).await.unwrap();
+    assert_eq!(second.trigger, testkit::openai::ResponseTrigger::Client);
+    assert!(session.function_calls()[0].followed_by_response_create);
+
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+    assert!(
+        session.violations().is_empty(),
+        "{:?}",
+        session.violations()
+    );
+}
+
+/// The call id of the first function call the mock made.
+async fn mock_function_calls(session: &testkit::openai::SessionHandle) -> String {
+    session
+        .wait_for_server_event("response.function_call_arguments.done", 1, WAIT)
+        .await
+        .unwrap();
+    session.function_calls()[0].call_id.clone()
+}
+
+#[tokio::test]
+async fn keypad_presses_reach_the_agent_as_context() {
+    let mock = MockRealtime::start().await.unwrap();
+    let prompt = common::prompt_file("hi");
+    let server = realtime_server(&mock, &prompt, &[("PHONE_AGENT_AGENT__GREETING", "off")]).await;
+    let sid = "CA00000000000000000000000000000036";
+    let mut twilio = call(&server, sid).await;
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    let stream_sid = twilio.stream_sid.clone();
+    twilio
+        .send_raw(&format!(
+            r#"{{"event":"dtmf","streamSid":"{stream_sid}","sequenceNumber":"5","dtmf":{{"track":"inbound_track","digit":"7"}}}}"#
+        ))
+        .await;
+    let item = session
+        .wait_for_event_type("conversation.item.create", WAIT)
+        .await
+        .unwrap();
+    assert!(item.raw.contains('7'), "{}", item.raw);
+    assert!(item.raw.contains(r#""type":"message""#), "{}", item.raw);
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}
+
+#[tokio::test]
+async fn a_missing_prompt_file_at_call_time_falls_back_to_a_generic_prompt() {
+    let mock = MockRealtime::start().await.unwrap();
+    let prompt = common::prompt_file("Specific prompt.");
+    let server = realtime_server(&mock, &prompt, &[("PHONE_AGENT_AGENT__GREETING", "off")]).await;
+    std::fs::remove_file(&prompt).unwrap();
+    let sid = "CA00000000000000000000000000000037";
+    let mut twilio = call(&server, sid).await;
+    let session = mock.wait_for_session(1, WAIT).await.unwrap();
+    session
+        .wait_for_event_type("session.update", WAIT)
+        .await
+        .unwrap();
+    let instructions = session.session_config()["instructions"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(instructions.contains("voice assistant"), "{instructions}");
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}

@@ -43,6 +43,14 @@ impl TestServer {
 
 /// Starts a server with `PUBLIC_URL` = its own address plus `vars`.
 pub async fn start(vars: &[(&str, &str)]) -> TestServer {
+    start_with_tools(vars, None).await
+}
+
+/// [`start`] with tools offered to the agent.
+pub async fn start_with_tools(
+    vars: &[(&str, &str)],
+    tools: Option<std::sync::Arc<dyn bridge_core::tools::ToolExecutor>>,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -54,7 +62,11 @@ pub async fn start(vars: &[(&str, &str)]) -> TestServer {
         env.insert((*k).to_string(), (*v).to_string());
     }
     let config = Config::from_env_map(&env).expect("valid test configuration");
-    let handle = Server::new(config).serve(listener).expect("server starts");
+    let mut server = Server::new(config);
+    if let Some(tools) = tools {
+        server = server.with_tools(tools);
+    }
+    let handle = server.serve(listener).expect("server starts");
     TestServer { handle, addr, base }
 }
 
