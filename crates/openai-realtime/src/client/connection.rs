@@ -126,7 +126,9 @@ impl TransportError {
 impl From<tungstenite::Error> for TransportError {
     fn from(err: tungstenite::Error) -> Self {
         match err {
-            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing) => {
                 Self::Closed
             }
             other => Self::WebSocket(other),
