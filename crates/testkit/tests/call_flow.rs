@@ -185,7 +185,13 @@ async fn signed_call_streams_plays_and_is_hung_up_over_rest() {
 
     // The bridge's mark comes back after its 100 ms of audio played.
     let m = call.wait_mark_echoed("m", T).await.unwrap();
-    assert!(m.echoed_at.unwrap() - m.received_at >= Duration::from_millis(100));
+    let played = call.played_segments();
+    assert_eq!(played.len(), 1);
+    assert!(m.echoed_at.unwrap() >= played[0].ends_at());
+    assert_eq!(
+        played[0].ends_at() - played[0].starts_at,
+        Duration::from_millis(100)
+    );
     assert_eq!(events.recv().await.unwrap()["mark"]["name"], "m");
     assert_eq!(call.heard(), testkit::audio::agent_tone(1, 100));
     assert_eq!(rest.call(call.call_sid()).unwrap().status, "in-progress");

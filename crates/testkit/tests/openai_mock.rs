@@ -697,3 +697,56 @@ async fn scripted_tcp_drop_mid_response() {
         ClosedBy::MockDropped
     );
 }
+
+#[tokio::test]
+async fn manual_turns_without_vad() {
+    let mock = MockRealtime::builder()
+        .pacing(Pacing::Burst)
+        .start()
+        .await
+        .unwrap();
+    let mut ws = connect(&mock).await;
+    recv(&mut ws).await;
+    let updated = configure_pcmu(&mut ws, Value::Null).await;
+    assert!(updated["session"]["audio"]["input"]["turn_detection"].is_null());
+    send(
+        &mut ws,
+        json!({"type": "input_audio_buffer.commit", "event_id": "c1"}),
+    )
+    .await;
+    let err = recv(&mut ws).await;
+    assert_eq!(err["error"]["code"], "input_audio_buffer_commit_empty");
+    assert_eq!(err["error"]["event_id"], "c1");
+    // Speech without VAD: no speech events, only an explicit commit.
+    append(&mut ws, &audio::speech(300)).await;
+    send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
+    let events = recv_until(&mut ws, "conversation.item.done").await;
+    assert_eq!(
+        types(&events),
+        vec![
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done"
+        ]
+    );
+    send(&mut ws, json!({"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "caller pressed 1"}]}})).await;
+    let added = recv(&mut ws).await;
+    assert_eq!(added["type"], "conversation.item.added");
+    assert_eq!(added["previous_item_id"], events[0]["item_id"]);
+    assert_eq!(recv(&mut ws).await["type"], "conversation.item.done");
+    // The default script answers with the fallback response.
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let done = recv_until(&mut ws, "response.done").await.pop().unwrap();
+    assert_eq!(done["response"]["status"], "completed");
+    let session = mock.wait_for_session(1, T).await.unwrap();
+    assert!(
+        session.violations().is_empty(),
+        "{:?}",
+        session.violations()
+    );
+    assert_eq!(
+        session.assistant_items()[0].transcript,
+        "This is the mock agent."
+    );
+}

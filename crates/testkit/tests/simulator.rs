@@ -433,3 +433,20 @@ async fn malformed_frames_on_demand_and_server_close() {
         }
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_hangs_up() {
+    let (call, mut srv) = start(opts()).await;
+    srv.next_any().await;
+    srv.next_any().await;
+    let observer = call.clone();
+    drop(call);
+    // A clone still exists: nothing happens yet.
+    srv.media(&[0xFF; 8]).await;
+    observer.wait_received_audio(8, T).await.unwrap();
+    drop(observer);
+    let (_, stop) = srv.next_non_media().await;
+    assert_eq!(stop["event"], "stop");
+    let (_, close) = srv.next_non_media().await;
+    assert_eq!(close["close"], 1000);
+}

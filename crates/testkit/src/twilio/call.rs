@@ -284,9 +284,22 @@ struct Shared {
 /// or over any WebSocket with [`ActiveCall::attach`]. As soon as it exists it has sent
 /// `connected` and `start` and streams caller frames every 20 ms (silence unless audio is
 /// queued with [`ActiveCall::send_audio`]).
+///
+/// Dropping the last handle hangs up (`stop`, then close), so an abandoned call does not keep
+/// streaming to the server.
 #[derive(Debug, Clone)]
 pub struct ActiveCall {
     shared: Arc<Shared>,
+    _hang_up_on_drop: Arc<HangUpOnDrop>,
+}
+
+#[derive(Debug)]
+struct HangUpOnDrop(mpsc::UnboundedSender<Cmd>);
+
+impl Drop for HangUpOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Cmd::Stop);
+    }
 }
 
 // ---- strict parsing of server messages --------------------------------------------------
@@ -883,7 +896,11 @@ impl ActiveCall {
             buf: String::with_capacity(512),
         };
         tokio::spawn(task.run());
-        ActiveCall { shared }
+        let guard = Arc::new(HangUpOnDrop(shared.cmd.clone()));
+        ActiveCall {
+            shared,
+            _hang_up_on_drop: guard,
+        }
     }
 
     fn state(&self) -> &Observed<CallState> {
