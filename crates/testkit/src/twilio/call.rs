@@ -42,6 +42,9 @@ pub struct StreamOptions {
     pub idle_silence: bool,
     /// A linked REST mock: call updates for `call_sid` stop this stream.
     pub rest: Option<MockTwilioRest>,
+    /// Record a [`CallEvent::MediaSent`] timeline entry per caller frame (default `true`;
+    /// turn off for long or many calls — counters are kept either way).
+    pub record_frames: bool,
 }
 
 impl StreamOptions {
@@ -56,6 +59,7 @@ impl StreamOptions {
             stamp_frames: false,
             idle_silence: true,
             rest: None,
+            record_frames: true,
         }
     }
 }
@@ -539,10 +543,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Task<S> {
         let text = std::mem::take(&mut self.buf);
         let result = self.send_text(text).await;
         let now = Instant::now();
+        let record = self.shared.opts.record_frames;
         self.shared.state.update(|s| {
             s.frames_sent += 1;
             if !idle {
                 s.caller_bytes_sent += FRAME_BYTES;
+            }
+            if !record {
+                return;
             }
             s.push(
                 now,

@@ -228,6 +228,7 @@ impl CallSimulator {
             stream_signing: Signing::Valid,
             stamp_frames: false,
             idle_silence: true,
+            record_frames: true,
         }
     }
 
@@ -238,8 +239,7 @@ impl CallSimulator {
         stream: &twiml::Stream,
         call_sid: &str,
         signing: &Signing,
-        stamp_frames: bool,
-        idle_silence: bool,
+        (stamp_frames, idle_silence, record_frames): (bool, bool, bool),
     ) -> Result<ActiveCall, SimError> {
         let (addr, _, _) = split_url(&self.cfg.server)
             .ok_or_else(|| SimError::BadServerUrl(self.cfg.server.clone()))?;
@@ -296,6 +296,7 @@ impl CallSimulator {
         opts.custom_parameters.clone_from(&stream.parameters);
         opts.stamp_frames = stamp_frames;
         opts.idle_silence = idle_silence;
+        opts.record_frames = record_frames;
         opts.rest.clone_from(&self.cfg.rest);
         Ok(ActiveCall::attach(ws, opts))
     }
@@ -352,7 +353,7 @@ impl CallSimulator {
         if let Some(rest) = &self.cfg.rest {
             rest.set_call_status(&call.sid, "in-progress");
         }
-        self.connect_stream(stream, &call.sid, &Signing::Valid, false, true)
+        self.connect_stream(stream, &call.sid, &Signing::Valid, (false, true, true))
             .await
     }
 
@@ -381,6 +382,7 @@ pub struct CallBuilder {
     stream_signing: Signing,
     stamp_frames: bool,
     idle_silence: bool,
+    record_frames: bool,
 }
 
 impl CallBuilder {
@@ -436,6 +438,12 @@ impl CallBuilder {
     /// Whether to send silence when no caller audio is queued (default `true`, as Twilio).
     pub fn idle_silence(mut self, on: bool) -> Self {
         self.idle_silence = on;
+        self
+    }
+
+    /// Whether to record a timeline entry per caller frame (default `true`).
+    pub fn record_frames(mut self, on: bool) -> Self {
+        self.record_frames = on;
         self
     }
 
@@ -547,8 +555,7 @@ impl PlacedCall {
                 stream,
                 &self.call_sid,
                 &b.stream_signing,
-                b.stamp_frames,
-                b.idle_silence,
+                (b.stamp_frames, b.idle_silence, b.record_frames),
             )
             .await
     }
