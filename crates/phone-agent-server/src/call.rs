@@ -49,7 +49,6 @@ async fn run_in_span<S>(state: Arc<AppState>, ws: WebSocketStream<S>, span: trac
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let _active = ActiveCall::new();
     let config = &state.config;
     let clock = Arc::new(RelayClock::new());
     let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
@@ -88,6 +87,7 @@ where
         return;
     }
 
+    let _active = ActiveCall::new();
     let backend = config.agent.backend;
     tracing::info!(backend = backend.as_str(), "call started");
     let services = CallServices {

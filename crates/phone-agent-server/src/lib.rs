@@ -4,7 +4,7 @@
 //! voice agent (or, without an API key, a built-in echo agent for testing the audio path).
 //!
 //! * `POST /voice` — Twilio's voice webhook; answers TwiML that opens a bidirectional Media
-//!   Stream to `wss://<PUBLIC_URL host>/media` ([`voice`]).
+//!   Stream to `wss://<PUBLIC_URL host>/media`.
 //! * `GET /media` — the Media Stream WebSocket; each call is relayed to one agent session by
 //!   bridge-core's engine through the [`adapters`].
 //! * `GET /health`, `GET /ready`, `GET /metrics` — liveness, readiness (503 while draining),

@@ -5,7 +5,7 @@
 //! * [`echo::EchoAgent`]: the built-in agent that plays the caller's words back.
 //!
 //! Adding a back end (GPT-Live) means one more [`bridge_core::agent::AgentEndpoint`] here and one
-//! arm in [`crate::call::connect_agent`].
+//! arm in `connect_agent` (`src/call.rs`), plus a `Backend` variant in [`crate::config`].
 
 pub mod echo;
 pub mod realtime;

@@ -274,7 +274,8 @@ impl FakeTwilio {
                                 "streamSid": self.stream_sid,
                                 "mark": {"name": value["mark"]["name"]}
                             });
-                            self.send(echo).await;
+                            // Best effort: the server may be closing the stream.
+                            let _ = self.ws.send(Message::text(echo.to_string())).await;
                         }
                         _ => {}
                     }
