@@ -49,9 +49,14 @@ pub fn endpoint(base_url: &str) -> EndpointBuilder {
 }
 
 /// Accepts one TCP connection and completes the upgrade, answering with `x-request-id`.
-#[allow(clippy::result_large_err)] // tungstenite's callback signature
 pub async fn accept(listener: &TcpListener) -> (WebSocketStream<TcpStream>, Seen) {
     let (tcp, _) = listener.accept().await.expect("accept");
+    upgrade(tcp).await
+}
+
+/// Completes the server side of the upgrade on `stream`, answering with `x-request-id`.
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
+pub async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> (WebSocketStream<S>, Seen) {
     let mut seen = None;
     let callback = |request: &Request, mut response: Response| {
         seen = Some(capture(request));
@@ -60,7 +65,7 @@ pub async fn accept(listener: &TcpListener) -> (WebSocketStream<TcpStream>, Seen
             .insert("x-request-id", "req_test_101".parse().expect("valid"));
         Ok(response)
     };
-    let ws = tokio_tungstenite::accept_hdr_async(tcp, callback)
+    let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
         .await
         .expect("server handshake");
     (ws, seen.expect("callback ran"))
