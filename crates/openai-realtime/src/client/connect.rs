@@ -306,7 +306,8 @@ impl Endpoint {
                     tokio::time::sleep(delay).await;
                 }
                 Err(kind) => {
-                    tracing::warn!(%url, attempts = attempt, error = %kind, "WebSocket connect failed");
+                    // The caller gets the error and decides how loudly to report it.
+                    tracing::debug!(%url, attempts = attempt, error = %kind, "WebSocket connect failed");
                     return Err(ConnectError {
                         url,
                         attempts: attempt,
