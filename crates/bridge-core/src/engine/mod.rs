@@ -426,47 +426,46 @@ impl Call {
 
     /// Connecting to the agent failed; the call ends.
     pub fn agent_connect_failed(&mut self, reason: impl Into<String>, now: Instant) {
-        if self.finished {
-            return;
-        }
-        let reason = reason.into();
-        self.emit(CallEvent::Error {
-            source: ErrorSource::Agent,
-            code: None,
-            message: reason.clone(),
-            fatal: true,
-        });
-        self.end(EndReason::AgentConnectFailed, Some(reason), now);
+        self.fail(
+            ErrorSource::Agent,
+            EndReason::AgentConnectFailed,
+            reason.into(),
+            now,
+        );
     }
 
     /// The agent's transport failed (a send or receive error); the call ends.
     pub fn agent_failed(&mut self, reason: impl Into<String>, now: Instant) {
-        if self.finished {
-            return;
-        }
-        let reason = reason.into();
-        self.emit(CallEvent::Error {
-            source: ErrorSource::Agent,
-            code: None,
-            message: reason.clone(),
-            fatal: true,
-        });
-        self.end(EndReason::AgentFailed, Some(reason), now);
+        self.fail(
+            ErrorSource::Agent,
+            EndReason::AgentFailed,
+            reason.into(),
+            now,
+        );
     }
 
     /// The caller's transport failed; the call ends.
     pub fn caller_failed(&mut self, reason: impl Into<String>, now: Instant) {
+        self.fail(
+            ErrorSource::Caller,
+            EndReason::CallerError,
+            reason.into(),
+            now,
+        );
+    }
+
+    /// Reports a fatal error from one side and ends the call.
+    fn fail(&mut self, source: ErrorSource, end: EndReason, reason: String, now: Instant) {
         if self.finished {
             return;
         }
-        let reason = reason.into();
         self.emit(CallEvent::Error {
-            source: ErrorSource::Caller,
+            source,
             code: None,
             message: reason.clone(),
             fatal: true,
         });
-        self.end(EndReason::CallerError, Some(reason), now);
+        self.end(end, Some(reason), now);
     }
 
     /// A tool call started by [`Output::RunTool`] finished. Unknown or cancelled call ids are
