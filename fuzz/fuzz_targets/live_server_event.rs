@@ -1,0 +1,44 @@
+//! `openai_realtime::live::ServerEvent::parse` (OpenAI GPT-Live) on arbitrary frames.
+//!
+//! Invariants on every frame that parses:
+//! * `into_owned` keeps the event equal;
+//! * the event re-serialized with serde parses again, to the same event type, and serializing
+//!   that gives the same JSON (a fixed point after one trip);
+//! * a borrowed audio delta is a slice of the input.
+#![no_main]
+
+use std::borrow::Cow;
+
+use libfuzzer_sys::fuzz_target;
+use openai_realtime::live::ServerEvent;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let text: &str = &text;
+    let Ok(event) = ServerEvent::parse(text) else {
+        return;
+    };
+    let _ = (event.event_id(), event.client_event_id());
+    if let ServerEvent::OutputAudioDelta(delta) = &event
+        && let Cow::Borrowed(d) = &delta.delta
+    {
+        let (start, p) = (text.as_ptr() as usize, d.as_ptr() as usize);
+        assert!(p >= start && p + d.len() <= start + text.len());
+    }
+    assert_eq!(event.clone().into_owned(), event);
+
+    let json = serde_json::to_string(&event).expect("server events serialize");
+    let reparsed = ServerEvent::parse(&json).unwrap_or_else(|e| {
+        panic!(
+            "re-serialized {:?} does not parse: {e}\n{json}",
+            event.event_type()
+        )
+    });
+    assert_eq!(
+        reparsed.event_type(),
+        event.event_type(),
+        "event type changed through a round trip:\n{json}"
+    );
+    let json2 = serde_json::to_string(&reparsed).expect("server events serialize");
+    assert_eq!(json2, json, "serialization is not a fixed point");
+});
