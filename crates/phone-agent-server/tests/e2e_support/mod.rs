@@ -270,15 +270,19 @@ pub fn logs() -> &'static LogCapture {
 
 // ---- a slow agent -----------------------------------------------------------------------------
 
-/// A TCP proxy in front of the mock OpenAI server that accepts connections at once but
-/// forwards them only once [`GatedProxy::open`] was called (the agent is slow to answer).
-pub struct GatedProxy {
+/// A TCP proxy in front of the mock OpenAI server. It accepts connections at once but forwards
+/// them only once [`Proxy::open`] was called (an agent slow to answer), and can delay the
+/// bridge → OpenAI direction (a slow uplink: the agent keeps streaming for that long after it
+/// detected the caller's speech, before the bridge's `response.cancel` reaches it).
+pub struct Proxy {
     addr: SocketAddr,
     gate: watch::Sender<bool>,
 }
 
-impl GatedProxy {
-    pub async fn start(target: SocketAddr) -> GatedProxy {
+impl Proxy {
+    /// A proxy to `target`, closed until [`Proxy::open`], delaying bridge → OpenAI bytes by
+    /// `uplink_delay`.
+    pub async fn start(target: SocketAddr, uplink_delay: Duration) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -286,22 +290,22 @@ impl GatedProxy {
         let gate = watch::Sender::new(false);
         let rx = gate.subscribe();
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 let mut rx = rx.clone();
                 tokio::spawn(async move {
                     if rx.wait_for(|open| *open).await.is_err() {
                         return;
                     }
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
                     };
                     let _ = inbound.set_nodelay(true);
                     let _ = outbound.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    pipe(inbound, outbound, uplink_delay).await;
                 });
             }
         });
-        GatedProxy { addr, gate }
+        Proxy { addr, gate }
     }
 
     /// `http://127.0.0.1:PORT/v1`, for `OPENAI_BASE_URL`.
@@ -313,6 +317,42 @@ impl GatedProxy {
     pub fn open(&self) {
         self.gate.send_replace(true);
     }
+}
+
+async fn pipe(inbound: TcpStream, outbound: TcpStream, uplink_delay: Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut out_read, mut out_write) = outbound.into_split();
+    let down = async move {
+        let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
+        let _ = in_write.shutdown().await;
+    };
+    let up = async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+        let read = async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n) = in_read.read(&mut buf).await {
+                if n == 0
+                    || tx
+                        .send((Instant::now() + uplink_delay, buf[..n].to_vec()))
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        };
+        let write = async {
+            while let Some((due, bytes)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                if out_write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = out_write.shutdown().await;
+        };
+        tokio::join!(read, write);
+    };
+    tokio::join!(down, up);
 }
 
 // ---- caller audio -----------------------------------------------------------------------------
@@ -656,6 +696,42 @@ pub fn turn_latencies(call: &ActiveCall, session: &SessionHandle) -> Vec<TurnLat
             speech_stopped_to_audio: received - stopped,
             delta_to_caller: received - delta,
         });
+    }
+    out
+}
+
+/// For every audio delta the mock sent that reached the caller: the time from the mock sending
+/// it to the caller receiving its first piece (the bridge's relay latency, plus two localhost
+/// hops).
+pub fn relay_latencies(call: &ActiveCall, session: &SessionHandle) -> Vec<Duration> {
+    use base64::Engine as _;
+    let items = session.assistant_items();
+    let attributed = attribute_segments(call, &items);
+    let mut offsets: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for event in session.server_events() {
+        if event.event_type != "response.output_audio.delta" {
+            continue;
+        }
+        let Some(v) = event.json() else { continue };
+        let (Some(item_id), Some(delta)) = (v["item_id"].as_str(), v["delta"].as_str()) else {
+            continue;
+        };
+        let len = base64::engine::general_purpose::STANDARD
+            .decode(delta)
+            .map_or(0, |b| b.len());
+        let offset = offsets.entry(item_id.to_owned()).or_default();
+        let start = *offset;
+        *offset += len;
+        let Some(item) = items.iter().position(|i| i.item_id == item_id) else {
+            continue;
+        };
+        if let Some(a) = attributed
+            .iter()
+            .find(|a| a.item == item && a.item_offset == start)
+        {
+            out.push(a.segment.received_at.saturating_duration_since(event.at));
+        }
     }
     out
 }
