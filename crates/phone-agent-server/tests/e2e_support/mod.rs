@@ -163,6 +163,11 @@ impl LogCapture {
         self.version.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// Every captured line so far.
+    pub fn lines(&self) -> Vec<Value> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Every captured line of the call `call_sid` (lines inside its `call` span).
     pub fn for_call(&self, call_sid: &str) -> Vec<Value> {
         self.lines
