@@ -1,0 +1,687 @@
+//! A lean mock of the OpenAI Realtime GA service for the benchmark.
+//!
+//! The test kit's `MockRealtime` records every event and runs a real energy VAD: right for
+//! tests, too heavy to run a thousand sessions next to the server on two cores. This mock
+//! speaks the same wire protocol (the GA event shapes the test kit sends) with the least work
+//! per frame:
+//!
+//! * `input_audio_buffer.append` is recognised without building a JSON value and only the
+//!   first 20 base64 characters are decoded: enough for the frame's stamp (call, sequence
+//!   number, speech flag), which gives the caller → agent latency and loss;
+//! * its "VAD" reads the speech flag of the stamps (the caller simulator sets it on the frames
+//!   it "speaks"): `speech_started` on the first flagged frame, `speech_stopped`, `committed`,
+//!   the user item and its transcript after 500 ms (25 frames) without the flag — on the
+//!   input-audio clock, like the service — and then a new response (`create_response`);
+//!   speech during a response cancels it (`interrupt_response`);
+//! * responses follow the GA event order (`response.created`, item and part added, audio and
+//!   transcript deltas, the `done` events, `response.done` with usage) and send
+//!   [`RESPONSE_MS`] of stamped 440 Hz tone in 100 ms deltas at 4× real time, as the service
+//!   sends audio faster than it is played;
+//! * `conversation.item.truncate` is answered with `conversation.item.truncated`.
+//!
+//! Every other client event is parsed as JSON (they are rare). Sessions are tied to their
+//! simulated call by the call SID in the session instructions (the bench prompt contains
+//! `{{call_sid}}`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+use super::shared::{self, AgentReport, CallSlot, Stamp};
+
+/// Audio per response.
+pub(crate) const RESPONSE_MS: u64 = 2_500;
+/// Bytes per audio delta (100 ms of μ-law).
+const DELTA_BYTES: usize = 800;
+/// Deltas are sent at this multiple of real time.
+const SPEED: u64 = 4;
+/// Silence (in 20 ms frames) that ends the caller's turn (`silence_duration_ms` 500).
+const SILENCE_FRAMES: u32 = 25;
+/// `prefix_padding_ms`.
+const PREFIX_PADDING_MS: u64 = 300;
+/// The API key the benchmark configures.
+pub(crate) const API_KEY: &str = "sk-bench-0000000000000000";
+
+const APPEND_PREFIX: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
+
+/// Calls by call SID, registered by the caller simulator before it places the call.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    calls: Mutex<HashMap<String, Arc<CallSlot>>>,
+}
+
+impl Registry {
+    pub(crate) fn register(&self, call_sid: &str, slot: Arc<CallSlot>) {
+        self.lock().insert(call_sid.to_owned(), slot);
+    }
+
+    fn find(&self, call_sid: &str) -> Option<Arc<CallSlot>> {
+        self.lock().get(call_sid).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CallSlot>>> {
+        // A poisoned map is still a valid map.
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running mock.
+#[derive(Debug)]
+pub(crate) struct MockAgent {
+    addr: SocketAddr,
+    accept: tokio::task::JoinHandle<()>,
+    /// Sessions whose socket is still open.
+    live: Arc<AtomicUsize>,
+    /// Sessions that never named a known call.
+    pub(crate) orphans: Arc<AtomicUsize>,
+}
+
+impl MockAgent {
+    /// Binds `127.0.0.1:0` and serves sessions for the calls in `registry`.
+    pub(crate) async fn start(registry: Arc<Registry>) -> std::io::Result<MockAgent> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let live = Arc::new(AtomicUsize::new(0));
+        let orphans = Arc::new(AtomicUsize::new(0));
+        let (l, o) = (Arc::clone(&live), Arc::clone(&orphans));
+        let accept = tokio::spawn(async move {
+            loop {
+                let (tcp, _) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(_) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                };
+                let (registry, live, orphans) =
+                    (Arc::clone(&registry), Arc::clone(&l), Arc::clone(&o));
+                live.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(Box::pin(async move {
+                    session(tcp, registry, orphans).await;
+                    live.fetch_sub(1, Ordering::Relaxed);
+                }));
+            }
+        });
+        Ok(MockAgent {
+            addr,
+            accept,
+            live,
+            orphans,
+        })
+    }
+
+    /// `OPENAI_BASE_URL` for the server.
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Sessions still open.
+    pub(crate) fn live_sessions(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for MockAgent {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsize>) {
+    let _ = tcp.set_nodelay(true);
+    // The signature is tungstenite's callback type.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        let auth_ok = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {API_KEY}"));
+        if req.uri().path() == "/v1/realtime" && auth_ok {
+            Ok(resp)
+        } else {
+            let mut refusal = ErrorResponse::new(Some("refused by the bench mock".into()));
+            *refusal.status_mut() = http::StatusCode::UNAUTHORIZED;
+            Err(refusal)
+        }
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
+        return;
+    };
+    let mut s = Session::new(ws);
+    s.run(&registry).await;
+    match s.slot.take() {
+        Some(slot) => slot.deposit(std::mem::take(&mut s.report)),
+        None => {
+            orphans.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Active {
+    id: String,
+    item_id: String,
+    bytes_left: usize,
+    deltas: u32,
+    next_delta: Instant,
+}
+
+struct Session {
+    ws: WebSocketStream<TcpStream>,
+    slot: Option<Arc<CallSlot>>,
+    report: AgentReport,
+    ready_at: u64,
+    ids: u64,
+    /// Input audio received, ms (the VAD's clock).
+    audio_ms: u64,
+    in_speech: bool,
+    quiet_frames: u32,
+    user_item: String,
+    last_item: Option<String>,
+    active: Option<Active>,
+    agent_seq: u32,
+    tone: Vec<u8>,
+    stamp_buf: Vec<u8>,
+    closed: bool,
+}
+
+impl Session {
+    fn new(ws: WebSocketStream<TcpStream>) -> Session {
+        Session {
+            ws,
+            slot: None,
+            report: AgentReport::default(),
+            ready_at: u64::MAX,
+            ids: 0,
+            audio_ms: 0,
+            in_speech: false,
+            quiet_frames: 0,
+            user_item: String::new(),
+            last_item: None,
+            active: None,
+            agent_seq: 0,
+            tone: testkit::audio::tone(
+                testkit::audio::AGENT_TONE_HZ,
+                testkit::audio::AGENT_TONE_AMPLITUDE,
+                (DELTA_BYTES / testkit::audio::BYTES_PER_MS) as u32,
+            ),
+            stamp_buf: Vec::with_capacity(16),
+            closed: false,
+        }
+    }
+
+    fn id(&mut self, prefix: &str) -> String {
+        self.ids += 1;
+        format!("{prefix}_B{:020x}", self.ids)
+    }
+
+    /// Queues one server event (`body` gets `type` and `event_id`).
+    async fn emit(&mut self, ty: &str, mut body: Value) {
+        let event_id = self.id("event");
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("type".into(), Value::String(ty.to_owned()));
+            obj.insert("event_id".into(), Value::String(event_id));
+        }
+        self.feed(body.to_string()).await;
+    }
+
+    async fn feed(&mut self, text: String) {
+        if !self.closed && self.ws.feed(Message::text(text)).await.is_err() {
+            self.closed = true;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if !self.closed && self.ws.flush().await.is_err() {
+            self.closed = true;
+        }
+    }
+
+    async fn run(&mut self, registry: &Registry) {
+        let sess = self.id("sess");
+        self.emit(
+            "session.created",
+            json!({"session": {"type": "realtime", "object": "realtime.session",
+                "id": sess, "model": "gpt-realtime", "output_modalities": ["audio"],
+                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                          "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}}}}),
+        )
+        .await;
+        self.flush().await;
+        let far = || Instant::now() + Duration::from_secs(86_400);
+        let timer = tokio::time::sleep_until(far());
+        tokio::pin!(timer);
+        let mut armed = false;
+        while !self.closed {
+            let due = self.active.as_ref().map(|a| a.next_delta);
+            match due {
+                Some(at) if !armed || timer.deadline() != at => {
+                    timer.as_mut().reset(at);
+                    armed = true;
+                }
+                None if armed => {
+                    timer.as_mut().reset(far());
+                    armed = false;
+                }
+                _ => {}
+            }
+            tokio::select! {
+                biased;
+                msg = self.ws.next() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        self.on_text(text.as_str(), registry).await;
+                        self.flush().await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        // tungstenite answers the close handshake on the next write/flush.
+                        let _ = self.ws.flush().await;
+                        self.closed = true;
+                    }
+                    Some(Ok(_)) => {}
+                },
+                () = &mut timer, if armed => {
+                    armed = false;
+                    self.send_delta().await;
+                    self.flush().await;
+                }
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str, registry: &Registry) {
+        if let Some(audio) = text
+            .strip_prefix(APPEND_PREFIX)
+            .and_then(|rest| rest.strip_suffix(r#""}"#))
+        {
+            return self.on_audio(audio).await;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            self.report.protocol_errors += 1;
+            return;
+        };
+        let ty = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        match ty {
+            "input_audio_buffer.append" => match v.get("audio").and_then(Value::as_str) {
+                Some(audio) => self.on_audio(audio).await,
+                None => self.report.protocol_errors += 1,
+            },
+            "session.update" => self.on_session_update(&v, registry).await,
+            "response.create" => {
+                if self.active.is_some() {
+                    self.emit(
+                        "error",
+                        json!({"error": {"type": "invalid_request_error",
+                        "code": "conversation_already_has_active_response",
+                        "message": "Conversation already has an active response in progress.",
+                        "param": null, "event_id": null}}),
+                    )
+                    .await;
+                } else {
+                    self.start_response().await;
+                }
+            }
+            "response.cancel" => {
+                if self.active.is_some() {
+                    self.cancel_response("client_cancelled").await;
+                } else {
+                    self.emit(
+                        "error",
+                        json!({"error": {"type": "invalid_request_error",
+                        "code": "response_cancel_not_active",
+                        "message": "Cancellation failed: no active response found",
+                        "param": null, "event_id": null}}),
+                    )
+                    .await;
+                }
+            }
+            "conversation.item.truncate" => {
+                self.report.truncates += 1;
+                let item_id = v.get("item_id").cloned().unwrap_or(Value::Null);
+                let end = v.get("audio_end_ms").cloned().unwrap_or(Value::Null);
+                self.emit(
+                    "conversation.item.truncated",
+                    json!({"item_id": item_id, "content_index": 0, "audio_end_ms": end}),
+                )
+                .await;
+            }
+            "conversation.item.create" => {
+                let item = v.get("item").cloned().unwrap_or(Value::Null);
+                self.emit(
+                    "conversation.item.added",
+                    json!({"previous_item_id": self.last_item, "item": item}),
+                )
+                .await;
+            }
+            _ => self.report.protocol_errors += 1,
+        }
+    }
+
+    async fn on_session_update(&mut self, v: &Value, registry: &Registry) {
+        let session = v.get("session").cloned().unwrap_or(Value::Null);
+        let instructions = session
+            .get("instructions")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.slot.is_none() {
+            self.slot = find_call_sid(instructions).and_then(|sid| registry.find(sid));
+        }
+        let pcmu = |dir: &str| {
+            session
+                .pointer(&format!("/audio/{dir}/format/type"))
+                .and_then(Value::as_str)
+                == Some("audio/pcmu")
+        };
+        if !pcmu("input") || !pcmu("output") {
+            self.report.protocol_errors += 1;
+        }
+        let mut effective = session;
+        if let Some(obj) = effective.as_object_mut() {
+            obj.insert("object".into(), json!("realtime.session"));
+            let id = self.id("sess");
+            obj.insert("id".into(), json!(id));
+        }
+        self.emit("session.updated", json!({"session": effective}))
+            .await;
+        self.ready_at = shared::now_ns();
+    }
+
+    /// One caller frame (base64 μ-law).
+    async fn on_audio(&mut self, b64: &str) {
+        let now = shared::now_ns();
+        self.audio_ms += (b64.len() / 4 * 3 / testkit::audio::BYTES_PER_MS) as u64;
+        // The stamp is in the first 13 bytes: decode 20 characters (15 bytes).
+        self.stamp_buf.clear();
+        let stamp = b64
+            .get(..20)
+            .and_then(|head| {
+                base64::engine::general_purpose::STANDARD
+                    .decode_vec(head, &mut self.stamp_buf)
+                    .ok()
+            })
+            .and_then(|()| testkit::audio::read_stamp(&self.stamp_buf))
+            .map(Stamp::from_id);
+        let Some(stamp) = stamp else {
+            self.report.unstamped += 1;
+            return;
+        };
+        let Some(slot) = self.slot.clone() else {
+            return;
+        };
+        if !stamp.is_call(slot.idx) {
+            self.report.misrouted += 1;
+            return;
+        }
+        self.report.caller_frames.on(stamp.seq);
+        let sent = slot.caller_sent(stamp.seq);
+        if sent != 0 && sent >= self.ready_at {
+            self.report
+                .latencies_us
+                .push(shared::micros_between(sent, now));
+        }
+        // The VAD, on the input-audio clock.
+        if stamp.speech {
+            self.quiet_frames = 0;
+            if !self.in_speech {
+                self.in_speech = true;
+                self.user_item = self.id("item");
+                slot.speech_started_at.store(now, Ordering::Relaxed);
+                let start = self.audio_ms.saturating_sub(PREFIX_PADDING_MS);
+                let item = self.user_item.clone();
+                self.emit(
+                    "input_audio_buffer.speech_started",
+                    json!({"audio_start_ms": start, "item_id": item}),
+                )
+                .await;
+                if self.active.is_some() {
+                    self.cancel_response("turn_detected").await;
+                }
+            }
+        } else if self.in_speech {
+            self.quiet_frames += 1;
+            if self.quiet_frames >= SILENCE_FRAMES {
+                self.in_speech = false;
+                self.end_user_turn().await;
+                if self.active.is_none() {
+                    self.start_response().await;
+                }
+            }
+        }
+    }
+
+    async fn end_user_turn(&mut self) {
+        let item_id = std::mem::take(&mut self.user_item);
+        let end = self.audio_ms;
+        self.emit(
+            "input_audio_buffer.speech_stopped",
+            json!({"audio_end_ms": end, "item_id": item_id}),
+        )
+        .await;
+        let previous = self.last_item.clone();
+        self.emit(
+            "input_audio_buffer.committed",
+            json!({"previous_item_id": previous, "item_id": item_id}),
+        )
+        .await;
+        let item = json!({"id": item_id, "object": "realtime.item", "type": "message",
+            "status": "completed", "role": "user",
+            "content": [{"type": "input_audio", "transcript": null}]});
+        self.emit(
+            "conversation.item.added",
+            json!({"previous_item_id": previous, "item": item}),
+        )
+        .await;
+        self.emit(
+            "conversation.item.done",
+            json!({"previous_item_id": previous, "item": item}),
+        )
+        .await;
+        self.emit(
+            "conversation.item.input_audio_transcription.completed",
+            json!({"item_id": item_id, "content_index": 0,
+                "transcript": "Sorry, one more question about my order.",
+                "usage": {"type": "duration", "seconds": 1.1}}),
+        )
+        .await;
+        self.last_item = Some(item_id);
+    }
+
+    async fn start_response(&mut self) {
+        let id = self.id("resp");
+        let item_id = self.id("item");
+        self.report.responses += 1;
+        self.emit(
+            "response.created",
+            json!({"response": {"object": "realtime.response", "id": id,
+                "status": "in_progress", "status_details": null, "output": [],
+                "conversation_id": "conv_bench", "output_modalities": ["audio"],
+                "max_output_tokens": "inf", "usage": null, "metadata": null}}),
+        )
+        .await;
+        let item = json!({"id": item_id, "object": "realtime.item", "type": "message",
+            "status": "in_progress", "role": "assistant", "content": []});
+        self.emit(
+            "response.output_item.added",
+            json!({"response_id": id, "output_index": 0, "item": item}),
+        )
+        .await;
+        let previous = self.last_item.clone();
+        self.emit(
+            "conversation.item.added",
+            json!({"previous_item_id": previous, "item": item}),
+        )
+        .await;
+        self.emit(
+            "response.content_part.added",
+            json!({"response_id": id, "item_id": item_id, "output_index": 0,
+                "content_index": 0, "part": {"type": "audio", "transcript": ""}}),
+        )
+        .await;
+        self.last_item = Some(item_id.clone());
+        self.active = Some(Active {
+            id,
+            item_id,
+            bytes_left: (RESPONSE_MS as usize) * testkit::audio::BYTES_PER_MS,
+            deltas: 0,
+            next_delta: Instant::now(),
+        });
+    }
+
+    async fn send_delta(&mut self) {
+        let Some(slot) = self.slot.clone() else {
+            // No call to stamp for: the response produces no audio.
+            return self.finish_response("completed").await;
+        };
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        let n = a.bytes_left.min(DELTA_BYTES);
+        let mut audio = self.tone[..n].to_vec();
+        let mut seqs = Vec::with_capacity(n.div_ceil(testkit::audio::FRAME_BYTES));
+        for frame in audio.chunks_mut(testkit::audio::FRAME_BYTES) {
+            self.agent_seq += 1;
+            if testkit::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
+                seqs.push(self.agent_seq);
+            }
+        }
+        self.ids += 1;
+        let mut text = String::with_capacity(200 + n.div_ceil(3) * 4);
+        text.push_str(r#"{"type":"response.output_audio.delta","event_id":"event_B"#);
+        push_hex(&mut text, self.ids);
+        text.push_str(r#"","response_id":""#);
+        text.push_str(&a.id);
+        text.push_str(r#"","item_id":""#);
+        text.push_str(&a.item_id);
+        text.push_str(r#"","output_index":0,"content_index":0,"delta":""#);
+        base64::engine::general_purpose::STANDARD.encode_string(&audio, &mut text);
+        text.push_str(r#""}"#);
+        a.bytes_left -= n;
+        a.deltas += 1;
+        a.next_delta +=
+            Duration::from_millis(n as u64 / testkit::audio::BYTES_PER_MS as u64 / SPEED);
+        let transcript = (a.deltas % 2 == 1).then(|| {
+            json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0,
+                "content_index": 0, "delta": "word "})
+        });
+        let done = a.bytes_left == 0;
+        let now = shared::now_ns();
+        for &seq in &seqs {
+            slot.set_agent_sent(seq, now);
+        }
+        if let Some(&last) = seqs.last() {
+            slot.agent_last_seq.store(last, Ordering::Relaxed);
+        }
+        self.feed(text).await;
+        if let Some(body) = transcript {
+            self.emit("response.output_audio_transcript.delta", body)
+                .await;
+        }
+        if done {
+            self.finish_response("completed").await;
+        }
+    }
+
+    async fn cancel_response(&mut self, reason: &str) {
+        self.report.responses_cancelled += 1;
+        self.finish_response_with("cancelled", json!({"type": "cancelled", "reason": reason}))
+            .await;
+    }
+
+    async fn finish_response(&mut self, status: &str) {
+        self.finish_response_with(status, Value::Null).await;
+    }
+
+    async fn finish_response_with(&mut self, status: &str, details: Value) {
+        let Some(a) = self.active.take() else {
+            return;
+        };
+        let ids = json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0,
+            "content_index": 0});
+        self.emit("response.output_audio.done", ids.clone()).await;
+        let mut t = ids.clone();
+        t["transcript"] = json!("Thanks for calling, how can I help you today?");
+        self.emit("response.output_audio_transcript.done", t).await;
+        let mut p = ids;
+        p["part"] =
+            json!({"type": "audio", "transcript": "Thanks for calling, how can I help you today?"});
+        self.emit("response.content_part.done", p).await;
+        let item_status = if status == "completed" {
+            "completed"
+        } else {
+            "incomplete"
+        };
+        let item = json!({"id": a.item_id, "object": "realtime.item", "type": "message",
+            "status": item_status, "role": "assistant",
+            "content": [{"type": "output_audio", "transcript": "Thanks for calling, how can I help you today?"}]});
+        self.emit(
+            "response.output_item.done",
+            json!({"response_id": a.id, "output_index": 0, "item": item}),
+        )
+        .await;
+        self.emit(
+            "conversation.item.done",
+            json!({"previous_item_id": null, "item": item}),
+        )
+        .await;
+        let audio_tokens = u64::from(a.deltas) * 5;
+        self.emit(
+            "response.done",
+            json!({"response": {"object": "realtime.response", "id": a.id, "status": status,
+                "status_details": details, "output": [item], "conversation_id": "conv_bench",
+                "output_modalities": ["audio"], "max_output_tokens": "inf", "metadata": null,
+                "usage": {"total_tokens": 180 + audio_tokens, "input_tokens": 170,
+                    "output_tokens": 10 + audio_tokens,
+                    "input_token_details": {"text_tokens": 120, "audio_tokens": 50,
+                        "image_tokens": 0, "cached_tokens": 0},
+                    "output_token_details": {"text_tokens": 10, "audio_tokens": audio_tokens}}}}),
+        )
+        .await;
+    }
+}
+
+fn push_hex(out: &mut String, n: u64) {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{n:020x}");
+}
+
+/// The first `CA` + 32 hex digits in `text`.
+fn find_call_sid(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("CA") {
+        let start = from + pos;
+        let end = start + 34;
+        if end <= bytes.len() && bytes[start + 2..end].iter().all(u8::is_ascii_hexdigit) {
+            return text.get(start..end);
+        }
+        from = start + 2;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_call_sid;
+
+    #[test]
+    fn finds_the_call_sid_in_instructions() {
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            find_call_sid(&format!("Be brief. CAll id: CAx, {sid}.")),
+            Some(sid)
+        );
+        assert_eq!(find_call_sid("no sid here CA0123"), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! `cargo xtask bench`: load-test the server with concurrent simulated calls.
+//!
+//! Two processes on loopback:
+//!
+//! * **the server** — `target/release/phone-agent-server`, started once per level with its
+//!   configuration in the environment (`OPENAI_BASE_URL` pointing at the mock, Twilio
+//!   signatures on, JSON logs at `info`, metrics on), in an empty working directory;
+//! * **the load process** — this one (re-executed as a release build): the simulated Twilio
+//!   callers ([`caller`]) and the mock OpenAI Realtime service ([`agent`]), one task per call
+//!   and one per agent session, on one tokio runtime. They share a clock, so each frame's
+//!   latency is a difference of two readings of the same clock; the frames are identified by
+//!   stamps embedded in the μ-law bytes, which the bridge passes through untouched.
+//!
+//! Per level it reports latencies (p50/p99/max) caller → agent and agent → caller, barge-in
+//! latency (the agent's `speech_started` sent → the caller received `clear`), first-audio
+//! latency (`start` sent → first agent audio), frames lost/duplicated/reordered, failed calls,
+//! the server's CPU per call-second (`/proc/<pid>/stat` utime + stime, over the window in which
+//! every call is up) and peak RSS per call (`VmHWM` minus the idle baseline), the load
+//! process's own CPU and how late it sent frames — then a table and one JSON line per level.
+//!
+//! Nothing here asserts timings: the numbers are reported (BENCHMARKS.md), never tested.
+
+mod agent;
+mod caller;
+mod server;
+mod shared;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::time::Instant;
+
+use crate::ci::workspace_root;
+use agent::{MockAgent, Registry};
+use caller::{CallOutcome, Failure, LevelContext};
+use server::ServerProcess;
+use shared::CallSlot;
+use stats::{Dist, Frames, LevelResult};
+
+/// The Twilio account the simulated calls belong to.
+const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
+/// The Twilio auth token the server checks signatures with.
+const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+/// The server's public URL (signatures are computed over it; nothing resolves it).
+const PUBLIC_URL: &str = "https://bench.phone-agent.invalid";
+
+/// `cargo xtask bench` options.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Concurrent calls per level, comma-separated (one server process per level).
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000")]
+    levels: Vec<usize>,
+    /// How long each call streams, e.g. `20s`, `1m`, `500ms`.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Time over which a level's calls are started (default: 4 ms per call, 1-8 s).
+    #[arg(long, value_parser = parse_duration)]
+    ramp: Option<Duration>,
+    /// A small run to check the setup in a few seconds (20 calls for 5 s).
+    #[arg(long)]
+    quick: bool,
+    /// Also append the JSON lines to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Use the existing release build (skip `cargo build --release`).
+    #[arg(long)]
+    no_build: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Entry point of `cargo xtask bench`.
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let root = workspace_root();
+    if !args.no_build {
+        eprintln!("==> cargo build --release -p phone-agent-server -p xtask");
+        let status = std::process::Command::new(cargo_bin())
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "phone-agent-server",
+                "-p",
+                "xtask",
+            ])
+            .status()
+            .context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build --release failed");
+        }
+    }
+    let release = target_dir(&root).join("release");
+    if cfg!(debug_assertions) {
+        // The load generator shares the machine with the server: run it optimized.
+        let mut forwarded: Vec<String> = std::env::args().skip(1).collect();
+        if !forwarded.iter().any(|a| a == "--no-build") {
+            forwarded.push("--no-build".to_owned());
+        }
+        let xtask = release.join("xtask");
+        let status = std::process::Command::new(&xtask)
+            .current_dir(&root)
+            .args(&forwarded)
+            .status()
+            .with_context(|| format!("running {}", xtask.display()))?;
+        if !status.success() {
+            bail!("the benchmark failed ({status})");
+        }
+        return Ok(());
+    }
+    let server_bin = release.join("phone-agent-server");
+    if !server_bin.exists() {
+        bail!(
+            "{} is missing: run without --no-build",
+            server_bin.display()
+        );
+    }
+    let (levels, duration) = if args.quick {
+        (vec![20], Duration::from_secs(5))
+    } else {
+        (args.levels.clone(), args.duration)
+    };
+    if levels.is_empty() || levels.contains(&0) {
+        bail!("--levels needs positive numbers of calls");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the load runtime")?;
+    runtime.block_on(run_levels(&root, &server_bin, &levels, duration, &args))
+}
+
+async fn run_levels(
+    root: &Path,
+    server_bin: &Path,
+    levels: &[usize],
+    duration: Duration,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    shared::init_clock();
+    let max_level = levels.iter().copied().max().unwrap_or(0);
+    check_fd_limit(max_level)?;
+    eprintln!("{}", machine_summary());
+    let workdir = std::env::temp_dir().join(format!("phone-agent-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).context("creating the bench directory")?;
+    let prompt = std::fs::read_to_string(root.join("config/agent_prompt.md"))
+        .unwrap_or_else(|_| "You are a helpful voice assistant.".to_owned());
+    let prompt_path = workdir.join("bench_prompt.md");
+    std::fs::write(
+        &prompt_path,
+        format!("{prompt}\n(Benchmark call {{{{call_sid}}}}.)\n"),
+    )
+    .context("writing the bench prompt")?;
+
+    let mut results = Vec::new();
+    for &calls in levels {
+        let ramp = args.ramp.unwrap_or_else(|| {
+            Duration::from_millis(4 * calls as u64)
+                .clamp(Duration::from_secs(1), Duration::from_secs(8))
+        });
+        eprintln!(
+            "==> level {calls}: {calls} calls for {:.1} s each, started over {:.1} s",
+            duration.as_secs_f64(),
+            ramp.as_secs_f64()
+        );
+        let result = run_level(server_bin, &workdir, &prompt_path, calls, duration, ramp).await?;
+        eprintln!("{}", result.json_line());
+        if let Some(path) = &args.json {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            writeln!(f, "{}", result.json_line())?;
+        }
+        results.push(result);
+    }
+    let _ = std::fs::remove_dir_all(&workdir);
+
+    println!();
+    println!("{}", stats::table(&results));
+    for r in &results {
+        println!("{}", r.json_line());
+    }
+    for r in &results {
+        if let Some(f) = &r.first_failure {
+            println!("level {}: first failure: {f}", r.calls);
+        }
+        if let Some(w) = &r.first_server_warning {
+            println!("level {}: first server warning: {w}", r.calls);
+        }
+    }
+    Ok(())
+}
+
+fn check_fd_limit(calls: usize) -> anyhow::Result<()> {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft: Option<u64> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok());
+    // Per call: the caller's socket and the agent session's socket here (plus a transient
+    // webhook connection); the server has its own limit (inherited, same value).
+    let need = calls as u64 * 3 + 256;
+    if let Some(soft) = soft
+        && soft < need
+    {
+        bail!(
+            "{calls} calls need about {need} file descriptors; `ulimit -n` is {soft} (raise it: `ulimit -n {need}`)"
+        );
+    }
+    Ok(())
+}
+
+/// Cores, CPU model and kernel, for the report.
+pub(crate) fn machine_summary() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    format!("machine: {cores} cores, {model}, Linux {kernel}")
+}
+
+fn server_env(mock: &MockAgent, prompt: &Path, calls: usize) -> Vec<(String, String)> {
+    [
+        ("PORT", "0".to_owned()),
+        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1".to_owned()),
+        ("PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
+        ("OPENAI_API_KEY", agent::API_KEY.to_owned()),
+        ("OPENAI_BASE_URL", mock.base_url()),
+        ("PROMPT_PATH", prompt.display().to_string()),
+        (
+            "PHONE_AGENT_SERVER__MAX_CONCURRENT_CALLS",
+            (calls + 16).to_string(),
+        ),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "5".to_owned()),
+        ("PHONE_AGENT_LOG__FORMAT", "json".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn self_cpu_ticks() -> u64 {
+    server::proc_stat(std::process::id()).map_or(0, |s| s.cpu_ticks)
+}
+
+async fn run_level(
+    server_bin: &Path,
+    workdir: &Path,
+    prompt: &Path,
+    calls: usize,
+    duration: Duration,
+    ramp: Duration,
+) -> anyhow::Result<LevelResult> {
+    let ticks_per_s = server::clock_ticks() as f64;
+    let registry = Arc::new(Registry::default());
+    let mock = MockAgent::start(Arc::clone(&registry))
+        .await
+        .context("starting the mock agent")?;
+    let server =
+        ServerProcess::start(server_bin, workdir, &server_env(&mock, prompt, calls)).await?;
+    // Let the process settle, then take the idle baseline and reset its peak.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = server.stat()?;
+    let peak_reset = server::reset_peak(server.pid).is_ok();
+
+    let sim = testkit::twilio::CallSimulator::new(&format!("http://{}", server.addr))
+        .public_url(PUBLIC_URL)
+        .auth_token(AUTH_TOKEN)
+        .account_sid(ACCOUNT_SID);
+    let ctx = Arc::new(LevelContext::new(
+        sim,
+        server.addr.to_string(),
+        AUTH_TOKEN.to_owned(),
+        Arc::clone(&registry),
+    ));
+    let t0 = Instant::now() + Duration::from_millis(100);
+    let mut slots = Vec::with_capacity(calls);
+    let mut tasks = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let slot = Arc::new(CallSlot::new(i as u32));
+        slots.push(Arc::clone(&slot));
+        let start = t0 + ramp.mul_f64(i as f64 / calls as f64);
+        let sid = testkit::sid::new_sid("CA");
+        tasks.push(tokio::spawn(Box::pin(caller::run(
+            Arc::clone(&ctx),
+            slot,
+            sid,
+            start,
+            start + duration,
+        ))));
+    }
+    let level_cpu0 = server.stat()?.cpu_ticks;
+
+    // The steady window: every call started (and greeted), none ended yet.
+    let window_start = t0 + ramp + Duration::from_millis(500);
+    let window_end = t0 + duration;
+    let mut window = None;
+    if window_end > window_start + Duration::from_secs(1) {
+        tokio::time::sleep_until(window_start).await;
+        let (s0, l0) = (server.stat()?.cpu_ticks, self_cpu_ticks());
+        tokio::time::sleep_until(window_end).await;
+        let (s1, l1) = (server.stat()?.cpu_ticks, self_cpu_ticks());
+        window = Some((s1 - s0, l1 - l0, window_end - window_start));
+    }
+
+    let mut outcomes = Vec::with_capacity(calls);
+    for task in tasks {
+        outcomes.push(task.await.unwrap_or_else(|e| CallOutcome {
+            failure: Some(Failure::ServerEnded),
+            detail: format!("call task failed: {e}"),
+            ..CallOutcome::default()
+        }));
+    }
+    // The agent sessions end when the server tears the calls down.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.live_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let end_stat = server.stat()?;
+    let logs = Arc::clone(&server.logs);
+    if let Err(e) = server.stop().await {
+        eprintln!("warning: {e:#}");
+    }
+
+    let mut r = LevelResult {
+        calls,
+        duration_s: duration.as_secs_f64(),
+        ramp_s: ramp.as_secs_f64(),
+        baseline_rss_kib: baseline.rss_kib,
+        peak_rss_kib: if peak_reset {
+            end_stat.hwm_kib
+        } else {
+            end_stat.hwm_kib.max(baseline.rss_kib)
+        },
+        server_warnings: logs.warn.load(Ordering::Relaxed),
+        server_errors: logs.error.load(Ordering::Relaxed),
+        first_server_warning: logs.first.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ..LevelResult::default()
+    };
+    r.rss_kib_per_call = r.peak_rss_kib.saturating_sub(r.baseline_rss_kib) as f64 / calls as f64;
+
+    let (mut c2a, mut a2c, mut barge, mut first, mut lag) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut call_seconds = 0.0;
+    let mut c2a_frames = Frames::default();
+    let mut a2c_frames = Frames::default();
+    for (slot, mut o) in slots.iter().zip(outcomes) {
+        let report = slot.take_report();
+        if o.failure.is_none() && report.is_none() {
+            o.failure = Some(Failure::NoAgentSession);
+        }
+        if let Some(f) = o.failure {
+            r.failed += 1;
+            *r.failures.entry(f.as_str()).or_default() += 1;
+            if r.first_failure.is_none() {
+                r.first_failure = Some(format!("call {}: {}: {}", slot.idx, f.as_str(), o.detail));
+            }
+        }
+        call_seconds += o.streamed.as_secs_f64();
+        a2c.append(&mut o.a2c_us);
+        barge.append(&mut o.barge_us);
+        lag.append(&mut o.lag_us);
+        first.extend(o.first_audio_us);
+        r.barge_attempts += o.barge_attempts;
+        r.clears += o.clears;
+        r.unexpected_clears += o.unexpected_clears;
+        r.violations += o.violations;
+        r.marks_echoed += o.marks_echoed;
+        let t = &o.agent_frames;
+        a2c_frames.expected += u64::from(o.agent_frames_expected);
+        a2c_frames.received += t.received;
+        a2c_frames.lost += t.lost(o.agent_frames_expected);
+        a2c_frames.duplicated += t.duplicated;
+        a2c_frames.reordered += t.reordered;
+        a2c_frames.misrouted += o.misrouted;
+        if let Some(mut rep) = report {
+            let t = &rep.caller_frames;
+            c2a_frames.expected += u64::from(o.frames_sent);
+            c2a_frames.received += t.received;
+            c2a_frames.lost += t.lost(o.frames_sent);
+            c2a_frames.duplicated += t.duplicated;
+            c2a_frames.reordered += t.reordered;
+            c2a_frames.misrouted += rep.misrouted;
+            r.agent_protocol_errors += rep.protocol_errors + rep.unstamped;
+            r.truncates += rep.truncates;
+            c2a.append(&mut rep.latencies_us);
+        }
+    }
+    r.c2a = Dist::of(&mut c2a);
+    r.a2c = Dist::of(&mut a2c);
+    r.barge_in = Dist::of(&mut barge);
+    r.first_audio = Dist::of(&mut first);
+    r.send_lag = Dist::of(&mut lag);
+    r.c2a_frames = c2a_frames;
+    r.a2c_frames = a2c_frames;
+    let active = (calls - r.failed).max(1) as f64;
+    if let Some((server_ticks, load_ticks, span)) = window {
+        let call_s = active * span.as_secs_f64();
+        r.window_s = span.as_secs_f64();
+        r.cpu_ms_per_call_s = server_ticks as f64 / ticks_per_s * 1000.0 / call_s;
+        r.load_cpu_ms_per_call_s = load_ticks as f64 / ticks_per_s * 1000.0 / call_s;
+    }
+    if call_seconds > 0.0 {
+        let ticks = end_stat.cpu_ticks.saturating_sub(level_cpu0);
+        r.cpu_ms_per_call_s_total = ticks as f64 / ticks_per_s * 1000.0 / call_seconds;
+    }
+    if mock.orphans.load(Ordering::Relaxed) > 0 {
+        eprintln!(
+            "warning: {} agent sessions named no known call",
+            mock.orphans.load(Ordering::Relaxed)
+        );
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn account_sid_is_a_sid() {
+        assert!(testkit::sid::is_sid("AC", super::ACCOUNT_SID));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("20"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("3h").is_err());
+    }
+}
