@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use phone_agent_server::config::Config;
@@ -484,11 +484,6 @@ pub fn item_heard_at(attributed: &[Attributed], item: usize, t: Instant) -> usiz
         .sum()
 }
 
-/// Total agent bytes the caller had heard at `t`.
-pub fn heard_at(attributed: &[Attributed], t: Instant) -> usize {
-    attributed.iter().map(|a| a.segment.heard_len_at(t)).sum()
-}
-
 /// One truncation of a barge-in, measured against what the caller had heard.
 #[derive(Debug, Clone)]
 pub struct TruncationCheck {
@@ -500,16 +495,46 @@ pub struct TruncationCheck {
     pub error_ms: f64,
     /// From the mock's `speech_started` to the `clear` reaching the caller.
     pub clear_in_flight: Duration,
+    /// When the truncation missed a mark echo the caller had sent before the mock's
+    /// `speech_started` (the echo was still on its way to the bridge): how long before.
+    pub missed_echo: Option<Duration>,
+}
+
+/// How long a mark echo may take from the simulated caller into the bridge's engine (socket
+/// transit plus task scheduling on a loaded debug build). An echo sent longer than this before
+/// the agent reported the caller's speech must be reflected in the truncation.
+pub const ECHO_TRANSIT_MAX: Duration = Duration::from_millis(10);
+
+/// Each mark the caller received: the item it follows and the item position (bytes) it marks.
+fn mark_positions(call: &ActiveCall, attributed: &[Attributed]) -> HashMap<String, (usize, usize)> {
+    let mut media = 0usize;
+    let mut out = HashMap::new();
+    for entry in call.timeline() {
+        match entry.event {
+            CallEvent::MediaReceived { .. } => media += 1,
+            CallEvent::MarkReceived { name } => {
+                let Some(last) = media.checked_sub(1).and_then(|i| attributed.get(i)) else {
+                    panic!("mark {name} before any audio");
+                };
+                out.insert(name, (last.item, last.item_offset + last.segment.len));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Checks the `n`-th (1-based) barge-in of a call whose every `speech_started` interrupted the
 /// agent:
 ///
 /// * the caller received a `clear`;
-/// * every item whose audio the `clear` cut is truncated, every truncation is accepted by the
-///   mock, and `audio_end_ms` is at most what the caller had heard of the item when the
-///   `clear` arrived and at most one 20 ms piece (plus the `clear`'s own time in flight from
-///   the mock's `speech_started`) less;
+/// * every item whose audio the `clear` cut is truncated and every truncation is accepted by
+///   the mock;
+/// * `audio_end_ms` is exactly a position the caller confirmed as heard (the end of a piece
+///   whose mark it echoed, not one flushed by the `clear`) or 0, so never beyond what was
+///   heard; it is the latest such position except for echoes still in transit when the agent
+///   reported the speech ([`ECHO_TRANSIT_MAX`]); hence it is at most one 20 ms piece, plus the
+///   `clear`'s own flight time and that transit, short of what the caller had heard;
 /// * no audio of a truncated item reached the caller after the `clear`.
 ///
 /// Call it once the call has ended (it reads the final records).
@@ -541,6 +566,7 @@ pub fn check_barge_in(
 
     let items = session.assistant_items();
     let attributed = attribute_segments(call, &items);
+    let marks = mark_positions(call, &attributed);
     let speech_started: Vec<Instant> = session
         .server_events()
         .iter()
@@ -579,12 +605,41 @@ pub fn check_barge_in(
             .iter()
             .position(|i| i.item_id == t.item_id)
             .unwrap_or_else(|| panic!("truncation of an unknown item: {t:?}"));
+        // Positions of this item the caller confirmed as heard before the clear.
+        let confirmed: Vec<(u64, Instant)> = call
+            .marks()
+            .iter()
+            .filter(|m| !m.cleared)
+            .filter_map(|m| Some((m.echoed_at.filter(|&at| at <= clear_at)?, &m.name)))
+            .filter_map(|(at, name)| {
+                let &(mark_item, end) = marks.get(name)?;
+                (mark_item == item).then_some((end as u64 / 8, at))
+            })
+            .collect();
+        assert!(
+            t.audio_end_ms == 0 || confirmed.iter().any(|&(ms, _)| ms == t.audio_end_ms),
+            "barge-in #{n}: item {} truncated at {} ms, which is no position the caller \
+             confirmed hearing ({confirmed:?})",
+            t.item_id,
+            t.audio_end_ms
+        );
+        // Echoes it did not take into account were still in transit.
+        let missed_echo = confirmed
+            .iter()
+            .filter(|&&(ms, at)| ms > t.audio_end_ms && at <= started_at)
+            .map(|&(_, at)| started_at - at)
+            .max();
+        assert!(
+            missed_echo.is_none_or(|lag| lag <= ECHO_TRANSIT_MAX),
+            "barge-in #{n}: item {} truncated at {} ms although the caller had confirmed more \
+             {missed_echo:?} before the agent reported the speech ({confirmed:?})",
+            t.item_id,
+            t.audio_end_ms
+        );
         let heard = item_heard_at(&attributed, item, clear_at);
         let heard_ms = heard as f64 / 8.0;
         let error_ms = heard_ms - t.audio_end_ms as f64;
-        // Never beyond what was heard; at most one piece short (plus the clear's flight time,
-        // during which the caller kept listening).
-        let bound = 20.0 + in_flight.as_secs_f64() * 1000.0 + 1.0;
+        let bound = 20.0 + ms(in_flight) + missed_echo.map_or(0.0, ms) + 1.0;
         assert!(
             (0.0..=bound).contains(&error_ms),
             "barge-in #{n}: item {} truncated at {} ms but the caller had heard {heard_ms} ms \
@@ -609,6 +664,7 @@ pub fn check_barge_in(
             audio_end_ms: t.audio_end_ms,
             error_ms,
             clear_in_flight: in_flight,
+            missed_echo,
         });
     }
     checks
@@ -773,17 +829,3 @@ pub fn ms(d: Duration) -> f64 {
 pub fn report(what: &str, line: &str) {
     eprintln!("[e2e measurement] {what}: {line}");
 }
-
-/// Shared between tests of one binary: measurements to print once more at the end.
-pub static SAMPLES: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
-
-/// Records a sample under `name`.
-pub fn sample(name: &str, value_ms: f64) {
-    SAMPLES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((name.to_owned(), value_ms));
-}
-
-/// An `Arc`'d value shared by concurrent call tasks.
-pub type Shared<T> = Arc<Mutex<T>>;
