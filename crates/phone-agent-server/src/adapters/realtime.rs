@@ -26,7 +26,8 @@ use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolDefinition;
 use bytes::Bytes;
 use openai_realtime::client::{
-    ApiKey, Endpoint, Incoming, Receiver, RetryPolicy, Sender, Target, TransportError,
+    ApiKey, Endpoint, Incoming, MAX_MESSAGE_SIZE, Receiver, RetryPolicy, Sender, Target,
+    TransportError, WebSocketConfig,
 };
 use openai_realtime::realtime::{
     self as rt, ClientEvent, Item, ResponseCreateParams, ServerEvent, SessionConfig,
@@ -45,8 +46,21 @@ pub fn endpoint(openai: &OpenAiConfig) -> Result<Endpoint, String> {
             max_attempts: openai.connect_attempts,
             ..RetryPolicy::default()
         })
+        .websocket_config(websocket_config())
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// WebSocket settings for the OpenAI side: the client's message limits with an 8 KiB read
+/// buffer. tungstenite zero-fills its whole read buffer before every read, so the default
+/// 128 KiB cost a 128 KiB `memset` per read (a sixth of the server's CPU under load) and
+/// made every page of it resident (~128 KiB per call); audio deltas are a few KiB, and a
+/// larger message is still read whole (the buffer grows to fit it).
+pub fn websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .max_message_size(Some(MAX_MESSAGE_SIZE))
+        .max_frame_size(Some(MAX_MESSAGE_SIZE))
 }
 
 /// The `session.update` for one call.
