@@ -1,9 +1,11 @@
 //! `openai_realtime::live::ServerEvent::parse` (OpenAI GPT-Live) on arbitrary frames.
 //!
-//! Invariants on every frame that parses:
+//! Invariants on every frame that parses (the round trip only for frames whose objects do
+//! not repeat a member name; see `phone_agent_fuzz::has_duplicate_keys`):
 //! * `into_owned` keeps the event equal;
 //! * the event re-serialized with serde parses again, to the same event type, and serializing
-//!   that gives the same JSON (a fixed point after one trip);
+//!   that gives the same JSON (a fixed point after one trip, up to float ulps: see
+//!   `phone_agent_fuzz::json_eq_modulo_float_ulps`);
 //! * a borrowed audio delta is a slice of the input.
 #![no_main]
 
@@ -27,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(event.clone().into_owned(), event);
 
+    // Repeated member names make the raw fallbacks legitimately change meaning through a
+    // round trip (see `has_duplicate_keys`); the round trip is checked on all other input.
+    if phone_agent_fuzz::has_duplicate_keys(text) {
+        return;
+    }
     let json = serde_json::to_string(&event).expect("server events serialize");
     let reparsed = ServerEvent::parse(&json).unwrap_or_else(|e| {
         panic!(
@@ -40,5 +47,5 @@ fuzz_target!(|data: &[u8]| {
         "event type changed through a round trip:\n{json}"
     );
     let json2 = serde_json::to_string(&reparsed).expect("server events serialize");
-    assert_eq!(json2, json, "serialization is not a fixed point");
+    phone_agent_fuzz::assert_same_json(&json, &json2);
 });

@@ -1,9 +1,11 @@
 //! `openai_realtime::realtime::ServerEvent::parse` (OpenAI Realtime GA) on arbitrary frames.
 //!
-//! Invariants on every frame that parses:
+//! Invariants on every frame that parses (the round trip only for frames whose objects do
+//! not repeat a member name; see `phone_agent_fuzz::has_duplicate_keys`):
 //! * `parse_owned` and `into_owned` give the same event;
 //! * the event re-serialized with `to_json` parses again, to the same event type, and
-//!   serializing that gives the same JSON (serialization is a fixed point after one trip);
+//!   serializing that gives the same JSON (a fixed point after one trip, up to float ulps:
+//!   see `phone_agent_fuzz::json_eq_modulo_float_ulps`);
 //! * a borrowed audio delta is a slice of the input.
 #![no_main]
 
@@ -29,6 +31,11 @@ fuzz_target!(|data: &[u8]| {
     let owned = ServerEvent::parse_owned(text).expect("parse_owned agrees with parse");
     assert_eq!(owned, event.clone().into_owned());
 
+    // Repeated member names make the raw fallbacks legitimately change meaning through a
+    // round trip (see `has_duplicate_keys`); the round trip is checked on all other input.
+    if phone_agent_fuzz::has_duplicate_keys(text) {
+        return;
+    }
     let json = event.to_json();
     let reparsed = ServerEvent::parse(&json).unwrap_or_else(|e| {
         panic!(
@@ -41,9 +48,5 @@ fuzz_target!(|data: &[u8]| {
         event.event_type(),
         "event type changed through a round trip:\n{json}"
     );
-    assert_eq!(
-        reparsed.to_json(),
-        json,
-        "serialization is not a fixed point"
-    );
+    phone_agent_fuzz::assert_same_json(&json, &reparsed.to_json());
 });

@@ -6,6 +6,8 @@
 //!   `Media::payload_range` locates exactly that slice;
 //! * `Media::decoded_len()` equals the length base64 decoding yields (when it decodes);
 //! * `into_owned()` is equal to the borrowed event, and the accessors agree with the variant;
+//! * an unknown event's name is the `event` member of the raw JSON it keeps (unless the
+//!   object repeats a member name);
 //! * parsing is deterministic.
 #![no_main]
 
@@ -72,6 +74,15 @@ fuzz_target!(|data: &[u8]| {
                 raw.is_object(),
                 "an unknown event keeps the whole JSON object"
             );
+            // Except when the object repeats a member name: the name comes from the first
+            // `event`, the raw JSON keeps the last (see `has_duplicate_keys`; reported).
+            if !phone_agent_fuzz::has_duplicate_keys(text) {
+                assert_eq!(
+                    raw.get("event").and_then(serde_json::Value::as_str),
+                    Some(tag.as_str()),
+                    "an unknown event's name differs from its raw `event`"
+                );
+            }
             assert!(
                 !matches!(
                     tag.as_str(),
