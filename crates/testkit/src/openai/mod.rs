@@ -1043,11 +1043,23 @@ async fn run_session<S>(
             },
         }
     };
+    let at = Instant::now();
+    if matches!(closed_by, ClosedBy::MockClosed { .. }) {
+        // Complete the closing handshake like a real server: wait (bounded) for the client's
+        // close frame before dropping the connection. Dropping it at once would reset it while
+        // the client's data is unread, and the client could see a broken pipe instead of the
+        // close frame.
+        let handshake = async {
+            while let Some(Ok(message)) = ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), handshake).await;
+    }
     drop(ws);
-    session.state.update(|s| {
-        s.closed = Some(CloseRecord {
-            at: Instant::now(),
-            by: closed_by,
-        })
-    });
+    session
+        .state
+        .update(|s| s.closed = Some(CloseRecord { at, by: closed_by }));
 }
