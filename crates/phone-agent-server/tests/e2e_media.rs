@@ -354,9 +354,9 @@ async fn barge_in_calls(agent: Agent, calls: usize) {
         &summary(&errors),
     );
     report(
-        &format!("{label}: truncations that missed a mark echo still in transit"),
+        &format!("{label}: truncations missing a piece already heard (its echo in transit)"),
         &format!(
-            "{} of {} (echo sent before speech_started by: {})",
+            "{} of {} (piece finished playing before speech_started by: {})",
             missed.len(),
             errors.len(),
             summary(&missed)
@@ -551,7 +551,15 @@ async fn agent_dies(fault: ResponseFault, expect_reason: &str) {
     let session = session_of(&mock, call.call_sid()).await;
     let died = session.wait_closed(WAIT).await.unwrap();
     let end = call.wait_closed(Duration::from_secs(1)).await.unwrap();
-    assert!(matches!(end, CallEnd::ServerClosed { .. }), "{end:?}");
+    // The bridge ended the stream. It sends a close frame but drops the connection right away,
+    // so a caller still sending can get a reset instead (reported as a finding).
+    assert!(
+        matches!(
+            end,
+            CallEnd::ServerClosed { .. } | CallEnd::ServerVanished { .. }
+        ),
+        "{end:?}"
+    );
     let closed_at = call
         .wait_for(|e| matches!(e, CallEvent::Closed(_)), WAIT)
         .await

@@ -495,14 +495,16 @@ pub struct TruncationCheck {
     pub error_ms: f64,
     /// From the mock's `speech_started` to the `clear` reaching the caller.
     pub clear_in_flight: Duration,
-    /// When the truncation missed a mark echo the caller had sent before the mock's
-    /// `speech_started` (the echo was still on its way to the bridge): how long before.
+    /// When the caller had finished hearing the piece after the truncation point before the
+    /// mock's `speech_started` (its mark echo was still on its way to the bridge): how long
+    /// before.
     pub missed_echo: Option<Duration>,
 }
 
-/// How long a mark echo may take from the simulated caller into the bridge's engine (socket
-/// transit plus task scheduling on a loaded debug build). An echo sent longer than this before
-/// the agent reported the caller's speech must be reflected in the truncation.
+/// How long a mark echo may take from the end of its audio's playout into the bridge's engine
+/// (the simulator's echo, socket transit, task scheduling on a loaded debug build). A piece the
+/// caller finished hearing longer than this before the agent reported the caller's speech must
+/// be reflected in the truncation.
 pub const ECHO_TRANSIT_MAX: Duration = Duration::from_millis(10);
 
 /// Each mark the caller received: the item it follows and the item position (bytes) it marks.
@@ -532,9 +534,9 @@ fn mark_positions(call: &ActiveCall, attributed: &[Attributed]) -> HashMap<Strin
 ///   the mock;
 /// * `audio_end_ms` is exactly a position the caller confirmed as heard (the end of a piece
 ///   whose mark it echoed, not one flushed by the `clear`) or 0, so never beyond what was
-///   heard; it is the latest such position except for echoes still in transit when the agent
-///   reported the speech ([`ECHO_TRANSIT_MAX`]); hence it is at most one 20 ms piece, plus the
-///   `clear`'s own flight time and that transit, short of what the caller had heard;
+///   heard; it includes every piece the caller finished hearing more than [`ECHO_TRANSIT_MAX`]
+///   before the agent reported the speech; hence it is at most one 20 ms piece, plus the
+///   `clear`'s own flight time and that echo transit, short of what the caller had heard;
 /// * no audio of a truncated item reached the caller after the `clear`.
 ///
 /// Call it once the call has ended (it reads the final records).
@@ -623,23 +625,31 @@ pub fn check_barge_in(
             t.item_id,
             t.audio_end_ms
         );
-        // Echoes it did not take into account were still in transit.
-        let missed_echo = confirmed
+        // The first piece beyond the truncation point: if the caller had finished hearing it
+        // before the agent reported the speech, its echo was still on its way (the simulated
+        // caller echoes when the audio has played; then the echo crosses a socket and waits
+        // for the bridge's task).
+        let missed_echo = attributed[..last]
             .iter()
-            .filter(|&&(ms, at)| ms > t.audio_end_ms && at <= started_at)
-            .map(|&(_, at)| started_at - at)
-            .max();
+            .filter(|a| a.item == item && a.segment.cut_at.is_none())
+            .filter(|a| (a.item_offset + a.segment.len) as u64 / 8 > t.audio_end_ms)
+            .map(|a| a.segment.ends_at())
+            .min()
+            .filter(|&played| played <= started_at)
+            .map(|played| started_at - played);
         assert!(
             missed_echo.is_none_or(|lag| lag <= ECHO_TRANSIT_MAX),
-            "barge-in #{n}: item {} truncated at {} ms although the caller had confirmed more \
-             {missed_echo:?} before the agent reported the speech ({confirmed:?})",
+            "barge-in #{n}: item {} truncated at {} ms although the caller had finished hearing \
+             the next piece {missed_echo:?} before the agent reported the speech ({confirmed:?})",
             t.item_id,
             t.audio_end_ms
         );
         let heard = item_heard_at(&attributed, item, clear_at);
         let heard_ms = heard as f64 / 8.0;
         let error_ms = heard_ms - t.audio_end_ms as f64;
-        let bound = 20.0 + ms(in_flight) + missed_echo.map_or(0.0, ms) + 1.0;
+        // One piece is at most 162 bytes (20.25 ms: pieces are cut on base64 boundaries), and
+        // `audio_end_ms` is the confirmed position floored to whole milliseconds (< 1 ms).
+        let bound = 20.25 + 1.0 + ms(in_flight) + missed_echo.map_or(0.0, ms);
         assert!(
             (0.0..=bound).contains(&error_ms),
             "barge-in #{n}: item {} truncated at {} ms but the caller had heard {heard_ms} ms \
