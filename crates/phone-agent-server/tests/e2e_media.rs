@@ -16,8 +16,7 @@ use e2e_support::{
     summary, turn_latencies,
 };
 use testkit::audio;
-use testkit::openai::{ClosedBy, ResponseFault};
-use testkit::openai::{MockRealtime, ResponseScript, Script};
+use testkit::openai::{ClosedBy, MockRealtime, ResponseFault, ResponseScript, Script};
 use testkit::twilio::{CallEnd, CallEvent};
 use tokio::time::Instant;
 
