@@ -48,6 +48,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -196,6 +197,15 @@ where
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut shutdown_seen = false;
+    // Created once, not per loop turn: a fresh `cancelled()` future registers (and on drop
+    // unregisters) a waiter under the token's lock, a fresh `sleep_until` inserts into (and
+    // removes from) the timer wheel — per frame, that was measurable.
+    let shutdown_signal = shutdown.cancelled();
+    tokio::pin!(shutdown_signal);
+    let timer = sleep_until(Instant::now());
+    tokio::pin!(timer);
+    // The deadline the timer is armed for (`None`: disarmed, or it fired).
+    let mut armed: Option<Instant> = None;
 
     let summary = loop {
         // Drain every output; sending can fail, which produces more outputs.
@@ -308,15 +318,20 @@ where
             break summary;
         }
 
-        let deadline = call.poll_timeout();
-        let sleep_at = deadline.map_or_else(
-            || Instant::now() + Duration::from_secs(86_400),
-            Instant::from_std,
-        );
+        // Deadlines mostly move later (the caller-inactivity deadline moves with every
+        // frame): the timer is only re-armed for an earlier deadline, or after it fired.
+        // Firing early is harmless: nothing is due yet, and it is re-armed.
+        let deadline = call.poll_timeout().map(Instant::from_std);
+        if let Some(d) = deadline
+            && armed.is_none_or(|a| d < a)
+        {
+            timer.as_mut().reset(d);
+            armed = Some(d);
+        }
         let agent_readable = agent.is_some() && !agent_side.eof;
         tokio::select! {
             biased;
-            () = shutdown.cancelled(), if !shutdown_seen => {
+            () = &mut shutdown_signal, if !shutdown_seen => {
                 shutdown_seen = true;
                 call.shutdown(now());
             }
@@ -369,7 +384,13 @@ where
                     }
                 }
             },
-            () = sleep_until(sleep_at), if deadline.is_some() => call.handle_timeout(now()),
+            () = &mut timer, if deadline.is_some() && armed.is_some() => {
+                armed = None;
+                let now = now();
+                if call.poll_timeout().is_some_and(|d| d <= now) {
+                    call.handle_timeout(now);
+                }
+            }
         }
     };
 
@@ -408,14 +429,28 @@ async fn recv_agent<A: AgentEndpoint>(
     }
 }
 
+/// Runs a send or flush bounded by `limit`. Most complete at the first poll (a `feed` only
+/// queues; a flush usually fits the socket buffer), and then no timer is set up at all (no
+/// clock read, no timer-wheel entry); the bound starts at the first `Pending`.
+async fn bounded(
+    limit: Duration,
+    op: impl Future<Output = Result<(), EndpointError>>,
+) -> Result<(), EndpointError> {
+    let mut op = std::pin::pin!(op);
+    match std::future::poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await {
+        Poll::Ready(result) => result,
+        Poll::Pending => timeout(limit, op)
+            .await
+            .unwrap_or(Err(EndpointError::SendTimeout)),
+    }
+}
+
 async fn send<C: CallerEndpoint>(
     caller: &mut C,
     command: CallerCommand,
     limit: Duration,
 ) -> Result<(), EndpointError> {
-    timeout(limit, caller.feed(command))
-        .await
-        .unwrap_or(Err(EndpointError::SendTimeout))
+    bounded(limit, caller.feed(command)).await
 }
 
 async fn send_agent<A: AgentEndpoint>(
@@ -423,9 +458,7 @@ async fn send_agent<A: AgentEndpoint>(
     command: AgentCommand,
     limit: Duration,
 ) -> Result<(), EndpointError> {
-    timeout(limit, agent.feed(command))
-        .await
-        .unwrap_or(Err(EndpointError::SendTimeout))
+    bounded(limit, agent.feed(command)).await
 }
 
 /// Flushes each side that has unflushed commands; returns the errors (the side is then dead).
@@ -439,10 +472,7 @@ async fn flush_both<C: CallerEndpoint, A: AgentEndpoint>(
     let mut errors = (None, None);
     if caller_side.dirty && !caller_side.dead {
         caller_side.dirty = false;
-        if let Err(e) = timeout(limit, caller.flush())
-            .await
-            .unwrap_or(Err(EndpointError::SendTimeout))
-        {
+        if let Err(e) = bounded(limit, caller.flush()).await {
             caller_side.dead = true;
             errors.0 = Some(e);
         }
@@ -452,10 +482,7 @@ async fn flush_both<C: CallerEndpoint, A: AgentEndpoint>(
         && !agent_side.dead
     {
         agent_side.dirty = false;
-        if let Err(e) = timeout(limit, agent.flush())
-            .await
-            .unwrap_or(Err(EndpointError::SendTimeout))
-        {
+        if let Err(e) = bounded(limit, agent.flush()).await {
             agent_side.dead = true;
             errors.1 = Some(e);
         }
