@@ -504,3 +504,31 @@ fn repeated_speech_start_before_the_cancelled_response_ends_is_not_a_second_barg
     ]);
     assert_eq!(s.call.summary(s.now).barge_ins, 1);
 }
+
+#[test]
+fn audio_of_an_interrupted_response_is_dropped_even_after_its_response_done() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (100, response_started("r1"), &[]),
+        (
+            100,
+            agent_audio("r1", "i1", 0x01, 160),
+            &["C audio 160 #01", "C mark 1"],
+        ),
+        (
+            110,
+            speech_started(),
+            &[
+                "C clear",
+                "A truncate i1 @0",
+                "event barge-in cleared=1 [i1:sent=20,played=0,end=0]",
+            ],
+        ),
+        (111, echo(1), &[]),
+        (120, response_done("r1", ResponseStatus::Cancelled), &[]),
+        // A delta of the interrupted response that arrives after its `response.done`
+        // (out of order, or a misbehaving server) is still dropped.
+        (121, agent_audio("r1", "i1", 0x02, 160), &[]),
+    ]);
+    assert_eq!(s.call.summary(s.now).late_audio_dropped_ms, 20);
+}

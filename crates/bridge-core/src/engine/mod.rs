@@ -922,7 +922,8 @@ impl Call {
         if self.active.as_ref().is_some_and(|a| a.id == response_id) {
             self.active = None;
         }
-        self.discarded_responses.retain(|d| *d != response_id);
+        // The response stays in `discarded_responses` (bounded): audio of an interrupted
+        // response that arrives even after its `response.done` must not reach the caller.
         let completed = status == ResponseStatus::Completed;
 
         // Tool calls of this response: run them if it completed, else discard them.
