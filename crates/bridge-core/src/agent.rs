@@ -11,6 +11,9 @@
 //!   handled inside the model, no truncation, no speech events; input must keep flowing. The
 //!   adapter declares this in [`AgentCapabilities`] and the engine adapts.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::caller::EndpointError;
 use crate::format::{AudioFormat, Base64Audio};
 use async_trait::async_trait;
@@ -214,21 +217,42 @@ pub trait AgentEndpoint: Send {
     async fn flush(&mut self) -> Result<(), EndpointError>;
 }
 
-#[async_trait]
+/// The boxed future of an [`AgentEndpoint`] method (what `#[async_trait]` methods return).
+type BoxedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Forwards to the boxed endpoint, returning its future as is (an `async fn` here would box
+/// a second future around it on every call, i.e. per frame).
 impl<T: AgentEndpoint + ?Sized> AgentEndpoint for Box<T> {
     fn capabilities(&self) -> AgentCapabilities {
         (**self).capabilities()
     }
 
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
-        (**self).recv().await
+    fn recv<'a, 'async_trait>(
+        &'a mut self,
+    ) -> BoxedFuture<'async_trait, Option<Result<AgentEvent, EndpointError>>>
+    where
+        'a: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).recv()
     }
 
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
-        (**self).feed(command).await
+    fn feed<'a, 'async_trait>(
+        &'a mut self,
+        command: AgentCommand,
+    ) -> BoxedFuture<'async_trait, Result<(), EndpointError>>
+    where
+        'a: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).feed(command)
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
-        (**self).flush().await
+    fn flush<'a, 'async_trait>(&'a mut self) -> BoxedFuture<'async_trait, Result<(), EndpointError>>
+    where
+        'a: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).flush()
     }
 }
