@@ -17,13 +17,25 @@ use std::time::Instant;
 /// Per-call relay timestamps shared by the two adapters of a call, so each direction's relay
 /// latency (frame received on one side → written on the other) is measured with two clock reads
 /// and two atomic operations per frame.
-#[derive(Debug)]
+///
+/// The two histogram handles are looked up once per call (a `histogram!` per frame hashes
+/// the key and its labels and searches the registry every time).
 pub struct RelayClock {
     origin: Instant,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last caller frame received.
     caller_rx: AtomicU64,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last agent audio received.
     agent_rx: AtomicU64,
+    caller_to_agent: metrics::Histogram,
+    agent_to_caller: metrics::Histogram,
+}
+
+impl std::fmt::Debug for RelayClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayClock")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which way audio travels.
@@ -53,10 +65,13 @@ impl Default for RelayClock {
 impl RelayClock {
     /// A clock starting now.
     pub fn new() -> Self {
+        let histogram = |d: Direction| metrics::histogram!(crate::metrics::RELAY_SECONDS, "direction" => d.label());
         RelayClock {
             origin: Instant::now(),
             caller_rx: AtomicU64::new(0),
             agent_rx: AtomicU64::new(0),
+            caller_to_agent: histogram(Direction::CallerToAgent),
+            agent_to_caller: histogram(Direction::AgentToCaller),
         }
     }
 
@@ -82,8 +97,10 @@ impl RelayClock {
         let rx = self.slot(d).swap(0, Ordering::Relaxed);
         if rx != 0 {
             let secs = self.now_nanos().saturating_sub(rx) as f64 / 1e9;
-            metrics::histogram!(crate::metrics::RELAY_SECONDS, "direction" => d.label())
-                .record(secs);
+            match d {
+                Direction::CallerToAgent => self.caller_to_agent.record(secs),
+                Direction::AgentToCaller => self.agent_to_caller.record(secs),
+            }
         }
     }
 }
