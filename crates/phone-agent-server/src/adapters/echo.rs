@@ -14,6 +14,7 @@
 //! Everything happens synchronously inside `feed`; `recv` hands out the queued events.
 
 use std::collections::VecDeque;
+use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -52,6 +53,8 @@ pub struct EchoAgent {
     next_id: u64,
     closed: bool,
     raw: Vec<u8>,
+    /// The task waiting in `recv`, woken when `feed` produces events.
+    waker: Option<Waker>,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,7 @@ impl EchoAgent {
             next_id: 0,
             closed: false,
             raw: Vec::with_capacity(320),
+            waker: None,
         }
     }
 
@@ -193,15 +197,21 @@ impl AgentEndpoint for EchoAgent {
     }
 
     async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
-        if let Some(event) = self.events.pop_front() {
-            return Some(Ok(event));
-        }
-        if self.closed {
-            return None;
-        }
-        // Events only arise from `feed`, which the driver calls between polls of `recv`; the
-        // next poll sees them. Pending here is cancel-safe (nothing is held).
-        std::future::pending().await
+        // Events only arise from `feed`, which wakes the task of a pending `recv` (the driver
+        // polls a side only after its waker fired). Pending here is cancel-safe.
+        std::future::poll_fn(|cx| {
+            if let Some(event) = self.events.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if self.closed {
+                return Poll::Ready(None);
+            }
+            if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                self.waker = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
@@ -219,6 +229,11 @@ impl AgentEndpoint for EchoAgent {
             | AgentCommand::CancelResponse { .. }
             | AgentCommand::ToolResult { .. }
             | AgentCommand::AddContext { .. } => {}
+        }
+        if (self.closed || !self.events.is_empty())
+            && let Some(waker) = self.waker.take()
+        {
+            waker.wake();
         }
         Ok(())
     }
