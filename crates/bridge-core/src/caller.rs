@@ -86,6 +86,12 @@ pub enum EndpointError {
 /// `recv` must be **cancel-safe**: the driver polls it inside `tokio::select!` and may drop the
 /// future when another branch wins; no event may be lost when that happens.
 ///
+/// `recv` must also keep the [`Future`](std::future::Future) contract to the letter: when it
+/// returns `Pending`, the waker it was polled with must be woken once an event is available —
+/// also when the event was produced by `feed` rather than by the network. The driver re-polls
+/// a side only after its waker fired (or after it returned an event), so an endpoint that
+/// waits to be polled again by chance would stall.
+///
 /// Sends are split into `feed` (queue a command) and `flush` (write everything queued), so the
 /// driver can put a media message and its mark on the wire with one write.
 #[async_trait]

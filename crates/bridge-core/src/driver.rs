@@ -47,8 +47,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -206,6 +208,8 @@ where
     tokio::pin!(timer);
     // The deadline the timer is armed for (`None`: disarmed, or it fired).
     let mut armed: Option<Instant> = None;
+    let caller_reads = Reads::new();
+    let agent_reads = Reads::new();
 
     let summary = loop {
         // Drain every output; sending can fail, which produces more outputs.
@@ -346,31 +350,32 @@ where
                     Err(e) => call.agent_connect_failed(e.to_string(), now()),
                 }
             }
-            event = caller.recv(), if !caller_side.eof => match event {
-                Some(Ok(event)) => call.handle_caller(event, now()),
-                Some(Err(e)) => {
-                    caller_side.eof = true;
-                    call.caller_failed(e.to_string(), now());
+            event = caller_reads.read(Some(&mut caller), caller_recv::<C>), if !caller_side.eof => {
+                on_caller_event(&mut call, &mut caller_side, event);
+                // Everything else the caller already sent (it may be buffered without a new
+                // wake-up) goes in before anything is flushed: one write for all of it.
+                for _ in 1..READ_BATCH {
+                    if caller_side.eof {
+                        break;
+                    }
+                    match poll_once(caller_reads.read(Some(&mut caller), caller_recv::<C>)).await {
+                        Poll::Ready(event) => on_caller_event(&mut call, &mut caller_side, event),
+                        Poll::Pending => break,
+                    }
                 }
-                None => {
-                    caller_side.eof = true;
-                    call.handle_caller(CallerEvent::Hangup, now());
+            }
+            event = agent_reads.read(agent.as_mut(), agent_recv::<A>), if agent_readable => {
+                on_agent_event(&mut call, &mut agent_side, event);
+                for _ in 1..READ_BATCH {
+                    if agent_side.eof {
+                        break;
+                    }
+                    match poll_once(agent_reads.read(agent.as_mut(), agent_recv::<A>)).await {
+                        Poll::Ready(event) => on_agent_event(&mut call, &mut agent_side, event),
+                        Poll::Pending => break,
+                    }
                 }
-            },
-            event = recv_agent(agent.as_mut()), if agent_readable => match event {
-                Some(Ok(event)) => call.handle_agent(event, now()),
-                Some(Err(e)) => {
-                    agent_side.eof = true;
-                    call.agent_failed(e.to_string(), now());
-                }
-                None => {
-                    agent_side.eof = true;
-                    call.handle_agent(
-                        AgentEvent::Closed { reason: "agent connection closed".to_owned() },
-                        now(),
-                    );
-                }
-            },
+            }
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 Ok((id, (call_id, output))) => {
                     task_calls.remove(&id);
@@ -420,12 +425,171 @@ where
     summary
 }
 
-async fn recv_agent<A: AgentEndpoint>(
-    agent: Option<&mut A>,
-) -> Option<Result<AgentEvent, EndpointError>> {
-    match agent {
-        Some(agent) => agent.recv().await,
-        None => std::future::pending().await,
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+fn caller_recv<C: CallerEndpoint>(
+    caller: &mut C,
+) -> Boxed<'_, Option<Result<CallerEvent, EndpointError>>> {
+    caller.recv()
+}
+
+fn agent_recv<A: AgentEndpoint>(
+    agent: &mut A,
+) -> Boxed<'_, Option<Result<AgentEvent, EndpointError>>> {
+    agent.recv()
+}
+
+/// Most events read in one go from one side before the outputs are flushed.
+const READ_BATCH: usize = 16;
+
+fn on_caller_event(
+    call: &mut Call,
+    side: &mut Side,
+    event: Option<Result<CallerEvent, EndpointError>>,
+) {
+    match event {
+        Some(Ok(event)) => call.handle_caller(event, now()),
+        Some(Err(e)) => {
+            side.eof = true;
+            call.caller_failed(e.to_string(), now());
+        }
+        None => {
+            side.eof = true;
+            call.handle_caller(CallerEvent::Hangup, now());
+        }
+    }
+}
+
+fn on_agent_event(
+    call: &mut Call,
+    side: &mut Side,
+    event: Option<Result<AgentEvent, EndpointError>>,
+) {
+    match event {
+        Some(Ok(event)) => call.handle_agent(event, now()),
+        Some(Err(e)) => {
+            side.eof = true;
+            call.agent_failed(e.to_string(), now());
+        }
+        None => {
+            side.eof = true;
+            call.handle_agent(
+                AgentEvent::Closed {
+                    reason: "agent connection closed".to_owned(),
+                },
+                now(),
+            );
+        }
+    }
+}
+
+/// Polls `fut` once.
+async fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+}
+
+/// Wake-up tracking for one side's reads.
+///
+/// The call task wakes up for either side, the tools, or the timer, and `select!` polls
+/// every branch each time. Polling a side with nothing to read is not free (a boxed
+/// `recv` future, the WebSocket layer registering wakers and zero-filling its read buffer,
+/// a readiness check), and with one wake-up per frame it happened on every frame. So a side
+/// is read with its own waker: its `recv` is polled only after that waker fired, or after
+/// it last returned an event (more may be buffered without any new wake-up).
+struct Reads {
+    /// The side's waker fired, or its last read returned an event: read it.
+    woken: AtomicBool,
+    /// The call task's waker, woken with the side's.
+    task: Mutex<Option<Waker>>,
+    /// A waker for this side (`Waker` of this `Arc`), given to the side's `recv`.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Reads {
+    fn new() -> Arc<Reads> {
+        let reads = Arc::new(Reads {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+            waker: Mutex::new(None),
+        });
+        *lock(&reads.waker) = Some(Waker::from(Arc::clone(&reads)));
+        reads
+    }
+
+    /// A future reading `endpoint` with `recv` (no endpoint: never ready).
+    fn read<'a, E, T>(
+        self: &'a Arc<Self>,
+        endpoint: Option<&'a mut E>,
+        recv: RecvFn<E, T>,
+    ) -> Read<'a, E, T> {
+        Read {
+            reads: self,
+            endpoint,
+            recv,
+        }
+    }
+}
+
+impl Wake for Reads {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(task) = lock(&self.task).as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning (the data is a plain `Option<Waker>`).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An endpoint's `recv`, as `#[async_trait]` declares it.
+type RecvFn<E, T> = for<'x> fn(&'x mut E) -> Boxed<'x, T>;
+
+/// See [`Reads`].
+struct Read<'a, E, T> {
+    reads: &'a Arc<Reads>,
+    endpoint: Option<&'a mut E>,
+    recv: RecvFn<E, T>,
+}
+
+impl<E, T> Future for Read<'_, E, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let Some(endpoint) = this.endpoint.as_deref_mut() else {
+            return Poll::Pending;
+        };
+        {
+            let mut task = lock(&this.reads.task);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        if !this.reads.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        // Invariant: set in `Reads::new` and never taken.
+        let Some(waker) = lock(&this.reads.waker).clone() else {
+            return Poll::Pending;
+        };
+        // `recv` is cancel-safe (trait contract): a pending future is dropped and a fresh
+        // one is polled after the side's waker fires.
+        let mut fut = (this.recv)(endpoint);
+        match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(event) => {
+                this.reads.woken.store(true, Ordering::Release);
+                Poll::Ready(event)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -488,4 +652,225 @@ async fn flush_both<C: CallerEndpoint, A: AgentEndpoint>(
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::agent::AgentCapabilities;
+    use crate::format::{AudioFormat, Base64Audio};
+    use crate::tools::NoTools;
+
+    const CAPS: AgentCapabilities = AgentCapabilities {
+        input_format: AudioFormat::Mulaw8k,
+        output_format: AudioFormat::Mulaw8k,
+        truncation: true,
+        interrupts_itself: true,
+        reports_speech: true,
+        continuous_input: false,
+    };
+
+    /// Events in through a channel; each flush is one batch out; `recv` polls are counted.
+    struct Side<E, C> {
+        events: mpsc::UnboundedReceiver<E>,
+        writes: mpsc::UnboundedSender<Vec<C>>,
+        queued: Vec<C>,
+        polls: Arc<AtomicUsize>,
+    }
+
+    struct Peer<E, C> {
+        events: mpsc::UnboundedSender<E>,
+        writes: mpsc::UnboundedReceiver<Vec<C>>,
+        polls: Arc<AtomicUsize>,
+    }
+
+    fn pair<E, C>() -> (Side<E, C>, Peer<E, C>) {
+        let (etx, erx) = mpsc::unbounded_channel();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let polls = Arc::new(AtomicUsize::new(0));
+        (
+            Side {
+                events: erx,
+                writes: wtx,
+                queued: Vec::new(),
+                polls: Arc::clone(&polls),
+            },
+            Peer {
+                events: etx,
+                writes: wrx,
+                polls,
+            },
+        )
+    }
+
+    impl<E: Send, C: Send> Side<E, C> {
+        async fn next(&mut self) -> Option<E> {
+            let polls = Arc::clone(&self.polls);
+            std::future::poll_fn(|cx| {
+                polls.fetch_add(1, Ordering::Relaxed);
+                self.events.poll_recv(cx)
+            })
+            .await
+        }
+
+        fn flush_now(&mut self) -> Result<(), EndpointError> {
+            let batch = std::mem::take(&mut self.queued);
+            self.writes
+                .send(batch)
+                .map_err(|_| EndpointError::Closed("peer gone".into()))
+        }
+    }
+
+    #[async_trait]
+    impl CallerEndpoint for Side<CallerEvent, CallerCommand> {
+        fn format(&self) -> AudioFormat {
+            AudioFormat::Mulaw8k
+        }
+        async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+            self.next().await.map(Ok)
+        }
+        async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+            self.queued.push(command);
+            Ok(())
+        }
+        async fn flush(&mut self) -> Result<(), EndpointError> {
+            self.flush_now()
+        }
+    }
+
+    #[async_trait]
+    impl AgentEndpoint for Side<AgentEvent, AgentCommand> {
+        fn capabilities(&self) -> AgentCapabilities {
+            CAPS
+        }
+        async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+            self.next().await.map(Ok)
+        }
+        async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+            self.queued.push(command);
+            Ok(())
+        }
+        async fn flush(&mut self) -> Result<(), EndpointError> {
+            self.flush_now()
+        }
+    }
+
+    fn services() -> CallServices {
+        CallServices {
+            tools: Arc::new(NoTools),
+            control: Arc::new(NoCallControl),
+            config: CallConfig {
+                greeting: None,
+                idle: None,
+                caller_inactivity_timeout: None,
+                ..CallConfig::default()
+            },
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    fn frame() -> Base64Audio {
+        Base64Audio::encode(&[0xFF; 160])
+    }
+
+    fn delta(n: u8) -> AgentEvent {
+        AgentEvent::Audio {
+            audio: Base64Audio::encode(&[n; 160]),
+            response_id: Some("r1".into()),
+            item_id: Some("i1".into()),
+        }
+    }
+
+    type Callers = Peer<CallerEvent, CallerCommand>;
+    type Agents = Peer<AgentEvent, AgentCommand>;
+
+    /// A ready call with the driver running; returns both peers.
+    async fn running() -> (Callers, Agents, tokio::task::JoinHandle<CallSummary>) {
+        let (caller, mut cp) = pair::<CallerEvent, CallerCommand>();
+        let (agent, mut ap) = pair::<AgentEvent, AgentCommand>();
+        let task = tokio::spawn(async move {
+            run_call(
+                caller,
+                async move { Ok(agent) },
+                services(),
+                &mut NoopObserver,
+            )
+            .await
+        });
+        cp.events
+            .send(CallerEvent::Started(CallerInfo {
+                call_id: "CA1".into(),
+                stream_id: "MZ1".into(),
+                ..CallerInfo::default()
+            }))
+            .ok();
+        ap.events.send(AgentEvent::Ready).ok();
+        ap.events
+            .send(AgentEvent::ResponseStarted {
+                response_id: "r1".into(),
+            })
+            .ok();
+        // Settle: drain whatever the start produced.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        while cp.writes.try_recv().is_ok() {}
+        while ap.writes.try_recv().is_ok() {}
+        (cp, ap, task)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_that_arrive_together_leave_in_one_write() {
+        let (mut cp, mut ap, task) = running().await;
+        for n in 1..=3 {
+            ap.events.send(delta(n)).ok();
+        }
+        let batch = cp.writes.recv().await.expect("a write to the caller");
+        let audio = batch
+            .iter()
+            .filter(|c| matches!(c, CallerCommand::Audio(_)))
+            .count();
+        assert_eq!(audio, 3, "{batch:?}");
+        assert_eq!(batch.len(), 6, "three pieces, each with its mark");
+
+        for _ in 0..3 {
+            cp.events.send(CallerEvent::Audio(frame())).ok();
+        }
+        let batch = ap.writes.recv().await.expect("a write to the agent");
+        assert_eq!(batch.len(), 3, "{batch:?}");
+
+        cp.events.send(CallerEvent::Hangup).ok();
+        let summary = task.await.expect("driver");
+        assert_eq!(
+            summary.end_reason,
+            Some(crate::engine::EndReason::CallerHungUp)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_side_is_not_polled_for_the_other_sides_traffic() {
+        let (mut cp, mut ap, task) = running().await;
+        let agent_polls = ap.polls.load(Ordering::Relaxed);
+        for _ in 0..50 {
+            cp.events.send(CallerEvent::Audio(frame())).ok();
+            let batch = ap.writes.recv().await.expect("the frame, relayed");
+            assert_eq!(batch.len(), 1);
+        }
+        assert_eq!(
+            ap.polls.load(Ordering::Relaxed),
+            agent_polls,
+            "the agent's recv was polled while only the caller spoke"
+        );
+        // The agent side still wakes up when it has something.
+        ap.events.send(delta(7)).ok();
+        let batch = cp.writes.recv().await.expect("agent audio, relayed");
+        assert_eq!(batch.len(), 2);
+        assert!(cp.polls.load(Ordering::Relaxed) >= 50);
+        cp.events.send(CallerEvent::Hangup).ok();
+        task.await.expect("driver");
+    }
 }

@@ -646,6 +646,9 @@ async fn stuck_caller_ends_the_call_and_the_agent_is_closed() {
     })
     .await;
     ap.send(agent_audio("r1", 1, 160)).await;
+    // Let the driver write the first chunk before the second arrives (chunks that arrive
+    // together leave in one write, which the stuck caller would still accept).
+    tokio::task::yield_now().await;
     ap.send(agent_audio("r1", 2, 160)).await;
     assert_eq!(ap.next().await, [AgentCommand::Close]);
     let (summary, _) = call.await.expect("call task");
