@@ -208,8 +208,10 @@ where
     tokio::pin!(timer);
     // The deadline the timer is armed for (`None`: disarmed, or it fired).
     let mut armed: Option<Instant> = None;
-    let caller_reads = Reads::new();
-    let agent_reads = Reads::new();
+    let caller_reads = Gate::new();
+    let agent_reads = Gate::new();
+    // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
+    let shutdown_gate = Gate::new();
 
     let summary = loop {
         // Drain every output; sending can fail, which produces more outputs.
@@ -335,7 +337,8 @@ where
         let agent_readable = agent.is_some() && !agent_side.eof;
         tokio::select! {
             biased;
-            () = &mut shutdown_signal, if !shutdown_seen => {
+            () = std::future::poll_fn(|cx| shutdown_gate.poll(shutdown_signal.as_mut(), cx)),
+                if !shutdown_seen => {
                 shutdown_seen = true;
                 call.shutdown(now());
             }
@@ -399,18 +402,19 @@ where
         }
     };
 
-    // Teardown: tools, then both sides (whatever the engine already sent), then drop.
+    // Teardown: tools, then both sides (whatever the engine already sent), the billed agent
+    // session first, then drop.
     tasks.abort_all();
-    if !caller_side.dead && !caller_side.closed {
-        let _ = send(&mut caller, CallerCommand::Close, send_timeout).await;
-        caller_side.dirty = true;
-    }
     if let Some(endpoint) = agent.as_mut()
         && !agent_side.dead
         && !agent_side.closed
     {
         let _ = send_agent(endpoint, AgentCommand::Close, send_timeout).await;
         agent_side.dirty = true;
+    }
+    if !caller_side.dead && !caller_side.closed {
+        let _ = send(&mut caller, CallerCommand::Close, send_timeout).await;
+        caller_side.dirty = true;
     }
     flush_both(
         &mut caller,
@@ -489,49 +493,70 @@ async fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
 }
 
-/// Wake-up tracking for one side's reads.
+/// Wake-up tracking for one source of events (a side's reads, the shutdown signal).
 ///
 /// The call task wakes up for either side, the tools, or the timer, and `select!` polls
 /// every branch each time. Polling a side with nothing to read is not free (a boxed
 /// `recv` future, the WebSocket layer registering wakers and zero-filling its read buffer,
-/// a readiness check), and with one wake-up per frame it happened on every frame. So a side
-/// is read with its own waker: its `recv` is polled only after that waker fired, or after
-/// it last returned an event (more may be buffered without any new wake-up).
-struct Reads {
-    /// The side's waker fired, or its last read returned an event: read it.
-    woken: AtomicBool,
-    /// The call task's waker, woken with the side's.
-    task: Mutex<Option<Waker>>,
-    /// A waker for this side (`Waker` of this `Arc`), given to the side's `recv`.
-    waker: Mutex<Option<Waker>>,
+/// a readiness check), and with one wake-up per frame it happened on every frame. So each
+/// source is polled with a waker of its own, and only after that waker fired — or, for a
+/// side's reads, after it last returned an event (more may be buffered without any new
+/// wake-up).
+struct Gate {
+    shared: Arc<GateShared>,
+    /// A waker for this source (wakes `shared`), given to what is polled through the gate.
+    waker: Waker,
 }
 
-impl Reads {
-    fn new() -> Arc<Reads> {
-        let reads = Arc::new(Reads {
+struct GateShared {
+    /// The source's waker fired (or it must be polled anyway): poll it.
+    woken: AtomicBool,
+    /// The call task's waker, woken with the source's.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let shared = Arc::new(GateShared {
             woken: AtomicBool::new(true),
             task: Mutex::new(None),
-            waker: Mutex::new(None),
         });
-        *lock(&reads.waker) = Some(Waker::from(Arc::clone(&reads)));
-        reads
+        Gate {
+            waker: Waker::from(Arc::clone(&shared)),
+            shared,
+        }
     }
 
     /// A future reading `endpoint` with `recv` (no endpoint: never ready).
-    fn read<'a, E, T>(
-        self: &'a Arc<Self>,
-        endpoint: Option<&'a mut E>,
-        recv: RecvFn<E, T>,
-    ) -> Read<'a, E, T> {
+    fn read<'a, E, T>(&'a self, endpoint: Option<&'a mut E>, recv: RecvFn<E, T>) -> Read<'a, E, T> {
         Read {
-            reads: self,
+            gate: self,
             endpoint,
             recv,
         }
     }
+
+    /// Remembers the task's waker; true when the source must be polled now.
+    fn open(&self, cx: &Context<'_>) -> bool {
+        {
+            let mut task = lock(&self.shared.task);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        self.shared.woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Polls `fut` if its waker fired since it was last polled.
+    fn poll<F: Future>(&self, fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if !self.open(cx) {
+            return Poll::Pending;
+        }
+        fut.poll(&mut Context::from_waker(&self.waker))
+    }
 }
 
-impl Wake for Reads {
+impl Wake for GateShared {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -552,9 +577,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// An endpoint's `recv`, as `#[async_trait]` declares it.
 type RecvFn<E, T> = for<'x> fn(&'x mut E) -> Boxed<'x, T>;
 
-/// See [`Reads`].
+/// A side's next event, read through its [`Gate`].
 struct Read<'a, E, T> {
-    reads: &'a Arc<Reads>,
+    gate: &'a Gate,
     endpoint: Option<&'a mut E>,
     recv: RecvFn<E, T>,
 }
@@ -567,25 +592,18 @@ impl<E, T> Future for Read<'_, E, T> {
         let Some(endpoint) = this.endpoint.as_deref_mut() else {
             return Poll::Pending;
         };
-        {
-            let mut task = lock(&this.reads.task);
-            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
-        if !this.reads.woken.swap(false, Ordering::AcqRel) {
+        if !this.gate.open(cx) {
             return Poll::Pending;
         }
-        // Invariant: set in `Reads::new` and never taken.
-        let Some(waker) = lock(&this.reads.waker).clone() else {
-            return Poll::Pending;
-        };
         // `recv` is cancel-safe (trait contract): a pending future is dropped and a fresh
         // one is polled after the side's waker fires.
         let mut fut = (this.recv)(endpoint);
-        match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+        match fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.gate.waker))
+        {
             Poll::Ready(event) => {
-                this.reads.woken.store(true, Ordering::Release);
+                this.gate.shared.woken.store(true, Ordering::Release);
                 Poll::Ready(event)
             }
             Poll::Pending => Poll::Pending,

@@ -323,8 +323,8 @@ fn unsupported_conversion_fails_the_call() {
     assert_eq!(
         &out[1..],
         [
-            "C close",
             "A close",
+            "C close",
             "event ended agent_failed",
             "finished agent_failed"
         ]

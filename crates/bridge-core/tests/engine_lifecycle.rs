@@ -43,8 +43,8 @@ fn agent_connect_timeout_when_connected_but_never_ready_closes_the_agent() {
         8000,
         In::Timeout,
         &[
-            "C close",
             "A close",
+            "C close",
             "event ended agent_connect_timeout",
             "finished agent_connect_timeout",
         ],
@@ -92,8 +92,8 @@ fn max_duration_ends_the_call() {
     assert_eq!(
         out.iter().map(render).collect::<Vec<_>>(),
         [
-            "C close",
             "A close",
+            "C close",
             "event ended max_duration",
             "finished max_duration"
         ]
@@ -120,8 +120,8 @@ fn caller_inactivity_ends_the_call() {
         12_000,
         In::Timeout,
         &[
-            "C close",
             "A close",
+            "C close",
             "event ended caller_inactive",
             "finished caller_inactive",
         ],
@@ -159,7 +159,7 @@ fn idle_reprompts_once_then_ends() {
     s.check(&[(
         12_000,
         In::Timeout,
-        &["C close", "A close", "event ended idle", "finished idle"],
+        &["A close", "C close", "event ended idle", "finished idle"],
     )]);
 }
 
@@ -222,8 +222,8 @@ fn fatal_agent_error_closes_both_sides() {
         }),
         &[
             "event error Agent \"expired\" fatal",
-            "C close",
             "A close",
+            "C close",
             "event ended agent_failed",
             "finished agent_failed",
         ],
@@ -240,8 +240,8 @@ fn shutdown_ends_cleanly_and_teardown_is_idempotent() {
             In::Shutdown,
             &[
                 "cancel-tools",
-                "C close",
                 "A close",
+                "C close",
                 "event ended shutdown",
                 "finished shutdown",
             ],

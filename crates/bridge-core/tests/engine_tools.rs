@@ -228,8 +228,8 @@ fn hangup_tool_waits_for_the_goodbye_to_be_heard() {
             &[
                 "event action Hangup",
                 "action hangup",
-                "C close",
                 "A close",
+                "C close",
                 "event ended hung_up_by_agent",
                 "finished hung_up_by_agent",
             ],
@@ -253,8 +253,8 @@ fn hangup_is_guarded_by_a_timeout() {
         &[
             "event action Hangup (timed out)",
             "action hangup",
-            "C close",
             "A close",
+            "C close",
             "event ended hung_up_by_agent",
             "finished hung_up_by_agent",
         ],
@@ -302,8 +302,8 @@ fn transfer_after_the_goodbye_and_barge_in_during_it() {
                 "event barge-in cleared=1 [ti:sent=20,played=0,end=0]",
                 "event action Transfer { to: \"+15550100\" }",
                 "action transfer +15550100",
-                "C close",
                 "A close",
+                "C close",
                 "event ended transferred",
                 "finished transferred",
             ],
@@ -322,8 +322,8 @@ fn hangup_without_goodbye_audio_executes_when_the_response_ends() {
         out,
         [
             "action hangup",
-            "C close",
             "A close",
+            "C close",
             "finished hung_up_by_agent"
         ]
     );
@@ -398,8 +398,8 @@ fn hangup_decided_while_the_caller_speaks_waits_for_the_agents_next_response() {
             &[
                 "event action Hangup",
                 "action hangup",
-                "C close",
                 "A close",
+                "C close",
                 "event ended hung_up_by_agent",
                 "finished hung_up_by_agent",
             ],

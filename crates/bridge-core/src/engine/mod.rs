@@ -1152,11 +1152,12 @@ impl Call {
             self.running_tools.clear();
             self.out.push_back(Output::CancelTools);
         }
-        if !matches!(reason, EndReason::CallerHungUp | EndReason::CallerError) {
-            self.out.push_back(Output::Caller(CallerCommand::Close));
-        }
+        // The agent first: its session is billed until it is closed.
         if self.caps.is_some() && reason != EndReason::AgentClosed {
             self.out.push_back(Output::Agent(AgentCommand::Close));
+        }
+        if !matches!(reason, EndReason::CallerHungUp | EndReason::CallerError) {
+            self.out.push_back(Output::Caller(CallerCommand::Close));
         }
         tracing::debug!(reason = reason.as_str(), "call ended");
         let mut summary = self.summary(now);

@@ -27,13 +27,16 @@ use bridge_core::tools::ToolDefinition;
 use bytes::Bytes;
 use openai_realtime::client::{
     ApiKey, Endpoint, Incoming, MAX_MESSAGE_SIZE, Receiver, RetryPolicy, Sender, Target,
-    TransportError, WebSocketConfig,
+    TransportError, WebSocketConfig, close_with_reason,
 };
 use openai_realtime::realtime::{
     self as rt, ClientEvent, Item, ResponseCreateParams, ServerEvent, SessionConfig,
 };
 
 use super::{Direction, RelayClock};
+
+/// How long to wait for OpenAI's reply to our close frame before dropping the socket.
+const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::config::{AgentConfig, NoiseReduction, OpenAiConfig, TurnDetection};
 
 /// Builds the reusable connection settings (TLS roots, headers) once per server.
@@ -417,9 +420,20 @@ impl AgentEndpoint for RealtimeAgent {
             }
             AgentCommand::Close => {
                 self.closed = true;
-                // Best effort: the socket may already be gone.
-                if let Err(e) = self.sender.close(1000, "call ended").await {
-                    tracing::debug!(error = %e, "closing the OpenAI socket");
+                // Complete the closing handshake (bounded): dropping the socket with unread
+                // data would reset the connection and OpenAI could see a reset instead of our
+                // close. Best effort: the socket may already be gone.
+                match close_with_reason(
+                    &mut self.sender,
+                    &mut self.receiver,
+                    1000,
+                    "call ended",
+                    CLOSE_HANDSHAKE_TIMEOUT,
+                )
+                .await
+                {
+                    Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
+                    Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
                 }
                 return Ok(());
             }

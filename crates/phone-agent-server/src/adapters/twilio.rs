@@ -30,6 +30,9 @@ use twilio_media::stream::{self, Event, Track};
 
 use super::{Direction, RelayClock};
 
+/// How long to wait for the peer's reply to our close frame before dropping the socket.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// WebSocket limits for the Twilio side: Twilio's messages are a few hundred bytes, so small
 /// buffers keep memory per call low and cap what a misbehaving peer can make us hold. The
 /// 4 KiB read buffer holds a dozen media messages; tungstenite zero-fills it before every
@@ -150,8 +153,17 @@ where
             code,
             reason: reason.to_owned().into(),
         };
-        // Best effort: the peer may already be gone.
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(Some(frame))).await;
+        // Complete the closing handshake: send our close frame, then read (and discard) what is
+        // still in flight until Twilio's reply or the socket's end. Dropping the socket with
+        // unread data would make the kernel reset the connection, and the peer could see a
+        // reset instead of our close frame. Bounded, and best effort: the peer may be gone.
+        let handshake = async {
+            if self.ws.close(Some(frame)).await.is_err() {
+                return;
+            }
+            while let Some(Ok(_)) = self.ws.next().await {}
+        };
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake).await;
     }
 
     fn skip(&mut self, what: &str, detail: &dyn std::fmt::Display) {
