@@ -48,7 +48,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -506,6 +506,9 @@ struct Gate {
     shared: Arc<GateShared>,
     /// A waker for this source (wakes `shared`), given to what is polled through the gate.
     waker: Waker,
+    /// The data and vtable pointers of the task waker stored in `shared.task` (0: none), so
+    /// the usual poll — same task, not woken — takes no lock and writes nothing shared.
+    task_id: [AtomicUsize; 2],
 }
 
 struct GateShared {
@@ -524,6 +527,7 @@ impl Gate {
         Gate {
             waker: Waker::from(Arc::clone(&shared)),
             shared,
+            task_id: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
     }
 
@@ -538,13 +542,21 @@ impl Gate {
 
     /// Remembers the task's waker; true when the source must be polled now.
     fn open(&self, cx: &Context<'_>) -> bool {
+        let id = [
+            cx.waker().data() as usize,
+            std::ptr::from_ref(cx.waker().vtable()) as usize,
+        ];
+        if self.task_id[0].load(Ordering::Relaxed) != id[0]
+            || self.task_id[1].load(Ordering::Relaxed) != id[1]
         {
             let mut task = lock(&self.shared.task);
             if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
                 *task = Some(cx.waker().clone());
             }
+            self.task_id[0].store(id[0], Ordering::Relaxed);
+            self.task_id[1].store(id[1], Ordering::Relaxed);
         }
-        self.shared.woken.swap(false, Ordering::AcqRel)
+        self.shared.woken.load(Ordering::Acquire) && self.shared.woken.swap(false, Ordering::AcqRel)
     }
 
     /// Polls `fut` if its waker fired since it was last polled.
