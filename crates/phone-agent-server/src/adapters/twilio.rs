@@ -35,12 +35,12 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// WebSocket limits for the Twilio side: Twilio's messages are a few hundred bytes, so small
 /// buffers keep memory per call low and cap what a misbehaving peer can make us hold. The
-/// 4 KiB read buffer holds a dozen media messages; tungstenite zero-fills it before every
+/// 2 KiB read buffer holds five media messages; tungstenite zero-fills it before every
 /// read (twice per received message), so smaller is cheaper, and a larger message is still
 /// read whole.
 pub fn websocket_config() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024))
 }
