@@ -6,11 +6,14 @@
 //!   offline, with a timeline and latency report (greeting, turns, barge-in, hang-up).
 //! * `cargo xtask call` — one simulated Twilio call against a running server.
 //! * `cargo xtask mock-agent` — the mock OpenAI Realtime server, standalone.
+//! * `cargo xtask bench` — concurrent simulated calls against the release server: latency,
+//!   loss, CPU and memory per call (BENCHMARKS.md).
 //!
 //! Each subcommand lives in its own module with its own `Args`; add one by adding a variant to
 //! [`Command`] and an arm to `main`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod call;
 mod capture;
 mod ci;
@@ -43,6 +46,9 @@ enum Command {
     Call(call::Args),
     /// Run the mock OpenAI Realtime server standalone (point OPENAI_BASE_URL at it).
     MockAgent(mock_agent::Args),
+    /// Load-test the release server: concurrent simulated calls per level; latency, loss,
+    /// CPU and memory per call (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::MockAgent(args) => {
             exit_on_error(runtime().and_then(|rt| rt.block_on(mock_agent::run(args))))
         }
+        Command::Bench(args) => exit_on_error(bench::run(args)),
     }
 }
 

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::shared::{self, AgentReport, CallSlot, Stamp};
 
@@ -157,7 +158,10 @@ async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsi
             Err(refusal)
         }
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
+    // tungstenite zero-fills its whole read buffer before every read: keep it small.
+    let config = WebSocketConfig::default().read_buffer_size(2 * 1024);
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, check, Some(config)).await
+    else {
         return;
     };
     let mut s = Session::new(ws);

@@ -246,7 +246,8 @@ async fn open_stream(ctx: &LevelContext, url: &str) -> Result<WebSocketStream<Tc
         .await
         .map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
-    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    // tungstenite zero-fills its whole read buffer before every read: keep it small.
+    let config = WebSocketConfig::default().read_buffer_size(2 * 1024);
     tokio_tungstenite::client_async_with_config(req, tcp, Some(config))
         .await
         .map(|(ws, _)| ws)

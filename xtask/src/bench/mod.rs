@@ -69,6 +69,10 @@ pub(crate) struct BenchArgs {
     /// Use the existing release build (skip `cargo build --release`).
     #[arg(long)]
     no_build: bool,
+    /// Benchmark this server binary instead of `target/release/phone-agent-server` (e.g. a
+    /// saved build, to compare before and after a change).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -134,7 +138,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let server_bin = release.join("phone-agent-server");
+    let server_bin = args
+        .server_bin
+        .clone()
+        .unwrap_or_else(|| release.join("phone-agent-server"));
     if !server_bin.exists() {
         bail!(
             "{} is missing: run without --no-build",
@@ -337,10 +344,19 @@ async fn run_level(
     let mut window = None;
     if window_end > window_start + Duration::from_secs(1) {
         tokio::time::sleep_until(window_start).await;
-        let (s0, l0) = (server.stat()?.cpu_ticks, self_cpu_ticks());
+        let (s0, l0, m0) = (
+            server.stat()?.cpu_ticks,
+            self_cpu_ticks(),
+            server::machine_busy_ticks(),
+        );
         tokio::time::sleep_until(window_end).await;
-        let (s1, l1) = (server.stat()?.cpu_ticks, self_cpu_ticks());
-        window = Some((s1 - s0, l1 - l0, window_end - window_start));
+        let (s1, l1, m1) = (
+            server.stat()?.cpu_ticks,
+            self_cpu_ticks(),
+            server::machine_busy_ticks(),
+        );
+        let other = (m1 - m0).saturating_sub((s1 - s0) + (l1 - l0));
+        window = Some((s1 - s0, l1 - l0, other, window_end - window_start));
     }
 
     let mut outcomes = Vec::with_capacity(calls);
@@ -434,9 +450,10 @@ async fn run_level(
     r.c2a_frames = c2a_frames;
     r.a2c_frames = a2c_frames;
     let active = (calls - r.failed).max(1) as f64;
-    if let Some((server_ticks, load_ticks, span)) = window {
+    if let Some((server_ticks, load_ticks, other_ticks, span)) = window {
         let call_s = active * span.as_secs_f64();
         r.window_s = span.as_secs_f64();
+        r.other_cpu_pct = other_ticks as f64 / ticks_per_s * 100.0 / span.as_secs_f64();
         r.cpu_ms_per_call_s = server_ticks as f64 / ticks_per_s * 1000.0 / call_s;
         r.load_cpu_ms_per_call_s = load_ticks as f64 / ticks_per_s * 1000.0 / call_s;
     }
@@ -457,6 +474,40 @@ async fn run_level(
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::BenchArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<super::BenchArgs, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn options() {
+        let a = parse(&[]).expect("defaults");
+        assert_eq!(a.levels, vec![100, 500, 1000]);
+        assert_eq!(a.duration, Duration::from_secs(20));
+        assert!(!a.quick && !a.no_build && a.ramp.is_none() && a.json.is_none());
+        let a = parse(&[
+            "--levels",
+            "100,500",
+            "--duration",
+            "30s",
+            "--quick",
+            "--ramp",
+            "2s",
+        ])
+        .expect("options");
+        assert_eq!(a.levels, vec![100, 500]);
+        assert_eq!(a.duration, Duration::from_secs(30));
+        assert_eq!(a.ramp, Some(Duration::from_secs(2)));
+        assert!(a.quick);
+        assert!(parse(&["--levels", "ten"]).is_err());
+    }
 
     #[test]
     fn account_sid_is_a_sid() {

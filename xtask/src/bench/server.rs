@@ -63,6 +63,21 @@ pub(crate) fn reset_peak(pid: u32) -> anyhow::Result<()> {
         .with_context(|| format!("resetting the peak RSS of {pid}"))
 }
 
+/// Busy CPU time of the whole machine (all cores, `/proc/stat`), in clock ticks.
+pub(crate) fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else {
+        return 0;
+    };
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is included in user).
+    let total: u64 = v.iter().take(8).sum();
+    total - v.get(3).copied().unwrap_or(0) - v.get(4).copied().unwrap_or(0)
+}
+
 /// Clock ticks per second for `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux).
 pub(crate) fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")

@@ -118,6 +118,8 @@ pub(crate) struct LevelResult {
     pub(crate) first_server_warning: Option<String>,
     /// The load process (callers + mock agent) per call-second over the window, ms.
     pub(crate) load_cpu_ms_per_call_s: f64,
+    /// CPU used by other processes on the machine during the window, % of one core.
+    pub(crate) other_cpu_pct: f64,
     /// How late the simulated callers sent their frames (load-process saturation).
     pub(crate) send_lag: Dist,
 }
@@ -161,6 +163,7 @@ impl LevelResult {
                 "cpu_ms_per_call_s": round3(self.load_cpu_ms_per_call_s),
                 "send_lag_ms": self.send_lag.json(),
             },
+            "machine": {"other_processes_cpu_pct": (self.other_cpu_pct * 10.0).round() / 10.0},
         })
         .to_string()
     }
@@ -191,11 +194,11 @@ pub(crate) fn table(results: &[LevelResult]) -> String {
         ));
     }
     out.push('\n');
-    out.push_str("| calls | server CPU ms / call-s (steady, whole run) | server RSS KiB / call (peak − idle) | idle / peak RSS MiB | load CPU ms / call-s | load send lag p99 / max ms |\n");
-    out.push_str("|---:|---|---:|---|---:|---|\n");
+    out.push_str("| calls | server CPU ms / call-s (steady, whole run) | server RSS KiB / call (peak − idle) | idle / peak RSS MiB | load CPU ms / call-s | load send lag p99 / max ms | other processes' CPU |\n");
+    out.push_str("|---:|---|---:|---|---:|---|---:|\n");
     for r in results {
         out.push_str(&format!(
-            "| {} | {:.3}, {:.3} | {:.1} | {:.1} / {:.1} | {:.3} | {} / {} |\n",
+            "| {} | {:.3}, {:.3} | {:.1} | {:.1} / {:.1} | {:.3} | {} / {} | {:.0}% |\n",
             r.calls,
             r.cpu_ms_per_call_s,
             r.cpu_ms_per_call_s_total,
@@ -205,6 +208,7 @@ pub(crate) fn table(results: &[LevelResult]) -> String {
             r.load_cpu_ms_per_call_s,
             ms(r.send_lag.p99_ms),
             ms(r.send_lag.max_ms),
+            r.other_cpu_pct,
         ));
     }
     out
