@@ -191,8 +191,9 @@ where
     let control_timeout = config.control_timeout;
     let mut call = Call::new(config, caller.format(), now());
 
-    let mut connect = Box::pin(connect_agent);
-    let mut connecting = true;
+    // Dropped as soon as it has resolved (a connection future can be large: TLS and
+    // WebSocket handshakes), not at the end of the call.
+    let mut connect = Some(Box::pin(connect_agent));
     let mut agent: Option<A> = None;
     let mut caller_side = Side::default();
     let mut agent_side = Side::default();
@@ -212,6 +213,10 @@ where
     let agent_reads = Gate::new();
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
     let shutdown_gate = Gate::new();
+    // The side that just delivered an event (it may have more already buffered, with no new
+    // wake-up coming), and how many events were read in a row without a flush.
+    let mut more: Option<Which> = None;
+    let mut batched = 0;
 
     let summary = loop {
         // Drain every output; sending can fail, which produces more outputs.
@@ -301,6 +306,44 @@ where
                     Output::Finished(summary) => finished = Some(summary),
                 }
             }
+            // Everything else a side already sent goes in before anything is flushed (one
+            // write for all of it: a burst of agent deltas, caller frames that queued up under
+            // load). The outputs of each event are fed as it is handled, so nothing piles up;
+            // nothing waits for data that has not arrived.
+            if let Some(which) = more.take()
+                && finished.is_none()
+                && batched < READ_BATCH
+            {
+                let ready = match which {
+                    Which::Caller if !caller_side.eof => {
+                        match poll_once(caller_reads.read(Some(&mut caller), caller_recv::<C>))
+                            .await
+                        {
+                            Poll::Ready(event) => {
+                                on_caller_event(&mut call, &mut caller_side, event);
+                                true
+                            }
+                            Poll::Pending => false,
+                        }
+                    }
+                    Which::Agent if !agent_side.eof => {
+                        match poll_once(agent_reads.read(agent.as_mut(), agent_recv::<A>)).await {
+                            Poll::Ready(event) => {
+                                on_agent_event(&mut call, &mut agent_side, event);
+                                true
+                            }
+                            Poll::Pending => false,
+                        }
+                    }
+                    Which::Caller | Which::Agent => false,
+                };
+                if ready {
+                    batched += 1;
+                    more = Some(which);
+                    continue;
+                }
+            }
+            batched = 0;
             let (caller_err, agent_err) = flush_both(
                 &mut caller,
                 agent.as_mut(),
@@ -342,8 +385,11 @@ where
                 shutdown_seen = true;
                 call.shutdown(now());
             }
-            connected = &mut connect, if connecting => {
-                connecting = false;
+            connected = std::future::poll_fn(|cx| match connect.as_mut() {
+                Some(connecting) => connecting.as_mut().poll(cx),
+                None => Poll::Pending,
+            }), if connect.is_some() => {
+                connect = None;
                 match connected {
                     Ok(endpoint) => {
                         let capabilities = endpoint.capabilities();
@@ -355,29 +401,11 @@ where
             }
             event = caller_reads.read(Some(&mut caller), caller_recv::<C>), if !caller_side.eof => {
                 on_caller_event(&mut call, &mut caller_side, event);
-                // Everything else the caller already sent (it may be buffered without a new
-                // wake-up) goes in before anything is flushed: one write for all of it.
-                for _ in 1..READ_BATCH {
-                    if caller_side.eof {
-                        break;
-                    }
-                    match poll_once(caller_reads.read(Some(&mut caller), caller_recv::<C>)).await {
-                        Poll::Ready(event) => on_caller_event(&mut call, &mut caller_side, event),
-                        Poll::Pending => break,
-                    }
-                }
+                more = Some(Which::Caller);
             }
             event = agent_reads.read(agent.as_mut(), agent_recv::<A>), if agent_readable => {
                 on_agent_event(&mut call, &mut agent_side, event);
-                for _ in 1..READ_BATCH {
-                    if agent_side.eof {
-                        break;
-                    }
-                    match poll_once(agent_reads.read(agent.as_mut(), agent_recv::<A>)).await {
-                        Poll::Ready(event) => on_agent_event(&mut call, &mut agent_side, event),
-                        Poll::Pending => break,
-                    }
-                }
+                more = Some(Which::Agent);
             }
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 Ok((id, (call_id, output))) => {
@@ -443,8 +471,15 @@ fn agent_recv<A: AgentEndpoint>(
     agent.recv()
 }
 
-/// Most events read in one go from one side before the outputs are flushed.
+/// Most events read in a row from one side before the outputs are flushed.
 const READ_BATCH: usize = 16;
+
+/// One of the two sides.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Caller,
+    Agent,
+}
 
 fn on_caller_event(
     call: &mut Call,
