@@ -96,7 +96,10 @@ where
         config: call_config(config),
         shutdown: state.calls.end_all.child_token(),
     };
-    let connect = connect_agent(Arc::clone(&state), info.clone(), clock);
+    // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
+    // otherwise be stored in the call's future for the whole call; the driver drops the box
+    // once the agent is connected.
+    let connect = Box::pin(connect_agent(Arc::clone(&state), info.clone(), clock));
     let mut observer = Observer {
         backend: backend.as_str(),
     };
