@@ -220,7 +220,7 @@ impl Call {
             config,
             caller_format,
             started_at: now,
-            out: VecDeque::with_capacity(32),
+            out: VecDeque::with_capacity(16),
             finished: false,
             info: None,
             last_caller_media: now,
