@@ -197,9 +197,12 @@ impl Server {
         });
         let shutdown = CancellationToken::new();
         if let Some(handle) = metrics {
+            // Histograms keep every sample until upkeep folds them into buckets: with a relay
+            // sample per frame, the period sets how much memory each call holds (~16 bytes x
+            // 100 samples/s); every second it is ~1.6 KiB per call.
             tokio::spawn(crate::metrics::upkeep(
                 handle,
-                Duration::from_secs(5),
+                Duration::from_secs(1),
                 shutdown.child_token(),
             ));
         }

@@ -58,10 +58,12 @@ pub fn endpoint(openai: &OpenAiConfig) -> Result<Endpoint, String> {
 /// buffer. tungstenite zero-fills its whole read buffer before every read, so the default
 /// 128 KiB cost a 128 KiB `memset` per read (a sixth of the server's CPU under load) and
 /// made every page of it resident (~128 KiB per call); audio deltas are a few KiB, and a
-/// larger message is still read whole (the buffer grows to fit it).
+/// larger message is still read whole (the buffer grows to fit it). Queued writes go out
+/// once 8 KiB are waiting, so the write buffer (which never shrinks) stays small.
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE))
 }

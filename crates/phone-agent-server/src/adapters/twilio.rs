@@ -37,10 +37,13 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// buffers keep memory per call low and cap what a misbehaving peer can make us hold. The
 /// 2 KiB read buffer holds five media messages; tungstenite zero-fills it before every
 /// read (twice per received message), so smaller is cheaper, and a larger message is still
-/// read whole.
+/// read whole. Writes go out once 8 KiB are queued (a burst of agent audio), so the write
+/// buffer — which never shrinks — stays small; a media message and its mark still leave in
+/// one write.
 pub fn websocket_config() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(2 * 1024)
+        .write_buffer_size(8 * 1024)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024))
 }
