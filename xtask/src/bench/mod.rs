@@ -15,8 +15,9 @@
 //! latency (the agent's `speech_started` sent → the caller received `clear`), first-audio
 //! latency (`start` sent → first agent audio), frames lost/duplicated/reordered, failed calls,
 //! the server's CPU per call-second (`/proc/<pid>/stat` utime + stime, over the window in which
-//! every call is up) and peak RSS per call (`VmHWM` minus the idle baseline), the load
-//! process's own CPU and how late it sent frames — then a table and one JSON line per level.
+//! every call is up) and peak RSS per call (`VmHWM` minus the idle baseline, which is taken
+//! after four short warm-up calls), the load process's own CPU and how late it sent frames —
+//! then a table and one JSON line per level.
 //!
 //! Nothing here asserts timings: the numbers are reported (BENCHMARKS.md), never tested.
 
@@ -45,6 +46,9 @@ use stats::{Dist, Frames, LevelResult};
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
 /// The Twilio auth token the server checks signatures with.
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+/// Calls made before a level starts, and how long they last (see `run_level`).
+const WARM_UP_CALLS: u32 = 4;
+const WARM_UP: Duration = Duration::from_secs(3);
 /// The server's public URL (signatures are computed over it; nothing resolves it).
 const PUBLIC_URL: &str = "https://bench.phone-agent.invalid";
 
@@ -305,11 +309,6 @@ async fn run_level(
         .context("starting the mock agent")?;
     let server =
         ServerProcess::start(server_bin, workdir, &server_env(&mock, prompt, calls)).await?;
-    // Let the process settle, then take the idle baseline and reset its peak.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let baseline = server.stat()?;
-    let peak_reset = server::reset_peak(server.pid).is_ok();
-
     let sim = testkit::twilio::CallSimulator::new(&format!("http://{}", server.addr))
         .public_url(PUBLIC_URL)
         .auth_token(AUTH_TOKEN)
@@ -320,6 +319,34 @@ async fn run_level(
         AUTH_TOKEN.to_owned(),
         Arc::clone(&registry),
     ));
+
+    // Warm up with a few short calls (code pages, lazily built runtime and metrics state are
+    // part of the idle server, not of the calls), let it go idle, then take the baseline and
+    // reset the peak.
+    let warm_start = Instant::now();
+    let warm: Vec<_> = (0..WARM_UP_CALLS)
+        .map(|i| {
+            let slot = Arc::new(CallSlot::new(u32::MAX - i));
+            tokio::spawn(Box::pin(caller::run(
+                Arc::clone(&ctx),
+                slot,
+                testkit::sid::new_sid("CA"),
+                warm_start,
+                warm_start + WARM_UP,
+            )))
+        })
+        .collect();
+    for task in warm {
+        let _ = task.await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mock.live_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let baseline = server.stat()?;
+    let peak_reset = server::reset_peak(server.pid).is_ok();
+
     let t0 = Instant::now() + Duration::from_millis(100);
     let mut slots = Vec::with_capacity(calls);
     let mut tasks = Vec::with_capacity(calls);
