@@ -138,23 +138,92 @@ pub struct RealtimeAgent {
     sender: Sender,
     receiver: Receiver,
     interrupts_itself: bool,
-    ready: bool,
+    decoder: RealtimeDecoder,
     closed: bool,
     /// Events decoded but not returned yet.
     queued: VecDeque<AgentEvent>,
     clock: Arc<RelayClock>,
     audio_fed: bool,
-    /// Server events skipped because they could not be parsed.
-    skipped: u64,
 }
 
 impl std::fmt::Debug for RealtimeAgent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RealtimeAgent")
-            .field("ready", &self.ready)
+            .field("ready", &self.decoder.ready)
             .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
+}
+
+/// Turns OpenAI Realtime server events into [`AgentEvent`]s: the per-message half of
+/// [`RealtimeAgent`] without the socket (usable on its own, e.g. in benchmarks).
+///
+/// An audio delta is not copied: the event's audio is a slice of the message's buffer.
+/// `session.updated` becomes [`AgentEvent::Ready`] once; events that cannot be parsed are
+/// logged (the first at `warn`), counted and skipped; unknown events are ignored.
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use bridge_core::agent::AgentEvent;
+/// use phone_agent_server::adapters::realtime::RealtimeDecoder;
+///
+/// let mut decoder = RealtimeDecoder::default();
+/// let mut out = VecDeque::new();
+/// let delta = r#"{"type":"response.output_audio.delta","event_id":"e1","response_id":"r1","item_id":"i1","output_index":0,"content_index":0,"delta":"//////8="}"#;
+/// decoder.decode(&delta.into(), &mut out);
+/// let Some(AgentEvent::Audio { audio, .. }) = out.pop_front() else { panic!() };
+/// assert_eq!(audio.as_str(), "//////8=");
+/// ```
+#[derive(Debug, Default)]
+pub struct RealtimeDecoder {
+    ready: bool,
+    /// Server events skipped because they could not be parsed.
+    skipped: u64,
+}
+
+/// The text message for `command` (`None` for [`AgentCommand::Close`], which is no message).
+/// Audio is written with openai-realtime's `input_audio_buffer.append` writer (the base64
+/// text copied once, no JSON value).
+///
+/// ```
+/// use bridge_core::agent::AgentCommand;
+/// use bridge_core::format::Base64Audio;
+/// use phone_agent_server::adapters::realtime::encode_command;
+///
+/// let audio = Base64Audio::from_text("//////8=").unwrap();
+/// assert_eq!(
+///     encode_command(AgentCommand::Audio(audio)).as_deref(),
+///     Some(r#"{"type":"input_audio_buffer.append","audio":"//////8="}"#)
+/// );
+/// assert_eq!(encode_command(AgentCommand::Close), None);
+/// ```
+pub fn encode_command(command: AgentCommand) -> Option<String> {
+    Some(match command {
+        AgentCommand::Audio(audio) => {
+            let mut frame = String::with_capacity(audio.text_len() + 48);
+            rt::write_input_audio_append(&mut frame, audio.as_str());
+            frame
+        }
+        AgentCommand::Truncate {
+            item_id,
+            audio_end_ms,
+        } => ClientEvent::truncate(item_id, 0, audio_end_ms).to_json(),
+        AgentCommand::CancelResponse { response_id } => match response_id {
+            Some(id) => ClientEvent::response_cancel_id(id).to_json(),
+            None => ClientEvent::response_cancel().to_json(),
+        },
+        AgentCommand::ToolResult { call_id, output } => {
+            ClientEvent::item_create(Item::function_call_output(call_id, output)).to_json()
+        }
+        AgentCommand::AddContext { text } => {
+            ClientEvent::item_create(Item::system_text(text)).to_json()
+        }
+        AgentCommand::CreateResponse { instructions } => {
+            ClientEvent::response_create(instructions.map(ResponseCreateParams::instructions))
+                .to_json()
+        }
+        AgentCommand::Close => return None,
+    })
 }
 
 fn transport(e: TransportError) -> EndpointError {
@@ -190,17 +259,32 @@ impl RealtimeAgent {
             sender,
             receiver,
             interrupts_itself: openai.turn_detection.interrupts_itself(),
-            ready: false,
+            decoder: RealtimeDecoder::default(),
             closed: false,
             queued: VecDeque::new(),
             clock,
             audio_fed: false,
-            skipped: 0,
         })
     }
+}
 
-    /// Maps one text frame to zero or more seam events (pushed to `queued`).
-    fn on_text(&mut self, text: &tokio_tungstenite::tungstenite::Utf8Bytes) {
+impl RealtimeDecoder {
+    /// Whether `session.updated` (the session is ready) has been seen.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Events skipped so far because they could not be parsed.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Maps one server event (a text message) to zero or more seam events, pushed to `out`.
+    pub fn decode(
+        &mut self,
+        text: &tokio_tungstenite::tungstenite::Utf8Bytes,
+        out: &mut VecDeque<AgentEvent>,
+    ) {
         let event = match ServerEvent::parse(text.as_str()) {
             Ok(event) => event,
             Err(e) => {
@@ -214,7 +298,6 @@ impl RealtimeAgent {
                 return;
             }
         };
-        let out = &mut self.queued;
         match event {
             ServerEvent::OutputAudioDelta(delta) => {
                 let audio = match &delta.delta {
@@ -227,7 +310,6 @@ impl RealtimeAgent {
                 match audio {
                     Ok(audio) => {
                         tracing::trace!(bytes = audio.decoded_len(), "agent audio");
-                        self.clock.received(Direction::AgentToCaller);
                         out.push_back(AgentEvent::Audio {
                             audio,
                             response_id: Some(delta.response_id.into_owned()),
@@ -378,7 +460,17 @@ impl AgentEndpoint for RealtimeAgent {
             // Cancel-safe: `Receiver::recv` loses nothing when dropped, and everything after it
             // is synchronous.
             match self.receiver.recv().await? {
-                Ok(Incoming::Text(text)) => self.on_text(&text),
+                Ok(Incoming::Text(text)) => {
+                    let before = self.queued.len();
+                    self.decoder.decode(&text, &mut self.queued);
+                    if self
+                        .queued
+                        .range(before..)
+                        .any(|e| matches!(e, AgentEvent::Audio { .. }))
+                    {
+                        self.clock.received(Direction::AgentToCaller);
+                    }
+                }
                 Ok(Incoming::Close(reason)) => {
                     let reason =
                         reason.map_or_else(|| "closed by OpenAI".to_owned(), |r| r.to_string());
@@ -395,51 +487,28 @@ impl AgentEndpoint for RealtimeAgent {
         if self.closed {
             return Ok(());
         }
-        let text = match command {
-            AgentCommand::Audio(audio) => {
-                let mut frame = String::with_capacity(audio.text_len() + 48);
-                rt::write_input_audio_append(&mut frame, audio.as_str());
-                self.audio_fed = true;
-                frame
+        let audio = matches!(command, AgentCommand::Audio(_));
+        let Some(text) = encode_command(command) else {
+            // `Close`.
+            self.closed = true;
+            // Complete the closing handshake (bounded): dropping the socket with unread
+            // data would reset the connection and OpenAI could see a reset instead of our
+            // close. Best effort: the socket may already be gone.
+            match close_with_reason(
+                &mut self.sender,
+                &mut self.receiver,
+                1000,
+                "call ended",
+                CLOSE_HANDSHAKE_TIMEOUT,
+            )
+            .await
+            {
+                Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
+                Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
             }
-            AgentCommand::Truncate {
-                item_id,
-                audio_end_ms,
-            } => ClientEvent::truncate(item_id, 0, audio_end_ms).to_json(),
-            AgentCommand::CancelResponse { response_id } => match response_id {
-                Some(id) => ClientEvent::response_cancel_id(id).to_json(),
-                None => ClientEvent::response_cancel().to_json(),
-            },
-            AgentCommand::ToolResult { call_id, output } => {
-                ClientEvent::item_create(Item::function_call_output(call_id, output)).to_json()
-            }
-            AgentCommand::AddContext { text } => {
-                ClientEvent::item_create(Item::system_text(text)).to_json()
-            }
-            AgentCommand::CreateResponse { instructions } => {
-                ClientEvent::response_create(instructions.map(ResponseCreateParams::instructions))
-                    .to_json()
-            }
-            AgentCommand::Close => {
-                self.closed = true;
-                // Complete the closing handshake (bounded): dropping the socket with unread
-                // data would reset the connection and OpenAI could see a reset instead of our
-                // close. Best effort: the socket may already be gone.
-                match close_with_reason(
-                    &mut self.sender,
-                    &mut self.receiver,
-                    1000,
-                    "call ended",
-                    CLOSE_HANDSHAKE_TIMEOUT,
-                )
-                .await
-                {
-                    Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
-                    Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
-                }
-                return Ok(());
-            }
+            return Ok(());
         };
+        self.audio_fed |= audio;
         self.sender.feed_text(text).await.map_err(transport)
     }
 

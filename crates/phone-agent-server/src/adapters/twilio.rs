@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use twilio_media::stream::{self, Event, Track};
 
 use super::{Direction, RelayClock};
@@ -62,25 +62,78 @@ pub enum StartError {
 /// The Twilio Media Streams caller endpoint.
 pub struct TwilioCaller<S> {
     ws: WebSocketStream<S>,
-    stream_sid: Option<String>,
+    decoder: TwilioDecoder,
     /// A `start` read by [`Self::wait_for_start`], replayed by the first `recv`.
     replay_start: Option<CallerInfo>,
     clock: Arc<RelayClock>,
     /// An audio frame was fed since the last flush (for the relay latency metric).
     audio_fed: bool,
     closed: bool,
-    /// Frames skipped because they could not be used (malformed, unknown, bad payload).
-    skipped: u64,
 }
 
 impl<S> std::fmt::Debug for TwilioCaller<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TwilioCaller")
-            .field("stream_sid", &self.stream_sid)
+            .field("stream_sid", &self.decoder.stream_sid)
             .field("closed", &self.closed)
-            .field("skipped", &self.skipped)
+            .field("skipped", &self.decoder.skipped)
             .finish_non_exhaustive()
     }
+}
+
+/// Turns the text messages of one Media Stream into [`CallerEvent`]s: the per-message half of
+/// [`TwilioCaller`] without the socket (usable on its own, e.g. in benchmarks).
+///
+/// Malformed messages, bad payloads, media before `start` or on another track, a second
+/// `start`, bad DTMF digits and unknown events are skipped: logged (the first at `warn`, the
+/// rest at `debug`), counted, and `decode` returns `None`. A `media` payload is not copied:
+/// the event's audio is a slice of the message's buffer.
+///
+/// ```
+/// use bridge_core::caller::CallerEvent;
+/// use phone_agent_server::adapters::twilio::TwilioDecoder;
+///
+/// let mut decoder = TwilioDecoder::default();
+/// let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound"],"customParameters":{},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+/// assert!(matches!(decoder.decode(&start.into()), Some(CallerEvent::Started(_))));
+/// let media = r#"{"event":"media","sequenceNumber":"2","media":{"track":"inbound","chunk":"1","timestamp":"0","payload":"//////8="},"streamSid":"MZ1"}"#;
+/// let Some(CallerEvent::Audio(audio)) = decoder.decode(&media.into()) else { panic!() };
+/// assert_eq!(audio.as_str(), "//////8=");
+/// assert_eq!(decoder.decode(&"not json".into()), None);
+/// assert_eq!(decoder.skipped(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct TwilioDecoder {
+    stream_sid: Option<String>,
+    /// Messages skipped because they could not be used (malformed, unknown, bad payload).
+    skipped: u64,
+}
+
+/// Writes the Twilio message for `command` on stream `stream_sid` into `out` (cleared
+/// first); `false` for [`CallerCommand::Close`], which is no message.
+///
+/// ```
+/// use bridge_core::caller::{CallerCommand, MarkId};
+/// use phone_agent_server::adapters::twilio::encode_command;
+///
+/// let mut out = String::new();
+/// assert!(encode_command("MZ1", &CallerCommand::Mark(MarkId(7)), &mut out));
+/// assert_eq!(out, r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m7"}}"#);
+/// assert!(!encode_command("MZ1", &CallerCommand::Close, &mut out));
+/// ```
+pub fn encode_command(stream_sid: &str, command: &CallerCommand, out: &mut String) -> bool {
+    out.clear();
+    match command {
+        CallerCommand::Audio(audio) => stream::write_media(out, stream_sid, audio.as_str()),
+        CallerCommand::Mark(id) => {
+            let mut name = String::with_capacity(12);
+            mark_name(*id, &mut name);
+            stream::write_mark(out, stream_sid, &name);
+        }
+        CallerCommand::Clear => stream::write_clear(out, stream_sid),
+        CallerCommand::Close => return false,
+    }
+    true
 }
 
 /// The wire name of a mark.
@@ -108,12 +161,11 @@ where
     pub fn new(ws: WebSocketStream<S>, clock: Arc<RelayClock>) -> Self {
         TwilioCaller {
             ws,
-            stream_sid: None,
+            decoder: TwilioDecoder::default(),
             replay_start: None,
             clock,
             audio_fed: false,
             closed: false,
-            skipped: 0,
         }
     }
 
@@ -169,16 +221,6 @@ where
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, handshake).await;
     }
 
-    fn skip(&mut self, what: &str, detail: &dyn std::fmt::Display) {
-        self.skipped += 1;
-        crate::metrics::error("twilio_frame_skipped");
-        if self.skipped == 1 {
-            tracing::warn!(what, %detail, "skipping a Twilio stream message (further ones are logged at debug)");
-        } else {
-            tracing::debug!(what, %detail, "skipping a Twilio stream message");
-        }
-    }
-
     /// The next event from the socket (no replay).
     async fn next_event(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
         loop {
@@ -194,111 +236,137 @@ where
                     continue; // tungstenite answers the close; the next read returns None.
                 }
                 Message::Binary(_) => {
-                    self.skip("binary frame", &"Twilio only sends text frames");
+                    self.decoder
+                        .skip("binary frame", &"Twilio only sends text frames");
                     continue;
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
-            let event = match stream::parse(text.as_str()) {
-                Ok(event) => event,
-                Err(e) => {
-                    self.skip("malformed message", &e);
-                    continue;
+            if let Some(event) = self.decoder.decode(&text) {
+                if matches!(event, CallerEvent::Audio(_)) {
+                    self.clock.received(Direction::CallerToAgent);
                 }
-            };
-            match event {
-                Event::Media(media) => {
-                    if self.stream_sid.is_none() {
-                        self.skip("media before start", &"ignored");
-                        continue;
-                    }
-                    if media.track != Track::Inbound {
-                        self.skip("media on another track", &media.track.as_str());
-                        continue;
-                    }
-                    let payload = match media.borrowed_payload() {
-                        Some(p) => {
-                            let frame = Bytes::from(text.clone());
-                            Base64Audio::from_shared(frame.slice_ref(p.as_bytes()))
-                        }
-                        None => Base64Audio::from_text(&media.payload),
-                    };
-                    match payload {
-                        Ok(audio) => {
-                            tracing::trace!(
-                                bytes = audio.decoded_len(),
-                                chunk = media.chunk,
-                                "caller audio"
-                            );
-                            self.clock.received(Direction::CallerToAgent);
-                            return Some(Ok(CallerEvent::Audio(audio)));
-                        }
-                        Err(e) => {
-                            self.skip("bad media payload", &e);
-                            continue;
-                        }
-                    }
+                return Some(Ok(event));
+            }
+        }
+    }
+}
+
+impl TwilioDecoder {
+    /// The event `text` (one message of the stream) carries, or `None` when it is skipped
+    /// (see the type's docs).
+    pub fn decode(&mut self, text: &Utf8Bytes) -> Option<CallerEvent> {
+        let event = match stream::parse(text.as_str()) {
+            Ok(event) => event,
+            Err(e) => {
+                self.skip("malformed message", &e);
+                return None;
+            }
+        };
+        match event {
+            Event::Media(media) => {
+                if self.stream_sid.is_none() {
+                    self.skip("media before start", &"ignored");
+                    return None;
                 }
-                Event::Mark(mark) => match parse_mark_name(&mark.name) {
-                    Some(id) => return Some(Ok(CallerEvent::MarkPlayed(id))),
-                    None => {
-                        tracing::debug!("ignoring the echo of a mark we did not send");
-                        continue;
+                if media.track != Track::Inbound {
+                    self.skip("media on another track", &media.track.as_str());
+                    return None;
+                }
+                let payload = match media.borrowed_payload() {
+                    Some(p) => {
+                        let frame = Bytes::from(text.clone());
+                        Base64Audio::from_shared(frame.slice_ref(p.as_bytes()))
                     }
-                },
-                Event::Start(start) => {
-                    if self.stream_sid.is_some() {
-                        self.skip("second start", &"ignored");
-                        continue;
-                    }
-                    if !start.media_format.is_mulaw_8k_mono() {
-                        tracing::warn!(
-                            encoding = %start.media_format.encoding,
-                            sample_rate = start.media_format.sample_rate,
-                            "unexpected media format; treating the audio as 8 kHz μ-law"
+                    None => Base64Audio::from_text(&media.payload),
+                };
+                match payload {
+                    Ok(audio) => {
+                        tracing::trace!(
+                            bytes = audio.decoded_len(),
+                            chunk = media.chunk,
+                            "caller audio"
                         );
+                        Some(CallerEvent::Audio(audio))
                     }
-                    let info = CallerInfo {
-                        call_id: start.call_sid.as_str().to_owned(),
-                        stream_id: start.stream_sid.as_str().to_owned(),
-                        account_id: Some(start.account_sid.as_str().to_owned()),
-                        parameters: start
-                            .custom_parameters
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                            .collect(),
-                    };
-                    self.stream_sid = Some(info.stream_id.clone());
-                    return Some(Ok(CallerEvent::Started(info)));
-                }
-                Event::Dtmf(dtmf) => {
-                    let mut chars = dtmf.digit.chars();
-                    match (chars.next(), chars.next()) {
-                        (Some(c), None)
-                            if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') =>
-                        {
-                            return Some(Ok(CallerEvent::Dtmf(c)));
-                        }
-                        _ => {
-                            self.skip("bad dtmf digit", &"not one of 0-9 * # A-D");
-                            continue;
-                        }
+                    Err(e) => {
+                        self.skip("bad media payload", &e);
+                        None
                     }
-                }
-                Event::Stop(_) => return Some(Ok(CallerEvent::Hangup)),
-                Event::Connected(c) => {
-                    tracing::debug!(protocol = %c.protocol, version = %c.version, "Twilio stream connected");
-                    continue;
-                }
-                Event::Unknown { event, .. } => {
-                    self.skip("unknown event", &event);
-                    continue;
-                }
-                other => {
-                    self.skip("unhandled event", &other.name());
-                    continue;
                 }
             }
+            Event::Mark(mark) => match parse_mark_name(&mark.name) {
+                Some(id) => Some(CallerEvent::MarkPlayed(id)),
+                None => {
+                    tracing::debug!("ignoring the echo of a mark we did not send");
+                    None
+                }
+            },
+            Event::Start(start) => {
+                if self.stream_sid.is_some() {
+                    self.skip("second start", &"ignored");
+                    return None;
+                }
+                if !start.media_format.is_mulaw_8k_mono() {
+                    tracing::warn!(
+                        encoding = %start.media_format.encoding,
+                        sample_rate = start.media_format.sample_rate,
+                        "unexpected media format; treating the audio as 8 kHz μ-law"
+                    );
+                }
+                let info = CallerInfo {
+                    call_id: start.call_sid.as_str().to_owned(),
+                    stream_id: start.stream_sid.as_str().to_owned(),
+                    account_id: Some(start.account_sid.as_str().to_owned()),
+                    parameters: start
+                        .custom_parameters
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                };
+                self.stream_sid = Some(info.stream_id.clone());
+                Some(CallerEvent::Started(info))
+            }
+            Event::Dtmf(dtmf) => {
+                let mut chars = dtmf.digit.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => {
+                        Some(CallerEvent::Dtmf(c))
+                    }
+                    _ => {
+                        self.skip("bad dtmf digit", &"not one of 0-9 * # A-D");
+                        None
+                    }
+                }
+            }
+            Event::Stop(_) => Some(CallerEvent::Hangup),
+            Event::Connected(c) => {
+                tracing::debug!(protocol = %c.protocol, version = %c.version, "Twilio stream connected");
+                None
+            }
+            Event::Unknown { event, .. } => {
+                self.skip("unknown event", &event);
+                None
+            }
+            other => {
+                self.skip("unhandled event", &other.name());
+                None
+            }
+        }
+    }
+
+    /// Messages skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn skip(&mut self, what: &str, detail: &dyn std::fmt::Display) {
+        self.skipped += 1;
+        crate::metrics::error("twilio_frame_skipped");
+        if self.skipped == 1 {
+            tracing::warn!(what, %detail, "skipping a Twilio stream message (further ones are logged at debug)");
+        } else {
+            tracing::debug!(what, %detail, "skipping a Twilio stream message");
         }
     }
 }
@@ -353,29 +421,24 @@ where
         if self.closed {
             return Ok(());
         }
-        let Some(sid) = self.stream_sid.as_deref() else {
+        let Some(sid) = self.decoder.stream_sid.as_deref() else {
             // Nothing can be addressed to a stream that has not started.
             if command == CallerCommand::Close {
                 self.close_with(CloseCode::Normal, "call ended").await;
             }
             return Ok(());
         };
-        let mut frame = String::new();
-        match &command {
-            CallerCommand::Audio(audio) => {
-                stream::write_media(&mut frame, sid, audio.as_str());
-                self.audio_fed = true;
-            }
-            CallerCommand::Mark(id) => {
-                let mut name = String::with_capacity(12);
-                mark_name(*id, &mut name);
-                stream::write_mark(&mut frame, sid, &name);
-            }
-            CallerCommand::Clear => stream::write_clear(&mut frame, sid),
-            CallerCommand::Close => {
-                self.close_with(CloseCode::Normal, "call ended").await;
-                return Ok(());
-            }
+        let capacity = match &command {
+            CallerCommand::Audio(audio) => audio.text_len() + sid.len() + 64,
+            _ => sid.len() + 64,
+        };
+        let mut frame = String::with_capacity(capacity);
+        if !encode_command(sid, &command, &mut frame) {
+            self.close_with(CloseCode::Normal, "call ended").await;
+            return Ok(());
+        }
+        if matches!(command, CallerCommand::Audio(_)) {
+            self.audio_fed = true;
         }
         self.ws.feed(Message::text(frame)).await.map_err(send_error)
     }
