@@ -143,7 +143,7 @@ pub enum Track {
 }
 
 impl Track {
-    fn from_wire(s: &str) -> Self {
+    pub(super) fn from_wire(s: &str) -> Self {
         match s {
             "inbound" | "inbound_track" => Self::Inbound,
             "outbound" | "outbound_track" => Self::Outbound,
@@ -393,6 +393,19 @@ impl<'a> Event<'a> {
 /// # Ok::<(), twilio_media::stream::StreamError>(())
 /// ```
 pub fn parse(text: &str) -> Result<Event<'_>, StreamError> {
+    // `media` and `mark` (the per-frame messages) in Twilio's exact layout skip serde; the
+    // result is the same (see `fast`).
+    if let Some(media) = super::fast::media(text) {
+        return Ok(Event::Media(media));
+    }
+    if let Some(mark) = super::fast::mark(text) {
+        return Ok(Event::Mark(mark));
+    }
+    parse_general(text)
+}
+
+/// [`parse`] without the fast path.
+pub(super) fn parse_general(text: &str) -> Result<Event<'_>, StreamError> {
     match parse_with(text, Tag::Unseen) {
         Ok(event) => Ok(event),
         Err(Failure::Report(error)) => Err(error),

@@ -39,6 +39,7 @@
 //! # Ok::<(), twilio_media::stream::StreamError>(())
 //! ```
 
+mod fast;
 mod inbound;
 mod outbound;
 
