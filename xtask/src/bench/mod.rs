@@ -73,6 +73,11 @@ pub(crate) struct BenchArgs {
     /// Use the existing release build (skip `cargo build --release`).
     #[arg(long)]
     no_build: bool,
+    /// Before each level, wait (at most this long, e.g. `5m`) until the rest of the machine
+    /// has been idle for 3 s (other processes below 10% of a core): on a shared machine the
+    /// load of others skews latencies.
+    #[arg(long, value_parser = parse_duration)]
+    wait_idle: Option<Duration>,
     /// Benchmark this server binary instead of `target/release/phone-agent-server` (e.g. a
     /// saved build, to compare before and after a change).
     #[arg(long)]
@@ -200,6 +205,9 @@ async fn run_levels(
             duration.as_secs_f64(),
             ramp.as_secs_f64()
         );
+        if let Some(limit) = args.wait_idle {
+            wait_idle(limit).await;
+        }
         let result = run_level(server_bin, &workdir, &prompt_path, calls, duration, ramp).await?;
         eprintln!("{}", result.json_line());
         if let Some(path) = &args.json {
@@ -229,6 +237,33 @@ async fn run_levels(
         }
     }
     Ok(())
+}
+
+/// Waits until other processes used under 10% of a core for 3 s in a row, or `limit`.
+async fn wait_idle(limit: Duration) {
+    let ticks_per_s = server::clock_ticks() as f64;
+    let deadline = Instant::now() + limit;
+    let window = Duration::from_secs(3);
+    loop {
+        let (m0, s0) = (server::machine_busy_ticks(), self_cpu_ticks());
+        tokio::time::sleep(window).await;
+        let (m1, s1) = (server::machine_busy_ticks(), self_cpu_ticks());
+        let other = (m1 - m0).saturating_sub(s1 - s0) as f64 / ticks_per_s / window.as_secs_f64();
+        if other < 0.10 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            eprintln!(
+                "warning: the machine is still busy ({:.0}% of a core used by other processes); running anyway",
+                other * 100.0
+            );
+            return;
+        }
+        eprintln!(
+            "    waiting for an idle machine ({:.0}% of a core used by other processes)",
+            other * 100.0
+        );
+    }
 }
 
 fn check_fd_limit(calls: usize) -> anyhow::Result<()> {
@@ -519,6 +554,7 @@ mod tests {
         assert_eq!(a.levels, vec![100, 500, 1000]);
         assert_eq!(a.duration, Duration::from_secs(20));
         assert!(!a.quick && !a.no_build && a.ramp.is_none() && a.json.is_none());
+        assert!(a.wait_idle.is_none());
         let a = parse(&[
             "--levels",
             "100,500",
