@@ -52,12 +52,12 @@
 //! call.handle_agent(AgentEvent::Ready, t0);
 //! while call.poll_output().is_some() {} // observer events
 //!
-//! // The agent speaks 40 ms: two pieces, each followed by its mark.
+//! // The agent speaks 200 ms: two 100 ms pieces, each followed by its mark.
 //! let t1 = t0 + Duration::from_millis(100);
 //! call.handle_agent(AgentEvent::ResponseStarted { response_id: "r1".into() }, t1);
 //! call.handle_agent(
 //!     AgentEvent::Audio {
-//!         audio: Base64Audio::encode(&[0xFF; 320]),
+//!         audio: Base64Audio::encode(&[0xFF; 1600]),
 //!         response_id: Some("r1".into()),
 //!         item_id: Some("item1".into()),
 //!     },
@@ -67,13 +67,14 @@
 //! assert_eq!(sent.len(), 4);
 //! assert_eq!(sent[1], Output::Caller(CallerCommand::Mark(MarkId(1))));
 //!
-//! // The caller heard the first piece (20.25 ms), then started talking.
-//! call.handle_caller(CallerEvent::MarkPlayed(MarkId(1)), t1 + Duration::from_millis(20));
-//! call.handle_agent(AgentEvent::SpeechStarted, t1 + Duration::from_millis(25));
+//! // The caller heard the first piece (its echo after 130 ms: a 30 ms round trip), and the
+//! // second for another 30 ms, then started talking: truncated at 130 ms.
+//! call.handle_caller(CallerEvent::MarkPlayed(MarkId(1)), t1 + Duration::from_millis(130));
+//! call.handle_agent(AgentEvent::SpeechStarted, t1 + Duration::from_millis(160));
 //! assert_eq!(call.poll_output(), Some(Output::Caller(CallerCommand::Clear)));
 //! assert_eq!(
 //!     call.poll_output(),
-//!     Some(Output::Agent(AgentCommand::Truncate { item_id: "item1".into(), audio_end_ms: 20 }))
+//!     Some(Output::Agent(AgentCommand::Truncate { item_id: "item1".into(), audio_end_ms: 130 }))
 //! );
 //! assert!(call.poll_timeout().is_some()); // timers: inactivity, idle, max duration
 //! ```

@@ -87,15 +87,18 @@ fn barge_in_during_the_first_chunk() {
                 "C mark 3",
             ],
         ),
-        // The caller heard the first piece: 162 bytes = 20.25 ms.
+        // The caller heard the first piece: 162 bytes = 20.25 ms. Sent to an empty queue,
+        // its echo measures the round trip: 25 − 20.25 = 4.75 ms.
         (125, echo(1), &[]),
+        // The second piece was forwarded long enough before that echo (a round trip plus the
+        // 20 ms margin) to have been playing since: 5 ms of it are heard too.
         (
             130,
             speech_started(),
             &[
                 "C clear",
-                "A truncate i1 @20",
-                "event barge-in cleared=2 [i1:sent=60,played=20,end=20]",
+                "A truncate i1 @25",
+                "event barge-in cleared=2 [i1:sent=60,played=25(confirmed 20),end=25]",
             ],
         ),
         // Deltas still in flight from the interrupted response are dropped.
@@ -218,7 +221,8 @@ fn fully_played_items_are_not_truncated_but_later_ones_are() {
             agent_audio("r1", "b", 3, 160),
             &["C audio 160 #03", "C mark 3"],
         ),
-        // Item a fully heard, b heard up to 20 ms.
+        // Item a fully heard (round trip 0), b confirmed up to 20 ms, and its second piece,
+        // queued long before, playing for 10 ms since.
         (20, echo(1), &[]),
         (40, echo(2), &[]),
         (
@@ -226,8 +230,8 @@ fn fully_played_items_are_not_truncated_but_later_ones_are() {
             speech_started(),
             &[
                 "C clear",
-                "A truncate b @20",
-                "event barge-in cleared=1 [b:sent=40,played=20,end=20]",
+                "A truncate b @30",
+                "event barge-in cleared=1 [b:sent=40,played=30(confirmed 20),end=30]",
             ],
         ),
     ]);
@@ -276,8 +280,9 @@ fn agent_that_does_not_interrupt_itself_is_cancelled() {
             &[
                 "C clear",
                 "A cancel r1",
-                "A truncate i1 @20",
-                "event barge-in cleared=1 [i1:sent=40,played=20,end=20] cancelled=r1",
+                "A truncate i1 @24",
+                "event barge-in cleared=1 [i1:sent=40,played=24(confirmed 20),end=24] \
+                 cancelled=r1",
             ],
         ),
         (26, agent_audio("r1", "i1", 2, 160), &[]),

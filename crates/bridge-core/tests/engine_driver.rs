@@ -182,6 +182,8 @@ fn config() -> CallConfig {
     CallConfig {
         idle: None,
         caller_inactivity_timeout: None,
+        // These tests count 20 ms pieces, one mark each.
+        mark_interval: std::time::Duration::from_millis(20),
         ..CallConfig::default()
     }
 }

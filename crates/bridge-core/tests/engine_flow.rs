@@ -298,13 +298,14 @@ fn transcoding_path_when_formats_differ() {
         ]
     );
     s.step(45, echo(1));
-    // Positions are in agent samples: one 20 ms piece heard.
+    // Positions are in agent samples (24 kHz): one 20 ms piece confirmed (a 5 ms round
+    // trip), and 5 ms of the next one, queued long before, interpolated at real time.
     assert_eq!(
         s.step(50, speech_started()),
         [
             "C clear",
-            "A truncate i1 @20",
-            "event barge-in cleared=2 [i1:sent=60,played=20,end=20]"
+            "A truncate i1 @25",
+            "event barge-in cleared=2 [i1:sent=60,played=25(confirmed 20),end=25]"
         ]
     );
 }

@@ -128,6 +128,7 @@ pub(crate) fn call_config(config: &Config) -> CallConfig {
         greeting,
         idle,
         dtmf: config.agent.dtmf,
+        mark_interval: config.agent.mark_interval,
         max_duration: Some(config.agent.max_call_duration),
         caller_inactivity_timeout: Some(config.agent.media_inactivity_timeout),
         agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),
@@ -330,6 +331,9 @@ fn log_summary(summary: &CallSummary) {
         caller_audio_ms = summary.caller_audio_ms,
         agent_audio_ms = summary.agent_audio_ms,
         late_audio_dropped_ms = summary.late_audio_dropped_ms,
+        playout_round_trip_ms = summary
+            .playout_round_trip
+            .map(|rtt| rtt.as_secs_f64() * 1e3),
         "call ended"
     );
 }

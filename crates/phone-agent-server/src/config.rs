@@ -330,6 +330,9 @@ pub struct AgentConfig {
     pub idle_reprompt: Option<String>,
     /// What keypad presses do.
     pub dtmf: DtmfMode,
+    /// The longest piece of agent audio sent to Twilio before a mark (see
+    /// [`bridge_core::engine::CallConfig::mark_interval`]).
+    pub mark_interval: Duration,
 }
 
 /// OpenAI Realtime settings.
@@ -535,6 +538,7 @@ struct RawAgent {
     idle_timeout_secs: u64,
     idle_reprompt: String,
     dtmf: String,
+    mark_interval_ms: u64,
 }
 
 /// The default greeting instructions.
@@ -558,6 +562,7 @@ impl Default for RawAgent {
             idle_timeout_secs: 20,
             idle_reprompt: DEFAULT_IDLE_REPROMPT.into(),
             dtmf: "forward".into(),
+            mark_interval_ms: 100,
         }
     }
 }
@@ -1063,6 +1068,12 @@ impl Config {
                 ));
             }
         };
+        if !(20..=1000).contains(&raw.agent.mark_interval_ms) {
+            return Err(invalid(
+                "agent.mark_interval_ms",
+                "must be between 20 and 1000",
+            ));
+        }
         let idle_timeout = match raw.agent.idle_timeout_secs {
             0 => None,
             s => Some(Duration::from_secs(s)),
@@ -1079,6 +1090,7 @@ impl Config {
             idle_reprompt: non_empty(raw.agent.idle_reprompt)
                 .filter(|r| !r.eq_ignore_ascii_case("off")),
             dtmf,
+            mark_interval: Duration::from_millis(raw.agent.mark_interval_ms),
         };
 
         // --- echo

@@ -47,11 +47,15 @@ impl Default for IdleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallConfig {
     /// Maximum duration of one forwarded piece of agent audio; each piece is followed by its
-    /// own mark, so the played position is known to within one piece. Pieces are cut without
-    /// decoding, on whole base64 groups (3 bytes) and whole samples, so the limit is rounded up
-    /// to the next such boundary (20 ms of μ-law = 160 bytes → at most 162 bytes, 20.25 ms; a
+    /// own mark. Echoes confirm the played position piece by piece and the engine interpolates
+    /// at real time within the piece playing (see [`super`]), so a barge-in is placed to within
+    /// a few milliseconds while the audio flows; the interval bounds the error where
+    /// interpolation is not possible (the first piece of an answer, an underrun) and costs one
+    /// echo (a message in, on the caller's socket) per piece. Pieces are cut without decoding,
+    /// on whole base64 groups (3 bytes) and whole samples, so the limit is rounded up to the
+    /// next such boundary (20 ms of μ-law = 160 bytes → at most 162 bytes, 20.25 ms; a
     /// 160-byte chunk stays one piece). A longer chunk is cut into equal pieces rather than full
-    /// pieces plus a sliver. Default 20 ms.
+    /// pieces plus a sliver. Default 100 ms.
     pub mark_interval: Duration,
     /// Caller audio kept while the agent is still connecting (before
     /// [`crate::agent::AgentEvent::Ready`]); beyond this the oldest audio is dropped and
@@ -85,7 +89,7 @@ pub struct CallConfig {
 impl Default for CallConfig {
     fn default() -> Self {
         CallConfig {
-            mark_interval: Duration::from_millis(20),
+            mark_interval: Duration::from_millis(100),
             pre_ready_buffer: Duration::from_secs(5),
             greeting: None,
             dtmf: DtmfMode::default(),

@@ -90,6 +90,9 @@ pub struct CallSummary {
     pub late_audio_dropped_ms: u64,
     /// Echoes of marks cleared by a barge-in, ignored.
     pub stale_mark_echoes: u32,
+    /// The round trip to the caller side's playout and back, as last estimated from mark
+    /// echoes (network both ways plus the caller side's start-up); `None` if never measured.
+    pub playout_round_trip: Option<Duration>,
 }
 
 /// One item cut short by a barge-in.
@@ -101,8 +104,12 @@ pub struct Truncation {
     pub item_id: Option<String>,
     /// Milliseconds of the item forwarded to the caller (floor).
     pub sent_ms: u64,
-    /// Milliseconds the caller is known to have heard (acknowledged by mark echoes; floor).
+    /// Milliseconds the caller had heard at the clear (floor): the position acknowledged by
+    /// mark echoes ([`Truncation::confirmed_ms`]) plus, where it can be known, the real-time
+    /// playout of the following piece since the last echo.
     pub played_ms: u64,
+    /// Milliseconds acknowledged by mark echoes (floor; `confirmed_ms <= played_ms`).
+    pub confirmed_ms: u64,
     /// The position sent in [`crate::agent::AgentCommand::Truncate`] (`floor(min(sent, played))`),
     /// or `None` when no truncate was sent (no item id, or the agent cannot truncate).
     pub audio_end_ms: Option<u64>,

@@ -23,7 +23,14 @@
 //! [`CallConfig::mark_interval`], and every forwarded piece is followed by a uniquely numbered
 //! [`CallerCommand::Mark`]. Per item (response id + item id) the engine keeps the samples
 //! **sent** and the samples **played**; only an echoed mark advances `played` (an echo means
-//! everything queued before it has played).
+//! everything queued before it has played). Between echoes the position is interpolated at
+//! real time into the piece playing, when that piece is known to have reached the caller side
+//! before the previous one ended (it was forwarded at least a measured round trip, plus a
+//! margin, before the previous mark's echo arrived; round trips are measured from the echoes
+//! of pieces forwarded to an empty queue). The estimate never passes the piece's end and lags
+//! by the echo's transit time, so it errs towards "heard less"; without a measured round trip
+//! it is the last echoed position. Marks are therefore only needed every 100 ms (the default
+//! interval) for positions exact to a few milliseconds: 5 echoes a second instead of 50.
 //!
 //! On [`AgentEvent::SpeechStarted`] while agent audio is queued (marks pending) or streaming
 //! (the active response has sent audio), the engine:
@@ -32,7 +39,7 @@
 //!    side echoes pending marks on a clear) are ignored;
 //! 2. sends [`AgentCommand::CancelResponse`] for the active response, only if the agent does
 //!    not cancel on its own ([`AgentCapabilities::interrupts_itself`]);
-//! 3. truncates every item not fully played at `floor(min(sent, played))` ms with
+//! 3. truncates every item not fully played at `floor(min(sent, heard))` ms with
 //!    [`AgentCommand::Truncate`], if the agent supports truncation — never beyond what was sent,
 //!    so the agent's context holds exactly what the caller heard;
 //! 4. discards the interrupted responses: their late audio still in flight is dropped;
@@ -318,6 +325,7 @@ impl Call {
         s.pre_ready_dropped_ms = self
             .caller_format
             .samples_to_ms(self.pre_ready_dropped_samples);
+        s.playout_round_trip = self.playout.round_trip();
         s
     }
 
@@ -421,6 +429,7 @@ impl Call {
         let max = duration_to_samples(out, self.config.mark_interval) as usize * bps;
         // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
         self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
+        self.playout.set_sample_rate(out.sample_rate());
         self.after_input(now);
     }
 
@@ -618,7 +627,7 @@ impl Call {
     }
 
     fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
-        match self.playout.echo(mark) {
+        match self.playout.echo(mark, now) {
             Echo::Played => {
                 if self
                     .action
@@ -726,12 +735,12 @@ impl Call {
             });
         }
         if total <= self.piece_max_bytes {
-            self.forward_piece(audio, format, response_id, item_id);
+            self.forward_piece(audio, format, response_id, item_id, now);
         } else {
             let pieces = total.div_ceil(self.piece_max_bytes);
             let step = total.div_ceil(pieces).div_ceil(self.piece_unit) * self.piece_unit;
             for piece in audio.split_chunks(step) {
-                self.forward_piece(piece, format, response_id, item_id);
+                self.forward_piece(piece, format, response_id, item_id, now);
             }
         }
     }
@@ -742,6 +751,7 @@ impl Call {
         format: AudioFormat,
         response_id: Option<&str>,
         item_id: Option<&str>,
+        now: Instant,
     ) {
         let samples = format.samples_in(piece.decoded_len());
         let payload = match &mut self.to_caller {
@@ -759,7 +769,7 @@ impl Call {
                 }
             },
         };
-        let mark = self.playout.forward(response_id, item_id, samples);
+        let mark = self.playout.forward(response_id, item_id, samples, now);
         self.agent_samples += samples;
         // A transcoder may hold a few samples back (resampler history); the mark still
         // follows, so positions stay in the agent's samples.
@@ -815,7 +825,7 @@ impl Call {
         }
 
         self.out.push_back(Output::Caller(CallerCommand::Clear));
-        let (cleared_marks, items) = self.playout.clear();
+        let (cleared_marks, items) = self.playout.clear(now);
         if let Some(transcoder) = &mut self.to_caller {
             // The queued stream was cut: no stale filter history into the next utterance.
             transcoder.reset();
@@ -837,7 +847,7 @@ impl Call {
         let format = caps.output_format;
         let mut truncations = Vec::with_capacity(items.len());
         for item in items {
-            let heard = item.sent.min(item.played);
+            let heard = item.sent.min(item.heard);
             let audio_end_ms = match &item.item_id {
                 Some(item_id) if caps.truncation => {
                     let ms = format.samples_to_ms(heard);
@@ -858,7 +868,8 @@ impl Call {
                 response_id: item.response_id,
                 item_id: item.item_id,
                 sent_ms: format.samples_to_ms(item.sent),
-                played_ms: format.samples_to_ms(item.played),
+                confirmed_ms: format.samples_to_ms(item.played),
+                played_ms: format.samples_to_ms(heard),
                 audio_end_ms,
             });
         }

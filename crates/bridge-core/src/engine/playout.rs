@@ -6,6 +6,18 @@
 //! caller side echoes a mark once everything queued before it has played, so an echo advances
 //! the `played` position of the mark's item to the mark's end position.
 //!
+//! Between echoes the played position is interpolated: the caller side plays in real time, so
+//! once mark `k` has been echoed, the piece after it has been playing since that echo —
+//! provided the piece had already reached the caller side when mark `k`'s audio ended. The
+//! tracker knows that when the piece was forwarded at least one round trip (plus
+//! [`INTERPOLATION_MARGIN`]) before the echo arrived; the round trip is measured from the
+//! echoes of pieces forwarded to an empty queue (forwarded at `s`, `d` long, echoed at `e`:
+//! `e − s − d` covers the trip there, the caller side's start-up and the trip back). The
+//! estimate never passes the end of the piece (its echo would have said so) and lags the
+//! truth by the echo's transit time, so it errs on the side of "heard less". Without a
+//! measured round trip, or for a piece that may have arrived late (an underrun), the played
+//! position stays at the last echoed mark.
+//!
 //! Mark ids increase monotonically over the whole call, and the caller side plays (and echoes)
 //! in order. Two consequences keep this allocation-free and O(1) per mark:
 //!
@@ -16,14 +28,28 @@
 //!   clears the call sees.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::caller::MarkId;
+
+/// How much earlier than strictly needed (one measured round trip before the previous mark's
+/// echo) a piece must have been forwarded for the played position to be interpolated into it:
+/// headroom for jitter on the way to the caller side.
+pub(crate) const INTERPOLATION_MARGIN: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy)]
 struct PendingMark {
     id: u64,
     item: u64,
+    /// The item's position at the end of the piece before this mark.
     end: u64,
+    /// The piece's length in samples.
+    samples: u64,
+    /// When the piece and its mark were forwarded.
+    sent_at: Instant,
+    /// Nothing was queued at the caller side when it was forwarded: its echo measures the
+    /// round trip.
+    to_empty_queue: bool,
 }
 
 /// One item's playout state.
@@ -36,6 +62,9 @@ pub(crate) struct Item {
     pub(crate) sent: u64,
     /// Samples acknowledged as played by mark echoes (`played <= sent`).
     pub(crate) played: u64,
+    /// Samples estimated as played at the clear: `played` plus the interpolation into the
+    /// piece playing then (`played <= heard <= sent`). Set by [`Playout::clear`].
+    pub(crate) heard: u64,
     /// No more audio will come for this item (audio done, or its response ended).
     pub(crate) done: bool,
 }
@@ -70,16 +99,36 @@ pub(crate) struct Playout {
     pending: VecDeque<PendingMark>,
     items: Vec<Item>,
     next_item: u64,
+    /// Samples per second of the positions (0 until known: no interpolation).
+    sample_rate: u32,
+    /// When the last echo that advanced a position arrived (reset by a clear).
+    last_echo: Option<Instant>,
+    /// Round trip to the caller side's playout and back (rises at once with a slower sample,
+    /// decays by an eighth of the difference with a faster one).
+    round_trip: Option<Duration>,
 }
 
 impl Playout {
-    /// Records `samples` forwarded for an item and allocates the mark that follows them.
+    /// Sets the sample rate of the positions, which interpolation needs.
+    pub(crate) fn set_sample_rate(&mut self, sample_rate: u32) {
+        self.sample_rate = sample_rate;
+    }
+
+    /// The measured round trip, if any.
+    pub(crate) fn round_trip(&self) -> Option<Duration> {
+        self.round_trip
+    }
+
+    /// Records `samples` forwarded for an item at `now` and allocates the mark that follows
+    /// them.
     pub(crate) fn forward(
         &mut self,
         response_id: Option<&str>,
         item_id: Option<&str>,
         samples: u64,
+        now: Instant,
     ) -> MarkId {
+        let to_empty_queue = self.pending.is_empty();
         let idx = match self
             .items
             .iter()
@@ -94,6 +143,7 @@ impl Playout {
                     item_id: item_id.map(str::to_owned),
                     sent: 0,
                     played: 0,
+                    heard: 0,
                     done: false,
                 });
                 self.items.len() - 1
@@ -106,12 +156,15 @@ impl Playout {
             id: self.last_mark,
             item: item.seq,
             end: item.sent,
+            samples,
+            sent_at: now,
+            to_empty_queue,
         });
         MarkId(self.last_mark)
     }
 
-    /// Handles a mark echo.
-    pub(crate) fn echo(&mut self, mark: MarkId) -> Echo {
+    /// Handles a mark echo received at `now`.
+    pub(crate) fn echo(&mut self, mark: MarkId, now: Instant) -> Echo {
         let id = mark.0;
         if id <= self.cleared_through {
             return Echo::Stale;
@@ -125,12 +178,46 @@ impl Playout {
                 break;
             }
             self.pending.pop_front();
+            if front.id == id && front.to_empty_queue {
+                self.measure_round_trip(&front, now);
+            }
             if let Some(item) = self.items.iter_mut().find(|it| it.seq == front.item) {
                 item.played = item.played.max(front.end);
             }
         }
+        self.last_echo = Some(now);
         self.prune();
         Echo::Played
+    }
+
+    fn measure_round_trip(&mut self, mark: &PendingMark, now: Instant) {
+        if self.sample_rate == 0 {
+            return;
+        }
+        let playing = samples_to_duration(mark.samples, self.sample_rate);
+        let sample = now
+            .saturating_duration_since(mark.sent_at)
+            .saturating_sub(playing);
+        self.round_trip = Some(match self.round_trip {
+            Some(rtt) if sample < rtt => rtt - (rtt - sample) / 8,
+            _ => sample,
+        });
+    }
+
+    /// The interpolated position at `now` of the piece playing (the first pending one), as
+    /// `(item seq, position)`; `None` when it cannot be known to have been playing since the
+    /// last echo.
+    fn interpolated(&self, now: Instant) -> Option<(u64, u64)> {
+        let front = self.pending.front()?;
+        let echoed = self.last_echo?;
+        let rtt = self.round_trip?;
+        if self.sample_rate == 0 || front.sent_at + rtt + INTERPOLATION_MARGIN > echoed {
+            return None;
+        }
+        let elapsed = now.saturating_duration_since(echoed);
+        let into = (elapsed.as_nanos() * u128::from(self.sample_rate) / 1_000_000_000)
+            .min(u128::from(front.samples)) as u64;
+        Some((front.item, front.end - front.samples + into))
     }
 
     /// Marks an item's audio complete.
@@ -163,12 +250,23 @@ impl Playout {
         self.pending.len()
     }
 
-    /// The clear: every pending mark becomes stale, and every tracked item is returned (in
-    /// playout order) and forgotten. Items fully played have already been dropped.
-    pub(crate) fn clear(&mut self) -> (usize, Vec<Item>) {
+    /// The clear at `now`: every pending mark becomes stale, and every tracked item is returned
+    /// (in playout order, with its [`Item::heard`] estimate) and forgotten. Items fully played
+    /// have already been dropped.
+    pub(crate) fn clear(&mut self, now: Instant) -> (usize, Vec<Item>) {
+        let interpolated = self.interpolated(now);
+        for item in &mut self.items {
+            item.heard = item.played;
+            if let Some((seq, position)) = interpolated
+                && seq == item.seq
+            {
+                item.heard = item.heard.max(position).min(item.sent);
+            }
+        }
         let cleared = self.pending.len();
         self.pending.clear();
         self.cleared_through = self.last_mark;
+        self.last_echo = None;
         (cleared, std::mem::take(&mut self.items))
     }
 
@@ -177,22 +275,33 @@ impl Playout {
     }
 }
 
+fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
+    Duration::from_nanos(
+        (u128::from(samples) * 1_000_000_000 / u128::from(sample_rate.max(1))) as u64,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
     #[test]
     fn echoes_advance_played_in_order() {
+        let t0 = Instant::now();
         let mut p = Playout::default();
-        let m1 = p.forward(Some("r"), Some("i"), 160);
-        let m2 = p.forward(Some("r"), Some("i"), 160);
+        let m1 = p.forward(Some("r"), Some("i"), 160, t0);
+        let m2 = p.forward(Some("r"), Some("i"), 160, t0);
         assert_eq!((m1, m2), (MarkId(1), MarkId(2)));
-        assert_eq!(p.echo(m1), Echo::Played);
+        assert_eq!(p.echo(m1, t0), Echo::Played);
         assert_eq!(p.items[0].played, 160);
-        assert_eq!(p.echo(m1), Echo::Unknown);
+        assert_eq!(p.echo(m1, t0), Echo::Unknown);
         // An echo implies every earlier mark played.
-        let m3 = p.forward(Some("r"), Some("i"), 80);
-        assert_eq!(p.echo(m3), Echo::Played);
+        let m3 = p.forward(Some("r"), Some("i"), 80, t0);
+        assert_eq!(p.echo(m3, t0), Echo::Played);
         assert_eq!(p.items[0].played, 400);
         assert!(!p.is_playing());
         p.item_done(Some("r"), Some("i"));
@@ -201,16 +310,130 @@ mod tests {
 
     #[test]
     fn clear_makes_pending_marks_stale() {
+        let t0 = Instant::now();
         let mut p = Playout::default();
-        let m1 = p.forward(Some("r"), Some("i"), 160);
-        let m2 = p.forward(Some("r"), Some("i"), 160);
-        p.echo(m1);
-        let (cleared, items) = p.clear();
+        let m1 = p.forward(Some("r"), Some("i"), 160, t0);
+        let m2 = p.forward(Some("r"), Some("i"), 160, t0);
+        p.echo(m1, t0);
+        let (cleared, items) = p.clear(t0);
         assert_eq!(cleared, 1);
-        assert_eq!((items[0].sent, items[0].played), (320, 160));
-        assert_eq!(p.echo(m2), Echo::Stale);
-        let m3 = p.forward(Some("r2"), Some("j"), 160);
+        assert_eq!(
+            (items[0].sent, items[0].played, items[0].heard),
+            (320, 160, 160)
+        );
+        assert_eq!(p.echo(m2, t0), Echo::Stale);
+        let m3 = p.forward(Some("r2"), Some("j"), 160, t0);
         assert_eq!(m3, MarkId(3));
-        assert_eq!(p.echo(m3), Echo::Played);
+        assert_eq!(p.echo(m3, t0), Echo::Played);
+    }
+
+    /// 100 ms pieces of 8 kHz audio forwarded at 4× real time; the first echo measures a 30 ms
+    /// round trip.
+    fn queued_answer(t0: Instant) -> (Playout, Vec<MarkId>) {
+        let mut p = Playout::default();
+        p.set_sample_rate(8000);
+        let marks = (0..5)
+            .map(|i| p.forward(Some("r"), Some("i"), 800, ms(t0, 25 * i)))
+            .collect();
+        (p, marks)
+    }
+
+    #[test]
+    fn round_trip_is_measured_from_a_piece_sent_to_an_empty_queue() {
+        let t0 = Instant::now();
+        let (mut p, marks) = queued_answer(t0);
+        assert_eq!(p.round_trip(), None);
+        p.echo(marks[0], ms(t0, 130));
+        assert_eq!(p.round_trip(), Some(Duration::from_millis(30)));
+        // Later pieces were sent to a busy queue: they measure nothing.
+        p.echo(marks[1], ms(t0, 400));
+        assert_eq!(p.round_trip(), Some(Duration::from_millis(30)));
+        // A faster sample pulls the estimate down by an eighth of the difference; a slower one
+        // raises it at once.
+        let m = p.forward(Some("r2"), Some("j"), 800, ms(t0, 1000));
+        p.clear(ms(t0, 1000));
+        let m = MarkId(m.0 + 1);
+        assert_eq!(p.forward(Some("r3"), Some("k"), 800, ms(t0, 2000)), m);
+        p.echo(m, ms(t0, 2110));
+        assert_eq!(p.round_trip(), Some(Duration::from_micros(27_500)));
+        let m = p.forward(Some("r3"), Some("k"), 800, ms(t0, 3000));
+        p.echo(m, ms(t0, 3150));
+        assert_eq!(p.round_trip(), Some(Duration::from_millis(50)));
+    }
+
+    #[test]
+    fn played_is_interpolated_into_the_piece_playing() {
+        let t0 = Instant::now();
+        let (mut p, marks) = queued_answer(t0);
+        p.echo(marks[0], ms(t0, 130));
+        p.echo(marks[1], ms(t0, 230));
+        // 37 ms into the third piece (sent at 50 ms, long before the echo at 230 ms).
+        let (_, items) = p.clear(ms(t0, 267));
+        assert_eq!(items[0].played, 1600);
+        assert_eq!(items[0].heard, 1600 + 37 * 8);
+    }
+
+    #[test]
+    fn interpolation_stops_at_the_end_of_the_piece() {
+        let t0 = Instant::now();
+        let (mut p, marks) = queued_answer(t0);
+        p.echo(marks[0], ms(t0, 130));
+        p.echo(marks[1], ms(t0, 230));
+        // The third piece's echo is overdue (in transit): never beyond its end.
+        let (_, items) = p.clear(ms(t0, 400));
+        assert_eq!(items[0].heard, 2400);
+    }
+
+    #[test]
+    fn no_interpolation_without_a_round_trip() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        p.set_sample_rate(8000);
+        let _a = p.forward(Some("r"), Some("i"), 800, t0);
+        let b = p.forward(Some("r"), Some("i"), 800, t0);
+        // One echo for both pieces: the piece sent to the empty queue was not the one echoed,
+        // so this measures nothing.
+        p.echo(b, ms(t0, 230));
+        assert_eq!(p.round_trip(), None);
+        let _c = p.forward(Some("r"), Some("i"), 800, ms(t0, 240));
+        let (_, items) = p.clear(ms(t0, 300));
+        assert_eq!((items[0].played, items[0].heard), (1600, 1600));
+
+        // With a round trip known, but before the answer's first echo: nothing is known to be
+        // playing yet.
+        let (mut p, marks) = queued_answer(t0);
+        p.round_trip = Some(Duration::from_millis(30));
+        let (_, items) = p.clear(ms(t0, 60));
+        assert_eq!(items[0].heard, 0);
+        assert_eq!(p.echo(marks[0], ms(t0, 130)), Echo::Stale);
+    }
+
+    #[test]
+    fn a_piece_that_may_have_arrived_late_is_not_interpolated() {
+        let t0 = Instant::now();
+        let mut p = Playout::default();
+        p.set_sample_rate(8000);
+        let m1 = p.forward(Some("r"), Some("i"), 800, t0);
+        p.echo(m1, ms(t0, 130));
+        assert_eq!(p.round_trip(), Some(Duration::from_millis(30)));
+        // The agent fell behind: the next piece left 10 ms before the previous one finished at
+        // the caller side, less than a round trip. It may have started late (an underrun).
+        let m2 = p.forward(Some("r"), Some("i"), 800, ms(t0, 200));
+        let _m3 = p.forward(Some("r"), Some("i"), 800, ms(t0, 205));
+        p.echo(m2, ms(t0, 210 + 130));
+        let (_, items) = p.clear(ms(t0, 400));
+        // Piece 3 was sent at 205 ms, 135 ms before echo 2: interpolated (60 ms into it).
+        assert_eq!(items[0].heard, 1600 + 60 * 8);
+
+        let mut p = Playout::default();
+        p.set_sample_rate(8000);
+        let m1 = p.forward(Some("r"), Some("i"), 800, t0);
+        p.echo(m1, ms(t0, 130));
+        let m2 = p.forward(Some("r"), Some("i"), 800, ms(t0, 140));
+        let _m3 = p.forward(Some("r"), Some("i"), 800, ms(t0, 215));
+        // Piece 3 left 25 ms before echo 2: less than round trip + margin.
+        p.echo(m2, ms(t0, 240));
+        let (_, items) = p.clear(ms(t0, 280));
+        assert_eq!(items[0].heard, 1600);
     }
 }

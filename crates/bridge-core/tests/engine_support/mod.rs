@@ -155,6 +155,8 @@ pub fn quiet_config() -> CallConfig {
         caller_inactivity_timeout: None,
         idle: None,
         agent_connect_timeout: Duration::from_secs(3600),
+        // The scripted tests reason in 20 ms pieces, one mark each.
+        mark_interval: Duration::from_millis(20),
         ..CallConfig::default()
     }
 }
@@ -313,8 +315,13 @@ fn render_event(e: &CallEvent) -> String {
                 .truncations
                 .iter()
                 .map(|t| {
+                    let confirmed = if t.confirmed_ms == t.played_ms {
+                        String::new()
+                    } else {
+                        format!("(confirmed {})", t.confirmed_ms)
+                    };
                     format!(
-                        "{}:sent={},played={},end={}",
+                        "{}:sent={},played={}{confirmed},end={}",
                         t.item_id.as_deref().unwrap_or("-"),
                         t.sent_ms,
                         t.played_ms,

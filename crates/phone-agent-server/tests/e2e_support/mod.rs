@@ -526,17 +526,22 @@ fn mark_positions(call: &ActiveCall, attributed: &[Attributed]) -> HashMap<Strin
     out
 }
 
+/// The longest piece of agent audio the bridge sends before a mark with the default
+/// `agent.mark_interval_ms` (100 ms → 801 bytes at most, cut on base64 groups: 100.125 ms).
+pub const PIECE_MAX_MS: f64 = 100.125;
+
 /// Checks the `n`-th (1-based) barge-in of a call whose every `speech_started` interrupted the
 /// agent:
 ///
 /// * the caller received a `clear`;
 /// * every item whose audio the `clear` cut is truncated and every truncation is accepted by
 ///   the mock;
-/// * `audio_end_ms` is exactly a position the caller confirmed as heard (the end of a piece
-///   whose mark it echoed, not one flushed by the `clear`) or 0, so never beyond what was
-///   heard; it includes every piece the caller finished hearing more than [`ECHO_TRANSIT_MAX`]
-///   before the agent reported the speech; hence it is at most one 20 ms piece, plus the
-///   `clear`'s own flight time and that echo transit, short of what the caller had heard;
+/// * `audio_end_ms` is never beyond what the caller had heard when the `clear` arrived, and at
+///   most one piece beyond the last position it confirmed (the bridge interpolates inside the
+///   piece playing); it includes every piece the caller finished hearing more than
+///   [`ECHO_TRANSIT_MAX`] before the agent reported the speech; hence it is at most one piece
+///   ([`PIECE_MAX_MS`]), plus the `clear`'s own flight time and that echo transit, short of
+///   what the caller had heard (a few milliseconds where interpolation applies);
 /// * no audio of a truncated item reached the caller after the `clear`.
 ///
 /// Call it once the call has ended (it reads the final records).
@@ -618,10 +623,13 @@ pub fn check_barge_in(
                 (mark_item == item).then_some((end as u64 / 8, at))
             })
             .collect();
+        // Interpolation places the truncation inside the piece playing, never beyond it: at
+        // most one piece past the last position the caller confirmed.
+        let last_confirmed = confirmed.iter().map(|&(ms, _)| ms).max().unwrap_or(0);
         assert!(
-            t.audio_end_ms == 0 || confirmed.iter().any(|&(ms, _)| ms == t.audio_end_ms),
-            "barge-in #{n}: item {} truncated at {} ms, which is no position the caller \
-             confirmed hearing ({confirmed:?})",
+            t.audio_end_ms <= last_confirmed + PIECE_MAX_MS.ceil() as u64,
+            "barge-in #{n}: item {} truncated at {} ms, more than a piece beyond the last \
+             position the caller confirmed ({confirmed:?})",
             t.item_id,
             t.audio_end_ms
         );
@@ -647,9 +655,10 @@ pub fn check_barge_in(
         let heard = item_heard_at(&attributed, item, clear_at);
         let heard_ms = heard as f64 / 8.0;
         let error_ms = heard_ms - t.audio_end_ms as f64;
-        // One piece is at most 162 bytes (20.25 ms: pieces are cut on base64 boundaries), and
-        // `audio_end_ms` is the confirmed position floored to whole milliseconds (< 1 ms).
-        let bound = 20.25 + 1.0 + ms(in_flight) + missed_echo.map_or(0.0, ms);
+        // Never more than the caller heard (interpolation lags by the echo's transit). At
+        // most one piece less (where interpolation cannot apply), plus the flooring to whole
+        // milliseconds (< 1 ms), the clear's flight and an echo still in transit.
+        let bound = PIECE_MAX_MS + 1.0 + ms(in_flight) + missed_echo.map_or(0.0, ms);
         assert!(
             (0.0..=bound).contains(&error_ms),
             "barge-in #{n}: item {} truncated at {} ms but the caller had heard {heard_ms} ms \
