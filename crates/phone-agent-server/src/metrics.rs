@@ -5,6 +5,11 @@
 //! server started in the process; later servers share it. Latency histograms have explicit
 //! buckets so Prometheus can aggregate them across instances.
 //!
+//! The per-frame relay histogram is not the recorder's: [`RelayHistogram`] counts straight into
+//! fixed buckets (three relaxed atomic additions per frame, constant memory), where the
+//! recorder's histograms keep every sample until the next upkeep — a hundred samples per call
+//! and second. `/metrics` appends it to the recorder's output.
+//!
 //! | series | type | labels |
 //! |---|---|---|
 //! | `phone_agent_active_calls` | gauge | |
@@ -17,10 +22,14 @@
 //! | `phone_agent_errors_total` | counter | `kind` |
 //! | `phone_agent_http_requests_total` | counter | `route`, `status` |
 
+use std::fmt::Write as _;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::adapters::Direction;
 
 /// Gauge: calls in progress.
 pub const ACTIVE_CALLS: &str = "phone_agent_active_calls";
@@ -42,10 +51,97 @@ pub const ERRORS_TOTAL: &str = "phone_agent_errors_total";
 /// Counter: HTTP requests, by `route` and `status`.
 pub const HTTP_REQUESTS: &str = "phone_agent_http_requests_total";
 
-/// Buckets for relay latency: 50 µs … 250 ms.
-const RELAY_BUCKETS: &[f64] = &[
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+/// Upper bounds of the relay latency buckets (50 µs … 250 ms), in nanoseconds and as rendered.
+const RELAY_BUCKETS: [(u64, &str); 12] = [
+    (50_000, "0.00005"),
+    (100_000, "0.0001"),
+    (250_000, "0.00025"),
+    (500_000, "0.0005"),
+    (1_000_000, "0.001"),
+    (2_500_000, "0.0025"),
+    (5_000_000, "0.005"),
+    (10_000_000, "0.01"),
+    (25_000_000, "0.025"),
+    (50_000_000, "0.05"),
+    (100_000_000, "0.1"),
+    (250_000_000, "0.25"),
 ];
+const RELAY_HELP: &str = "A frame received on one side to written on the other.";
+
+/// A process-wide Prometheus histogram with fixed buckets, recorded lock-free.
+#[derive(Debug)]
+pub struct RelayHistogram {
+    /// Observations per bucket (not cumulative); index `RELAY_BUCKETS.len()` is `+Inf` only.
+    buckets: [AtomicU64; RELAY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl RelayHistogram {
+    const fn new() -> Self {
+        RelayHistogram {
+            buckets: [const { AtomicU64::new(0) }; RELAY_BUCKETS.len() + 1],
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one latency.
+    pub fn record(&self, nanos: u64) {
+        let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, direction: &str, out: &mut String) {
+        let mut cumulative = 0;
+        for (i, (_, le)) in RELAY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{RELAY_SECONDS}_bucket{{direction=\"{direction}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        // `count` is read last: a frame recorded meanwhile makes `+Inf` at least the sum
+        // of the finite buckets, as Prometheus requires.
+        let count = self
+            .count
+            .load(Ordering::Relaxed)
+            .max(cumulative + self.buckets[RELAY_BUCKETS.len()].load(Ordering::Relaxed));
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "{RELAY_SECONDS}_bucket{{direction=\"{direction}\",le=\"+Inf\"}} {count}\n\
+             {RELAY_SECONDS}_sum{{direction=\"{direction}\"}} {sum}\n\
+             {RELAY_SECONDS}_count{{direction=\"{direction}\"}} {count}"
+        );
+    }
+}
+
+static RELAY: [RelayHistogram; 2] = [RelayHistogram::new(), RelayHistogram::new()];
+
+/// The relay histogram of one direction.
+pub(crate) fn relay_histogram(direction: Direction) -> &'static RelayHistogram {
+    match direction {
+        Direction::CallerToAgent => &RELAY[0],
+        Direction::AgentToCaller => &RELAY[1],
+    }
+}
+
+/// The recorder's output followed by the relay histograms, as `/metrics` serves it.
+pub(crate) fn render(handle: &PrometheusHandle) -> String {
+    let mut out = handle.render();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "# HELP {RELAY_SECONDS} {RELAY_HELP}");
+    let _ = writeln!(out, "# TYPE {RELAY_SECONDS} histogram");
+    for direction in [Direction::CallerToAgent, Direction::AgentToCaller] {
+        relay_histogram(direction).render(direction.label(), &mut out);
+    }
+    out
+}
 /// Buckets for human-scale latencies: 50 ms … 10 s.
 const HUMAN_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
 
@@ -59,13 +155,7 @@ pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(RELAY_SECONDS.into()), RELAY_BUCKETS)
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(AGENT_CONNECT_SECONDS.into()),
-                        HUMAN_BUCKETS,
-                    )
-                })
+                .set_buckets_for_metric(Matcher::Full(AGENT_CONNECT_SECONDS.into()), HUMAN_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(FIRST_AUDIO_SECONDS.into()), HUMAN_BUCKETS)
                 });
@@ -111,11 +201,6 @@ fn describe() {
         Unit::Seconds,
         "Turn trigger (caller stopped speaking, greeting requested, ...) to the first agent audio sent to the caller."
     );
-    describe_histogram!(
-        RELAY_SECONDS,
-        Unit::Seconds,
-        "A frame received on one side to written on the other."
-    );
     describe_counter!(ERRORS_TOTAL, "Errors by kind.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
 }
@@ -144,4 +229,45 @@ pub(crate) fn error(kind: &'static str) {
 /// Counts a rejected call.
 pub(crate) fn rejected(reason: &'static str) {
     metrics::counter!(CALLS_REJECTED, "reason" => reason).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_histogram_renders_cumulative_prometheus_buckets() {
+        let h = RelayHistogram::new();
+        for nanos in [10_000, 50_000, 50_001, 3_000_000, 900_000_000] {
+            h.record(nanos);
+        }
+        let mut out = String::new();
+        h.render("caller_to_agent", &mut out);
+        let value = |series: &str| -> f64 {
+            out.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{series} missing in {out}"))
+                .parse()
+                .unwrap()
+        };
+        let bucket = |le: &str| {
+            value(&format!(
+                "phone_agent_relay_seconds_bucket{{direction=\"caller_to_agent\",le=\"{le}\"}}"
+            ))
+        };
+        // A bound is inclusive: 50 µs falls in le="0.00005".
+        assert_eq!(bucket("0.00005"), 2.0);
+        assert_eq!(bucket("0.0001"), 3.0);
+        assert_eq!(bucket("0.0025"), 3.0);
+        assert_eq!(bucket("0.005"), 4.0);
+        assert_eq!(bucket("0.25"), 4.0);
+        assert_eq!(bucket("+Inf"), 5.0);
+        assert_eq!(
+            value("phone_agent_relay_seconds_count{direction=\"caller_to_agent\"}"),
+            5.0
+        );
+        let sum = value("phone_agent_relay_seconds_sum{direction=\"caller_to_agent\"}");
+        assert!((sum - 0.903_110_001).abs() < 1e-9, "{sum}");
+        assert_eq!(out.lines().count(), RELAY_BUCKETS.len() + 3);
+    }
 }

@@ -70,7 +70,8 @@ fn ready(draining: bool) -> Response<Body> {
 fn metrics(state: &AppState) -> Response<Body> {
     match &state.metrics {
         Some(handle) => {
-            let mut response = Response::new(Body::new(Bytes::from(handle.render())));
+            let mut response =
+                Response::new(Body::new(Bytes::from(crate::metrics::render(handle))));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -16,18 +16,14 @@ use std::time::Instant;
 
 /// Per-call relay timestamps shared by the two adapters of a call, so each direction's relay
 /// latency (frame received on one side → written on the other) is measured with two clock reads
-/// and two atomic operations per frame.
-///
-/// The two histogram handles are looked up once per call (a `histogram!` per frame hashes
-/// the key and its labels and searches the registry every time).
+/// and a few relaxed atomic operations per frame, into the process-wide
+/// [`crate::metrics::RelayHistogram`]s.
 pub struct RelayClock {
     origin: Instant,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last caller frame received.
     caller_rx: AtomicU64,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last agent audio received.
     agent_rx: AtomicU64,
-    caller_to_agent: metrics::Histogram,
-    agent_to_caller: metrics::Histogram,
 }
 
 impl std::fmt::Debug for RelayClock {
@@ -48,7 +44,8 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn label(self) -> &'static str {
+    /// The `direction` label of the relay histogram.
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Direction::CallerToAgent => "caller_to_agent",
             Direction::AgentToCaller => "agent_to_caller",
@@ -65,13 +62,10 @@ impl Default for RelayClock {
 impl RelayClock {
     /// A clock starting now.
     pub fn new() -> Self {
-        let histogram = |d: Direction| metrics::histogram!(crate::metrics::RELAY_SECONDS, "direction" => d.label());
         RelayClock {
             origin: Instant::now(),
             caller_rx: AtomicU64::new(0),
             agent_rx: AtomicU64::new(0),
-            caller_to_agent: histogram(Direction::CallerToAgent),
-            agent_to_caller: histogram(Direction::AgentToCaller),
         }
     }
 
@@ -96,11 +90,7 @@ impl RelayClock {
     pub fn written(&self, d: Direction) {
         let rx = self.slot(d).swap(0, Ordering::Relaxed);
         if rx != 0 {
-            let secs = self.now_nanos().saturating_sub(rx) as f64 / 1e9;
-            match d {
-                Direction::CallerToAgent => self.caller_to_agent.record(secs),
-                Direction::AgentToCaller => self.agent_to_caller.record(secs),
-            }
+            crate::metrics::relay_histogram(d).record(self.now_nanos().saturating_sub(rx));
         }
     }
 }
