@@ -387,7 +387,8 @@ async fn barge_in_calls(agent: Agent, calls: usize) {
 }
 
 /// Barge-ins: `clear` to the caller, every interrupted item truncated at what the caller heard
-/// (within one 20 ms piece), nothing of the interrupted answer played after the `clear`, no
+/// (never beyond it, and short of it by at most one piece; the measured error is printed),
+/// nothing of the interrupted answer played after the `clear`, no
 /// error provoked, no violation on either side — three times in the same call, on four
 /// concurrent calls with different interruption points.
 #[tokio::test]

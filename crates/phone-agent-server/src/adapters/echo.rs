@@ -35,7 +35,8 @@ const BYTES_PER_MS: usize = 8;
 const PREROLL_MS: usize = 300;
 /// Trailing silence kept at the end of a playback.
 const TAIL_MS: u64 = 100;
-/// Size of each audio event of a playback (the engine cuts them into 20 ms pieces).
+/// Size of each audio event of a playback (the engine cuts them into pieces of at most
+/// `agent.mark_interval_ms`).
 const CHUNK_MS: usize = 200;
 
 /// The echo agent endpoint.
