@@ -6,6 +6,8 @@
 //! decode, no re-encode, no copy ([`Base64Audio`] is a cheaply clonable view into the received
 //! frame).
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -54,6 +56,16 @@ impl AudioFormat {
     /// Samples in `ms` milliseconds of audio.
     pub const fn ms_to_samples(self, ms: u64) -> u64 {
         ms * self.sample_rate() as u64 / 1000
+    }
+
+    /// The duration of `samples` samples, to the nanosecond (rounded down).
+    pub const fn samples_to_duration(self, samples: u64) -> Duration {
+        Duration::from_nanos((samples as u128 * 1_000_000_000 / self.sample_rate() as u128) as u64)
+    }
+
+    /// Whole samples in `duration` of audio (rounded down).
+    pub const fn duration_to_samples(self, duration: Duration) -> u64 {
+        (duration.as_nanos() * self.sample_rate() as u128 / 1_000_000_000) as u64
     }
 
     /// The byte value of digital silence, for the single-byte (G.711) formats.
@@ -267,5 +279,17 @@ mod tests {
         assert_eq!(AudioFormat::Pcm16 { rate: 24_000 }.samples_in(960), 480);
         assert_eq!(AudioFormat::Pcm16 { rate: 24_000 }.samples_to_ms(480), 20);
         assert_eq!(AudioFormat::Mulaw8k.ms_to_samples(1240), 9920);
+        let pcm24 = AudioFormat::Pcm16 { rate: 24_000 };
+        assert_eq!(
+            AudioFormat::Mulaw8k.samples_to_duration(162),
+            Duration::from_micros(20_250)
+        );
+        assert_eq!(pcm24.samples_to_duration(1), Duration::from_nanos(41_666));
+        assert_eq!(pcm24.duration_to_samples(Duration::from_millis(20)), 480);
+        // Rounded down: 124.9 µs is not yet a whole 8 kHz sample past 0.
+        assert_eq!(
+            AudioFormat::Mulaw8k.duration_to_samples(Duration::from_nanos(124_999)),
+            0
+        );
     }
 }

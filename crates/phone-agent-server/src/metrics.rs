@@ -6,7 +6,7 @@
 //! buckets so Prometheus can aggregate them across instances.
 //!
 //! The per-frame relay histogram is not the recorder's: [`RelayHistogram`] counts straight into
-//! fixed buckets (three relaxed atomic additions per frame, constant memory), where the
+//! fixed buckets (two relaxed atomic additions per frame, constant memory), where the
 //! recorder's histograms keep every sample until the next upkeep — a hundred samples per call
 //! and second. `/metrics` appends it to the recorder's output.
 //!
@@ -72,9 +72,9 @@ const RELAY_HELP: &str = "A frame received on one side to written on the other."
 #[derive(Debug)]
 pub struct RelayHistogram {
     /// Observations per bucket (not cumulative); index `RELAY_BUCKETS.len()` is `+Inf` only.
+    /// Their total is the count.
     buckets: [AtomicU64; RELAY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 impl RelayHistogram {
@@ -82,7 +82,6 @@ impl RelayHistogram {
         RelayHistogram {
             buckets: [const { AtomicU64::new(0) }; RELAY_BUCKETS.len() + 1],
             sum_nanos: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -91,7 +90,6 @@ impl RelayHistogram {
         let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     fn render(&self, direction: &str, out: &mut String) {
@@ -103,12 +101,7 @@ impl RelayHistogram {
                 "{RELAY_SECONDS}_bucket{{direction=\"{direction}\",le=\"{le}\"}} {cumulative}"
             );
         }
-        // `count` is read last: a frame recorded meanwhile makes `+Inf` at least the sum
-        // of the finite buckets, as Prometheus requires.
-        let count = self
-            .count
-            .load(Ordering::Relaxed)
-            .max(cumulative + self.buckets[RELAY_BUCKETS.len()].load(Ordering::Relaxed));
+        let count = cumulative + self.buckets[RELAY_BUCKETS.len()].load(Ordering::Relaxed);
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(
             out,

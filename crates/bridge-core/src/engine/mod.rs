@@ -97,7 +97,7 @@ pub use event::{
 };
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::agent::{
     AgentCapabilities, AgentCommand, AgentEvent, ResponseStatus, Speaker, ToolCallRequest, Usage,
@@ -222,7 +222,7 @@ impl Call {
     /// A call that starts now. `caller_format` is the caller endpoint's audio format; the
     /// agent's formats arrive with [`Call::agent_connected`].
     pub fn new(config: CallConfig, caller_format: AudioFormat, now: Instant) -> Call {
-        let pre_ready_budget = duration_to_samples(caller_format, config.pre_ready_buffer);
+        let pre_ready_budget = caller_format.duration_to_samples(config.pre_ready_buffer);
         Call {
             config,
             caller_format,
@@ -426,10 +426,10 @@ impl Call {
         let bps = out.bytes_per_sample() as usize;
         // Whole base64 groups (3 bytes) and whole samples.
         self.piece_unit = 3 * bps;
-        let max = duration_to_samples(out, self.config.mark_interval) as usize * bps;
+        let max = out.duration_to_samples(self.config.mark_interval) as usize * bps;
         // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
         self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
-        self.playout.set_sample_rate(out.sample_rate());
+        self.playout.set_format(out);
         self.after_input(now);
     }
 
@@ -1181,10 +1181,6 @@ impl Call {
 }
 
 /// Samples of `format` in `duration` (rounded down).
-fn duration_to_samples(format: AudioFormat, duration: Duration) -> u64 {
-    (duration.as_micros() * u128::from(format.sample_rate()) / 1_000_000) as u64
-}
-
 impl Output {
     /// The caller command, if this is one.
     pub fn as_caller(&self) -> Option<&CallerCommand> {

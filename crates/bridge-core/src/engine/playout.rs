@@ -31,11 +31,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::caller::MarkId;
+use crate::format::AudioFormat;
 
 /// How much earlier than strictly needed (one measured round trip before the previous mark's
 /// echo) a piece must have been forwarded for the played position to be interpolated into it:
 /// headroom for jitter on the way to the caller side.
-pub(crate) const INTERPOLATION_MARGIN: Duration = Duration::from_millis(20);
+const INTERPOLATION_MARGIN: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy)]
 struct PendingMark {
@@ -99,8 +100,8 @@ pub(crate) struct Playout {
     pending: VecDeque<PendingMark>,
     items: Vec<Item>,
     next_item: u64,
-    /// Samples per second of the positions (0 until known: no interpolation).
-    sample_rate: u32,
+    /// The format the positions count samples of (`None` until known: no interpolation).
+    format: Option<AudioFormat>,
     /// When the last echo that advanced a position arrived (reset by a clear).
     last_echo: Option<Instant>,
     /// Round trip to the caller side's playout and back (rises at once with a slower sample,
@@ -109,9 +110,9 @@ pub(crate) struct Playout {
 }
 
 impl Playout {
-    /// Sets the sample rate of the positions, which interpolation needs.
-    pub(crate) fn set_sample_rate(&mut self, sample_rate: u32) {
-        self.sample_rate = sample_rate;
+    /// Sets the format the positions count samples of, which interpolation needs.
+    pub(crate) fn set_format(&mut self, format: AudioFormat) {
+        self.format = Some(format);
     }
 
     /// The measured round trip, if any.
@@ -191,10 +192,8 @@ impl Playout {
     }
 
     fn measure_round_trip(&mut self, mark: &PendingMark, now: Instant) {
-        if self.sample_rate == 0 {
-            return;
-        }
-        let playing = samples_to_duration(mark.samples, self.sample_rate);
+        let Some(format) = self.format else { return };
+        let playing = format.samples_to_duration(mark.samples);
         let sample = now
             .saturating_duration_since(mark.sent_at)
             .saturating_sub(playing);
@@ -206,17 +205,18 @@ impl Playout {
 
     /// The interpolated position at `now` of the piece playing (the first pending one), as
     /// `(item seq, position)`; `None` when it cannot be known to have been playing since the
-    /// last echo.
+    /// last echo. (A round trip is only measured once the format is known.)
     fn interpolated(&self, now: Instant) -> Option<(u64, u64)> {
         let front = self.pending.front()?;
         let echoed = self.last_echo?;
         let rtt = self.round_trip?;
-        if self.sample_rate == 0 || front.sent_at + rtt + INTERPOLATION_MARGIN > echoed {
+        let format = self.format?;
+        if front.sent_at + rtt + INTERPOLATION_MARGIN > echoed {
             return None;
         }
-        let elapsed = now.saturating_duration_since(echoed);
-        let into = (elapsed.as_nanos() * u128::from(self.sample_rate) / 1_000_000_000)
-            .min(u128::from(front.samples)) as u64;
+        let into = format
+            .duration_to_samples(now.saturating_duration_since(echoed))
+            .min(front.samples);
         Some((front.item, front.end - front.samples + into))
     }
 
@@ -275,12 +275,6 @@ impl Playout {
     }
 }
 
-fn samples_to_duration(samples: u64, sample_rate: u32) -> Duration {
-    Duration::from_nanos(
-        (u128::from(samples) * 1_000_000_000 / u128::from(sample_rate.max(1))) as u64,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,7 +325,7 @@ mod tests {
     /// round trip.
     fn queued_answer(t0: Instant) -> (Playout, Vec<MarkId>) {
         let mut p = Playout::default();
-        p.set_sample_rate(8000);
+        p.set_format(AudioFormat::Mulaw8k);
         let marks = (0..5)
             .map(|i| p.forward(Some("r"), Some("i"), 800, ms(t0, 25 * i)))
             .collect();
@@ -388,7 +382,7 @@ mod tests {
     fn no_interpolation_without_a_round_trip() {
         let t0 = Instant::now();
         let mut p = Playout::default();
-        p.set_sample_rate(8000);
+        p.set_format(AudioFormat::Mulaw8k);
         let _a = p.forward(Some("r"), Some("i"), 800, t0);
         let b = p.forward(Some("r"), Some("i"), 800, t0);
         // One echo for both pieces: the piece sent to the empty queue was not the one echoed,
@@ -412,7 +406,7 @@ mod tests {
     fn a_piece_that_may_have_arrived_late_is_not_interpolated() {
         let t0 = Instant::now();
         let mut p = Playout::default();
-        p.set_sample_rate(8000);
+        p.set_format(AudioFormat::Mulaw8k);
         let m1 = p.forward(Some("r"), Some("i"), 800, t0);
         p.echo(m1, ms(t0, 130));
         assert_eq!(p.round_trip(), Some(Duration::from_millis(30)));
@@ -426,7 +420,7 @@ mod tests {
         assert_eq!(items[0].heard, 1600 + 60 * 8);
 
         let mut p = Playout::default();
-        p.set_sample_rate(8000);
+        p.set_format(AudioFormat::Mulaw8k);
         let m1 = p.forward(Some("r"), Some("i"), 800, t0);
         p.echo(m1, ms(t0, 130));
         let m2 = p.forward(Some("r"), Some("i"), 800, ms(t0, 140));
