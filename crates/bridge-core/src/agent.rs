@@ -76,6 +76,17 @@ pub enum ResponseStatus {
     Failed(String),
 }
 
+/// Where a transcript fragment or line lies on the agent session's own timeline (GPT-Live
+/// `start_ms`/`end_ms`: milliseconds from the session's start, half-open). Approximate
+/// fragment timing, not word boundaries and not playback times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TranscriptTiming {
+    /// Start, ms from the session's start (inclusive).
+    pub start_ms: i64,
+    /// End, ms from the session's start (exclusive).
+    pub end_ms: i64,
+}
+
 /// A request from the agent to run a tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCallRequest {
@@ -139,6 +150,8 @@ pub enum AgentEvent {
         text: String,
         /// True for a completed utterance, false for a streaming fragment.
         is_final: bool,
+        /// Its position on the session timeline, where the protocol reports one (GPT-Live).
+        timing: Option<TranscriptTiming>,
     },
     /// The agent wants a tool run.
     ToolCall(ToolCallRequest),

@@ -213,6 +213,7 @@ fn transcripts_and_usage_reach_observers_and_the_summary() {
                 speaker: Speaker::Agent,
                 text: "Hi th".into(),
                 is_final: false,
+                timing: None,
             }),
             &[],
         ),

@@ -224,7 +224,7 @@ impl CallObserver for Observer {
                     "agent ready"
                 );
             }
-            CallEvent::Transcript { speaker, text } => {
+            CallEvent::Transcript { speaker, text, .. } => {
                 let who = match speaker {
                     Speaker::Caller => "caller",
                     Speaker::Agent => "agent",

@@ -1,6 +1,6 @@
 //! What the engine tells observers: call events, end reasons and the final summary.
 
-use crate::agent::{Speaker, Usage};
+use crate::agent::{Speaker, TranscriptTiming, Usage};
 use crate::caller::CallerInfo;
 use crate::tools::CallAction;
 use std::time::Duration;
@@ -175,6 +175,8 @@ pub enum CallEvent {
         speaker: Speaker,
         /// What was said.
         text: String,
+        /// Its position on the agent session's timeline, where the protocol reports one.
+        timing: Option<TranscriptTiming>,
     },
     /// A tool call started running.
     ToolStarted {

@@ -100,7 +100,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::agent::{
-    AgentCapabilities, AgentCommand, AgentEvent, ResponseStatus, Speaker, ToolCallRequest, Usage,
+    AgentCapabilities, AgentCommand, AgentEvent, ResponseStatus, Speaker, ToolCallRequest,
+    TranscriptTiming, Usage,
 };
 use crate::audio::transcode::Transcoder;
 use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
@@ -381,7 +382,8 @@ impl Call {
                 speaker,
                 text,
                 is_final,
-            } => self.on_transcript(speaker, text, is_final),
+                timing,
+            } => self.on_transcript(speaker, text, is_final, timing),
             AgentEvent::ToolCall(request) => self.on_tool_call(request, now),
             AgentEvent::Usage(usage) => self.add_usage(usage),
             AgentEvent::Error {
@@ -975,13 +977,23 @@ impl Call {
         }
     }
 
-    fn on_transcript(&mut self, speaker: Speaker, text: String, is_final: bool) {
+    fn on_transcript(
+        &mut self,
+        speaker: Speaker,
+        text: String,
+        is_final: bool,
+        timing: Option<TranscriptTiming>,
+    ) {
         if speaker == Speaker::Caller {
             self.caller_activity();
         }
         if is_final {
             self.summary.transcript_turns += 1;
-            self.emit(CallEvent::Transcript { speaker, text });
+            self.emit(CallEvent::Transcript {
+                speaker,
+                text,
+                timing,
+            });
         }
     }
 

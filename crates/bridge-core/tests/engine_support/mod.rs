@@ -135,6 +135,7 @@ pub fn transcript(speaker: Speaker, text: &str) -> In {
         speaker,
         text: text.into(),
         is_final: true,
+        timing: None,
     })
 }
 
@@ -297,7 +298,7 @@ fn render_event(e: &CallEvent) -> String {
         CallEvent::AgentReady { connect_latency } => {
             format!("agent-ready {}ms", connect_latency.as_millis())
         }
-        CallEvent::Transcript { speaker, text } => format!("transcript {speaker:?} {text:?}"),
+        CallEvent::Transcript { speaker, text, .. } => format!("transcript {speaker:?} {text:?}"),
         CallEvent::ToolStarted { call_id, name } => format!("tool-started {call_id} {name}"),
         CallEvent::ToolDiscarded { call_id, name } => format!("tool-discarded {call_id} {name}"),
         CallEvent::ToolFinished {

@@ -392,18 +392,21 @@ impl RealtimeDecoder {
                     speaker: Speaker::Agent,
                     text: delta.delta.into_owned(),
                     is_final: false,
+                    timing: None,
                 })
             }
             ServerEvent::OutputAudioTranscriptDone(done) => out.push_back(AgentEvent::Transcript {
                 speaker: Speaker::Agent,
                 text: done.transcript.into_owned(),
                 is_final: true,
+                timing: None,
             }),
             ServerEvent::InputAudioTranscriptionDelta(delta) => {
                 out.push_back(AgentEvent::Transcript {
                     speaker: Speaker::Caller,
                     text: delta.delta.into_owned(),
                     is_final: false,
+                    timing: None,
                 })
             }
             ServerEvent::InputAudioTranscriptionCompleted(done) => {
@@ -411,6 +414,7 @@ impl RealtimeDecoder {
                     speaker: Speaker::Caller,
                     text: done.transcript.into_owned(),
                     is_final: true,
+                    timing: None,
                 })
             }
             ServerEvent::InputAudioTranscriptionFailed(failed) => {
