@@ -152,6 +152,9 @@ pub enum AgentEvent {
         is_final: bool,
         /// Its position on the session timeline, where the protocol reports one (GPT-Live).
         timing: Option<TranscriptTiming>,
+        /// The conversation item the text belongs to, where the protocol has items (ties an
+        /// agent line to its [`crate::engine::Truncation`]).
+        item_id: Option<String>,
     },
     /// The agent wants a tool run.
     ToolCall(ToolCallRequest),

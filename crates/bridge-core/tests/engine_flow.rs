@@ -214,6 +214,7 @@ fn transcripts_and_usage_reach_observers_and_the_summary() {
                 text: "Hi th".into(),
                 is_final: false,
                 timing: None,
+                item_id: None,
             }),
             &[],
         ),

@@ -406,3 +406,74 @@ fn hangup_decided_while_the_caller_speaks_waits_for_the_agents_next_response() {
         ),
     ]);
 }
+
+/// What call records are built from: a tool call's arguments and output, and each final
+/// transcript line's item and time in the call.
+#[test]
+fn observer_events_carry_tool_arguments_outputs_and_transcript_items() {
+    use bridge_core::agent::{AgentEvent, Speaker, ToolCallRequest};
+    use bridge_core::engine::{CallEvent, Output};
+    use std::time::Duration;
+
+    fn events(outputs: Vec<Output>) -> Vec<CallEvent> {
+        outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, response_started("r1"));
+    s.step(
+        10,
+        In::Agent(AgentEvent::ToolCall(ToolCallRequest {
+            call_id: "c1".into(),
+            name: "lookup".into(),
+            arguments: r#"{"order":"A-7"}"#.into(),
+            response_id: Some("r1".into()),
+        })),
+    );
+    let started = events(s.outputs(20, response_done("r1", ResponseStatus::Completed)));
+    assert_eq!(
+        started,
+        [CallEvent::ToolStarted {
+            call_id: "c1".into(),
+            name: "lookup".into(),
+            arguments: r#"{"order":"A-7"}"#.into(),
+        }]
+    );
+    let finished = events(s.outputs(520, tool_done("c1", r#"{"status":"shipped"}"#, None)));
+    assert_eq!(
+        finished,
+        [CallEvent::ToolFinished {
+            call_id: "c1".into(),
+            name: "lookup".into(),
+            duration: Duration::from_millis(500),
+            output: r#"{"status":"shipped"}"#.into(),
+            action: None,
+        }]
+    );
+    let line = events(s.outputs(
+        700,
+        In::Agent(AgentEvent::Transcript {
+            speaker: Speaker::Agent,
+            text: "It has shipped.".into(),
+            is_final: true,
+            timing: None,
+            item_id: Some("i2".into()),
+        }),
+    ));
+    assert_eq!(
+        line,
+        [CallEvent::Transcript {
+            speaker: Speaker::Agent,
+            text: "It has shipped.".into(),
+            timing: None,
+            item_id: Some("i2".into()),
+            at: Duration::from_millis(700),
+        }]
+    );
+}

@@ -231,7 +231,7 @@ impl CallObserver for Observer {
                 };
                 tracing::debug!(speaker = who, text = %text, "transcript");
             }
-            CallEvent::ToolStarted { call_id, name } => {
+            CallEvent::ToolStarted { call_id, name, .. } => {
                 tracing::info!(tool = %name, call_id = %call_id, "tool call started");
             }
             CallEvent::ToolDiscarded { call_id, name } => {
@@ -242,6 +242,7 @@ impl CallObserver for Observer {
                 name,
                 duration,
                 action,
+                ..
             } => {
                 tracing::info!(
                     tool = %name,

@@ -173,10 +173,15 @@ pub enum CallEvent {
     Transcript {
         /// Who spoke.
         speaker: Speaker,
-        /// What was said.
+        /// What was said (for the agent: what it generated, which a barge-in may have cut
+        /// short; see [`CallEvent::BargeIn`] for the item with the same `item_id`).
         text: String,
         /// Its position on the agent session's timeline, where the protocol reports one.
         timing: Option<TranscriptTiming>,
+        /// The conversation item, where the protocol has items.
+        item_id: Option<String>,
+        /// Time since the call started when the line became final.
+        at: Duration,
     },
     /// A tool call started running.
     ToolStarted {
@@ -184,6 +189,8 @@ pub enum CallEvent {
         call_id: String,
         /// The tool.
         name: String,
+        /// The arguments as the model produced them (JSON text, unvalidated).
+        arguments: String,
     },
     /// A tool call was discarded unrun because its response did not complete.
     ToolDiscarded {
@@ -200,6 +207,8 @@ pub enum CallEvent {
         name: String,
         /// Start → result.
         duration: Duration,
+        /// The JSON text returned to the agent (a result or an error object).
+        output: String,
         /// The call action the tool requested, if any.
         action: Option<CallAction>,
     },

@@ -383,7 +383,8 @@ impl Call {
                 text,
                 is_final,
                 timing,
-            } => self.on_transcript(speaker, text, is_final, timing),
+                item_id,
+            } => self.on_transcript(speaker, text, is_final, timing, item_id, now),
             AgentEvent::ToolCall(request) => self.on_tool_call(request, now),
             AgentEvent::Usage(usage) => self.add_usage(usage),
             AgentEvent::Error {
@@ -492,12 +493,13 @@ impl Call {
         let ToolOutput { output, action } = output;
         self.out.push_back(Output::Agent(AgentCommand::ToolResult {
             call_id: tool.call_id.clone(),
-            output,
+            output: output.clone(),
         }));
         self.emit(CallEvent::ToolFinished {
             call_id: tool.call_id,
             name: tool.name,
             duration: now.saturating_duration_since(tool.started),
+            output,
             action: action.clone(),
         });
         if let Some(action) = action {
@@ -983,6 +985,8 @@ impl Call {
         text: String,
         is_final: bool,
         timing: Option<TranscriptTiming>,
+        item_id: Option<String>,
+        now: Instant,
     ) {
         if speaker == Speaker::Caller {
             self.caller_activity();
@@ -993,6 +997,8 @@ impl Call {
                 speaker,
                 text,
                 timing,
+                item_id,
+                at: now.saturating_duration_since(self.started_at),
             });
         }
     }
@@ -1096,6 +1102,7 @@ impl Call {
         self.emit(CallEvent::ToolStarted {
             call_id: call_id.clone(),
             name: name.clone(),
+            arguments: arguments.clone(),
         });
         self.out.push_back(Output::RunTool(ToolInvocation {
             call_id,

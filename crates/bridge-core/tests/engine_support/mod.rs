@@ -136,6 +136,7 @@ pub fn transcript(speaker: Speaker, text: &str) -> In {
         text: text.into(),
         is_final: true,
         timing: None,
+        item_id: None,
     })
 }
 
@@ -299,7 +300,7 @@ fn render_event(e: &CallEvent) -> String {
             format!("agent-ready {}ms", connect_latency.as_millis())
         }
         CallEvent::Transcript { speaker, text, .. } => format!("transcript {speaker:?} {text:?}"),
-        CallEvent::ToolStarted { call_id, name } => format!("tool-started {call_id} {name}"),
+        CallEvent::ToolStarted { call_id, name, .. } => format!("tool-started {call_id} {name}"),
         CallEvent::ToolDiscarded { call_id, name } => format!("tool-discarded {call_id} {name}"),
         CallEvent::ToolFinished {
             call_id,

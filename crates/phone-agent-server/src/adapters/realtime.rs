@@ -393,6 +393,7 @@ impl RealtimeDecoder {
                     text: delta.delta.into_owned(),
                     is_final: false,
                     timing: None,
+                    item_id: Some(delta.item_id.into_owned()),
                 })
             }
             ServerEvent::OutputAudioTranscriptDone(done) => out.push_back(AgentEvent::Transcript {
@@ -400,6 +401,7 @@ impl RealtimeDecoder {
                 text: done.transcript.into_owned(),
                 is_final: true,
                 timing: None,
+                item_id: Some(done.item_id.into_owned()),
             }),
             ServerEvent::InputAudioTranscriptionDelta(delta) => {
                 out.push_back(AgentEvent::Transcript {
@@ -407,6 +409,7 @@ impl RealtimeDecoder {
                     text: delta.delta.into_owned(),
                     is_final: false,
                     timing: None,
+                    item_id: Some(delta.item_id.into_owned()),
                 })
             }
             ServerEvent::InputAudioTranscriptionCompleted(done) => {
@@ -415,6 +418,7 @@ impl RealtimeDecoder {
                     text: done.transcript.into_owned(),
                     is_final: true,
                     timing: None,
+                    item_id: Some(done.item_id.into_owned()),
                 })
             }
             ServerEvent::InputAudioTranscriptionFailed(failed) => {
