@@ -66,6 +66,8 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("PROMPT_PATH", "agent.prompt_path"),
     ("TWILIO_AUTH_TOKEN", "twilio.auth_token"),
     ("TWILIO_ACCOUNT_SID", "twilio.account_sid"),
+    ("TWILIO_API_KEY_SID", "twilio.api_key_sid"),
+    ("TWILIO_API_KEY_SECRET", "twilio.api_key_secret"),
     ("RUST_LOG", "log.filter"),
 ];
 
@@ -292,6 +294,17 @@ pub struct TwilioConfig {
     pub stream_token_ttl: Duration,
     /// Extra `<Parameter>`s added to every stream (also available to the prompt).
     pub stream_parameters: BTreeMap<String, String>,
+    /// Base URL of the REST API (`https://api.twilio.com`; tests point it at a mock).
+    pub rest_base_url: String,
+    /// API key SID (`SK…`, `TWILIO_API_KEY_SID`): REST requests authenticate with it and
+    /// [`Self::api_key_secret`] instead of the Auth Token.
+    pub api_key_sid: Option<String>,
+    /// The API key's secret (`TWILIO_API_KEY_SECRET`).
+    pub api_key_secret: Option<Secret>,
+    /// Bound on one REST request attempt.
+    pub rest_timeout: Duration,
+    /// REST attempts in all; 429 and 5xx answers are retried with backoff.
+    pub rest_attempts: u32,
 }
 
 impl TwilioConfig {
@@ -510,6 +523,11 @@ struct RawTwilio {
     require_stream_token: bool,
     stream_token_ttl_secs: u64,
     stream_parameters: BTreeMap<String, String>,
+    rest_base_url: String,
+    api_key_sid: String,
+    api_key_secret: String,
+    rest_timeout_ms: u64,
+    rest_attempts: u32,
 }
 
 impl Default for RawTwilio {
@@ -521,6 +539,11 @@ impl Default for RawTwilio {
             require_stream_token: true,
             stream_token_ttl_secs: 60,
             stream_parameters: BTreeMap::new(),
+            rest_base_url: twilio_media::rest::API_BASE_URL.into(),
+            api_key_sid: String::new(),
+            api_key_secret: String::new(),
+            rest_timeout_ms: 5000,
+            rest_attempts: 3,
         }
     }
 }
@@ -875,6 +898,35 @@ impl Config {
                 ));
             }
         }
+        let rest_base_url = raw
+            .twilio
+            .rest_base_url
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        PublicUrl::parse(&rest_base_url).map_err(|m| invalid("twilio.rest_base_url", m))?;
+        let api_key_sid = non_empty(raw.twilio.api_key_sid);
+        let api_key_secret = non_empty(raw.twilio.api_key_secret).map(Secret);
+        match (&api_key_sid, &api_key_secret) {
+            (Some(sid), Some(_)) if !sid.starts_with("SK") => {
+                return Err(invalid(
+                    "twilio.api_key_sid",
+                    format!("{sid:?} is not an API key SID (SK followed by 32 hex digits)"),
+                ));
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Contradiction(
+                    "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET must be set together".into(),
+                ));
+            }
+            _ => {}
+        }
+        if raw.twilio.rest_attempts == 0 {
+            return Err(invalid("twilio.rest_attempts", "must be at least 1"));
+        }
+        if raw.twilio.rest_timeout_ms == 0 {
+            return Err(invalid("twilio.rest_timeout_ms", "must be greater than 0"));
+        }
         let twilio = TwilioConfig {
             auth_token: non_empty(raw.twilio.auth_token).map(Secret),
             account_sid,
@@ -882,6 +934,11 @@ impl Config {
             require_stream_token: raw.twilio.require_stream_token,
             stream_token_ttl: Duration::from_secs(raw.twilio.stream_token_ttl_secs),
             stream_parameters: raw.twilio.stream_parameters,
+            rest_base_url,
+            api_key_sid,
+            api_key_secret,
+            rest_timeout: Duration::from_millis(raw.twilio.rest_timeout_ms),
+            rest_attempts: raw.twilio.rest_attempts,
         };
         if twilio.signature_key().is_some() && server.public_url.is_none() {
             return Err(ConfigError::Contradiction(

@@ -52,6 +52,7 @@ mod server;
 pub mod shutdown;
 mod signature;
 pub mod tokens;
+pub mod twilio_rest;
 mod voice;
 
 pub use server::{Server, ServerHandle, ShutdownReport};

@@ -21,6 +21,8 @@
 //! | `phone_agent_relay_seconds` | histogram | `direction` (`caller_to_agent`, `agent_to_caller`) |
 //! | `phone_agent_errors_total` | counter | `kind` |
 //! | `phone_agent_http_requests_total` | counter | `route`, `status` |
+//! | `phone_agent_twilio_rest_requests_total` | counter | `result` (`ok`, `error`) |
+//! | `phone_agent_tool_calls_total` | counter | `kind` (`builtin`, `webhook`, `mcp`), `result` (`ok`, `error`) |
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -50,6 +52,10 @@ pub const RELAY_SECONDS: &str = "phone_agent_relay_seconds";
 pub const ERRORS_TOTAL: &str = "phone_agent_errors_total";
 /// Counter: HTTP requests, by `route` and `status`.
 pub const HTTP_REQUESTS: &str = "phone_agent_http_requests_total";
+/// Counter: Twilio REST requests (after retries), by `result`.
+pub const TWILIO_REST_REQUESTS: &str = "phone_agent_twilio_rest_requests_total";
+/// Counter: tool calls, by `kind` and `result`.
+pub const TOOL_CALLS: &str = "phone_agent_tool_calls_total";
 
 /// Upper bounds of the relay latency buckets (50 µs … 250 ms), in nanoseconds and as rendered.
 const RELAY_BUCKETS: [(u64, &str); 12] = [
@@ -196,6 +202,14 @@ fn describe() {
     );
     describe_counter!(ERRORS_TOTAL, "Errors by kind.");
     describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status.");
+    describe_counter!(
+        TWILIO_REST_REQUESTS,
+        "Twilio REST requests (hang-up, transfer, outbound calls) by result, after retries."
+    );
+    describe_counter!(
+        TOOL_CALLS,
+        "Tool calls by kind (builtin, webhook, mcp) and result."
+    );
 }
 
 /// Runs the recorder's upkeep (histogram bucket maintenance) every `period` until cancelled.
@@ -222,6 +236,11 @@ pub(crate) fn error(kind: &'static str) {
 /// Counts a rejected call.
 pub(crate) fn rejected(reason: &'static str) {
     metrics::counter!(CALLS_REJECTED, "reason" => reason).increment(1);
+}
+
+/// Counts a Twilio REST request by `result`.
+pub(crate) fn rest_request(result: &'static str) {
+    metrics::counter!(TWILIO_REST_REQUESTS, "result" => result).increment(1);
 }
 
 #[cfg(test)]
