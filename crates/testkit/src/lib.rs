@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`openai`] | the OpenAI Realtime GA service (WebSocket): session config, energy VAD, scripted responses and tool calls, cancellation, truncation rules, faults | [`openai::MockRealtime`] |
 //! | [`twilio`] | Twilio placing a call: signed voice webhook, TwiML, signed Media Stream, paced caller audio, **real-time playout** of the agent's audio with exact `mark`/`clear` semantics | [`twilio::CallSimulator`] |
+//! | [`live`] | the OpenAI GPT-Live service (WebSocket): strict `session.start`, output paced to the input timeline, self-interruption, timed transcripts, delegation (responses and client), usage, `session.closed` with every reason | [`live::MockLive`] |
 //! | [`rest`] | the Twilio REST `Calls` API (hang-up, transfer, outbound calls) with Basic auth | [`rest::MockTwilioRest`] |
 //! | [`audio`] | μ-law tones, speech-like bursts, WAV/`espeak-ng` speech, and *stamps* that make frames identifiable end to end | [`audio::CallerAudio`], [`audio::stamp`] |
 //!
@@ -91,6 +92,7 @@
 
 pub mod audio;
 pub mod http;
+pub mod live;
 pub mod openai;
 pub mod rest;
 pub mod sid;
