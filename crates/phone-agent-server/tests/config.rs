@@ -322,6 +322,80 @@ fn env_example_is_valid() {
     assert_eq!(c.server.port, 3000);
 }
 
+/// `KEY=value` lines of an env file as kustomize's `configMapGenerator` reads them (comments and
+/// blank lines skipped, the value taken verbatim).
+fn env_file(rel: &str) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(manifest_path(rel)).unwrap();
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{rel}: not KEY=value: {line:?}"));
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// The Kubernetes manifests' settings (the base's and the example overlay's ConfigMap, its
+/// config.toml and prompt, the Deployment's fixed variables) are accepted by the server's own
+/// parser, values included; deploy/validate.sh checks the manifests themselves. A renamed or
+/// removed setting that the manifests still use fails here.
+#[test]
+fn kubernetes_settings_are_valid() {
+    let base = env_file("deploy/kubernetes/base/config.env");
+    let base_only = {
+        let mut map = base.clone();
+        map.insert("PHONE_AGENT_SERVER__PORT".into(), "3000".into());
+        map.insert("PHONE_AGENT_SERVER__BIND_ADDRESS".into(), "0.0.0.0".into());
+        map
+    };
+    let c = Config::from_env_map(&base_only).unwrap();
+    assert_eq!(c.server.port, 3000);
+    assert_eq!(c.log.format, LogFormat::Json);
+
+    let mut example = base_only;
+    example.extend(env_file("deploy/kubernetes/overlays/example/config.env"));
+    // The overlay mounts these files at /etc/phone-agent; here they are read from the tree.
+    assert_eq!(
+        example.get("PROMPT_PATH").map(String::as_str),
+        Some("/etc/phone-agent/agent_prompt.md")
+    );
+    assert_eq!(
+        example.get("PHONE_AGENT_CONFIG").map(String::as_str),
+        Some("/etc/phone-agent/config.toml")
+    );
+    example.insert(
+        "PROMPT_PATH".into(),
+        manifest_path("deploy/kubernetes/overlays/example/agent_prompt.md"),
+    );
+    example.insert(
+        "PHONE_AGENT_CONFIG".into(),
+        manifest_path("deploy/kubernetes/overlays/example/config.toml"),
+    );
+    // What the user's Secret provides.
+    example.insert("TWILIO_AUTH_TOKEN".into(), "tok".into());
+    example.insert("OPENAI_API_KEY".into(), "sk-test".into());
+    let c = Config::from_env_map(&example).unwrap();
+    assert_eq!(c.server.port, 3000);
+    // config.toml was read, below the environment.
+    assert_eq!(
+        c.agent.greeting.as_deref(),
+        Some(
+            "Thank the caller for calling Example Corp in one short sentence and ask how you can help."
+        )
+    );
+    assert_eq!(
+        c.server.max_concurrent_calls.to_string(),
+        base["PHONE_AGENT_SERVER__MAX_CONCURRENT_CALLS"]
+    );
+    assert_eq!(
+        c.server.shutdown_grace.as_secs().to_string(),
+        base["PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS"]
+    );
+}
+
 /// The `.env` reader uses dotenvy's iterator: the file's values are returned, and the process
 /// environment is left alone.
 #[test]
