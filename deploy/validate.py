@@ -403,6 +403,23 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
         if not any(labels_match(selector, l) for l in pod_label_sets):
             problems.add(f"{name}: PodDisruptionBudget/{pdb['metadata']['name']}", "selects no pods")
 
+    container_ports = {
+        p.get("name"): p["containerPort"]
+        for d in deployments
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+    }
+    for policy in by_kind(docs, "NetworkPolicy"):
+        where = f"{name}: NetworkPolicy/{policy['metadata']['name']}"
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if not any(labels_match(selector, l) for l in pod_label_sets):
+            problems.add(where, "selects no pods")
+        for rule in policy["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                target = port.get("port")
+                if target not in container_ports and target not in container_ports.values():
+                    problems.add(where, f"admits port {target}, which is not a port of the pods")
+
     active_calls = re.search(r'ACTIVE_CALLS: &str = "([a-z_]+)"', METRICS_RS.read_text())
     for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
         where = f"{name}: HorizontalPodAutoscaler/{hpa['metadata']['name']}"

@@ -25,5 +25,5 @@ echo "-- kubernetes manifests"
 
 echo "-- hadolint docker/Dockerfile"
 "$venv/bin/hadolint" --version
-"$venv/bin/hadolint" --failure-threshold info docker/Dockerfile
+"$venv/bin/hadolint" --no-color --failure-threshold info docker/Dockerfile
 echo "docker/Dockerfile: no findings"
