@@ -238,6 +238,7 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         ("OPENAI_BASE_URL", mock.base_url()),
         ("PROMPT_PATH", prompt.display().to_string()),
         ("PHONE_AGENT_AGENT__BACKEND", "realtime".to_string()),
+        ("PHONE_AGENT_METRICS__BIND", "off".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bridge_core::agent::{AgentEndpoint, Speaker};
 use bridge_core::caller::{CallerInfo, EndpointError};
-use bridge_core::driver::{CallObserver, CallServices, NoCallControl, run_call};
+use bridge_core::driver::{CallObserver, CallServices, run_call};
 use bridge_core::engine::{CallConfig, CallEvent, CallSummary, ErrorSource, IdleConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -92,7 +92,7 @@ where
     tracing::info!(backend = backend.as_str(), "call started");
     let services = CallServices {
         tools: Arc::clone(&state.tools),
-        control: Arc::new(NoCallControl),
+        control: Arc::clone(&state.control),
         config: call_config(config),
         shutdown: state.calls.end_all.child_token(),
     };

@@ -288,6 +288,9 @@ pub struct TwilioConfig {
     pub account_sid: Option<String>,
     /// Accept unsigned requests even with an auth token (local tunnels only).
     pub danger_skip_signature_validation: bool,
+    /// Allow a billed back end (OpenAI Realtime) to run without `TWILIO_AUTH_TOKEN`, i.e.
+    /// without request signatures. Off by default: such a server refuses to start.
+    pub danger_allow_unsigned_requests: bool,
     /// Require the per-call token issued on `/voice` when a stream starts.
     pub require_stream_token: bool,
     /// How long an issued stream token stays valid.
@@ -449,8 +452,12 @@ pub struct LogConfig {
 /// Metrics settings.
 #[derive(Debug, Clone)]
 pub struct MetricsConfig {
-    /// Serve `/metrics`.
+    /// Record metrics (and serve them when [`Self::bind`] is set).
     pub enabled: bool,
+    /// The address of the separate metrics listener (`GET /metrics`); `None` (configured as
+    /// `""` or `"off"`) serves no metrics. Never the call port: the public port must not
+    /// expose metrics.
+    pub bind: Option<std::net::SocketAddr>,
 }
 
 /// The validated configuration.
@@ -520,6 +527,7 @@ struct RawTwilio {
     auth_token: String,
     account_sid: String,
     danger_skip_signature_validation: bool,
+    danger_allow_unsigned_requests: bool,
     require_stream_token: bool,
     stream_token_ttl_secs: u64,
     stream_parameters: BTreeMap<String, String>,
@@ -536,6 +544,7 @@ impl Default for RawTwilio {
             auth_token: String::new(),
             account_sid: String::new(),
             danger_skip_signature_validation: false,
+            danger_allow_unsigned_requests: false,
             require_stream_token: true,
             stream_token_ttl_secs: 60,
             stream_parameters: BTreeMap::new(),
@@ -687,11 +696,15 @@ impl Default for RawLog {
 #[serde(default, deny_unknown_fields)]
 struct RawMetrics {
     enabled: bool,
+    bind: String,
 }
 
 impl Default for RawMetrics {
     fn default() -> Self {
-        RawMetrics { enabled: true }
+        RawMetrics {
+            enabled: true,
+            bind: "127.0.0.1:9090".into(),
+        }
     }
 }
 
@@ -931,6 +944,7 @@ impl Config {
             auth_token: non_empty(raw.twilio.auth_token).map(Secret),
             account_sid,
             danger_skip_signature_validation: raw.twilio.danger_skip_signature_validation,
+            danger_allow_unsigned_requests: raw.twilio.danger_allow_unsigned_requests,
             require_stream_token: raw.twilio.require_stream_token,
             stream_token_ttl: Duration::from_secs(raw.twilio.stream_token_ttl_secs),
             stream_parameters: raw.twilio.stream_parameters,
@@ -1176,9 +1190,33 @@ impl Config {
         };
         let filter = non_empty(raw.log.filter).unwrap_or_else(|| "info".into());
         let log = LogConfig { format, filter };
+        let bind = match raw.metrics.bind.trim() {
+            "" | "off" => None,
+            other => Some(other.parse().map_err(|_| {
+                invalid(
+                    "metrics.bind",
+                    format!("{other:?} is not an address:port (e.g. 127.0.0.1:9090), \"\" or off"),
+                )
+            })?),
+        };
         let metrics = MetricsConfig {
             enabled: raw.metrics.enabled,
+            bind,
         };
+
+        // A billed back end must not be open to anyone who finds the URL.
+        if backend != Backend::Echo
+            && twilio.auth_token.is_none()
+            && !twilio.danger_allow_unsigned_requests
+        {
+            return Err(ConfigError::Contradiction(format!(
+                "agent.backend {:?} is billed, but TWILIO_AUTH_TOKEN is not set, so anyone who \
+                 finds this server's URL could place calls through it at your expense. Set \
+                 TWILIO_AUTH_TOKEN (your Twilio account's Auth Token) and PUBLIC_URL; or, for a \
+                 local experiment only, set PHONE_AGENT_TWILIO__DANGER_ALLOW_UNSIGNED_REQUESTS=true",
+                backend.as_str()
+            )));
+        }
 
         Ok(Config {
             server,
@@ -1207,6 +1245,13 @@ impl Config {
             &self.twilio.auth_token,
             self.twilio.danger_skip_signature_validation,
         ) {
+            (None, _) if self.agent.backend != Backend::Echo => out.push(
+                "DANGER: twilio.danger_allow_unsigned_requests is on and TWILIO_AUTH_TOKEN is not \
+                 set: Twilio request signatures are NOT checked, so anyone who finds this \
+                 server's URL can hold billed OpenAI sessions open. Never in production: set \
+                 TWILIO_AUTH_TOKEN and PUBLIC_URL."
+                    .to_string(),
+            ),
             (None, _) => out.push(
                 "TWILIO_AUTH_TOKEN is not set: Twilio request signatures are NOT checked, so \
                  anyone who finds this server's URL can place calls through it (and spend your OpenAI credit). Set \

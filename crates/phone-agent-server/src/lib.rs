@@ -7,8 +7,9 @@
 //!   Stream to `wss://<PUBLIC_URL host>/media`.
 //! * `GET /media` — the Media Stream WebSocket; each call is relayed to one agent session by
 //!   bridge-core's engine through the [`adapters`].
-//! * `GET /health`, `GET /ready`, `GET /metrics` — liveness, readiness (503 while draining),
-//!   Prometheus metrics.
+//! * `GET /health`, `GET /ready` — liveness, readiness (503 while draining).
+//! * `GET /metrics` — Prometheus metrics, on a separate listener (`metrics.bind`, default
+//!   `127.0.0.1:9090`), never on the call port.
 //!
 //! The server only translates and wires: Twilio's protocol lives in `twilio-media`, OpenAI's in
 //! `openai-realtime`, the call logic (relay, playout tracking, barge-in, tools, timers) in
@@ -46,6 +47,7 @@ pub mod healthcheck;
 pub mod logging;
 mod media;
 pub mod metrics;
+mod metrics_server;
 pub mod prompt;
 mod routes;
 mod server;

@@ -1,5 +1,6 @@
 //! Metrics: the `metrics` facade recorded by a Prometheus recorder that our own `/metrics` route
-//! renders (no second HTTP server, no push gateway).
+//! renders, on a listener of its own ([`crate::metrics_server`], `metrics.bind`), never on the
+//! public call port (no push gateway).
 //!
 //! The recorder is process-global (the facade has one global slot), installed once by the first
 //! server started in the process; later servers share it. Latency histograms have explicit

@@ -6,9 +6,9 @@
 //! | `/media` | `GET` (WebSocket upgrade) | the call (see [`crate::media`]) |
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
-//! | `/metrics` | `GET` | Prometheus text (404 when metrics are disabled) |
 //!
-//! Anything else is 404; a known path with another method is 405 with `Allow`.
+//! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
+//! [`crate::metrics_server`]); a known path with another method is 405 with `Allow`.
 
 use std::sync::Arc;
 
@@ -28,7 +28,6 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         "/media" => "media",
         "/health" => "health",
         "/ready" => "ready",
-        "/metrics" => "metrics",
         _ => "other",
     };
     let method = req.method().clone();
@@ -40,8 +39,6 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),
         ("ready", &Method::GET | &Method::HEAD) => ready(state.is_draining()),
         ("health" | "ready", _) => method_not_allowed("GET, HEAD"),
-        ("metrics", &Method::GET) => metrics(&state),
-        ("metrics", _) => method_not_allowed("GET"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     let status = response.status();
@@ -64,21 +61,6 @@ fn ready(draining: bool) -> Response<Body> {
         json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#)
     } else {
         json(StatusCode::OK, r#"{"status":"ready"}"#)
-    }
-}
-
-fn metrics(state: &AppState) -> Response<Body> {
-    match &state.metrics {
-        Some(handle) => {
-            let mut response =
-                Response::new(Body::new(Bytes::from(crate::metrics::render(handle))));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            response
-        }
-        None => text(StatusCode::NOT_FOUND, "metrics are disabled\n"),
     }
 }
 

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bridge_core::driver::{CallControl, NoCallControl};
 use bridge_core::tools::{NoTools, ToolExecutor};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -39,9 +39,10 @@ const END_CALLS_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) tools: Arc<dyn ToolExecutor>,
+    /// Executes hang-ups and transfers of every call.
+    pub(crate) control: Arc<dyn CallControl>,
     pub(crate) tokens: StreamTokens,
     pub(crate) calls: Calls,
-    pub(crate) metrics: Option<PrometheusHandle>,
     pub(crate) draining: AtomicBool,
     /// Connection settings for OpenAI Realtime (built once; `None` for other back ends).
     pub(crate) openai: Option<openai_realtime::client::Endpoint>,
@@ -114,6 +115,7 @@ impl Calls {
 pub struct Server {
     config: Config,
     tools: Arc<dyn ToolExecutor>,
+    control: Arc<dyn CallControl>,
 }
 
 impl std::fmt::Debug for Server {
@@ -136,12 +138,21 @@ pub struct ShutdownReport {
 }
 
 impl Server {
-    /// A server with this configuration and no tools.
+    /// A server with this configuration, no tools and no call control (a hang-up just ends the
+    /// media stream; a transfer fails and the agent is told).
     pub fn new(config: Config) -> Self {
         Server {
             config,
             tools: Arc::new(NoTools),
+            control: Arc::new(NoCallControl),
         }
+    }
+
+    /// Call control (hang-ups and transfers requested by tools) for every call, e.g. through
+    /// Twilio's REST API.
+    pub fn with_call_control(mut self, control: Arc<dyn CallControl>) -> Self {
+        self.control = control;
+        self
     }
 
     /// Tools offered to the agent on every call.
@@ -186,16 +197,33 @@ impl Server {
         } else {
             None
         };
+        let metrics_listener = match (&metrics, self.config.metrics.bind) {
+            (Some(_), Some(addr)) => Some(crate::metrics_server::bind(addr)?),
+            _ => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         let state = Arc::new(AppState {
             tokens: StreamTokens::new(self.config.twilio.stream_token_ttl),
             calls: Calls::new(self.config.server.max_concurrent_calls),
             tools: self.tools,
-            metrics: metrics.clone(),
+            control: self.control,
             draining: AtomicBool::new(false),
             openai,
             config: self.config,
         });
         let shutdown = CancellationToken::new();
+        // Stopped once the server has shut down (metrics stay readable while calls drain).
+        let stopped = CancellationToken::new();
+        if let (Some(handle), Some(listener)) = (&metrics, metrics_listener) {
+            tokio::spawn(crate::metrics_server::run(
+                listener,
+                handle.clone(),
+                stopped.clone(),
+            ));
+        }
         if let Some(handle) = metrics {
             // Histograms keep every sample until upkeep folds them into buckets: with a relay
             // sample per frame, the period sets how much memory each call holds (~16 bytes x
@@ -211,11 +239,24 @@ impl Server {
             backend = state.config.agent.backend.as_str(),
             public_url = state.config.server.public_url.as_ref().map(|u| u.http_base()).unwrap_or("-"),
             max_calls = state.config.server.max_concurrent_calls,
+            metrics_addr = metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
             "phone-agent server listening"
         );
         let task = tokio::spawn(run(listener, Arc::clone(&state), shutdown.clone()));
+        let task = tokio::spawn(async move {
+            let report = task.await;
+            stopped.cancel();
+            match report {
+                Ok(report) => report,
+                Err(e) => {
+                    tracing::error!(error = %e, "server task failed");
+                    ShutdownReport::default()
+                }
+            }
+        });
         Ok(ServerHandle {
             local_addr,
+            metrics_addr,
             shutdown,
             task,
             state,
@@ -227,6 +268,7 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<ShutdownReport>,
     state: Arc<AppState>,
@@ -236,6 +278,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics listener (`None` when metrics are off).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Begins a graceful shutdown (returns at once; await [`Self::wait`]).

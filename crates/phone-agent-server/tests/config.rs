@@ -168,6 +168,8 @@ fn defaults_and_backend_selection() {
     let c = Config::from_env_map(&env(&[
         ("OPENAI_API_KEY", "sk-x"),
         ("PROMPT_PATH", prompt.to_str().unwrap()),
+        ("TWILIO_AUTH_TOKEN", "tok"),
+        ("PUBLIC_URL", "https://agent.example.com"),
     ]))
     .unwrap();
     assert_eq!(c.agent.backend, Backend::Realtime, "key: realtime");
@@ -237,6 +239,53 @@ fn seed_names_and_prefixed_names() {
         c.twilio.stream_parameters.get("tenant").map(String::as_str),
         Some("acme")
     );
+}
+
+/// A billed back end without a Twilio auth token would let anyone who finds the URL hold
+/// billed sessions open: refused unless explicitly allowed (loudly). The echo agent may stay
+/// open.
+#[test]
+fn a_billed_backend_without_an_auth_token_is_refused_unless_explicitly_allowed() {
+    let prompt = common::prompt_file("hi");
+    let prompt = prompt.to_str().unwrap();
+    let open = [("OPENAI_API_KEY", "sk-x"), ("PROMPT_PATH", prompt)];
+    match Config::from_env_map(&env(&open)) {
+        Ok(_) => panic!("a realtime back end without TWILIO_AUTH_TOKEN must be refused"),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("Set TWILIO_AUTH_TOKEN"), "{message}");
+            assert!(
+                message.contains("PHONE_AGENT_TWILIO__DANGER_ALLOW_UNSIGNED_REQUESTS=true"),
+                "{message}"
+            );
+        }
+    }
+    let allowed = Config::from_env_map(&env(&[
+        ("OPENAI_API_KEY", "sk-x"),
+        ("PROMPT_PATH", prompt),
+        ("PHONE_AGENT_TWILIO__DANGER_ALLOW_UNSIGNED_REQUESTS", "true"),
+    ]))
+    .unwrap();
+    assert_eq!(allowed.agent.backend, Backend::Realtime);
+    assert!(
+        allowed
+            .startup_warnings()
+            .iter()
+            .any(|w| w.starts_with("DANGER") && w.contains("danger_allow_unsigned_requests")),
+        "{:?}",
+        allowed.startup_warnings()
+    );
+    // The free echo agent may stay open (with the existing warning).
+    let echo = Config::from_env_map(&env(&[("PHONE_AGENT_AGENT__BACKEND", "echo")])).unwrap();
+    assert!(echo.twilio.auth_token.is_none());
+    // With a token, signatures are checked and nothing needs allowing.
+    Config::from_env_map(&env(&[
+        ("OPENAI_API_KEY", "sk-x"),
+        ("PROMPT_PATH", prompt),
+        ("TWILIO_AUTH_TOKEN", "tok"),
+        ("PUBLIC_URL", "https://agent.example.com"),
+    ]))
+    .unwrap();
 }
 
 #[test]

@@ -130,10 +130,13 @@ async fn fifty_concurrent_calls_without_cross_talk() {
     assert_eq!(mock.sessions().len(), CALLS, "one agent session per call");
     // The server's own view of its relay latency (process-wide, so it includes this binary's
     // other tests): how much of the end-to-end latency above is the bridge itself.
-    let metrics = testkit::http::get(&format!("http://{}/metrics", bridge.addr))
-        .await
-        .unwrap()
-        .text();
+    let metrics = testkit::http::get(&format!(
+        "http://{}/metrics",
+        bridge.handle.metrics_addr().expect("metrics are served")
+    ))
+    .await
+    .unwrap()
+    .text();
     let series = |name: &str| {
         metrics
             .lines()

@@ -130,10 +130,10 @@ async fn voice_body_is_limited() {
 async fn voice_without_public_url_uses_the_host_header() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let env = std::collections::HashMap::from([(
-        "PHONE_AGENT_AGENT__BACKEND".to_string(),
-        "echo".to_string(),
-    )]);
+    let env = std::collections::HashMap::from([
+        ("PHONE_AGENT_AGENT__BACKEND".to_string(), "echo".to_string()),
+        ("PHONE_AGENT_METRICS__BIND".to_string(), "off".to_string()),
+    ]);
     let config = phone_agent_server::config::Config::from_env_map(&env).unwrap();
     let handle = phone_agent_server::Server::new(config)
         .serve(listener)
@@ -149,12 +149,26 @@ async fn voice_without_public_url_uses_the_host_header() {
     assert!(handle.wait().await.clean);
 }
 
+/// Metrics are never on the public call port: only on their own listener (`metrics.bind`).
 #[tokio::test]
-async fn metrics_are_exposed_and_can_be_disabled() {
+async fn metrics_are_served_on_their_own_listener_only() {
     let server = echo_server(&[]).await;
     // Produce at least one labelled series.
     let _ = post_voice(&server, "CA00000000000000000000000000000099", None).await;
-    let r = http::get(&server.url("/metrics")).await.unwrap();
+    let public = http::get(&server.url("/metrics")).await.unwrap();
+    assert_eq!(public.status, 404, "the call port exposes no metrics");
+    assert!(!public.text().contains("phone_agent_"));
+    let metrics_addr = server.handle.metrics_addr().expect("a metrics listener");
+    assert_ne!(metrics_addr.port(), server.addr.port());
+    assert_eq!(
+        http::get(&format!("http://{metrics_addr}/voice"))
+            .await
+            .unwrap()
+            .status,
+        404,
+        "the metrics listener serves nothing else"
+    );
+    let r = http::get(&server.metrics_url()).await.unwrap();
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
@@ -162,8 +176,7 @@ async fn metrics_are_exposed_and_can_be_disabled() {
     assert!(text.contains(r#"route="voice""#), "{text}");
 
     let server = echo_server(&[("PHONE_AGENT_METRICS__ENABLED", "false")]).await;
-    assert_eq!(
-        http::get(&server.url("/metrics")).await.unwrap().status,
-        404
-    );
+    assert!(server.handle.metrics_addr().is_none());
+    let server = echo_server(&[("PHONE_AGENT_METRICS__BIND", "off")]).await;
+    assert!(server.handle.metrics_addr().is_none());
 }

@@ -135,7 +135,7 @@ async fn a_full_call_relays_both_directions_byte_identical() {
     // The call shows up in the metrics.
     let metrics = async {
         loop {
-            let text = testkit::http::get(&server.url("/metrics"))
+            let text = testkit::http::get(&server.metrics_url())
                 .await
                 .unwrap()
                 .text();
@@ -391,4 +391,192 @@ async fn a_missing_prompt_file_at_call_time_falls_back_to_a_generic_prompt() {
     assert!(instructions.contains("voice assistant"), "{instructions}");
     twilio.stop(sid).await;
     assert!(twilio.read_until_closed().await);
+}
+
+/// A tool that asks to hang up.
+struct HangUpTool;
+
+#[async_trait::async_trait]
+impl bridge_core::tools::ToolExecutor for HangUpTool {
+    fn definitions(&self) -> Vec<bridge_core::tools::ToolDefinition> {
+        vec![bridge_core::tools::ToolDefinition {
+            name: "end_call".into(),
+            description: "Ends the call.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {}}),
+        }]
+    }
+
+    async fn call(
+        &self,
+        _invocation: bridge_core::tools::ToolInvocation,
+    ) -> bridge_core::tools::ToolOutput {
+        bridge_core::tools::ToolOutput {
+            output: r#"{"ok":true}"#.into(),
+            action: Some(bridge_core::tools::CallAction::Hangup),
+        }
+    }
+}
+
+/// Call control that records what it was asked to do.
+#[derive(Default)]
+struct RecordingControl {
+    executed: std::sync::Mutex<Vec<(String, bridge_core::tools::CallAction)>>,
+    notify: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl bridge_core::driver::CallControl for RecordingControl {
+    async fn execute(
+        &self,
+        call: &bridge_core::caller::CallerInfo,
+        action: &bridge_core::tools::CallAction,
+    ) -> Result<(), bridge_core::driver::ControlError> {
+        self.executed
+            .lock()
+            .unwrap()
+            .push((call.call_id.clone(), action.clone()));
+        self.notify.notify_one();
+        Ok(())
+    }
+}
+
+/// `Server::with_call_control`: an injected call control executes the hang-up a tool asked
+/// for, for the right call (instead of the built-in no-op).
+#[tokio::test]
+async fn an_injected_call_control_executes_the_tools_hang_up() {
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say("Goodbye then.", 200).then_call("end_call", "{}"))
+                .then(ResponseScript::say("Bye!", 200)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let prompt = common::prompt_file("hi");
+    let base = mock.base_url();
+    let control = std::sync::Arc::new(RecordingControl::default());
+    let server = common::start_with(
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("PROMPT_PATH", prompt.to_str().unwrap()),
+        ],
+        Some(std::sync::Arc::new(HangUpTool)),
+        Some(control.clone()),
+    )
+    .await;
+    let sid = "CA00000000000000000000000000000038";
+    let mut twilio = call(&server, sid).await;
+    let executed = async {
+        loop {
+            let notified = control.notify.notified();
+            if !control.executed.lock().unwrap().is_empty() {
+                break;
+            }
+            notified.await;
+        }
+    };
+    // Keep reading (and echoing marks) so the goodbye is heard and the hang-up happens.
+    tokio::select! {
+        _ = tokio::time::timeout(WAIT, executed) => {}
+        _ = twilio.read_until_closed() => {}
+    }
+    assert!(twilio.read_until_closed().await, "the call ends");
+    let executed = control.executed.lock().unwrap().clone();
+    assert_eq!(
+        executed,
+        vec![(sid.to_owned(), bridge_core::tools::CallAction::Hangup)]
+    );
+}
+
+/// A stand-in OpenAI that accepts the WebSocket and records what it receives, answering only
+/// what the test scripts (`replies` are sent after the first message, the `session.update`).
+async fn silent_openai(
+    replies: Vec<String>,
+) -> (
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let mut replies = Some(replies);
+        while let Some(Ok(message)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                let _ = tx.send(serde_json::from_str(text.as_str()).unwrap());
+                for reply in replies.take().unwrap_or_default() {
+                    let _ = ws
+                        .send(tokio_tungstenite::tungstenite::Message::text(reply))
+                        .await;
+                }
+            }
+        }
+    });
+    (base, rx)
+}
+
+/// The greeting's `response.create` follows the `session.update` at once: OpenAI processes a
+/// session's events in order, so waiting a round trip for `session.updated` only delays the
+/// greeting.
+#[tokio::test]
+async fn the_greeting_is_requested_right_after_the_session_update() {
+    let (base, mut received) = silent_openai(Vec::new()).await;
+    let prompt = common::prompt_file("hi");
+    let server = start(&[
+        ("OPENAI_API_KEY", "sk-test"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+    ])
+    .await;
+    let sid = "CA00000000000000000000000000000039";
+    let mut twilio = call(&server, sid).await;
+    let first = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first["type"], "session.update");
+    // Nothing answered the session.update, and yet:
+    let second = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .expect("the greeting is requested without waiting for session.updated")
+        .unwrap();
+    assert_eq!(second["type"], "response.create", "{second}");
+    assert_eq!(
+        second["response"]["instructions"],
+        phone_agent_server::config::DEFAULT_GREETING
+    );
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}
+
+/// An `error` before `session.updated` means OpenAI refused the session configuration: the
+/// call ends at once (it would otherwise wait out the connect timeout in silence).
+#[tokio::test]
+async fn an_error_before_session_updated_ends_the_call_at_once() {
+    let error = r#"{"type":"error","event_id":"event_1","error":{"type":"invalid_request_error","code":"invalid_value","message":"Invalid value: 'nobody'. Supported values are: 'alloy', 'marin'.","param":"session.audio.output.voice","event_id":null}}"#;
+    let (base, mut received) = silent_openai(vec![error.to_owned()]).await;
+    let prompt = common::prompt_file("hi");
+    let server = start(&[
+        ("OPENAI_API_KEY", "sk-test"),
+        ("OPENAI_BASE_URL", base.as_str()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+        ("PHONE_AGENT_AGENT__VOICE", "nobody"),
+    ])
+    .await;
+    let sid = "CA00000000000000000000000000000040";
+    let mut twilio = call(&server, sid).await;
+    let first = tokio::time::timeout(WAIT, received.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first["type"], "session.update");
+    assert!(
+        twilio.read_until_closed().await,
+        "the call ends on OpenAI's refusal, not after the connect timeout"
+    );
 }

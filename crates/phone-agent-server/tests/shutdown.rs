@@ -106,6 +106,7 @@ async fn the_binary_exits_zero_on_sigterm_and_closes_the_call() {
         .env("PORT", "0")
         .env("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1")
         .env("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "0")
+        .env("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0")
         .env("PHONE_AGENT_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

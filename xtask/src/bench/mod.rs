@@ -317,6 +317,7 @@ fn server_env(mock: &MockAgent, prompt: &Path, calls: usize) -> Vec<(String, Str
             (calls + 16).to_string(),
         ),
         ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "5".to_owned()),
+        ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0".to_owned()),
         ("PHONE_AGENT_LOG__FORMAT", "json".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ]

@@ -4,7 +4,10 @@
 //! never transcoded), the voice, the call's rendered instructions, turn detection (server or
 //! semantic VAD, with `interrupt_response`, `create_response` and `idle_timeout_ms` from the
 //! configuration), input transcription, noise reduction and the tools. [`AgentEvent::Ready`]
-//! is reported on the `session.updated` that answers it.
+//! is reported as soon as that `session.update` is written: OpenAI processes a session's
+//! events in order, so the greeting's `response.create` and the caller's audio can follow it at
+//! once instead of a round trip later. An `error` before the answering `session.updated` means
+//! the configuration was refused and is fatal (the call ends at once).
 //!
 //! Server events map onto the seam as in ARCHITECTURE.md: audio deltas are forwarded **without
 //! copying** (a [`Bytes::slice_ref`] of the received frame), function calls carry their
@@ -159,7 +162,8 @@ impl std::fmt::Debug for RealtimeAgent {
 /// [`RealtimeAgent`] without the socket (usable on its own, e.g. in benchmarks).
 ///
 /// An audio delta is not copied: the event's audio is a slice of the message's buffer.
-/// `session.updated` becomes [`AgentEvent::Ready`] once; events that cannot be parsed are
+/// `session.updated` becomes [`AgentEvent::Ready`] once (unless it was reported up front, see
+/// [`RealtimeDecoder::ready_reported`]); an `error` before it is fatal; events that cannot be parsed are
 /// logged (the first at `warn`), counted and skipped; unknown events are ignored.
 ///
 /// ```
@@ -176,7 +180,11 @@ impl std::fmt::Debug for RealtimeAgent {
 /// ```
 #[derive(Debug, Default)]
 pub struct RealtimeDecoder {
+    /// [`AgentEvent::Ready`] was reported (by the decoder on `session.updated`, or up front by
+    /// [`RealtimeAgent::connect`]).
     ready: bool,
+    /// `session.updated` has been seen: OpenAI accepted the configuration.
+    confirmed: bool,
     /// Server events skipped because they could not be parsed.
     skipped: u64,
 }
@@ -255,13 +263,16 @@ impl RealtimeAgent {
             .send_text(ClientEvent::session_update(session).to_json())
             .await
             .map_err(transport)?;
+        // Ready now: everything the engine sends next is processed after the update.
+        let mut decoder = RealtimeDecoder::default();
+        decoder.ready_reported();
         Ok(RealtimeAgent {
             sender,
             receiver,
             interrupts_itself: openai.turn_detection.interrupts_itself(),
-            decoder: RealtimeDecoder::default(),
+            decoder,
             closed: false,
-            queued: VecDeque::new(),
+            queued: VecDeque::from([AgentEvent::Ready]),
             clock,
             audio_fed: false,
         })
@@ -269,9 +280,15 @@ impl RealtimeAgent {
 }
 
 impl RealtimeDecoder {
-    /// Whether `session.updated` (the session is ready) has been seen.
+    /// Whether `session.updated` (OpenAI accepted the configuration) has been seen.
     pub fn is_ready(&self) -> bool {
-        self.ready
+        self.confirmed
+    }
+
+    /// [`AgentEvent::Ready`] was reported by the caller of the decoder (once the
+    /// `session.update` was written): `session.updated` then reports nothing more.
+    pub fn ready_reported(&mut self) {
+        self.ready = true;
     }
 
     /// Events skipped so far because they could not be parsed.
@@ -329,6 +346,7 @@ impl RealtimeDecoder {
                 item_id: Some(done.item_id.into_owned()),
             }),
             ServerEvent::SessionUpdated(_) => {
+                self.confirmed = true;
                 if !self.ready {
                     self.ready = true;
                     out.push_back(AgentEvent::Ready);
@@ -428,6 +446,17 @@ impl RealtimeDecoder {
                 let details = error.error;
                 if details.is_harmless() {
                     tracing::debug!(code = ?details.code, "harmless OpenAI error");
+                } else if !self.confirmed {
+                    // Before `session.updated`, an error answers our `session.update`: the
+                    // session cannot be configured and will never be usable.
+                    out.push_back(AgentEvent::Error {
+                        fatal: true,
+                        code: details.code,
+                        message: format!(
+                            "OpenAI refused the session configuration: {}",
+                            details.message
+                        ),
+                    });
                 } else {
                     out.push_back(AgentEvent::Error {
                         fatal: details.is_session_fatal(),

@@ -35,13 +35,21 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /metrics` on the server's separate metrics listener.
+    pub fn metrics_url(&self) -> String {
+        let addr = self.handle.metrics_addr().expect("metrics are served");
+        format!("http://{addr}/metrics")
+    }
+
     /// The media URL as written in the TwiML (and signed by Twilio).
     pub fn media_url(&self) -> String {
         format!("ws://{}/media", self.addr)
     }
 }
 
-/// Starts a server with `PUBLIC_URL` = its own address plus `vars`.
+/// Starts a server with `PUBLIC_URL` = its own address plus `vars`. Metrics are served on a
+/// free port; a test that runs a billed back end without `TWILIO_AUTH_TOKEN` gets
+/// `twilio.danger_allow_unsigned_requests` (these tests check signatures separately).
 pub async fn start(vars: &[(&str, &str)]) -> TestServer {
     start_with_tools(vars, None).await
 }
@@ -51,13 +59,33 @@ pub async fn start_with_tools(
     vars: &[(&str, &str)],
     tools: Option<std::sync::Arc<dyn bridge_core::tools::ToolExecutor>>,
 ) -> TestServer {
+    start_with(vars, tools, None).await
+}
+
+/// [`start`] with tools and call control.
+pub async fn start_with(
+    vars: &[(&str, &str)],
+    tools: Option<std::sync::Arc<dyn bridge_core::tools::ToolExecutor>>,
+    control: Option<std::sync::Arc<dyn bridge_core::driver::CallControl>>,
+) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     let base = format!("http://{addr}");
-    let mut env: HashMap<String, String> =
-        HashMap::from([("PUBLIC_URL".to_string(), base.clone())]);
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("PUBLIC_URL".to_string(), base.clone()),
+        (
+            "PHONE_AGENT_METRICS__BIND".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+    ]);
+    if !vars.iter().any(|(k, _)| *k == "TWILIO_AUTH_TOKEN") {
+        env.insert(
+            "PHONE_AGENT_TWILIO__DANGER_ALLOW_UNSIGNED_REQUESTS".to_string(),
+            "true".to_string(),
+        );
+    }
     for (k, v) in vars {
         env.insert((*k).to_string(), (*v).to_string());
     }
@@ -65,6 +93,9 @@ pub async fn start_with_tools(
     let mut server = Server::new(config);
     if let Some(tools) = tools {
         server = server.with_tools(tools);
+    }
+    if let Some(control) = control {
+        server = server.with_call_control(control);
     }
     let handle = server.serve(listener).expect("server starts");
     TestServer { handle, addr, base }
