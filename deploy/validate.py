@@ -346,12 +346,33 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             port = env.get("PHONE_AGENT_SERVER__PORT") or env.get("PORT")
             if port is None or int(port) != ports.get("http"):
                 problems.add(cwhere, f"server port {port} is not the container port `http`")
-            bind = env.get("PHONE_AGENT_METRICS__BIND")
-            if bind is not None:
-                if "metrics" not in ports or not bind.endswith(f":{ports['metrics']}"):
-                    problems.add(cwhere, f"metrics.bind {bind} is not the container port `metrics`")
-                if bind.startswith("127.") or bind.startswith("[::1]"):
-                    problems.add(cwhere, f"metrics.bind {bind} is loopback: nothing can scrape it")
+            # Where the server serves /metrics: its own listener (metrics.bind) when the server
+            # has one, else the call port. Services named `metrics` ports must lead there.
+            if "bind" in defaults.get("metrics", {}):
+                bind = env.get("PHONE_AGENT_METRICS__BIND", defaults["metrics"]["bind"])
+                metrics_port = int(bind.rsplit(":", 1)[1]) if ":" in bind else None
+                if bind.startswith("127.") or bind.startswith("[::1]") or bind.startswith("localhost"):
+                    problems.add(
+                        cwhere,
+                        f"metrics.bind {bind!r} is loopback: set PHONE_AGENT_METRICS__BIND so "
+                        "Prometheus can scrape it",
+                    )
+            else:
+                metrics_port = ports.get("http")
+            for service in services:
+                if not labels_match(service["spec"].get("selector", {}), pod_labels):
+                    continue
+                for sport in service["spec"]["ports"]:
+                    if sport.get("name") != "metrics":
+                        continue
+                    target = sport.get("targetPort", sport["port"])
+                    target = ports.get(target, target)
+                    if target != metrics_port:
+                        problems.add(
+                            f"{name}: Service/{service['metadata']['name']}",
+                            f"port `metrics` leads to container port {target}, but the server "
+                            f"serves /metrics on {metrics_port}",
+                        )
 
             # terminationGracePeriodSeconds >= preStop sleep + notice + grace + margin.
             sleep = (

@@ -398,6 +398,7 @@ fn kubernetes_settings_are_valid() {
         let mut map = base.clone();
         map.insert("PHONE_AGENT_SERVER__PORT".into(), "3000".into());
         map.insert("PHONE_AGENT_SERVER__BIND_ADDRESS".into(), "0.0.0.0".into());
+        map.insert("PHONE_AGENT_METRICS__BIND".into(), "0.0.0.0:9090".into());
         map
     };
     let c = Config::from_env_map(&base_only).unwrap();
