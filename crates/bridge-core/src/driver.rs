@@ -99,8 +99,11 @@ pub struct ControlError(pub String);
 /// Executes call control requested by tools (for Twilio: REST updates of the live call).
 ///
 /// The driver calls it when the engine outputs [`Output::Action`] — after the agent's goodbye
-/// has been heard — and closes the call right after, so a transfer must be started (e.g. by
-/// replacing the call's TwiML) before this returns.
+/// has been heard. A hang-up ends the call whatever the result (the media stream is closed);
+/// a transfer's result goes back to the engine ([`Call::action_finished`]): on success the call
+/// ends as [`crate::engine::EndReason::Transferred`] (so the transfer must have been started,
+/// e.g. by replacing the call's TwiML, before this returns), on failure the agent is told and
+/// the call goes on.
 #[async_trait]
 pub trait CallControl: Send + Sync {
     /// Executes `action` for the call described by `call`.
@@ -293,13 +296,20 @@ where
                                 Ok(result) => result,
                                 Err(_) => Err(ControlError("timed out".to_owned())),
                             };
-                        if let Err(e) = result {
-                            observer.on_event(&CallEvent::Error {
-                                source: ErrorSource::Control,
-                                code: None,
-                                message: format!("{action:?}: {e}"),
-                                fatal: false,
-                            });
+                        if call.is_finished() {
+                            // A hang-up: the call has ended with the media stream whatever
+                            // the result; a failure is only reported.
+                            if let Err(e) = result {
+                                observer.on_event(&CallEvent::Error {
+                                    source: ErrorSource::Control,
+                                    code: None,
+                                    message: format!("{action:?}: {e}"),
+                                    fatal: false,
+                                });
+                            }
+                        } else {
+                            // A transfer: the engine ends the call or tells the agent.
+                            call.action_finished(result.map_err(|e| e.0), now());
                         }
                     }
                     Output::Event(event) => observer.on_event(&event),

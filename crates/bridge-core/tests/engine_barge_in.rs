@@ -537,3 +537,63 @@ fn audio_of_an_interrupted_response_is_dropped_even_after_its_response_done() {
     ]);
     assert_eq!(s.call.summary(s.now).late_audio_dropped_ms, 20);
 }
+
+fn min_speech(ms: u64) -> bridge_core::engine::CallConfig {
+    bridge_core::engine::CallConfig {
+        min_barge_in_speech: std::time::Duration::from_millis(ms),
+        ..quiet_config()
+    }
+}
+
+/// The agent speaks 100 ms (five marked pieces) at t = 0 ms, interrupting itself (Realtime
+/// with `interrupt_response: false`: the engine cancels).
+fn speaking(config: bridge_core::engine::CallConfig) -> Scenario {
+    let mut s = Scenario::ready(config, REALTIME_NO_INTERRUPT);
+    s.step(0, response_started("r1"));
+    s.step(0, agent_audio("r1", "i1", 1, 800));
+    s
+}
+
+#[test]
+fn speech_shorter_than_the_minimum_interrupts_nothing() {
+    let mut s = speaking(min_speech(300));
+    assert_eq!(s.step(20, speech_started()), Vec::<String>::new());
+    assert_eq!(s.next_deadline_ms(), Some(320));
+    // A cough: 150 ms.
+    assert_eq!(s.step(170, speech_stopped()), Vec::<String>::new());
+    assert_eq!(s.next_deadline_ms(), None);
+    assert_eq!(s.call.summary(s.now).barge_ins, 0);
+    // The agent's speech goes on and is heard to its end.
+    assert_eq!(s.step(180, echo(5)), Vec::<String>::new());
+}
+
+#[test]
+fn speech_longer_than_the_minimum_interrupts_where_the_caller_is_then() {
+    let mut s = speaking(min_speech(300));
+    s.step(20, echo(1));
+    s.step(20, speech_started());
+    s.step(40, echo(2));
+    // Still speaking 300 ms after the start: cleared now, truncated at what was heard now.
+    s.check(&[(
+        320,
+        In::Timeout,
+        &[
+            "C clear",
+            "A cancel r1",
+            // Echoed to 40 ms; the third piece was on its way before, so it counts as heard
+            // to its end.
+            "A truncate i1 @60",
+            "event barge-in cleared=3 [i1:sent=100,played=60(confirmed 40),end=60] cancelled=r1",
+        ],
+    )]);
+    assert_eq!(s.call.summary(s.now).barge_ins, 1);
+}
+
+#[test]
+fn zero_minimum_interrupts_at_the_speech_start() {
+    let mut s = speaking(min_speech(0));
+    assert_eq!(
+        s.cmds(20, speech_started()),
+        ["C clear", "A cancel r1", "A truncate i1 @0"]
+    );
+}

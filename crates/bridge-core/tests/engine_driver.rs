@@ -367,6 +367,12 @@ impl ToolExecutor for TestTools {
                 output: "{\"ok\":true}".into(),
                 action: Some(CallAction::Hangup),
             },
+            "transfer" => ToolOutput {
+                output: "{\"ok\":true}".into(),
+                action: Some(CallAction::Transfer {
+                    to: "+15550100".into(),
+                }),
+            },
             _ => ToolOutput::json(&serde_json::json!({"for": invocation.phone_call_id})),
         }
     }
@@ -657,4 +663,57 @@ async fn stuck_caller_ends_the_call_and_the_agent_is_closed() {
     assert_eq!(summary.end_reason, Some(EndReason::CallerError));
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     drop(cp);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_transfer_is_fed_back_to_the_engine_and_the_call_goes_on() {
+    let (caller, cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let mut svc = services(config());
+    svc.tools = Arc::new(TestTools);
+    // `NoCallControl` cannot transfer.
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c1", "transfer")).await;
+    assert_eq!(
+        ap.next().await.len(),
+        2,
+        "tool result and the goodbye's request"
+    );
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "t".into(),
+    })
+    .await;
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "t".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    // The transfer failed: the model is told and asked to go on; the call is not closed.
+    assert_eq!(
+        ap.next().await,
+        [
+            AgentCommand::AddContext {
+                text: "The transfer to +15550100 failed (no call control configured). The call \
+                       is still connected: tell the caller and continue helping them."
+                    .into()
+            },
+            AgentCommand::CreateResponse { instructions: None },
+        ]
+    );
+    cp.send(CallerEvent::Audio(ulaw(3, 160))).await;
+    assert_eq!(audio_of(&ap.next().await), [3]);
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        CallEvent::Error {
+            source: bridge_core::engine::ErrorSource::Control,
+            fatal: false,
+            ..
+        }
+    )));
 }

@@ -4,6 +4,7 @@
 mod engine_support;
 
 use bridge_core::agent::ResponseStatus;
+use bridge_core::engine::{CallConfig, GoodbyeBargeIn};
 use bridge_core::tools::CallAction;
 use engine_support::*;
 
@@ -245,10 +246,11 @@ fn hangup_is_guarded_by_a_timeout() {
     s.step(100, response_started("bye"));
     s.step(100, agent_audio("bye", "b1", 1, 160));
     s.step(110, response_done("bye", ResponseStatus::Completed));
-    // The goodbye's mark never echoes: the guard (10 s from the result) fires.
-    assert_eq!(s.next_deadline_ms(), Some(10_010));
+    // The goodbye's mark never echoes: the guard (10 s from the end of the goodbye's audio:
+    // 20 ms forwarded at 100 ms) fires.
+    assert_eq!(s.next_deadline_ms(), Some(10_120));
     s.check(&[(
-        10_010,
+        10_120,
         In::Timeout,
         &[
             "event action Hangup (timed out)",
@@ -263,7 +265,11 @@ fn hangup_is_guarded_by_a_timeout() {
 
 #[test]
 fn transfer_after_the_goodbye_and_barge_in_during_it() {
-    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    let config = CallConfig {
+        goodbye_barge_in: GoodbyeBargeIn::Interrupt,
+        ..quiet_config()
+    };
+    let mut s = Scenario::ready(config, REALTIME);
     s.step(0, tool_call("c1", "transfer", None));
     s.check(&[
         (
@@ -302,6 +308,13 @@ fn transfer_after_the_goodbye_and_barge_in_during_it() {
                 "event barge-in cleared=1 [ti:sent=20,played=0,end=0]",
                 "event action Transfer { to: \"+15550100\" }",
                 "action transfer +15550100",
+            ],
+        ),
+        // The transfer succeeded.
+        (
+            60,
+            In::ActionDone(Ok(())),
+            &[
                 "A close",
                 "C close",
                 "event ended transferred",
@@ -475,5 +488,111 @@ fn observer_events_carry_tool_arguments_outputs_and_transcript_items() {
             item_id: Some("i2".into()),
             at: Duration::from_millis(700),
         }]
+    );
+}
+
+/// A ready call whose hang-up or transfer tool finished at 10 ms; the goodbye was requested.
+fn goodbye_requested(config: CallConfig, action: CallAction) -> Scenario {
+    let mut s = Scenario::ready(config, REALTIME);
+    s.step(0, tool_call("c1", "end", None));
+    s.step(10, tool_done("c1", "{}", Some(action)));
+    s
+}
+
+#[test]
+fn goodbye_guard_counts_from_the_goodbyes_last_audio() {
+    let mut s = goodbye_requested(quiet_config(), CallAction::Hangup);
+    // Before any goodbye audio the guard counts from the tool's result.
+    assert_eq!(s.next_deadline_ms(), Some(10_010));
+    s.step(100, response_started("bye"));
+    // A 12 s goodbye arrives at once (faster than real time) in 1 s chunks.
+    for _ in 0..12 {
+        s.step(100, agent_audio("bye", "b1", 1, 8000));
+    }
+    s.step(150, response_done("bye", ResponseStatus::Completed));
+    // It plays until 12.1 s; the guard is 10 s after that, not 10 s after the result.
+    assert_eq!(s.next_deadline_ms(), Some(22_100));
+    assert_eq!(s.cmds(10_010, In::Timeout), Vec::<String>::new());
+    assert_eq!(
+        s.cmds(22_100, In::Timeout),
+        [
+            "action hangup",
+            "A close",
+            "C close",
+            "finished hung_up_by_agent"
+        ]
+    );
+}
+
+#[test]
+fn caller_speaking_during_the_goodbye_does_not_hang_up_at_once() {
+    let mut s = goodbye_requested(quiet_config(), CallAction::Hangup);
+    s.step(20, response_started("bye"));
+    s.step(30, agent_audio("bye", "b1", 1, 160));
+    s.step(30, agent_audio("bye", "b1", 2, 160));
+    s.step(40, response_done("bye", ResponseStatus::Completed));
+    // "Thanks, bye!" over the goodbye: nothing is cleared, nothing executed yet.
+    assert_eq!(s.step(45, speech_started()), Vec::<String>::new());
+    assert_eq!(s.step(50, echo(1)), Vec::<String>::new());
+    s.step(60, speech_stopped());
+    // Once the goodbye has been heard, the call is hung up.
+    assert_eq!(
+        s.cmds(70, echo(2)),
+        [
+            "action hangup",
+            "A close",
+            "C close",
+            "finished hung_up_by_agent"
+        ]
+    );
+}
+
+#[test]
+fn failed_transfer_is_told_to_the_agent_and_the_call_goes_on() {
+    let mut s = goodbye_requested(
+        quiet_config(),
+        CallAction::Transfer {
+            to: "+15550100".into(),
+        },
+    );
+    s.step(20, response_started("t"));
+    s.step(30, agent_audio("t", "ti", 1, 160));
+    s.step(40, response_done("t", ResponseStatus::Completed));
+    assert_eq!(s.cmds(60, echo(1)), ["action transfer +15550100"]);
+    // Still executing: the call goes on meanwhile.
+    assert_eq!(s.cmds(70, caller_audio(9, 160)), ["A audio 160 #09"]);
+    s.check(&[(
+        100,
+        In::ActionDone(Err("Twilio answered 404: call not found".into())),
+        &[
+            "event error Control \"Transfer { to: \\\"+15550100\\\" }: Twilio answered 404: call not found\"",
+            "A context \"The transfer to +15550100 failed (Twilio answered 404: call not found). The call is still connected: tell the caller and continue helping them.\"",
+            "A respond",
+        ],
+    )]);
+    assert!(!s.call.is_finished());
+    // A later result of the same transfer changes nothing.
+    assert_eq!(s.step(110, In::ActionDone(Ok(()))), Vec::<String>::new());
+    s.step(120, response_started("sorry"));
+    s.step(130, response_done("sorry", ResponseStatus::Completed));
+    assert!(!s.call.is_finished());
+}
+
+#[test]
+fn successful_transfer_ends_the_call_as_transferred() {
+    let mut s = goodbye_requested(
+        quiet_config(),
+        CallAction::Transfer {
+            to: "+15550100".into(),
+        },
+    );
+    s.step(20, response_started("t"));
+    assert_eq!(
+        s.cmds(30, response_done("t", ResponseStatus::Completed)),
+        ["action transfer +15550100"]
+    );
+    assert_eq!(
+        s.cmds(90, In::ActionDone(Ok(()))),
+        ["A close", "C close", "finished transferred"]
     );
 }

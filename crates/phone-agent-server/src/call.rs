@@ -129,6 +129,8 @@ pub(crate) fn call_config(config: &Config) -> CallConfig {
         idle,
         dtmf: config.agent.dtmf,
         mark_interval: config.agent.mark_interval,
+        apology: config.agent.apology.clone(),
+        min_barge_in_speech: config.agent.min_barge_in,
         max_duration: Some(config.agent.max_call_duration),
         caller_inactivity_timeout: Some(config.agent.media_inactivity_timeout),
         agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),

@@ -349,6 +349,13 @@ pub struct AgentConfig {
     /// The longest piece of agent audio sent to Twilio before a mark (see
     /// [`bridge_core::engine::CallConfig::mark_interval`]).
     pub mark_interval: Duration,
+    /// Instructions for one response after a failed response's retry failed too; `None`
+    /// (configured as `""` or `"off"`) asks nothing more (see
+    /// [`bridge_core::engine::CallConfig::apology`]).
+    pub apology: Option<String>,
+    /// How long the caller must speak before the agent's audio is cleared (see
+    /// [`bridge_core::engine::CallConfig::min_barge_in_speech`]); zero clears at once.
+    pub min_barge_in: Duration,
 }
 
 /// OpenAI Realtime settings.
@@ -571,6 +578,8 @@ struct RawAgent {
     idle_reprompt: String,
     dtmf: String,
     mark_interval_ms: u64,
+    apology: String,
+    min_barge_in_ms: u64,
 }
 
 /// The default greeting instructions.
@@ -595,6 +604,8 @@ impl Default for RawAgent {
             idle_reprompt: DEFAULT_IDLE_REPROMPT.into(),
             dtmf: "forward".into(),
             mark_interval_ms: 100,
+            apology: bridge_core::engine::DEFAULT_APOLOGY.into(),
+            min_barge_in_ms: 0,
         }
     }
 }
@@ -990,6 +1001,16 @@ impl Config {
             }
         };
         let td = raw.openai.turn_detection;
+        if !td.create_response {
+            // The engine answers tool results, keypad presses, the greeting and reprompts by
+            // itself, but each caller turn is answered by the agent's turn detection.
+            return Err(ConfigError::Contradiction(
+                "openai.turn_detection.create_response = false would leave every caller turn \
+                 unanswered: the call engine relies on the agent to answer the caller's turns; \
+                 set it to true"
+                    .into(),
+            ));
+        }
         let turn_detection = match td.kind.trim() {
             "server_vad" => {
                 if !(0.0..=1.0).contains(&td.threshold) {
@@ -1139,6 +1160,12 @@ impl Config {
                 ));
             }
         };
+        if raw.agent.min_barge_in_ms > 2000 {
+            return Err(invalid(
+                "agent.min_barge_in_ms",
+                "must be at most 2000 (the caller would talk over the agent for that long)",
+            ));
+        }
         if !(20..=1000).contains(&raw.agent.mark_interval_ms) {
             return Err(invalid(
                 "agent.mark_interval_ms",
@@ -1162,6 +1189,8 @@ impl Config {
                 .filter(|r| !r.eq_ignore_ascii_case("off")),
             dtmf,
             mark_interval: Duration::from_millis(raw.agent.mark_interval_ms),
+            apology: non_empty(raw.agent.apology).filter(|a| !a.eq_ignore_ascii_case("off")),
+            min_barge_in: Duration::from_millis(raw.agent.min_barge_in_ms),
         };
 
         // --- echo

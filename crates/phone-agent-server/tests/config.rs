@@ -467,3 +467,32 @@ fn dotenv_is_read_without_touching_the_environment() {
         phone_agent_server::config::env_map_from_process(&common::temp_path("missing.env")).is_ok()
     );
 }
+
+/// Issue 10, item 4: a session that never answers the caller's turns is refused at startup;
+/// the engine's new knobs (`agent.apology`, `agent.min_barge_in_ms`) reach the call config.
+#[test]
+fn turn_answering_and_barge_in_settings() {
+    check_error(
+        &[(
+            "PHONE_AGENT_OPENAI__TURN_DETECTION__CREATE_RESPONSE",
+            "false",
+        )],
+        "create_response",
+    );
+    check_error(
+        &[("PHONE_AGENT_AGENT__MIN_BARGE_IN_MS", "5000")],
+        "agent.min_barge_in_ms",
+    );
+    let c = Config::from_env_map(&env(&[
+        ("PHONE_AGENT_AGENT__MIN_BARGE_IN_MS", "250"),
+        ("PHONE_AGENT_AGENT__APOLOGY", "off"),
+    ]))
+    .unwrap();
+    assert_eq!(c.agent.min_barge_in, std::time::Duration::from_millis(250));
+    assert_eq!(c.agent.apology, None);
+    let defaults = Config::from_env_map(&HashMap::new()).unwrap();
+    assert_eq!(
+        defaults.agent.apology.as_deref(),
+        Some(bridge_core::engine::DEFAULT_APOLOGY)
+    );
+}

@@ -15,6 +15,25 @@ pub enum DtmfMode {
     ForwardAndRespond,
 }
 
+/// What a caller speaking during the agent's goodbye (the response after a tool requested a
+/// hang-up or transfer) does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GoodbyeBargeIn {
+    /// The goodbye keeps playing and the action waits until it has been heard (or
+    /// [`CallConfig::goodbye_timeout`] after its last audio): a cough or a "thanks, bye" over
+    /// the goodbye does not cut it off and hang up at once.
+    #[default]
+    Finish,
+    /// The caller's speech interrupts the goodbye like any barge-in, and the action is
+    /// executed at once if the goodbye response has ended.
+    Interrupt,
+}
+
+/// The default instructions of the apology after a response failed twice in a row
+/// ([`CallConfig::apology`]).
+pub const DEFAULT_APOLOGY: &str = "Apologize in one short sentence: you had a brief technical \
+     problem. Ask the caller to repeat what they said.";
+
 /// The idle policy: what to do when the caller stays silent after the agent finished speaking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdleConfig {
@@ -75,8 +94,24 @@ pub struct CallConfig {
     /// The idle policy. Default: 20 s, one reprompt, then end.
     pub idle: Option<IdleConfig>,
     /// How long a tool-requested hang-up or transfer waits for the agent's goodbye to be heard
-    /// before it is executed anyway. Default 10 s.
+    /// before it is executed anyway, counted from the end of the goodbye's audio as forwarded
+    /// (when it was forwarded plus its duration), or from the tool's result while no goodbye
+    /// audio has come. Default 10 s.
     pub goodbye_timeout: Duration,
+    /// Instructions for one response after a response failed ([`crate::agent::ResponseStatus::Failed`])
+    /// and its single retry failed too. `None`: nothing after the retry. Default
+    /// [`DEFAULT_APOLOGY`].
+    pub apology: Option<String>,
+    /// How long the caller must have been speaking before the agent's audio is cleared (a
+    /// barge-in), measured on the engine's clock from the agent's speech-start report; speech
+    /// that stops earlier (a cough, a "mm-hm") interrupts nothing. The trade-off: every real
+    /// interruption is heard over the agent's voice for this long, and the truncation lands
+    /// that much later. Pointless when the agent cancels its own response on speech start
+    /// ([`crate::agent::AgentCapabilities::interrupts_itself`]: the answer is cut short anyway,
+    /// only what is queued keeps playing). Default zero: clear at once.
+    pub min_barge_in_speech: Duration,
+    /// What the caller speaking during a goodbye does. Default [`GoodbyeBargeIn::Finish`].
+    pub goodbye_barge_in: GoodbyeBargeIn,
     /// Driver: a tool call taking longer than this is answered with an error object. Default 20 s.
     pub tool_timeout: Duration,
     /// Driver: a send or flush to either side taking longer than this ends the call (a stuck
@@ -98,6 +133,9 @@ impl Default for CallConfig {
             caller_inactivity_timeout: Some(Duration::from_secs(10)),
             idle: Some(IdleConfig::default()),
             goodbye_timeout: Duration::from_secs(10),
+            apology: Some(DEFAULT_APOLOGY.to_owned()),
+            min_barge_in_speech: Duration::ZERO,
+            goodbye_barge_in: GoodbyeBargeIn::default(),
             tool_timeout: Duration::from_secs(20),
             send_timeout: Duration::from_secs(5),
             control_timeout: Duration::from_secs(5),

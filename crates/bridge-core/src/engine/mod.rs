@@ -80,9 +80,26 @@
 //!   [`Output::RunTool`]; results go back as [`AgentCommand::ToolResult`], and once all running
 //!   calls have answered, one [`AgentCommand::CreateResponse`] follows. A [`CallAction`] in a
 //!   result is executed ([`Output::Action`]) after the agent's following response (the goodbye)
-//!   has been heard — its last mark echoed — or after [`CallConfig::goodbye_timeout`].
-//! * Timers: agent connect (until `Ready`), maximum duration, caller inactivity (no caller
-//!   audio), idle (caller silent after the agent finished: one reprompt, then end).
+//!   has been heard — its last mark echoed — or [`CallConfig::goodbye_timeout`] after the
+//!   goodbye's audio ends. The caller speaking over the goodbye does not cut it off (unless
+//!   [`CallConfig::goodbye_barge_in`] says so). A hang-up ends the call at once; a transfer's
+//!   result comes back through [`Call::action_finished`]: success ends the call
+//!   ([`EndReason::Transferred`]), failure is told to the agent and the call goes on.
+//! * One response at a time: a [`AgentCommand::CreateResponse`] of ours is *pending* from the
+//!   moment it is sent until the agent reports a response started; another request meanwhile
+//!   (a tool result, a keypad press within a round trip) waits for that response's end. A
+//!   request the agent refuses because a response was already running
+//!   (`conversation_already_has_active_response`) is sent again after that response's end. A
+//!   response that ends `failed` is asked for once more; if that fails too,
+//!   [`CallConfig::apology`] is requested once. An agent error before `Ready` ends the call at
+//!   once ([`EndReason::AgentConnectFailed`]): the session was refused.
+//! * Barge-in can require [`CallConfig::min_barge_in_speech`] of caller speech (a timer on the
+//!   engine's clock); speech that stops earlier interrupts nothing.
+//! * Timers live in one table keyed by an enum (`timers::Timer`): agent connect (until
+//!   `Ready`), maximum duration, caller inactivity (no caller audio), the goodbye's guard, the
+//!   barge-in confirmation, idle (caller silent after the agent finished: one reprompt, then
+//!   end). [`Call::poll_timeout`] is the table's minimum; [`Call::handle_timeout`] fires the
+//!   expired entries.
 //! * Either side ending ends the other; teardown cancels running tools
 //!   ([`Output::CancelTools`]), closes the sides, emits [`CallEvent::Ended`] and finally
 //!   [`Output::Finished`]. Teardown happens once; later inputs are ignored.
@@ -90,8 +107,9 @@
 mod config;
 mod event;
 mod playout;
+mod timers;
 
-pub use config::{CallConfig, DtmfMode, IdleConfig};
+pub use config::{CallConfig, DEFAULT_APOLOGY, DtmfMode, GoodbyeBargeIn, IdleConfig};
 pub use event::{
     BargeIn, CallEvent, CallSummary, EndReason, ErrorSource, LatencyTrigger, Truncation,
 };
@@ -108,6 +126,7 @@ use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
 use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
 use playout::{Echo, Playout};
+use timers::{Timer, Timers};
 
 /// Something the engine wants done. Drain with [`Call::poll_output`] after every input and
 /// execute in order.
@@ -121,7 +140,10 @@ pub enum Output {
     RunTool(ToolInvocation),
     /// Abort every tool call still running; their results are no longer wanted.
     CancelTools,
-    /// Execute call control now (hang up, transfer); the call then ends.
+    /// Execute call control now. A hang-up ends the call right after this output (the media
+    /// stream is closed whatever the result); for a transfer report the result with
+    /// [`Call::action_finished`]: the call ends ([`EndReason::Transferred`]) on success and goes
+    /// on, with the model told, on failure.
     Action(CallAction),
     /// Tell observers.
     Event(CallEvent),
@@ -139,7 +161,19 @@ const DONE_MEMORY: usize = 8;
 struct ActiveResponse {
     id: String,
     sent_audio: bool,
+    /// What we asked for, if we requested this response (retried as is if it fails).
+    requested: Option<Requested>,
 }
+
+/// A `response.create` of ours: its instructions and what triggered it.
+#[derive(Debug, Clone)]
+struct Requested {
+    instructions: Option<String>,
+    trigger: LatencyTrigger,
+}
+
+/// The agent's error code for a `response.create` sent while a response is running.
+const ACTIVE_RESPONSE_ERROR: &str = "conversation_already_has_active_response";
 
 #[derive(Debug)]
 enum Buffered {
@@ -164,13 +198,17 @@ enum GoodbyePhase {
     Speaking(String),
     /// The goodbye response ended; waiting for its last mark to echo.
     Draining,
+    /// A transfer was output ([`Output::Action`]); waiting for [`Call::action_finished`].
+    Executing,
 }
 
 #[derive(Debug)]
 struct PendingAction {
     action: CallAction,
     phase: GoodbyePhase,
-    deadline: Instant,
+    /// When the goodbye audio forwarded so far will have played (forwarded at real time
+    /// after the previous piece, or now if the caller side's queue had run dry).
+    audio_end: Option<Instant>,
 }
 
 /// One phone call, as a sans-IO state machine. See the [module docs](self).
@@ -183,7 +221,7 @@ pub struct Call {
     finished: bool,
 
     info: Option<CallerInfo>,
-    last_caller_media: Instant,
+    timers: Timers,
     caps: Option<AgentCapabilities>,
     ready: bool,
 
@@ -200,12 +238,16 @@ pub struct Call {
     recent_done: VecDeque<(String, bool)>,
     discarded_responses: VecDeque<String>,
     discarded_items: VecDeque<String>,
-    deferred_create: Option<(Option<String>, LatencyTrigger)>,
+    /// A `response.create` sent and not started yet (no `ResponseStarted` since).
+    create_pending: Option<Requested>,
+    /// A `response.create` held back until the running (or requested) response is done.
+    deferred_create: Option<Requested>,
+    /// Failed responses in a row (reset by a completed one): 1 → retried, 2 → apology.
+    failed_streak: u8,
     greeted: bool,
     turn_start: Option<(Instant, LatencyTrigger)>,
 
     caller_speaking: bool,
-    idle_deadline: Option<Instant>,
     reprompted: bool,
 
     held_tools: Vec<ToolCallRequest>,
@@ -224,6 +266,14 @@ impl Call {
     /// agent's formats arrive with [`Call::agent_connected`].
     pub fn new(config: CallConfig, caller_format: AudioFormat, now: Instant) -> Call {
         let pre_ready_budget = caller_format.duration_to_samples(config.pre_ready_buffer);
+        let mut timers = Timers::default();
+        if let Some(max) = config.max_duration {
+            timers.set(Timer::MaxDuration, now + max);
+        }
+        timers.set(Timer::AgentConnect, now + config.agent_connect_timeout);
+        if let Some(t) = config.caller_inactivity_timeout {
+            timers.set(Timer::CallerInactivity, now + t);
+        }
         Call {
             config,
             caller_format,
@@ -231,7 +281,7 @@ impl Call {
             out: VecDeque::with_capacity(16),
             finished: false,
             info: None,
-            last_caller_media: now,
+            timers,
             caps: None,
             ready: false,
             pre_ready: VecDeque::new(),
@@ -246,11 +296,12 @@ impl Call {
             recent_done: VecDeque::with_capacity(DONE_MEMORY),
             discarded_responses: VecDeque::new(),
             discarded_items: VecDeque::new(),
+            create_pending: None,
             deferred_create: None,
+            failed_streak: 0,
             greeted: false,
             turn_start: None,
             caller_speaking: false,
-            idle_deadline: None,
             reprompted: false,
             held_tools: Vec::new(),
             running_tools: Vec::new(),
@@ -271,27 +322,7 @@ impl Call {
     /// The earliest deadline at which [`Call::handle_timeout`] must be called; `None` when no
     /// timer is armed (and always once the call has finished).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.finished {
-            return None;
-        }
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(self.config.max_duration.map(|d| self.started_at + d));
-        if !self.ready {
-            consider(Some(self.started_at + self.config.agent_connect_timeout));
-        }
-        consider(
-            self.config
-                .caller_inactivity_timeout
-                .map(|d| self.last_caller_media + d),
-        );
-        consider(self.idle_deadline);
-        consider(self.action.as_ref().map(|a| a.deadline));
-        next
+        self.timers.next()
     }
 
     /// True once the call has ended ([`Output::Finished`] has been queued).
@@ -370,6 +401,11 @@ impl Call {
             AgentEvent::SpeechStarted => self.on_speech_started(now),
             AgentEvent::SpeechStopped => {
                 self.caller_speaking = false;
+                if self.timers.is_armed(Timer::BargeIn) {
+                    // Shorter than `min_barge_in_speech`: not an interruption.
+                    self.timers.stop(Timer::BargeIn);
+                    tracing::debug!("caller speech too short to interrupt the agent");
+                }
                 self.turn_start = Some((now, LatencyTrigger::CallerStoppedSpeaking));
             }
             AgentEvent::ResponseStarted { response_id } => self.on_response_started(response_id),
@@ -391,17 +427,7 @@ impl Call {
                 code,
                 message,
                 fatal,
-            } => {
-                self.emit(CallEvent::Error {
-                    source: ErrorSource::Agent,
-                    code,
-                    message: message.clone(),
-                    fatal,
-                });
-                if fatal {
-                    self.end(EndReason::AgentFailed, Some(message), now);
-                }
-            }
+            } => self.on_agent_error(code, message, fatal, now),
             AgentEvent::Closed { reason } => self.end(EndReason::AgentClosed, Some(reason), now),
         }
         self.after_input(now);
@@ -507,8 +533,10 @@ impl Call {
                 self.action = Some(PendingAction {
                     action,
                     phase: GoodbyePhase::AwaitingCreate,
-                    deadline: now + self.config.goodbye_timeout,
+                    audio_end: None,
                 });
+                self.timers
+                    .set(Timer::Goodbye, now + self.config.goodbye_timeout);
             } else {
                 self.emit(CallEvent::Error {
                     source: ErrorSource::Tool,
@@ -526,38 +554,74 @@ impl Call {
 
     /// Time passed: fire every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.finished {
-            return;
-        }
-        if let Some(max) = self.config.max_duration
-            && now >= self.started_at + max
+        while !self.finished
+            && let Some(timer) = self.timers.take_expired(now)
         {
-            return self.end(EndReason::MaxDuration, None, now);
-        }
-        if !self.ready && now >= self.started_at + self.config.agent_connect_timeout {
-            return self.end(EndReason::AgentConnectTimeout, None, now);
-        }
-        if let Some(t) = self.config.caller_inactivity_timeout
-            && now >= self.last_caller_media + t
-        {
-            return self.end(EndReason::CallerInactive, None, now);
-        }
-        if self.action.as_ref().is_some_and(|a| now >= a.deadline) {
-            return self.execute_action(true, now);
-        }
-        if self.idle_deadline.is_some_and(|d| now >= d) {
-            self.idle_deadline = None;
-            let reprompt = self.config.idle.as_ref().and_then(|i| i.reprompt.clone());
-            match reprompt {
-                Some(text) if !self.reprompted => {
-                    self.reprompted = true;
-                    self.emit(CallEvent::Reprompted);
-                    self.request_response(Some(text), LatencyTrigger::Reprompt, now);
+            match timer {
+                Timer::MaxDuration => self.end(EndReason::MaxDuration, None, now),
+                Timer::AgentConnect => self.end(EndReason::AgentConnectTimeout, None, now),
+                Timer::CallerInactivity => self.end(EndReason::CallerInactive, None, now),
+                Timer::Goodbye => self.execute_action(true, now),
+                Timer::BargeIn => {
+                    if self.caller_speaking {
+                        self.interrupt(now);
+                    }
                 }
-                _ => return self.end(EndReason::Idle, None, now),
+                Timer::Idle => {
+                    let reprompt = self.config.idle.as_ref().and_then(|i| i.reprompt.clone());
+                    match reprompt {
+                        Some(text) if !self.reprompted => {
+                            self.reprompted = true;
+                            self.emit(CallEvent::Reprompted);
+                            self.request_response(Some(text), LatencyTrigger::Reprompt, now);
+                        }
+                        _ => self.end(EndReason::Idle, None, now),
+                    }
+                }
             }
         }
         self.after_input(now);
+    }
+
+    /// The result of a transfer output as [`Output::Action`]: on success the call ends
+    /// ([`EndReason::Transferred`]); on failure the error is reported, the agent is told (as
+    /// context, and asked to respond) and the call goes on. Ignored when no transfer is being
+    /// executed (a hang-up has already ended the call).
+    pub fn action_finished(&mut self, result: Result<(), String>, now: Instant) {
+        if self.finished
+            || !self
+                .action
+                .as_ref()
+                .is_some_and(|a| a.phase == GoodbyePhase::Executing)
+        {
+            return;
+        }
+        let Some(pending) = self.action.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => self.end(EndReason::Transferred, None, now),
+            Err(error) => {
+                let what = match &pending.action {
+                    CallAction::Transfer { to } => format!("The transfer to {to}"),
+                    CallAction::Hangup => "Hanging up".to_owned(),
+                };
+                self.emit(CallEvent::Error {
+                    source: ErrorSource::Control,
+                    code: None,
+                    message: format!("{:?}: {error}", pending.action),
+                    fatal: false,
+                });
+                self.out.push_back(Output::Agent(AgentCommand::AddContext {
+                    text: format!(
+                        "{what} failed ({error}). The call is still connected: tell the caller \
+                         and continue helping them."
+                    ),
+                }));
+                self.request_response(None, LatencyTrigger::ToolResults, now);
+                self.after_input(now);
+            }
+        }
     }
 
     /// The server is draining: end the call cleanly now.
@@ -573,7 +637,7 @@ impl Call {
         if self.info.is_some() {
             return;
         }
-        self.last_caller_media = now;
+        self.caller_media(now);
         self.emit(CallEvent::Started(info.clone()));
         self.info = Some(info);
         self.maybe_greet(now);
@@ -583,7 +647,7 @@ impl Call {
         if self.info.is_none() {
             return;
         }
-        self.last_caller_media = now;
+        self.caller_media(now);
         let samples = self.caller_format.samples_in(audio.decoded_len());
         if self.ready {
             self.caller_samples += samples;
@@ -681,6 +745,7 @@ impl Call {
             return;
         }
         self.ready = true;
+        self.timers.stop(Timer::AgentConnect);
         self.emit(CallEvent::AgentReady {
             connect_latency: now.saturating_duration_since(self.started_at),
         });
@@ -775,6 +840,17 @@ impl Call {
         };
         let mark = self.playout.forward(response_id, item_id, samples, now);
         self.agent_samples += samples;
+        if let Some(action) = &mut self.action {
+            Self::goodbye_audio(
+                action,
+                &mut self.timers,
+                &self.config,
+                format,
+                response_id,
+                samples,
+                now,
+            );
+        }
         // A transcoder may hold a few samples back (resampler history); the mark still
         // follows, so positions stay in the agent's samples.
         if payload.text_len() > 0 {
@@ -783,6 +859,34 @@ impl Call {
         }
         self.out
             .push_back(Output::Caller(CallerCommand::Mark(mark)));
+    }
+
+    /// Agent audio forwarded while a call action waits: if it is (or may be) the goodbye, the
+    /// action's guard counts from when this audio will have played.
+    fn goodbye_audio(
+        action: &mut PendingAction,
+        timers: &mut Timers,
+        config: &CallConfig,
+        format: AudioFormat,
+        response_id: Option<&str>,
+        samples: u64,
+        now: Instant,
+    ) {
+        let goodbye = match &action.phase {
+            GoodbyePhase::Speaking(id) => response_id.is_none_or(|r| r == id),
+            // No response boundaries (GPT-Live): whatever is said after the request.
+            GoodbyePhase::AwaitingStart => response_id.is_none(),
+            GoodbyePhase::AwaitingCreate | GoodbyePhase::Draining | GoodbyePhase::Executing => {
+                false
+            }
+        };
+        if !goodbye {
+            return;
+        }
+        let start = action.audio_end.map_or(now, |end| end.max(now));
+        let end = start + format.samples_to_duration(samples);
+        action.audio_end = Some(end);
+        timers.set(Timer::Goodbye, end + config.goodbye_timeout);
     }
 
     fn is_discarded(&self, response_id: Option<&str>, item_id: Option<&str>) -> bool {
@@ -803,8 +907,34 @@ impl Call {
         self.caller_speaking = true;
         self.caller_activity();
         let Some(caps) = self.caps else { return };
-        if caps.reports_speech && self.deferred_create.take().is_some() {
-            self.response_left_to_agent();
+        if caps.reports_speech {
+            if self.deferred_create.take().is_some() {
+                self.response_left_to_agent();
+            }
+            // The agent takes this turn by itself; a request of ours still in flight is
+            // answered (or refused) as part of it.
+            self.create_pending = None;
+        }
+        if self.config.min_barge_in_speech.is_zero() {
+            self.interrupt(now);
+        } else if !self.timers.is_armed(Timer::BargeIn) {
+            // Interrupt only if the caller is still speaking then.
+            self.timers
+                .set(Timer::BargeIn, now + self.config.min_barge_in_speech);
+        }
+    }
+
+    /// The caller is speaking over the agent: clear what is queued, truncate, cancel.
+    fn interrupt(&mut self, now: Instant) {
+        let Some(caps) = self.caps else { return };
+        if self.config.goodbye_barge_in == GoodbyeBargeIn::Finish
+            && self.action.as_ref().is_some_and(|a| {
+                matches!(a.phase, GoodbyePhase::Speaking(_) | GoodbyePhase::Draining)
+            })
+        {
+            // The goodbye plays to its end; the action follows once it has been heard.
+            tracing::debug!("caller speech during the goodbye: the goodbye keeps playing");
+            return;
         }
         // The active response, unless a previous barge-in already discarded it.
         let live_active = self
@@ -912,6 +1042,7 @@ impl Call {
         self.active = Some(ActiveResponse {
             id: response_id,
             sent_audio: false,
+            requested: self.create_pending.take(),
         });
     }
 
@@ -934,8 +1065,31 @@ impl Call {
             });
         }
         self.playout.response_done(&response_id);
+        let mut requested = None;
         if self.active.as_ref().is_some_and(|a| a.id == response_id) {
-            self.active = None;
+            requested = self.active.take().and_then(|a| a.requested);
+        }
+        match &status {
+            ResponseStatus::Completed => self.failed_streak = 0,
+            ResponseStatus::Failed(_) => {
+                self.failed_streak = self.failed_streak.saturating_add(1);
+                let trigger = requested
+                    .as_ref()
+                    .map_or(LatencyTrigger::CallerStoppedSpeaking, |r| r.trigger);
+                let retry = match self.failed_streak {
+                    // Once, as it was asked for (the agent's own turn: a plain request).
+                    1 => Some(requested.and_then(|r| r.instructions)),
+                    2 => self.config.apology.clone().map(Some),
+                    _ => None,
+                };
+                if let Some(instructions) = retry {
+                    self.defer_create(Requested {
+                        instructions,
+                        trigger,
+                    });
+                }
+            }
+            ResponseStatus::Cancelled | ResponseStatus::Incomplete => {}
         }
         // The response stays in `discarded_responses` (bounded): audio of an interrupted
         // response that arrives even after its `response.done` must not reach the caller.
@@ -973,9 +1127,40 @@ impl Call {
             }
         }
         if self.active.is_none()
-            && let Some((instructions, trigger)) = self.deferred_create.take()
+            && self.create_pending.is_none()
+            && let Some(Requested {
+                instructions,
+                trigger,
+            }) = self.deferred_create.take()
         {
             self.send_create(instructions, trigger, now);
+        }
+    }
+
+    fn on_agent_error(&mut self, code: Option<String>, message: String, fatal: bool, now: Instant) {
+        // Before `Ready` the session was not set up: nothing will make it ready, so waiting
+        // for the connect timeout would only be dead air.
+        let before_ready = !self.ready;
+        let refused_create = code.as_deref() == Some(ACTIVE_RESPONSE_ERROR);
+        self.emit(CallEvent::Error {
+            source: ErrorSource::Agent,
+            code,
+            message: message.clone(),
+            fatal: fatal || before_ready,
+        });
+        if before_ready {
+            self.end(EndReason::AgentConnectFailed, Some(message), now);
+        } else if fatal {
+            self.end(EndReason::AgentFailed, Some(message), now);
+        } else if refused_create
+            && let Some(request) = self.create_pending.take().or_else(|| {
+                // The response that started meanwhile was the agent's own, not ours.
+                self.active.as_mut().and_then(|a| a.requested.take())
+            })
+        {
+            // Our request met a response we had not seen start yet: ask again once it is done.
+            self.turn_start = None;
+            self.defer_create(request);
         }
     }
 
@@ -1032,18 +1217,29 @@ impl Call {
             self.response_left_to_agent();
             return;
         }
-        if self.active.is_some() {
-            match &mut self.deferred_create {
-                Some((existing, _)) => {
-                    if existing.is_none() {
-                        *existing = instructions;
-                    }
-                }
-                None => self.deferred_create = Some((instructions, trigger)),
-            }
+        if self.active.is_some() || self.create_pending.is_some() {
+            // One response at a time: a second `response.create` before the first one's
+            // `response.done` would be refused by the agent.
+            self.defer_create(Requested {
+                instructions,
+                trigger,
+            });
             return;
         }
         self.send_create(instructions, trigger, now);
+    }
+
+    /// Holds a request back until the running response is done (merged with one already held:
+    /// the first instructions win, a plain request adopts later ones).
+    fn defer_create(&mut self, request: Requested) {
+        match &mut self.deferred_create {
+            Some(existing) => {
+                if existing.instructions.is_none() {
+                    existing.instructions = request.instructions;
+                }
+            }
+            None => self.deferred_create = Some(request),
+        }
     }
 
     /// We asked for a response but leave it to the agent's own turn-taking: the next response
@@ -1057,6 +1253,14 @@ impl Call {
     }
 
     fn send_create(&mut self, instructions: Option<String>, trigger: LatencyTrigger, now: Instant) {
+        if self.caps.is_some_and(|c| !c.continuous_input) {
+            // Tracked until `ResponseStarted` (or the agent's refusal). A continuous agent
+            // (GPT-Live) has no response boundaries to clear it.
+            self.create_pending = Some(Requested {
+                instructions: instructions.clone(),
+                trigger,
+            });
+        }
         self.out
             .push_back(Output::Agent(AgentCommand::CreateResponse { instructions }));
         self.turn_start = Some((now, trigger));
@@ -1116,20 +1320,27 @@ impl Call {
         }));
     }
 
+    /// The goodbye was heard (or its guard fired): output the action. A hang-up ends the call
+    /// here; a transfer waits for its result ([`Call::action_finished`]).
     fn execute_action(&mut self, timed_out: bool, now: Instant) {
-        let Some(pending) = self.action.take() else {
+        let Some(pending) = self.action.as_mut() else {
             return;
         };
-        let reason = match pending.action {
-            CallAction::Hangup => EndReason::HungUpByAgent,
-            CallAction::Transfer { .. } => EndReason::Transferred,
-        };
+        if pending.phase == GoodbyePhase::Executing {
+            return;
+        }
+        pending.phase = GoodbyePhase::Executing;
+        let action = pending.action.clone();
+        self.timers.stop(Timer::Goodbye);
         self.emit(CallEvent::Action {
-            action: pending.action.clone(),
+            action: action.clone(),
             timed_out,
         });
-        self.out.push_back(Output::Action(pending.action));
-        self.end(reason, None, now);
+        self.out.push_back(Output::Action(action.clone()));
+        if action == CallAction::Hangup {
+            self.action = None;
+            self.end(EndReason::HungUpByAgent, None, now);
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1137,8 +1348,16 @@ impl Call {
     // ---------------------------------------------------------------------------------------
 
     fn caller_activity(&mut self) {
-        self.idle_deadline = None;
+        self.timers.stop(Timer::Idle);
         self.reprompted = false;
+    }
+
+    /// Caller audio (or the stream's start): the media stream is alive.
+    #[inline]
+    fn caller_media(&mut self, now: Instant) {
+        if let Some(t) = self.config.caller_inactivity_timeout {
+            self.timers.set(Timer::CallerInactivity, now + t);
+        }
     }
 
     fn after_input(&mut self, now: Instant) {
@@ -1152,14 +1371,15 @@ impl Call {
             && self.info.is_some()
             && !self.playout.is_playing()
             && self.active.is_none()
+            && self.create_pending.is_none()
             && self.deferred_create.is_none()
             && self.running_tools.is_empty()
             && self.action.is_none()
             && !self.caller_speaking;
         if !quiet {
-            self.idle_deadline = None;
-        } else if self.idle_deadline.is_none() {
-            self.idle_deadline = Some(now + idle.timeout);
+            self.timers.stop(Timer::Idle);
+        } else if !self.timers.is_armed(Timer::Idle) {
+            self.timers.set(Timer::Idle, now + idle.timeout);
         }
     }
 
@@ -1176,7 +1396,7 @@ impl Call {
             return;
         }
         self.finished = true;
-        self.idle_deadline = None;
+        self.timers.clear();
         self.held_tools.clear();
         if !self.running_tools.is_empty() {
             self.running_tools.clear();

@@ -46,6 +46,8 @@ pub enum In {
     Connected(AgentCapabilities),
     ConnectFailed(&'static str),
     ToolDone(&'static str, ToolOutput),
+    /// The result of a transfer ([`Call::action_finished`]).
+    ActionDone(Result<(), String>),
     Timeout,
     Shutdown,
 }
@@ -128,6 +130,14 @@ pub fn tool_call(call_id: &str, name: &str, response: Option<&str>) -> In {
         arguments: "{}".into(),
         response_id: response.map(Into::into),
     }))
+}
+
+pub fn agent_error(code: Option<&str>, message: &str) -> In {
+    In::Agent(AgentEvent::Error {
+        code: code.map(Into::into),
+        message: message.into(),
+        fatal: false,
+    })
 }
 
 pub fn transcript(speaker: Speaker, text: &str) -> In {
@@ -218,6 +228,7 @@ impl Scenario {
             In::Connected(caps) => self.call.agent_connected(caps, now),
             In::ConnectFailed(reason) => self.call.agent_connect_failed(reason, now),
             In::ToolDone(id, out) => self.call.tool_finished(id, out, now),
+            In::ActionDone(result) => self.call.action_finished(result, now),
             In::Timeout => self.call.handle_timeout(now),
             In::Shutdown => self.call.shutdown(now),
         }
