@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::caller::EndpointError;
+pub use crate::endpoint::EndpointError;
 use crate::format::{AudioFormat, Base64Audio};
 use async_trait::async_trait;
 

@@ -64,22 +64,7 @@ pub enum CallerCommand {
     Close,
 }
 
-/// Why an endpoint failed or closed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EndpointError {
-    /// The peer closed the connection or it was lost.
-    #[error("connection closed: {0}")]
-    Closed(String),
-    /// The peer sent something we could not understand and the call cannot continue.
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// An I/O failure on the transport.
-    #[error("transport error: {0}")]
-    Transport(String),
-    /// A send did not complete in time (the peer stopped reading).
-    #[error("send timed out")]
-    SendTimeout,
-}
+pub use crate::endpoint::EndpointError;
 
 /// The telephony leg of a call.
 ///

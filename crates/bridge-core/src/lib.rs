@@ -84,6 +84,7 @@ pub mod agent;
 pub mod audio;
 pub mod caller;
 pub mod driver;
+pub mod endpoint;
 pub mod engine;
 pub mod format;
 pub mod tools;

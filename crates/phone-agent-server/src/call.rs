@@ -60,7 +60,7 @@ where
         Ok(info) => info,
         Err(e) => {
             tracing::warn!(error = %e, "media stream did not start");
-            crate::metrics::rejected("no_start");
+            crate::telemetry::rejected("no_start");
             caller.refuse("no start message").await;
             return;
         }
@@ -74,7 +74,7 @@ where
             .redeem(info.parameter("token"), &info.call_id, Instant::now())
     {
         tracing::warn!(error = %e, "refusing media stream: bad per-call token");
-        crate::metrics::rejected("token");
+        crate::telemetry::rejected("token");
         caller.refuse("invalid stream token").await;
         return;
     }
@@ -82,7 +82,7 @@ where
         && info.account_id.as_deref() != Some(expected.as_str())
     {
         tracing::warn!("refusing media stream: the call belongs to another Twilio account");
-        crate::metrics::rejected("account");
+        crate::telemetry::rejected("account");
         caller.refuse("wrong account").await;
         return;
     }
@@ -157,7 +157,7 @@ async fn connect_agent(
                             error = %e,
                             "cannot read the prompt file; using a generic prompt for this call"
                         );
-                        crate::metrics::error("prompt_file");
+                        crate::telemetry::error("prompt_file");
                         FALLBACK_PROMPT.to_owned()
                     }
                 };
@@ -185,7 +185,7 @@ async fn connect_agent(
             "agent connected"
         ),
         Err(e) => {
-            crate::metrics::error("agent_connect");
+            crate::telemetry::error("agent_connect");
             tracing::warn!(error = %e, "could not connect the agent");
         }
     }
@@ -197,14 +197,14 @@ struct ActiveCall;
 
 impl ActiveCall {
     fn new() -> Self {
-        metrics::gauge!(crate::metrics::ACTIVE_CALLS).increment(1.0);
+        metrics::gauge!(crate::telemetry::ACTIVE_CALLS).increment(1.0);
         ActiveCall
     }
 }
 
 impl Drop for ActiveCall {
     fn drop(&mut self) {
-        metrics::gauge!(crate::metrics::ACTIVE_CALLS).decrement(1.0);
+        metrics::gauge!(crate::telemetry::ACTIVE_CALLS).decrement(1.0);
     }
 }
 
@@ -219,7 +219,7 @@ impl CallObserver for Observer {
         match event {
             CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::Ended(_) => {}
             CallEvent::AgentReady { connect_latency } => {
-                metrics::histogram!(crate::metrics::AGENT_CONNECT_SECONDS, "backend" => self.backend)
+                metrics::histogram!(crate::telemetry::AGENT_CONNECT_SECONDS, "backend" => self.backend)
                     .record(connect_latency.as_secs_f64());
                 tracing::info!(
                     connect_ms = connect_latency.as_millis() as u64,
@@ -255,7 +255,7 @@ impl CallObserver for Observer {
                 );
             }
             CallEvent::BargeIn(barge_in) => {
-                metrics::counter!(crate::metrics::BARGE_INS).increment(1);
+                metrics::counter!(crate::telemetry::BARGE_INS).increment(1);
                 tracing::debug!(
                     at_ms = barge_in.at.as_millis() as u64,
                     truncated_items = barge_in.truncations.len(),
@@ -265,7 +265,7 @@ impl CallObserver for Observer {
             }
             CallEvent::FirstAudio { trigger, latency } => {
                 let trigger = trigger_label(*trigger);
-                metrics::histogram!(crate::metrics::FIRST_AUDIO_SECONDS, "trigger" => trigger)
+                metrics::histogram!(crate::telemetry::FIRST_AUDIO_SECONDS, "trigger" => trigger)
                     .record(latency.as_secs_f64());
                 tracing::debug!(
                     trigger,
@@ -284,7 +284,7 @@ impl CallObserver for Observer {
                 fatal,
             } => {
                 let kind = error_label(*source);
-                crate::metrics::error(kind);
+                crate::telemetry::error(kind);
                 if *fatal {
                     tracing::warn!(source = kind, code = ?code, message = %message, "call error");
                 } else {
@@ -319,7 +319,7 @@ fn error_label(source: ErrorSource) -> &'static str {
 /// Counts the call and writes its one summary line.
 fn log_summary(summary: &CallSummary) {
     let reason = summary.end_reason.map_or("unknown", |r| r.as_str());
-    metrics::counter!(crate::metrics::CALLS_TOTAL, "end_reason" => reason).increment(1);
+    metrics::counter!(crate::telemetry::CALLS_TOTAL, "end_reason" => reason).increment(1);
     tracing::info!(
         duration_ms = summary.duration.as_millis() as u64,
         end_reason = reason,

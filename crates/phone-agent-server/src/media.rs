@@ -42,12 +42,12 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
                 signature_present = header.is_some(),
                 "refusing /media upgrade: invalid Twilio signature"
             );
-            crate::metrics::rejected("signature");
+            crate::telemetry::rejected("signature");
             return routes::text(StatusCode::FORBIDDEN, "invalid signature\n");
         }
     }
     if state.is_draining() {
-        crate::metrics::rejected("draining");
+        crate::telemetry::rejected("draining");
         return routes::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
     let Some(slot) = state.calls.try_reserve() else {
@@ -55,7 +55,7 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
             max = config.server.max_concurrent_calls,
             "refusing /media upgrade: at capacity"
         );
-        crate::metrics::rejected("busy");
+        crate::telemetry::rejected("busy");
         return routes::text(StatusCode::SERVICE_UNAVAILABLE, "at capacity\n");
     };
     let response = match create_response_with_body(&req, Body::default) {
@@ -74,7 +74,7 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
             Ok(upgraded) => upgraded,
             Err(e) => {
                 tracing::debug!(error = %e, "WebSocket upgrade failed");
-                crate::metrics::error("upgrade");
+                crate::telemetry::error("upgrade");
                 return;
             }
         };

@@ -79,7 +79,7 @@ fn answer(handle: &PrometheusHandle, req: &Request<Incoming>) -> Response<Body> 
     match (req.uri().path(), req.method()) {
         ("/metrics", &Method::GET) => {
             let mut response =
-                Response::new(Body::new(Bytes::from(crate::metrics::render(handle))));
+                Response::new(Body::new(Bytes::from(crate::telemetry::render(handle))));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -43,7 +43,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
     };
     let status = response.status();
     if route != "other" || status != StatusCode::NOT_FOUND {
-        metrics::counter!(crate::metrics::HTTP_REQUESTS, "route" => route, "status" => status.as_str().to_owned())
+        metrics::counter!(crate::telemetry::HTTP_REQUESTS, "route" => route, "status" => status.as_str().to_owned())
             .increment(1);
     }
     tracing::debug!(route, %method, status = status.as_u16(), "request");

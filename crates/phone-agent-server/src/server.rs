@@ -193,7 +193,7 @@ impl Server {
             tracing::warn!("{warning}");
         }
         let metrics = if self.config.metrics.enabled {
-            crate::metrics::install()
+            crate::telemetry::install()
         } else {
             None
         };
@@ -228,7 +228,7 @@ impl Server {
             // Histograms keep every sample until upkeep folds them into buckets: with a relay
             // sample per frame, the period sets how much memory each call holds (~16 bytes x
             // 100 samples/s); every second it is ~1.6 KiB per call.
-            tokio::spawn(crate::metrics::upkeep(
+            tokio::spawn(crate::telemetry::upkeep(
                 handle,
                 Duration::from_secs(1),
                 shutdown.child_token(),
@@ -334,7 +334,7 @@ async fn run(
                     // Per-connection errors (e.g. the peer reset before accept) and resource
                     // exhaustion (EMFILE): log, back off briefly, keep serving.
                     tracing::warn!(error = %e, "accept failed");
-                    crate::metrics::error("accept");
+                    crate::telemetry::error("accept");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

@@ -204,7 +204,7 @@ impl TwilioRest {
             match self.post_once(&url, form.clone()).await {
                 Ok(body) => {
                     tracing::debug!(path, attempt, "Twilio REST request done");
-                    crate::metrics::rest_request("ok");
+                    crate::telemetry::rest_request("ok");
                     return Ok(body);
                 }
                 Err(Failure::Retryable {
@@ -226,7 +226,7 @@ impl TwilioRest {
                 }
                 Err(failure) => {
                     let error = failure.into_error();
-                    crate::metrics::rest_request("error");
+                    crate::telemetry::rest_request("error");
                     tracing::warn!(path, attempt, error = %error, "Twilio REST request failed");
                     return Err(error);
                 }

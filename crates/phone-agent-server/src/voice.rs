@@ -93,7 +93,7 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
                 signature_present = header.is_some(),
                 "refusing /voice: invalid Twilio signature (check TWILIO_AUTH_TOKEN and that PUBLIC_URL matches the webhook URL configured in Twilio)"
             );
-            crate::metrics::rejected("signature");
+            crate::telemetry::rejected("signature");
             return routes::text(StatusCode::FORBIDDEN, "invalid signature\n");
         }
     }
@@ -102,7 +102,7 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
         && param("AccountSid") != Some(expected.as_str())
     {
         tracing::warn!("refusing /voice: the call belongs to another Twilio account");
-        crate::metrics::rejected("account");
+        crate::telemetry::rejected("account");
         return routes::text(StatusCode::FORBIDDEN, "wrong account\n");
     }
 
@@ -120,7 +120,7 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             "busy"
         };
         tracing::info!(call_sid, reason, "rejecting call as busy");
-        crate::metrics::rejected(reason);
+        crate::telemetry::rejected(reason);
         return routes::twiml(
             twiml::Response::new()
                 .reject(twiml::Reject::busy())

@@ -17,7 +17,7 @@ use std::time::Instant;
 /// Per-call relay timestamps shared by the two adapters of a call, so each direction's relay
 /// latency (frame received on one side → written on the other) is measured with two clock reads
 /// and a few relaxed atomic operations per frame, into the process-wide
-/// [`crate::metrics::RelayHistogram`]s.
+/// [`crate::telemetry::RelayHistogram`]s.
 pub struct RelayClock {
     origin: Instant,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last caller frame received.
@@ -90,7 +90,7 @@ impl RelayClock {
     pub fn written(&self, d: Direction) {
         let rx = self.slot(d).swap(0, Ordering::Relaxed);
         if rx != 0 {
-            crate::metrics::relay_histogram(d).record(self.now_nanos().saturating_sub(rx));
+            crate::telemetry::relay_histogram(d).record(self.now_nanos().saturating_sub(rx));
         }
     }
 }

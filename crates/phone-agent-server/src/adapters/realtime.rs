@@ -306,7 +306,7 @@ impl RealtimeDecoder {
             Ok(event) => event,
             Err(e) => {
                 self.skipped += 1;
-                crate::metrics::error("openai_event_unparsed");
+                crate::telemetry::error("openai_event_unparsed");
                 if self.skipped == 1 {
                     tracing::warn!(error = %e, "skipping an OpenAI event we could not parse (further ones at debug)");
                 } else {
@@ -334,7 +334,7 @@ impl RealtimeDecoder {
                         });
                     }
                     Err(e) => {
-                        crate::metrics::error("openai_bad_audio");
+                        crate::telemetry::error("openai_bad_audio");
                         tracing::debug!(error = %e, "skipping an audio delta with a bad payload");
                     }
                 }

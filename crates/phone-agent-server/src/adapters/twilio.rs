@@ -362,7 +362,7 @@ impl TwilioDecoder {
 
     fn skip(&mut self, what: &str, detail: &dyn std::fmt::Display) {
         self.skipped += 1;
-        crate::metrics::error("twilio_frame_skipped");
+        crate::telemetry::error("twilio_frame_skipped");
         if self.skipped == 1 {
             tracing::warn!(what, %detail, "skipping a Twilio stream message (further ones are logged at debug)");
         } else {
@@ -376,7 +376,7 @@ fn map_ws_error(e: tungstenite::Error) -> Option<Result<CallerEvent, EndpointErr
     match e {
         E::ConnectionClosed | E::AlreadyClosed => None,
         E::Capacity(c) => {
-            crate::metrics::error("twilio_oversized_frame");
+            crate::telemetry::error("twilio_oversized_frame");
             Some(Err(EndpointError::Protocol(format!(
                 "Twilio frame over the size limit: {c}"
             ))))

@@ -1,4 +1,4 @@
-//! Metrics: the `metrics` facade recorded by a Prometheus recorder that our own `/metrics` route
+//! Telemetry (named so as not to shadow the `metrics` crate): the `metrics` facade recorded by a Prometheus recorder that our own `/metrics` route
 //! renders, on a listener of its own ([`crate::metrics_server`], `metrics.bind`), never on the
 //! public call port (no push gateway).
 //!

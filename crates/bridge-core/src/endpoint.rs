@@ -1,0 +1,21 @@
+//! What both sides of a call share: the error an endpoint reports.
+//!
+//! Re-exported from [`crate::caller`] and [`crate::agent`], so each side's imports stay in one
+//! place.
+
+/// Why an endpoint failed or closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// The peer closed the connection or it was lost.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The peer sent something we could not understand and the call cannot continue.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// An I/O failure on the transport.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// A send did not complete in time (the peer stopped reading).
+    #[error("send timed out")]
+    SendTimeout,
+}
