@@ -1,8 +1,10 @@
 //! One call, from the upgraded socket to the summary line.
 //!
-//! 1. Read Twilio's `start` (bounded by `agent.stream_start_timeout`).
-//! 2. Check the per-call token and the account; refuse (close 1008) **before** any agent
-//!    session is opened.
+//! 1. Read Twilio's `start` (bounded by `agent.stream_start_timeout`), holding a permit of the
+//!    pending-streams pool, never a call slot.
+//! 2. Check that the stream token (verified at the upgrade) names this call, and the account;
+//!    claim the call's slot (reserved by `/voice`, or a free one); refuse (close 1008)
+//!    **before** any agent session is opened.
 //! 3. Run bridge-core's driver with the Twilio caller endpoint and the agent's connection
 //!    future (the prompt file is read and rendered at this point, for this call), so caller
 //!    audio is buffered while the agent connects.
@@ -27,14 +29,20 @@ use crate::adapters::realtime::RealtimeAgent;
 use crate::adapters::twilio::TwilioCaller;
 use crate::config::{Backend, Config};
 use crate::server::AppState;
+use crate::tokens::StreamClaims;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Used when the prompt file cannot be read at call time (it was checked at startup).
 const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a phone call. \
     Keep answers short and speak naturally.";
 
 /// Runs one call over an accepted Media Streams WebSocket.
-pub(crate) async fn run<S>(state: Arc<AppState>, ws: WebSocketStream<S>)
-where
+pub(crate) async fn run<S>(
+    state: Arc<AppState>,
+    ws: WebSocketStream<S>,
+    claims: Option<StreamClaims>,
+    pending: OwnedSemaphorePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = tracing::info_span!(
@@ -42,11 +50,18 @@ where
         call_sid = tracing::field::Empty,
         stream_sid = tracing::field::Empty
     );
-    run_in_span(state, ws, span.clone()).instrument(span).await;
+    run_in_span(state, ws, claims, pending, span.clone())
+        .instrument(span)
+        .await;
 }
 
-async fn run_in_span<S>(state: Arc<AppState>, ws: WebSocketStream<S>, span: tracing::Span)
-where
+async fn run_in_span<S>(
+    state: Arc<AppState>,
+    ws: WebSocketStream<S>,
+    claims: Option<StreamClaims>,
+    pending: OwnedSemaphorePermit,
+    span: tracing::Span,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &state.config;
@@ -65,15 +80,14 @@ where
             return;
         }
     };
+    drop(pending);
     span.record("call_sid", info.call_id.as_str());
     span.record("stream_sid", info.stream_id.as_str());
 
-    if config.twilio.require_stream_token
-        && let Err(e) = state
-            .tokens
-            .redeem(info.parameter("token"), &info.call_id, Instant::now())
+    if let Some(claims) = &claims
+        && let Err(e) = claims.check_start(&info.call_id, info.account_id.as_deref())
     {
-        tracing::warn!(error = %e, "refusing media stream: bad per-call token");
+        tracing::warn!(error = %e, "refusing media stream: the stream token names another call");
         crate::telemetry::rejected("token");
         caller.refuse("invalid stream token").await;
         return;
@@ -86,6 +100,16 @@ where
         caller.refuse("wrong account").await;
         return;
     }
+    // The slot `/voice` reserved for this call, or a free one.
+    let Some(_slot) = state.calls.claim(&info.call_id, Instant::now()) else {
+        tracing::warn!(
+            max = config.server.max_concurrent_calls,
+            "refusing media stream: at capacity"
+        );
+        crate::telemetry::rejected("busy");
+        caller.refuse("at capacity").await;
+        return;
+    };
 
     let _active = ActiveCall::new();
     let backend = config.agent.backend;

@@ -277,6 +277,9 @@ pub struct ServerConfig {
     pub voice_body_limit: usize,
     /// How long active calls may continue after a shutdown signal before they are ended.
     pub shutdown_grace: Duration,
+    /// Media streams accepted but still waiting for Twilio's `start`; further upgrades get 503.
+    /// Separate from the call capacity, so idle upgrades cannot make callers hear "busy".
+    pub max_pending_streams: usize,
 }
 
 /// Twilio settings.
@@ -291,10 +294,16 @@ pub struct TwilioConfig {
     /// Allow a billed back end (OpenAI Realtime) to run without `TWILIO_AUTH_TOKEN`, i.e.
     /// without request signatures. Off by default: such a server refuses to start.
     pub danger_allow_unsigned_requests: bool,
-    /// Require the per-call token issued on `/voice` when a stream starts.
+    /// Require the per-call token that `/voice` writes into the stream URL's path
+    /// (`wss://HOST/media/<token>`), checked before the upgrade.
     pub require_stream_token: bool,
-    /// How long an issued stream token stays valid.
+    /// How long a minted stream token stays valid (and how long `/voice` reserves the call's
+    /// capacity for its stream).
     pub stream_token_ttl: Duration,
+    /// The key of stream tokens; `None`: derived from the auth token (or random per process
+    /// without one). Set the same value on every instance behind a load balancer when the
+    /// auth token is not set.
+    pub stream_token_secret: Option<Secret>,
     /// Extra `<Parameter>`s added to every stream (also available to the prompt).
     pub stream_parameters: BTreeMap<String, String>,
     /// Base URL of the REST API (`https://api.twilio.com`; tests point it at a mock).
@@ -512,6 +521,7 @@ struct RawServer {
     header_read_timeout_ms: u64,
     voice_body_limit_bytes: u64,
     shutdown_grace_secs: u64,
+    max_pending_streams: i64,
 }
 
 impl Default for RawServer {
@@ -524,6 +534,7 @@ impl Default for RawServer {
             header_read_timeout_ms: 10_000,
             voice_body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
+            max_pending_streams: 50,
         }
     }
 }
@@ -537,6 +548,7 @@ struct RawTwilio {
     danger_allow_unsigned_requests: bool,
     require_stream_token: bool,
     stream_token_ttl_secs: u64,
+    stream_token_secret: String,
     stream_parameters: BTreeMap<String, String>,
     rest_base_url: String,
     api_key_sid: String,
@@ -554,6 +566,7 @@ impl Default for RawTwilio {
             danger_allow_unsigned_requests: false,
             require_stream_token: true,
             stream_token_ttl_secs: 60,
+            stream_token_secret: String::new(),
             stream_parameters: BTreeMap::new(),
             rest_base_url: twilio_media::rest::API_BASE_URL.into(),
             api_key_sid: String::new(),
@@ -896,6 +909,15 @@ impl Config {
             voice_body_limit: usize::try_from(raw.server.voice_body_limit_bytes)
                 .unwrap_or(usize::MAX),
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+            max_pending_streams: usize::try_from(raw.server.max_pending_streams)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    invalid(
+                        "server.max_pending_streams",
+                        format!("{} must be at least 1", raw.server.max_pending_streams),
+                    )
+                })?,
         };
 
         // --- twilio
@@ -958,6 +980,7 @@ impl Config {
             danger_allow_unsigned_requests: raw.twilio.danger_allow_unsigned_requests,
             require_stream_token: raw.twilio.require_stream_token,
             stream_token_ttl: Duration::from_secs(raw.twilio.stream_token_ttl_secs),
+            stream_token_secret: non_empty(raw.twilio.stream_token_secret).map(Secret),
             stream_parameters: raw.twilio.stream_parameters,
             rest_base_url,
             api_key_sid,
@@ -1311,7 +1334,8 @@ impl Config {
     }
 }
 
-/// Parameter names the server writes into every `<Stream>` itself.
+/// Parameter names the server writes into every `<Stream>` itself (`token` is kept reserved:
+/// the stream token used to be a parameter and now rides in the stream URL's path).
 pub const RESERVED_PARAMETERS: &[&str] = &["token", "call_sid", "from", "to"];
 
 /// Turns an http(s)/ws(s) base URL into its ws(s) form without a trailing slash.

@@ -1,15 +1,18 @@
-//! `GET /media`: the Media Streams WebSocket upgrade.
+//! `GET /media` and `GET /media/<token>`: the Media Streams WebSocket upgrade.
 //!
-//! Everything that can refuse a call happens **before** the 101 response, so an
-//! unauthenticated or unwanted socket never opens an agent session:
+//! Everything that can refuse a stream happens **before** the 101 response, so an
+//! unauthenticated or unwanted socket never holds a call slot or opens an agent session:
 //!
-//! 1. the `X-Twilio-Signature` over the `wss://…/media` URL built from `PUBLIC_URL` (no
-//!    parameters) → 403;
-//! 2. draining or at capacity → 503;
-//! 3. tungstenite's handshake validation (`create_response_with_body`) → 400.
+//! 1. the `X-Twilio-Signature` over the exact stream URL (`wss://…/media/<token>`, built from
+//!    `PUBLIC_URL` and the request's path; no parameters) → 403;
+//! 2. the stream token in the path (when `twilio.require_stream_token`): missing, malformed,
+//!    forged or expired → 403 (see [`crate::tokens`]);
+//! 3. draining → 503; too many streams waiting for `start` (`server.max_pending_streams`) → 503;
+//! 4. tungstenite's handshake validation (`create_response_with_body`) → 400;
+//! 5. this CallSid's stream was already accepted by this instance → 403.
 //!
 //! Then the call task is spawned on the server's call tracker; it awaits the upgraded socket
-//! and runs the call ([`crate::call::run`]).
+//! and runs the call ([`crate::call::run`]), which claims the call's slot once `start` arrived.
 
 use std::sync::Arc;
 
@@ -25,6 +28,8 @@ use crate::server::AppState;
 
 pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Response<Body> {
     let config = &state.config;
+    // `/media` or `/media/<token>`.
+    let token = req.uri().path().strip_prefix("/media/").map(str::to_owned);
     if let Some(key) = config.twilio.signature_key() {
         // Invariant: config validation refuses a signature key without PUBLIC_URL.
         let Some(public) = &config.server.public_url else {
@@ -33,11 +38,16 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
                 "PUBLIC_URL is not configured\n",
             );
         };
+        let mut url = public.media_url();
+        if let Some(token) = &token {
+            url.push('/');
+            url.push_str(token);
+        }
         let header = req
             .headers()
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok());
-        if !crate::signature::is_valid(key, &public.media_url(), &[], header) {
+        if !crate::signature::is_valid(key, &url, &[], header) {
             tracing::warn!(
                 signature_present = header.is_some(),
                 "refusing /media upgrade: invalid Twilio signature"
@@ -46,17 +56,33 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
             return routes::text(StatusCode::FORBIDDEN, "invalid signature\n");
         }
     }
+    let now = crate::tokens::unix_now();
+    let claims = if config.twilio.require_stream_token {
+        match state.token_key.verify(token.as_deref(), now) {
+            Ok(claims) => Some(claims),
+            Err(e) => {
+                tracing::warn!(error = %e, "refusing /media upgrade: bad stream token");
+                crate::telemetry::rejected("token");
+                return routes::text(StatusCode::FORBIDDEN, "invalid stream token\n");
+            }
+        }
+    } else {
+        None
+    };
     if state.is_draining() {
         crate::telemetry::rejected("draining");
         return routes::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    let Some(slot) = state.calls.try_reserve() else {
+    let Some(pending) = state.calls.try_pending() else {
         tracing::warn!(
-            max = config.server.max_concurrent_calls,
-            "refusing /media upgrade: at capacity"
+            max = config.server.max_pending_streams,
+            "refusing /media upgrade: too many streams waiting for start"
         );
-        crate::telemetry::rejected("busy");
-        return routes::text(StatusCode::SERVICE_UNAVAILABLE, "at capacity\n");
+        crate::telemetry::rejected("pending");
+        return routes::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many pending streams\n",
+        );
     };
     let response = match create_response_with_body(&req, Body::default) {
         Ok(response) => response,
@@ -65,11 +91,16 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
             return routes::text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
         }
     };
+    if let Some(claims) = &claims
+        && let Err(e) = state.used_streams.use_once(claims, now)
+    {
+        tracing::warn!(call_sid = %claims.call_sid, error = %e, "refusing /media upgrade");
+        crate::telemetry::rejected("token");
+        return routes::text(StatusCode::FORBIDDEN, "stream already accepted\n");
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let task_state = Arc::clone(state);
     state.calls.tracker.spawn(async move {
-        // The slot is held for the whole call and released when this task ends.
-        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -86,7 +117,7 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
         .await;
         // The call future is large (the engine and both endpoints live in it): keep it on the
         // heap rather than in the task header.
-        Box::pin(crate::call::run(task_state, ws)).await;
+        Box::pin(crate::call::run(task_state, ws, claims, pending)).await;
     });
     response
 }

@@ -26,6 +26,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
     let route: &'static str = match req.uri().path() {
         "/voice" => "voice",
         "/media" => "media",
+        p if p.starts_with("/media/") => "media",
         "/health" => "health",
         "/ready" => "ready",
         _ => "other",

@@ -13,10 +13,11 @@
 //! Upgraded WebSockets are invisible to hyper's connection tracking, so calls are tracked with a
 //! [`TaskTracker`] of their own.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use bridge_core::driver::{CallControl, NoCallControl};
 use bridge_core::tools::{NoTools, ToolExecutor};
@@ -24,16 +25,20 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Backend, Config};
-use crate::tokens::StreamTokens;
+use crate::tokens::{StreamTokenKey, UsedStreams};
 
 /// How long after the grace deadline ended calls get to close their sockets before the server
 /// stops waiting for them.
 const END_CALLS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// CallSids whose stream was accepted, remembered until their token expires (a bound on
+/// memory; at 60 s tokens this is over 1,000 new calls a second per instance).
+const MAX_TRACKED_STREAMS: usize = 65_536;
 
 /// Shared state of one server.
 pub(crate) struct AppState {
@@ -41,7 +46,10 @@ pub(crate) struct AppState {
     pub(crate) tools: Arc<dyn ToolExecutor>,
     /// Executes hang-ups and transfers of every call.
     pub(crate) control: Arc<dyn CallControl>,
-    pub(crate) tokens: StreamTokens,
+    /// Mints and checks stream tokens (stateless).
+    pub(crate) token_key: StreamTokenKey,
+    /// CallSids whose stream this instance accepted.
+    pub(crate) used_streams: UsedStreams,
     pub(crate) calls: Calls,
     pub(crate) draining: AtomicBool,
     /// Connection settings for OpenAI Realtime (built once; `None` for other back ends).
@@ -64,38 +72,110 @@ impl AppState {
 }
 
 /// The calls of one server: capacity, tracking, and the signal that ends them all.
+///
+/// Capacity is a semaphore of `max_concurrent_calls` slots. `/voice` reserves a slot for the
+/// call (keyed by CallSid, for the stream token's lifetime), and the stream of that call claims
+/// it after `start`, so a caller who was not rejected at the webhook is not dropped at
+/// `/media`; a reservation nobody claims expires and frees its slot. Streams still waiting for
+/// `start` hold a permit of a separate, smaller pool (`max_pending_streams`), never a slot.
 pub(crate) struct Calls {
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the shutdown grace period is over: every call ends.
     pub(crate) end_all: CancellationToken,
     slots: Arc<Semaphore>,
-    max: usize,
+    pending: Arc<Semaphore>,
+    reservations: std::sync::Mutex<HashMap<String, (OwnedSemaphorePermit, Instant)>>,
+    reservation_ttl: Duration,
+    running: Arc<AtomicUsize>,
+}
+
+/// A call slot, held for the whole call; released when dropped.
+pub(crate) struct CallSlot {
+    _permit: OwnedSemaphorePermit,
+    running: Arc<AtomicUsize>,
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Calls {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, max_pending: usize, reservation_ttl: Duration) -> Self {
         Calls {
             tracker: TaskTracker::new(),
             end_all: CancellationToken::new(),
             slots: Arc::new(Semaphore::new(max)),
-            max,
+            pending: Arc::new(Semaphore::new(max_pending)),
+            reservations: std::sync::Mutex::new(HashMap::new()),
+            reservation_ttl,
+            running: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Calls in progress.
+    /// Calls in progress (streams that started and hold a slot).
     pub(crate) fn active(&self) -> usize {
-        self.max - self.slots.available_permits()
+        self.running.load(Ordering::Acquire)
     }
 
-    /// Whether another call would be refused.
-    pub(crate) fn at_capacity(&self) -> bool {
-        self.slots.available_permits() == 0
+    fn reservations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (OwnedSemaphorePermit, Instant)>> {
+        // Inserts and removes only: a poisoned lock leaves the map consistent.
+        self.reservations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Reserves a slot for one call; `None` when full. The slot is released when the permit
-    /// is dropped.
-    pub(crate) fn try_reserve(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).try_acquire_owned().ok()
+    /// Reserves a slot for `call_sid` until its stream claims it (or the reservation
+    /// expires); false when full. A call that already holds a reservation keeps it (a
+    /// replayed webhook reserves nothing more).
+    pub(crate) fn reserve(&self, call_sid: &str, now: Instant) -> bool {
+        let mut map = self.reservations();
+        map.retain(|_, (_, expires)| *expires > now);
+        if let Some((_, expires)) = map.get_mut(call_sid) {
+            *expires = now + self.reservation_ttl;
+            return true;
+        }
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => {
+                map.insert(call_sid.to_owned(), (permit, now + self.reservation_ttl));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The slot of a call whose stream started: its reservation from `/voice` if there is
+    /// one (even if just expired, as long as nobody took it), else a free slot; `None` when
+    /// full.
+    pub(crate) fn claim(&self, call_sid: &str, now: Instant) -> Option<CallSlot> {
+        let reserved = {
+            let mut map = self.reservations();
+            let mine = map.remove(call_sid).map(|(permit, _)| permit);
+            map.retain(|_, (_, expires)| *expires > now);
+            mine
+        };
+        let permit = match reserved {
+            Some(permit) => permit,
+            None => Arc::clone(&self.slots).try_acquire_owned().ok()?,
+        };
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Some(CallSlot {
+            _permit: permit,
+            running: Arc::clone(&self.running),
+        })
+    }
+
+    /// A permit for a stream waiting for `start`; `None` when too many are waiting.
+    pub(crate) fn try_pending(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.pending).try_acquire_owned().ok()
+    }
+
+    /// Drops every reservation (shutdown: nobody will claim them here).
+    fn clear_reservations(&self) {
+        self.reservations().clear();
     }
 }
 
@@ -205,9 +285,24 @@ impl Server {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
+        let token_key = match (
+            &self.config.twilio.stream_token_secret,
+            &self.config.twilio.auth_token,
+        ) {
+            (Some(secret), _) => StreamTokenKey::from_secret(secret.expose()),
+            (None, Some(auth_token)) => {
+                StreamTokenKey::derived_from_auth_token(auth_token.expose())
+            }
+            (None, None) => StreamTokenKey::random(),
+        };
         let state = Arc::new(AppState {
-            tokens: StreamTokens::new(self.config.twilio.stream_token_ttl),
-            calls: Calls::new(self.config.server.max_concurrent_calls),
+            token_key,
+            used_streams: UsedStreams::new(MAX_TRACKED_STREAMS),
+            calls: Calls::new(
+                self.config.server.max_concurrent_calls,
+                self.config.server.max_pending_streams,
+                self.config.twilio.stream_token_ttl,
+            ),
             tools: self.tools,
             control: self.control,
             draining: AtomicBool::new(false),
@@ -342,6 +437,7 @@ async fn run(
     }
     drop(listener);
     state.draining.store(true, Ordering::Release);
+    state.calls.clear_reservations();
     let calls_at_shutdown = state.calls.active();
     tracing::info!(
         active_calls = calls_at_shutdown,

@@ -2,11 +2,11 @@
 //! bidirectional Media Stream on `/media`.
 //!
 //! Order of checks: request signature (403), account (403), draining or at capacity
-//! (`<Reject reason="busy"/>`), then the TwiML:
+//! (`<Reject reason="busy"/>`; otherwise a call slot is **reserved** for this CallSid until its
+//! stream claims it, see [`crate::server`]), then the TwiML:
 //!
 //! ```xml
-//! <Response><Connect><Stream url="wss://PUBLIC/media">
-//!   <Parameter name="token" value="…"/>      (per-call, single use)
+//! <Response><Connect><Stream url="wss://PUBLIC/media/<token>">   (stateless, see crate::tokens)
 //!   <Parameter name="call_sid" value="CA…"/>
 //!   <Parameter name="from" value="+1…"/>
 //!   <Parameter name="to" value="+1…"/>
@@ -112,13 +112,14 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             "missing CallSid (is this a Twilio voice webhook?)\n",
         );
     };
+    // Twilio's SIDs are letters and digits; anything else cannot go into a stream token.
+    if call_sid.len() > 64 || !call_sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return routes::text(StatusCode::BAD_REQUEST, "malformed CallSid\n");
+    }
 
-    if state.is_draining() || state.calls.at_capacity() {
-        let reason = if state.is_draining() {
-            "draining"
-        } else {
-            "busy"
-        };
+    let draining = state.is_draining();
+    if draining || !state.calls.reserve(call_sid, Instant::now()) {
+        let reason = if draining { "draining" } else { "busy" };
         tracing::info!(call_sid, reason, "rejecting call as busy");
         crate::telemetry::rejected(reason);
         return routes::twiml(
@@ -147,11 +148,17 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
         },
     };
 
+    let stream_url = if config.twilio.require_stream_token {
+        let token = state.token_key.mint_for(
+            call_sid,
+            param("AccountSid").filter(|a| !a.is_empty()),
+            config.twilio.stream_token_ttl,
+        );
+        format!("{stream_url}/{token}")
+    } else {
+        stream_url
+    };
     let mut stream = twiml::Stream::new(stream_url);
-    if config.twilio.require_stream_token {
-        let token = state.tokens.issue(call_sid, Instant::now());
-        stream = stream.parameter("token", token);
-    }
     stream = stream.parameter("call_sid", call_sid);
     if let Some(from) = param("From") {
         stream = stream.parameter("from", from);

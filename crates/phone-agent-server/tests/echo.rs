@@ -10,7 +10,7 @@ async fn echo_agent_plays_back_what_the_caller_said() {
     let server = start(&[]).await; // no OPENAI_API_KEY: the echo agent
     let sid = "CA00000000000000000000000000000020";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
 
     // Greeting: a 300 ms tone.
@@ -49,7 +49,7 @@ async fn speaking_over_the_echo_clears_it() {
     let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
     let sid = "CA00000000000000000000000000000021";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     // Marks are not echoed: the playback stays "queued" at the caller side.
     twilio.echo_marks = false;
     twilio.start(sid, &stream_parameters(&twiml)).await;
@@ -86,7 +86,7 @@ async fn malformed_twilio_messages_are_skipped_and_the_call_continues() {
     let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
     let sid = "CA00000000000000000000000000000022";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
 
     let stream_sid = twilio.stream_sid.clone();
@@ -124,7 +124,7 @@ async fn an_oversized_frame_ends_the_call_cleanly() {
     let server = start(&[("PHONE_AGENT_ECHO__GREETING_TONE", "false")]).await;
     let sid = "CA00000000000000000000000000000023";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     let huge = format!(
         r#"{{"event":"media","padding":"{}"}}"#,

@@ -54,9 +54,13 @@ async fn not_found_and_method_not_allowed() {
 
 #[tokio::test]
 async fn media_without_websocket_headers_is_400() {
-    let server = echo_server(&[]).await;
+    let server = echo_server(&[("PHONE_AGENT_TWILIO__REQUIRE_STREAM_TOKEN", "false")]).await;
     let r = http::get(&server.url("/media")).await.unwrap();
     assert_eq!(r.status, 400);
+    // With stream tokens (the default), a request without one is refused first.
+    let server = echo_server(&[]).await;
+    let r = http::get(&server.url("/media")).await.unwrap();
+    assert_eq!(r.status, 403);
 }
 
 #[tokio::test]
@@ -67,7 +71,10 @@ async fn voice_answers_a_media_stream_with_parameters() {
     assert_eq!(status, 200);
     let doc = testkit::twilio::twiml::Twiml::parse(&body).expect("valid TwiML");
     let stream = doc.stream().expect("<Connect><Stream>");
-    assert_eq!(stream.url, server.media_url());
+    let token = stream
+        .url
+        .strip_prefix(&format!("{}/", server.media_url()))
+        .expect("wss://HOST/media/<token>");
     let params = stream_parameters(&body);
     let get = |name: &str| {
         params
@@ -79,17 +86,21 @@ async fn voice_answers_a_media_stream_with_parameters() {
     assert_eq!(get("from"), Some("+14155551234"));
     assert_eq!(get("to"), Some("+15005550006"));
     assert_eq!(get("tenant"), Some("acme & co"));
-    let token = get("token").expect("a per-call token");
-    assert_eq!(token.len(), 32);
-    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(get("token"), None, "the token is in the URL's path");
+    assert!(
+        token.contains("CA00000000000000000000000000000042"),
+        "{token}"
+    );
+    assert!(
+        token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+        "{token}"
+    );
 
     // A second call gets another token.
     let (_, body2) = post_voice(&server, "CA00000000000000000000000000000043", None).await;
-    let params2 = stream_parameters(&body2);
-    assert_ne!(
-        params2.iter().find(|(k, _)| k == "token"),
-        params.iter().find(|(k, _)| k == "token")
-    );
+    assert_ne!(common::stream_url(&body2), common::stream_url(&body));
 }
 
 #[tokio::test]
@@ -144,7 +155,8 @@ async fn voice_without_public_url_uses_the_host_header() {
         .unwrap();
     assert_eq!(r.status, 200);
     let doc = testkit::twilio::twiml::Twiml::parse(&r.text()).unwrap();
-    assert_eq!(doc.stream().unwrap().url, format!("wss://{addr}/media"));
+    let url = &doc.stream().unwrap().url;
+    assert!(url.starts_with(&format!("wss://{addr}/media/")), "{url}");
     handle.shutdown();
     assert!(handle.wait().await.clean);
 }

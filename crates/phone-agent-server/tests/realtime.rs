@@ -24,7 +24,7 @@ async fn realtime_server(mock: &MockRealtime, prompt: &Path, extra: &[(&str, &st
 async fn call(server: &TestServer, sid: &str) -> FakeTwilio {
     let (status, twiml) = post_voice(server, sid, None).await;
     assert_eq!(status, 200, "{twiml}");
-    let mut twilio = FakeTwilio::connect(server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     twilio
 }

@@ -1,5 +1,4 @@
-//! Request signatures on `/voice` and on the `/media` upgrade, the per-call token, and the
-//! capacity limit. Refused requests must never open an agent session (asserted on the mock
+//! Request signatures on `/voice` and on the `/media` upgrade, and the capacity limit. Refused requests must never open an agent session (asserted on the mock
 //! OpenAI server).
 
 mod common;
@@ -78,13 +77,9 @@ async fn danger_flag_accepts_unsigned_requests() {
         ),
     ])
     .await;
-    assert_eq!(
-        post_voice(&server, "CA00000000000000000000000000000001", None)
-            .await
-            .0,
-        200
-    );
-    assert!(FakeTwilio::connect(&server, None).await.is_ok());
+    let (status, twiml) = post_voice(&server, "CA00000000000000000000000000000001", None).await;
+    assert_eq!(status, 200);
+    assert!(FakeTwilio::open(&server, &twiml, false).await.is_ok());
 }
 
 #[tokio::test]
@@ -133,7 +128,7 @@ async fn media_upgrade_requires_a_valid_signature_and_opens_no_session() {
     let sid = "CA00000000000000000000000000000005";
     let (status, twiml) = post_voice(&server, sid, Some(AUTH_TOKEN)).await;
     assert_eq!(status, 200);
-    let mut twilio = FakeTwilio::connect_signed(&server).await;
+    let mut twilio = FakeTwilio::open(&server, &twiml, true).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     mock.wait_for_session(1, WAIT)
         .await
@@ -142,72 +137,8 @@ async fn media_upgrade_requires_a_valid_signature_and_opens_no_session() {
     assert!(twilio.read_until_closed().await);
 }
 
-#[tokio::test]
-async fn a_bad_stream_token_is_refused_before_any_session() {
-    let mock = MockRealtime::start().await.unwrap();
-    let server = realtime_server(&mock, &[]).await;
-    let sid = "CA00000000000000000000000000000006";
-    let (_, twiml) = post_voice(&server, sid, Some(AUTH_TOKEN)).await;
-    let mut params = stream_parameters(&twiml);
-
-    // Missing token.
-    let mut twilio = FakeTwilio::connect_signed(&server).await;
-    let without: Vec<_> = params
-        .iter()
-        .filter(|(k, _)| k != "token")
-        .cloned()
-        .collect();
-    twilio.start(sid, &without).await;
-    assert!(
-        twilio.read_until_closed().await,
-        "the server closes the stream"
-    );
-
-    // Token issued for another call.
-    let mut twilio = FakeTwilio::connect_signed(&server).await;
-    twilio
-        .start("CA00000000000000000000000000000007", &params)
-        .await;
-    assert!(twilio.read_until_closed().await);
-
-    // Forged token.
-    for (k, v) in &mut params {
-        if k == "token" {
-            *v = "00000000000000000000000000000000".into();
-        }
-    }
-    let mut twilio = FakeTwilio::connect_signed(&server).await;
-    twilio.start(sid, &params).await;
-    assert!(twilio.read_until_closed().await);
-
-    assert!(
-        mock.sessions().is_empty(),
-        "a refused stream opened an OpenAI session"
-    );
-}
-
-#[tokio::test]
-async fn the_stream_token_is_single_use() {
-    let server = start(&[("PHONE_AGENT_AGENT__BACKEND", "echo")]).await;
-    let sid = "CA00000000000000000000000000000008";
-    let (_, twiml) = post_voice(&server, sid, None).await;
-    let params = stream_parameters(&twiml);
-
-    let mut first = FakeTwilio::connect(&server, None).await.unwrap();
-    first.start(sid, &params).await;
-    // The echo agent greets with a tone: the call is up.
-    assert!(first.read_until_audio(|a| !a.is_empty()).await);
-
-    let mut replay = FakeTwilio::connect(&server, None).await.unwrap();
-    replay.start(sid, &params).await;
-    assert!(
-        replay.read_until_closed().await,
-        "a replayed token is refused"
-    );
-
-    first.stop(sid).await;
-    assert!(first.read_until_closed().await);
-}
+// The stream token's own checks (path, signature coverage, statelessness, once per CallSid,
+// the CallSid at start) are in tests/stream_token.rs.
 
 #[tokio::test]
 async fn capacity_limit_rejects_calls_as_busy() {
@@ -218,17 +149,16 @@ async fn capacity_limit_rejects_calls_as_busy() {
     .await;
     let sid = "CA00000000000000000000000000000009";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut call = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut call = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     call.start(sid, &stream_parameters(&twiml)).await;
     assert!(call.read_until_audio(|a| !a.is_empty()).await);
     assert_eq!(server.handle.active_calls(), 1);
 
-    // Full: the webhook answers <Reject reason="busy"/>, the upgrade 503.
+    // Full: the webhook answers <Reject reason="busy"/>.
     let (status, body) = post_voice(&server, "CA00000000000000000000000000000010", None).await;
     assert_eq!(status, 200);
     let doc = testkit::twilio::twiml::Twiml::parse(&body).unwrap();
     assert_eq!(doc.reject(), Some(Some("busy")), "{body}");
-    assert_eq!(status_of(FakeTwilio::connect(&server, None).await), 503);
 
     // Once the call ends there is room again.
     call.stop(sid).await;

@@ -27,7 +27,7 @@ async fn a_live_call_is_drained_on_shutdown() {
     let server = start(&[("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "60")]).await;
     let sid = "CA00000000000000000000000000000040";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     assert!(twilio.read_until_audio(|a| !a.is_empty()).await);
 
@@ -69,7 +69,7 @@ async fn calls_still_running_at_the_deadline_are_ended_on_both_sides() {
     .await;
     let sid = "CA00000000000000000000000000000041";
     let (_, twiml) = post_voice(&server, sid, None).await;
-    let mut twilio = FakeTwilio::connect(&server, None).await.unwrap();
+    let mut twilio = FakeTwilio::open(&server, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     let session = mock.wait_for_session(1, WAIT).await.unwrap();
     session
@@ -147,7 +147,7 @@ async fn the_binary_exits_zero_on_sigterm_and_closes_the_call() {
         .await
         .unwrap()
         .text();
-    let mut twilio = FakeTwilio::connect_to(addr, None).await.unwrap();
+    let mut twilio = FakeTwilio::open_at(addr, &twiml, false).await.unwrap();
     twilio.start(sid, &stream_parameters(&twiml)).await;
     assert!(
         twilio.read_until_audio(|a| !a.is_empty()).await,

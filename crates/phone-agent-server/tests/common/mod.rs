@@ -157,6 +157,19 @@ pub fn stream_parameters(twiml: &str) -> Vec<(String, String)> {
         .clone()
 }
 
+/// The `<Stream url>` of a TwiML answer.
+pub fn stream_url(twiml: &str) -> String {
+    let doc = testkit::twilio::twiml::Twiml::parse(twiml).expect("valid TwiML");
+    doc.stream().expect("a <Connect><Stream>").url.clone()
+}
+
+/// The path of a `ws(s)://host/path` URL.
+pub fn stream_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/')
+        .map_or("/".to_owned(), |i| rest[i..].to_owned())
+}
+
 /// A minimal Twilio Media Streams client (the Twilio side of `/media`).
 pub struct FakeTwilio {
     ws: WebSocketStream<TcpStream>,
@@ -180,12 +193,44 @@ impl FakeTwilio {
         Self::connect_to(server.addr, signature).await
     }
 
+    /// Opens the stream URL of a `/voice` answer (its path, on the server's address), signed
+    /// with [`AUTH_TOKEN`] over that URL when `signed`.
+    pub async fn open(
+        server: &TestServer,
+        twiml: &str,
+        signed: bool,
+    ) -> Result<Self, tungstenite::Error> {
+        Self::open_at(server.addr, twiml, signed).await
+    }
+
+    /// [`Self::open`] against `addr`.
+    pub async fn open_at(
+        addr: SocketAddr,
+        twiml: &str,
+        signed: bool,
+    ) -> Result<Self, tungstenite::Error> {
+        let url = stream_url(twiml);
+        let path = stream_path(&url);
+        let sig =
+            signed.then(|| testkit::twilio::signature::sign::<&str, &str>(AUTH_TOKEN, &url, &[]));
+        Self::connect_path(addr, &path, sig.as_deref()).await
+    }
+
     /// Opens `ws://addr/media`.
     pub async fn connect_to(
         addr: SocketAddr,
         signature: Option<&str>,
     ) -> Result<Self, tungstenite::Error> {
-        let mut request = format!("ws://{addr}/media").into_client_request()?;
+        Self::connect_path(addr, "/media", signature).await
+    }
+
+    /// Opens `ws://addr{path}`.
+    pub async fn connect_path(
+        addr: SocketAddr,
+        path: &str,
+        signature: Option<&str>,
+    ) -> Result<Self, tungstenite::Error> {
+        let mut request = format!("ws://{addr}{path}").into_client_request()?;
         if let Some(sig) = signature {
             request
                 .headers_mut()
