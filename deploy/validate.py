@@ -276,6 +276,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
         pod_security = spec.get("securityContext", {})
         if pod_security.get("runAsNonRoot") is not True:
             problems.add(where, "pod securityContext.runAsNonRoot must be true")
+        seccomp = pod_security.get("seccompProfile", {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.add(where, "pod seccompProfile must be RuntimeDefault (Pod Security: restricted)")
         if spec.get("automountServiceAccountToken") is not False:
             problems.add(where, "automountServiceAccountToken must be false (no API access)")
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
