@@ -41,8 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
 SCHEMAS = ROOT / "deploy" / "schemas"
 DEFAULT_TOML = ROOT / "config" / "default.toml"
-CONFIG_RS = ROOT / "crates" / "phone-agent-server" / "src" / "config.rs"
-METRICS_RS = ROOT / "crates" / "phone-agent-server" / "src" / "metrics.rs"
+SERVER_SRC = ROOT / "crates" / "phone-agent-server" / "src"
 
 # The oldest version the manifests need (lifecycle.preStop.sleep is on by default from 1.30)
 # and the newest the schema package knows.
@@ -168,6 +167,15 @@ def check_schemas(name: str, docs: list[dict], local: dict, problems: Problems) 
     return checked
 
 
+def server_source_match(pattern: str) -> re.Match | None:
+    """The first match of `pattern` in the server's sources (wherever a module moves to)."""
+    for path in sorted(SERVER_SRC.rglob("*.rs")):
+        found = re.search(pattern, path.read_text(), re.DOTALL)
+        if found:
+            return found
+    return None
+
+
 # --- settings -----------------------------------------------------------------------------------
 
 
@@ -176,7 +184,7 @@ def known_settings() -> tuple[set[str], set[str], dict[str, object]]:
 
     Every leaf of config/default.toml is PHONE_AGENT_<SECTION>__<KEY>; a table that is empty
     there (e.g. [twilio.stream_parameters]) takes any key. The short names come from
-    ENV_ALIASES in the server's config.rs.
+    ENV_ALIASES in the server's sources.
     """
     defaults = tomllib.loads(DEFAULT_TOML.read_text())
     names = {"PHONE_AGENT_CONFIG"}
@@ -192,10 +200,10 @@ def known_settings() -> tuple[set[str], set[str], dict[str, object]]:
                 names.add("PHONE_AGENT_" + "__".join(p.upper() for p in [*path, key]))
 
     walk(defaults, [])
-    aliases = re.findall(r'\(\s*"([A-Z0-9_]+)",\s*"[a-z0-9_.]+"\s*\)', CONFIG_RS.read_text())
-    if not aliases:
-        raise RuntimeError(f"no ENV_ALIASES found in {CONFIG_RS}")
-    names.update(aliases)
+    table = server_source_match(r"ENV_ALIASES: &\[\(&str, &str\)\] = &\[(.*?)\];")
+    if table is None:
+        sys.exit(f"deploy/validate.py: ENV_ALIASES (the short names) not found in {SERVER_SRC}")
+    names.update(re.findall(r'\(\s*"([A-Z0-9_]+)",\s*"[a-z0-9_.]+"\s*\)', table.group(1)))
     return names, open_prefixes, defaults
 
 
@@ -341,7 +349,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                     problems.add(
                         cwhere,
                         f"sets {key}, which the server does not know (config/default.toml, "
-                        "ENV_ALIASES in config.rs): it would refuse to start. Rename or remove it "
+                        "ENV_ALIASES): it would refuse to start. Rename or remove it "
                         "in deploy/kubernetes",
                     )
                 if is_secret(key) and value:
@@ -444,7 +452,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                 if target not in container_ports and target not in container_ports.values():
                     problems.add(where, f"admits port {target}, which is not a port of the pods")
 
-    active_calls = re.search(r'ACTIVE_CALLS: &str = "([a-z_]+)"', METRICS_RS.read_text())
+    active_calls = server_source_match(r'ACTIVE_CALLS: &str = "([a-z_]+)"')
     for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
         where = f"{name}: HorizontalPodAutoscaler/{hpa['metadata']['name']}"
         ref = hpa["spec"]["scaleTargetRef"]
@@ -453,7 +461,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
         for metric in hpa["spec"].get("metrics", []):
             if metric["type"] == "Pods":
                 metric_name = metric["pods"]["metric"]["name"]
-                if not active_calls or metric_name != active_calls.group(1):
+                if active_calls is None:
+                    problems.add(where, f"no ACTIVE_CALLS gauge name found in {SERVER_SRC}")
+                elif metric_name != active_calls.group(1):
                     problems.add(where, f"metric {metric_name} is not the server's active-calls gauge")
 
     for monitor in by_kind(docs, "ServiceMonitor"):
