@@ -60,6 +60,7 @@ SECRET_SETTINGS = {"PHONE_AGENT_DATABASE__URL"}
 def is_secret(name: str) -> bool:
     return name in SECRET_SETTINGS or bool(SECRET_LEAF.search(name.rsplit("__", 1)[-1]))
 
+
 # Time the server needs after its drain to close sockets and exit, at least.
 DRAIN_MARGIN_SECS = 10
 
@@ -92,9 +93,7 @@ def renderer() -> list[str]:
 
 
 def render(command: list[str], directory: Path) -> list[dict]:
-    result = subprocess.run(
-        [*command, str(directory)], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([*command, str(directory)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} {directory} failed:\n{result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -167,13 +166,9 @@ def check_schemas(name: str, docs: list[dict], local: dict, problems: Problems) 
     return checked
 
 
-def server_source_match(pattern: str) -> re.Match | None:
-    """The first match of `pattern` in the server's sources (wherever a module moves to)."""
-    for path in sorted(SERVER_SRC.rglob("*.rs")):
-        found = re.search(pattern, path.read_text(), re.DOTALL)
-        if found:
-            return found
-    return None
+def server_sources() -> str:
+    """The server's Rust sources, concatenated (definitions are looked up wherever they live)."""
+    return "\n".join(p.read_text() for p in sorted(SERVER_SRC.rglob("*.rs")))
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -200,10 +195,9 @@ def known_settings() -> tuple[set[str], set[str], dict[str, object]]:
                 names.add("PHONE_AGENT_" + "__".join(p.upper() for p in [*path, key]))
 
     walk(defaults, [])
-    table = server_source_match(r"ENV_ALIASES: &\[\(&str, &str\)\] = &\[(.*?)\];")
-    if table is None:
-        sys.exit(f"deploy/validate.py: ENV_ALIASES (the short names) not found in {SERVER_SRC}")
-    names.update(re.findall(r'\(\s*"([A-Z0-9_]+)",\s*"[a-z0-9_.]+"\s*\)', table.group(1)))
+    # The short names: every ("NAME", "section.key") pair of the server's sources (ENV_ALIASES).
+    alias = re.compile(r'\(\s*"([A-Z][A-Z0-9_]+)",\s*"[a-z0-9_]+\.[a-z0-9_.]+"\s*\)')
+    names.update(alias.findall(server_sources()))
     return names, open_prefixes, defaults
 
 
@@ -286,7 +280,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             problems.add(where, "pod securityContext.runAsNonRoot must be true")
         seccomp = pod_security.get("seccompProfile", {}).get("type")
         if seccomp not in ("RuntimeDefault", "Localhost"):
-            problems.add(where, "pod seccompProfile must be RuntimeDefault (Pod Security: restricted)")
+            problems.add(
+                where, "pod seccompProfile must be RuntimeDefault (Pod Security: restricted)"
+            )
         if spec.get("automountServiceAccountToken") is not False:
             problems.add(where, "automountServiceAccountToken must be false (no API access)")
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
@@ -307,7 +303,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             for mount in container.get("volumeMounts", []):
                 if mount["name"] not in volumes:
                     problems.add(cwhere, f"mounts undefined volume {mount['name']}")
-            if not any(m.get("mountPath") == "/app/data" for m in container.get("volumeMounts", [])):
+            if not any(
+                m.get("mountPath") == "/app/data" for m in container.get("volumeMounts", [])
+            ):
                 problems.add(cwhere, "needs a writable volume at /app/data (the server's data/)")
             resources = container.get("resources", {})
             for field in ("cpu", "memory"):
@@ -353,7 +351,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                         "in deploy/kubernetes",
                     )
                 if is_secret(key) and value:
-                    problems.add(cwhere, f"{key} has a value in a manifest; it belongs in the Secret")
+                    problems.add(
+                        cwhere, f"{key} has a value in a manifest; it belongs in the Secret"
+                    )
             port = env.get("PHONE_AGENT_SERVER__PORT") or env.get("PORT")
             if port is None or int(port) != ports.get("http"):
                 problems.add(cwhere, f"server port {port} is not the container port `http`")
@@ -362,7 +362,11 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             if "bind" in defaults.get("metrics", {}):
                 bind = env.get("PHONE_AGENT_METRICS__BIND", defaults["metrics"]["bind"])
                 metrics_port = int(bind.rsplit(":", 1)[1]) if ":" in bind else None
-                if bind.startswith("127.") or bind.startswith("[::1]") or bind.startswith("localhost"):
+                if (
+                    bind.startswith("127.")
+                    or bind.startswith("[::1]")
+                    or bind.startswith("localhost")
+                ):
                     problems.add(
                         cwhere,
                         f"metrics.bind {bind!r} is loopback: set PHONE_AGENT_METRICS__BIND so "
@@ -389,16 +393,25 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             sleep = (
                 container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
             )
-            notice = setting(
-                env, defaults, "PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS",
-                ["server", "shutdown_notice_secs"],
-            ) or 0
+            notice = (
+                setting(
+                    env,
+                    defaults,
+                    "PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS",
+                    ["server", "shutdown_notice_secs"],
+                )
+                or 0
+            )
             grace = setting(
-                env, defaults, "PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS",
+                env,
+                defaults,
+                "PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS",
                 ["server", "shutdown_grace_secs"],
             )
             if grace is None:
-                problems.add(cwhere, "server.shutdown_grace_secs is neither set nor in default.toml")
+                problems.add(
+                    cwhere, "server.shutdown_grace_secs is neither set nor in default.toml"
+                )
                 grace = 0
             needed = sleep + notice + grace + DRAIN_MARGIN_SECS
             have = spec.get("terminationGracePeriodSeconds", 30)
@@ -406,7 +419,8 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                 problems.add(
                     where,
                     f"terminationGracePeriodSeconds {have} < preStop sleep {sleep} + notice "
-                    f"{notice} + shutdown_grace_secs {grace} + margin {DRAIN_MARGIN_SECS} = {needed}",
+                    f"{notice} + shutdown_grace_secs {grace} + margin {DRAIN_MARGIN_SECS} "
+                    f"= {needed}",
                 )
 
         for service in services:
@@ -428,12 +442,16 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
 
     pod_label_sets = [d["spec"]["template"]["metadata"].get("labels", {}) for d in deployments]
     for service in services:
-        if not any(labels_match(service["spec"].get("selector", {}), l) for l in pod_label_sets):
+        if not any(
+            labels_match(service["spec"].get("selector", {}), labels) for labels in pod_label_sets
+        ):
             problems.add(f"{name}: Service/{service['metadata']['name']}", "selects no pods")
     for pdb in by_kind(docs, "PodDisruptionBudget"):
         selector = pdb["spec"].get("selector", {}).get("matchLabels", {})
-        if not any(labels_match(selector, l) for l in pod_label_sets):
-            problems.add(f"{name}: PodDisruptionBudget/{pdb['metadata']['name']}", "selects no pods")
+        if not any(labels_match(selector, labels) for labels in pod_label_sets):
+            problems.add(
+                f"{name}: PodDisruptionBudget/{pdb['metadata']['name']}", "selects no pods"
+            )
 
     container_ports = {
         p.get("name"): p["containerPort"]
@@ -444,7 +462,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
     for policy in by_kind(docs, "NetworkPolicy"):
         where = f"{name}: NetworkPolicy/{policy['metadata']['name']}"
         selector = policy["spec"]["podSelector"].get("matchLabels", {})
-        if not any(labels_match(selector, l) for l in pod_label_sets):
+        if not any(labels_match(selector, labels) for labels in pod_label_sets):
             problems.add(where, "selects no pods")
         for rule in policy["spec"].get("ingress", []):
             for port in rule.get("ports", []):
@@ -452,7 +470,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                 if target not in container_ports and target not in container_ports.values():
                     problems.add(where, f"admits port {target}, which is not a port of the pods")
 
-    active_calls = server_source_match(r'ACTIVE_CALLS: &str = "([a-z_]+)"')
+    sources = server_sources()
     for hpa in by_kind(docs, "HorizontalPodAutoscaler"):
         where = f"{name}: HorizontalPodAutoscaler/{hpa['metadata']['name']}"
         ref = hpa["spec"]["scaleTargetRef"]
@@ -461,10 +479,8 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
         for metric in hpa["spec"].get("metrics", []):
             if metric["type"] == "Pods":
                 metric_name = metric["pods"]["metric"]["name"]
-                if active_calls is None:
-                    problems.add(where, f"no ACTIVE_CALLS gauge name found in {SERVER_SRC}")
-                elif metric_name != active_calls.group(1):
-                    problems.add(where, f"metric {metric_name} is not the server's active-calls gauge")
+                if f'"{metric_name}"' not in sources:
+                    problems.add(where, f"metric {metric_name} is not a metric the server records")
 
     for monitor in by_kind(docs, "ServiceMonitor"):
         where = f"{name}: ServiceMonitor/{monitor['metadata']['name']}"
@@ -474,9 +490,12 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             problems.add(where, "selects no Service")
         for endpoint in monitor["spec"]["endpoints"]:
             if not any(
-                endpoint.get("port") in [p.get("name") for p in s["spec"]["ports"]] for s in selected
+                endpoint.get("port") in [p.get("name") for p in s["spec"]["ports"]]
+                for s in selected
             ):
-                problems.add(where, f"port {endpoint.get('port')} is not a port of the selected Service")
+                problems.add(
+                    where, f"port {endpoint.get('port')} is not a port of the selected Service"
+                )
 
     service_ports = {
         s["metadata"]["name"]: {p.get("name") for p in s["spec"]["ports"]}
@@ -494,7 +513,9 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                 elif port not in service_ports[backend["name"]]:
                     problems.add(where, f"routes to missing port {port} of {backend['name']}")
         if not ingress["spec"].get("tls"):
-            problems.add(where, "no TLS: Twilio requires https:// and wss:// with a valid certificate")
+            problems.add(
+                where, "no TLS: Twilio requires https:// and wss:// with a valid certificate"
+            )
 
 
 def main() -> int:
@@ -517,7 +538,9 @@ def main() -> int:
             print(f"ERROR {item}")
         print(f"deploy/validate.py: {len(problems.items)} problem(s)")
         return 1
-    print(f"deploy/validate.py: manifests OK (Kubernetes {MIN_KUBERNETES} and {kv.latest_version()})")
+    print(
+        f"deploy/validate.py: manifests OK (Kubernetes {MIN_KUBERNETES} and {kv.latest_version()})"
+    )
     return 0
 
 
