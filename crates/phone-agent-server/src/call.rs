@@ -25,6 +25,7 @@ use tracing::Instrument as _;
 
 use crate::adapters::RelayClock;
 use crate::adapters::echo::EchoAgent;
+use crate::adapters::live::LiveAgent;
 use crate::adapters::realtime::RealtimeAgent;
 use crate::adapters::twilio::TwilioCaller;
 use crate::config::{Backend, Config};
@@ -112,18 +113,23 @@ async fn run_in_span<S>(
     };
 
     let _active = ActiveCall::new();
-    let backend = config.agent.backend;
+    let backend = backend_for_call(config, &info);
     tracing::info!(backend = backend.as_str(), "call started");
     let services = CallServices {
         tools: Arc::clone(&state.tools),
         control: Arc::clone(&state.control),
-        config: call_config(config),
+        config: call_config(config, backend),
         shutdown: state.calls.end_all.child_token(),
     };
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
-    let connect = Box::pin(connect_agent(Arc::clone(&state), info.clone(), clock));
+    let connect = Box::pin(connect_agent(
+        Arc::clone(&state),
+        info.clone(),
+        clock,
+        backend,
+    ));
     let mut observer = Observer {
         backend: backend.as_str(),
     };
@@ -131,10 +137,16 @@ async fn run_in_span<S>(
     log_summary(&summary);
 }
 
-/// The engine configuration of one call.
-pub(crate) fn call_config(config: &Config) -> CallConfig {
+/// The back end that answers this call. A function of the call (not only of the server) so
+/// that per-number choices can pick one; today it is `agent.backend`.
+pub(crate) fn backend_for_call(config: &Config, _info: &CallerInfo) -> Backend {
+    config.agent.backend
+}
+
+/// The engine configuration of one call answered by `backend`.
+pub(crate) fn call_config(config: &Config, backend: Backend) -> CallConfig {
     let defaults = CallConfig::default();
-    let (greeting, idle) = match config.agent.backend {
+    let (greeting, idle) = match backend {
         Backend::Realtime => (
             config.agent.greeting.clone(),
             config.agent.idle_timeout.map(|timeout| IdleConfig {
@@ -144,7 +156,19 @@ pub(crate) fn call_config(config: &Config) -> CallConfig {
         ),
         // The echo agent's "greeting" is its tone (any instructions will do); it has nothing
         // to say when the caller is idle.
+        // GPT-Live says its greeting line as is; it decides itself what to do when the caller
+        // is quiet (and its output never pauses, so the engine's idle timer could not tell).
+        Backend::Live => (config.live.greeting.clone(), None),
         Backend::Echo => (config.echo.greeting_tone.then(|| "tone".to_owned()), None),
+    };
+    let (max_duration, goodbye_timeout) = match backend {
+        // The adapter ends the call gracefully at agent.max_call_secs (wrap-up line); this is
+        // the backstop.
+        Backend::Live => (
+            config.agent.max_call_duration + config.live.wrap_up_grace + Duration::from_secs(5),
+            config.live.goodbye_timeout,
+        ),
+        _ => (config.agent.max_call_duration, defaults.goodbye_timeout),
     };
     let connect_budget =
         config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
@@ -155,7 +179,8 @@ pub(crate) fn call_config(config: &Config) -> CallConfig {
         mark_interval: config.agent.mark_interval,
         apology: config.agent.apology.clone(),
         min_barge_in_speech: config.agent.min_barge_in,
-        max_duration: Some(config.agent.max_call_duration),
+        max_duration: Some(max_duration),
+        goodbye_timeout,
         caller_inactivity_timeout: Some(config.agent.media_inactivity_timeout),
         agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),
         ..defaults
@@ -167,24 +192,13 @@ async fn connect_agent(
     state: Arc<AppState>,
     info: CallerInfo,
     clock: Arc<RelayClock>,
+    backend: Backend,
 ) -> Result<Box<dyn AgentEndpoint>, EndpointError> {
     let config = &state.config;
     let started = Instant::now();
-    let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match config.agent.backend {
+    let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match backend {
         Backend::Realtime => {
-            let instructions =
-                match crate::prompt::load_for_call(&config.agent.prompt_path, &info).await {
-                    Ok(prompt) => prompt,
-                    Err(e) => {
-                        tracing::error!(
-                            path = %config.agent.prompt_path.display(),
-                            error = %e,
-                            "cannot read the prompt file; using a generic prompt for this call"
-                        );
-                        crate::telemetry::error("prompt_file");
-                        FALLBACK_PROMPT.to_owned()
-                    }
-                };
+            let instructions = instructions_for_call(config, &info).await;
             let Some(endpoint) = &state.openai else {
                 return Err(EndpointError::Protocol(
                     "the OpenAI endpoint is not configured".into(),
@@ -201,6 +215,26 @@ async fn connect_agent(
                 .await
                 .map(|agent| Box::new(agent) as Box<dyn AgentEndpoint>)
         }
+        Backend::Live => {
+            let instructions = instructions_for_call(config, &info).await;
+            let Some(endpoint) = &state.openai else {
+                return Err(EndpointError::Protocol(
+                    "the OpenAI endpoint is not configured".into(),
+                ));
+            };
+            let mut live = config.live.clone();
+            // The graceful wrap-up also ends calls at the configured maximum duration.
+            live.session_cap = live.session_cap.min(config.agent.max_call_duration);
+            let session = crate::adapters::live::session_config(
+                &live,
+                instructions,
+                &state.tools.definitions(),
+            )
+            .map_err(|e| EndpointError::Protocol(format!("GPT-Live session configuration: {e}")))?;
+            LiveAgent::connect(endpoint, Arc::new(live), session, clock)
+                .await
+                .map(|agent| Box::new(agent) as Box<dyn AgentEndpoint>)
+        }
         Backend::Echo => Ok(Box::new(EchoAgent::new(&config.echo))),
     };
     match &result {
@@ -214,6 +248,22 @@ async fn connect_agent(
         }
     }
     result
+}
+
+/// The prompt file rendered for this call (a generic prompt if it cannot be read).
+async fn instructions_for_call(config: &Config, info: &CallerInfo) -> String {
+    match crate::prompt::load_for_call(&config.agent.prompt_path, info).await {
+        Ok(prompt) => prompt,
+        Err(e) => {
+            tracing::error!(
+                path = %config.agent.prompt_path.display(),
+                error = %e,
+                "cannot read the prompt file; using a generic prompt for this call"
+            );
+            crate::telemetry::error("prompt_file");
+            FALLBACK_PROMPT.to_owned()
+        }
+    }
 }
 
 /// Keeps the active-calls gauge right however the call task ends.

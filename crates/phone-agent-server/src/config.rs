@@ -155,6 +155,8 @@ pub enum ConfigError {
 pub enum Backend {
     /// OpenAI Realtime (GA) over WebSocket.
     Realtime,
+    /// OpenAI GPT-Live (full duplex) over WebSocket; settings in [`LiveConfig`].
+    Live,
     /// The built-in echo agent: plays back what the caller said. Costs nothing; for checking
     /// the number, the tunnel and the audio path.
     Echo,
@@ -165,6 +167,7 @@ impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Realtime => "realtime",
+            Backend::Live => "live",
             Backend::Echo => "echo",
         }
     }
@@ -445,6 +448,50 @@ impl TurnDetection {
     }
 }
 
+/// Who answers GPT-Live's delegations (tool work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveDelegation {
+    /// A Responses model run by OpenAI (`live.backend_model`) with the server's tools; their
+    /// function calls are executed here.
+    Responses,
+    /// This server: each delegation becomes a call of `live.client_tool`.
+    Client,
+}
+
+/// GPT-Live settings (`[live]`).
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Voice model (`gpt-live-1`, `gpt-live-1.1`; on Azure the deployment name).
+    pub model: String,
+    /// Voice.
+    pub voice: String,
+    /// The first line, said (via `session.commentary.append`) once the session has started;
+    /// `None` waits for the caller.
+    pub greeting: Option<String>,
+    /// Who handles delegations.
+    pub delegation: LiveDelegation,
+    /// Responses delegation: the backend model.
+    pub backend_model: String,
+    /// Responses delegation: the backend's instructions.
+    pub backend_instructions: Option<String>,
+    /// Client delegation: the tool (of the server's tool executor) that answers delegations.
+    pub client_tool: Option<String>,
+    /// Longest session before the wrap-up (sessions are observed to close after about 2 h;
+    /// the call's `agent.max_call_secs` applies too).
+    pub session_cap: Duration,
+    /// The wrap-up starts this long before `expires_at`.
+    pub wrap_up_before: Duration,
+    /// The line said at the wrap-up.
+    pub wrap_up_line: String,
+    /// Time given to the wrap-up line before the call ends.
+    pub wrap_up_grace: Duration,
+    /// How long to wait for `session.closed` after `session.close`.
+    pub close_timeout: Duration,
+    /// How long a tool-requested hang-up or transfer waits for the goodbye (GPT-Live has no
+    /// response boundaries to tell when it ended).
+    pub goodbye_timeout: Duration,
+}
+
 /// Settings of the built-in echo agent.
 #[derive(Debug, Clone)]
 pub struct EchoConfig {
@@ -487,6 +534,8 @@ pub struct Config {
     pub agent: AgentConfig,
     /// OpenAI Realtime.
     pub openai: OpenAiConfig,
+    /// GPT-Live.
+    pub live: LiveConfig,
     /// Echo agent.
     pub echo: EchoConfig,
     /// Logging.
@@ -506,6 +555,7 @@ struct Raw {
     twilio: RawTwilio,
     agent: RawAgent,
     openai: RawOpenAi,
+    live: RawLive,
     echo: RawEcho,
     log: RawLog,
     metrics: RawMetrics,
@@ -649,6 +699,59 @@ impl Default for RawOpenAi {
             transcription_language: String::new(),
             noise_reduction: "near_field".into(),
             turn_detection: RawTurnDetection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawLive {
+    model: String,
+    voice: String,
+    greeting: String,
+    delegation: String,
+    backend_model: String,
+    backend_instructions: String,
+    client_tool: String,
+    session_cap_secs: u64,
+    wrap_up_before_secs: u64,
+    wrap_up_line: String,
+    wrap_up_grace_secs: u64,
+    close_timeout_ms: u64,
+    goodbye_timeout_secs: u64,
+}
+
+/// The default GPT-Live model.
+pub const DEFAULT_LIVE_MODEL: &str = "gpt-live-1";
+
+/// The default GPT-Live greeting (said as is).
+pub const DEFAULT_LIVE_GREETING: &str = "Hello, thanks for calling. How can I help you today?";
+
+/// The default GPT-Live wrap-up line.
+pub const DEFAULT_LIVE_WRAP_UP: &str = "I'm sorry, we have reached the time limit for this \
+    call. Please call again if there is anything else. Goodbye!";
+
+/// The default instructions of GPT-Live's Responses backend.
+pub const DEFAULT_LIVE_BACKEND_INSTRUCTIONS: &str = "You support a live phone call. Caller \
+    transcripts may contain errors. Use the tools when they help; keep results short and \
+    factual, for the voice model to say.";
+
+impl Default for RawLive {
+    fn default() -> Self {
+        RawLive {
+            model: DEFAULT_LIVE_MODEL.into(),
+            voice: "marin".into(),
+            greeting: DEFAULT_LIVE_GREETING.into(),
+            delegation: "responses".into(),
+            backend_model: "gpt-5.6-luna".into(),
+            backend_instructions: DEFAULT_LIVE_BACKEND_INSTRUCTIONS.into(),
+            client_tool: String::new(),
+            session_cap_secs: 6600,
+            wrap_up_before_secs: 60,
+            wrap_up_line: DEFAULT_LIVE_WRAP_UP.into(),
+            wrap_up_grace_secs: 8,
+            close_timeout_ms: 3000,
+            goodbye_timeout_secs: 6,
         }
     }
 }
@@ -1125,15 +1228,17 @@ impl Config {
             }
             "echo" => Backend::Echo,
             "live" => {
-                return Err(invalid(
-                    "agent.backend",
-                    "the GPT-Live back end is not available in this build yet; use realtime or echo",
-                ));
+                if openai.api_key.is_none() {
+                    return Err(ConfigError::Contradiction(
+                        "agent.backend = \"live\" needs OPENAI_API_KEY".into(),
+                    ));
+                }
+                Backend::Live
             }
             other => {
                 return Err(invalid(
                     "agent.backend",
-                    format!("{other:?} is not one of auto, realtime, echo"),
+                    format!("{other:?} is not one of auto, realtime, live, echo"),
                 ));
             }
         };
@@ -1216,6 +1321,9 @@ impl Config {
             min_barge_in: Duration::from_millis(raw.agent.min_barge_in_ms),
         };
 
+        // --- live
+        let live = Self::validate_live(raw.live)?;
+
         // --- echo
         if raw.echo.pause_ms < 100 {
             return Err(invalid("echo.pause_ms", "must be at least 100"));
@@ -1275,9 +1383,80 @@ impl Config {
             twilio,
             agent,
             openai,
+            live,
             echo,
             log,
             metrics,
+        })
+    }
+
+    fn validate_live(raw: RawLive) -> Result<LiveConfig, ConfigError> {
+        let model =
+            non_empty(raw.model).ok_or_else(|| invalid("live.model", "must not be empty"))?;
+        let voice =
+            non_empty(raw.voice).ok_or_else(|| invalid("live.voice", "must not be empty"))?;
+        let delegation = match raw.delegation.trim() {
+            "responses" => LiveDelegation::Responses,
+            "client" => LiveDelegation::Client,
+            other => {
+                return Err(invalid(
+                    "live.delegation",
+                    format!("{other:?} is not one of responses, client"),
+                ));
+            }
+        };
+        let backend_model = raw.backend_model.trim().to_owned();
+        if delegation == LiveDelegation::Responses && backend_model.is_empty() {
+            return Err(invalid(
+                "live.backend_model",
+                "must be set for delegation = \"responses\" (e.g. gpt-5.6-luna)",
+            ));
+        }
+        let client_tool = non_empty(raw.client_tool);
+        if delegation == LiveDelegation::Client && client_tool.is_none() {
+            return Err(invalid(
+                "live.client_tool",
+                "must name the tool that answers delegations when delegation = \"client\"",
+            ));
+        }
+        if raw.session_cap_secs < 60 {
+            return Err(invalid("live.session_cap_secs", "must be at least 60"));
+        }
+        let wrap_up_line = non_empty(raw.wrap_up_line)
+            .ok_or_else(|| invalid("live.wrap_up_line", "must not be empty"))?;
+        if raw.wrap_up_grace_secs == 0 || raw.wrap_up_grace_secs > 60 {
+            return Err(invalid(
+                "live.wrap_up_grace_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        // The call driver bounds every send by 5 s; the close must finish within it.
+        if !(100..=4500).contains(&raw.close_timeout_ms) {
+            return Err(invalid(
+                "live.close_timeout_ms",
+                "must be between 100 and 4500",
+            ));
+        }
+        if raw.goodbye_timeout_secs == 0 || raw.goodbye_timeout_secs > 60 {
+            return Err(invalid(
+                "live.goodbye_timeout_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        Ok(LiveConfig {
+            model,
+            voice,
+            greeting: non_empty(raw.greeting).filter(|g| !g.eq_ignore_ascii_case("off")),
+            delegation,
+            backend_model,
+            backend_instructions: non_empty(raw.backend_instructions),
+            client_tool,
+            session_cap: Duration::from_secs(raw.session_cap_secs),
+            wrap_up_before: Duration::from_secs(raw.wrap_up_before_secs),
+            wrap_up_line,
+            wrap_up_grace: Duration::from_secs(raw.wrap_up_grace_secs),
+            close_timeout: Duration::from_millis(raw.close_timeout_ms),
+            goodbye_timeout: Duration::from_secs(raw.goodbye_timeout_secs),
         })
     }
 

@@ -267,6 +267,14 @@ impl Server {
                 .map_err(|e| invalid(format!("OpenAI session configuration: {e}")))?;
                 Some(endpoint)
             }
+            Backend::Live => {
+                let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+                let endpoint = crate::adapters::realtime::endpoint(&self.config.openai)
+                    .map_err(|e| invalid(format!("OpenAI configuration: {e}")))?;
+                crate::adapters::live::check_startup(&self.config.live, &*self.tools)
+                    .map_err(|e| invalid(format!("GPT-Live configuration: {e}")))?;
+                Some(endpoint)
+            }
             Backend::Echo => None,
         };
         for warning in self.config.startup_warnings() {

@@ -67,10 +67,13 @@ fn configuration_errors() {
             &[("PHONE_AGENT_AGENT__BACKEND", "realtime")],
             "needs OPENAI_API_KEY",
         ),
-        (&[("PHONE_AGENT_AGENT__BACKEND", "live")], "not available"),
+        (
+            &[("PHONE_AGENT_AGENT__BACKEND", "live")],
+            "needs OPENAI_API_KEY",
+        ),
         (
             &[("PHONE_AGENT_AGENT__BACKEND", "robot")],
-            "auto, realtime, echo",
+            "auto, realtime, live, echo",
         ),
         (&[("TWILIO_AUTH_TOKEN", "secret")], "PUBLIC_URL"),
         (&[("TWILIO_ACCOUNT_SID", "XY123")], "not an account SID"),
@@ -494,5 +497,79 @@ fn turn_answering_and_barge_in_settings() {
     assert_eq!(
         defaults.agent.apology.as_deref(),
         Some(bridge_core::engine::DEFAULT_APOLOGY)
+    );
+}
+
+/// `agent.backend = "live"` with its `[live]` settings, and the errors that name them.
+#[test]
+fn live_backend_and_its_validation() {
+    use phone_agent_server::config::LiveDelegation;
+    let prompt = common::prompt_file("hi");
+    let prompt = prompt.to_str().unwrap();
+    let base = [
+        ("OPENAI_API_KEY", "sk-x"),
+        ("PROMPT_PATH", prompt),
+        ("PHONE_AGENT_AGENT__BACKEND", "live"),
+        ("TWILIO_AUTH_TOKEN", "tok"),
+        ("PUBLIC_URL", "https://bridge.example.com"),
+    ];
+    let c = Config::from_env_map(&env(&base)).unwrap();
+    assert_eq!(c.agent.backend, Backend::Live);
+    assert_eq!(c.live.model, "gpt-live-1");
+    assert_eq!(c.live.delegation, LiveDelegation::Responses);
+    assert_eq!(c.live.backend_model, "gpt-5.6-luna");
+    assert_eq!(c.live.close_timeout, std::time::Duration::from_millis(3000));
+
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    let c = Config::from_env_map(&env(&with(&[
+        ("PHONE_AGENT_LIVE__DELEGATION", "client"),
+        ("PHONE_AGENT_LIVE__CLIENT_TOOL", "backend"),
+        ("PHONE_AGENT_LIVE__MODEL", "gpt-live-1.1"),
+        ("PHONE_AGENT_LIVE__GREETING", "off"),
+    ])))
+    .unwrap();
+    assert_eq!(c.live.delegation, LiveDelegation::Client);
+    assert_eq!(c.live.client_tool.as_deref(), Some("backend"));
+    assert_eq!(c.live.model, "gpt-live-1.1");
+    assert_eq!(c.live.greeting, None);
+
+    check_error(
+        &[
+            ("PROMPT_PATH", prompt),
+            ("PHONE_AGENT_AGENT__BACKEND", "live"),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+            ("PUBLIC_URL", "https://bridge.example.com"),
+        ],
+        "needs OPENAI_API_KEY",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__DELEGATION", "client")]),
+        "live.client_tool",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__DELEGATION", "decisions")]),
+        "live.delegation",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__BACKEND_MODEL", " ")]),
+        "live.backend_model",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__CLOSE_TIMEOUT_MS", "9000")]),
+        "live.close_timeout_ms",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__SESSION_CAP_SECS", "5")]),
+        "live.session_cap_secs",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_LIVE__TURN_DETECTION", "x")]),
+        "turn_detection",
+    );
+    check_error(
+        &with(&[("PHONE_AGENT_AGENT__BACKEND", "gpt-live")]),
+        "auto, realtime, live, echo",
     );
 }

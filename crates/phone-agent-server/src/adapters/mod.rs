@@ -2,12 +2,14 @@
 //!
 //! * [`twilio::TwilioCaller`]: the caller side, over the upgraded Media Streams WebSocket.
 //! * [`realtime::RealtimeAgent`]: OpenAI Realtime GA over its WebSocket.
+//! * [`live::LiveAgent`]: OpenAI GPT-Live (full duplex) over its WebSocket.
 //! * [`echo::EchoAgent`]: the built-in agent that plays the caller's words back.
 //!
-//! Adding a back end (GPT-Live) means one more [`bridge_core::agent::AgentEndpoint`] here and one
-//! arm in `connect_agent` (`src/call.rs`), plus a `Backend` variant in [`crate::config`].
+//! Adding a back end means one more [`bridge_core::agent::AgentEndpoint`] here and one arm in
+//! `connect_agent` (`src/call.rs`), plus a `Backend` variant in [`crate::config`].
 
 pub mod echo;
+pub mod live;
 pub mod realtime;
 pub mod twilio;
 

@@ -56,6 +56,15 @@ pub struct Bridge {
 impl Bridge {
     /// Starts the server with the defaults of these tests plus `extra` (later keys win).
     pub async fn start(openai_base: &str, extra: &[(&str, &str)]) -> Bridge {
+        Self::start_with_tools(openai_base, extra, None).await
+    }
+
+    /// [`Bridge::start`] with a tool executor.
+    pub async fn start_with_tools(
+        openai_base: &str,
+        extra: &[(&str, &str)],
+        tools: Option<std::sync::Arc<dyn bridge_core::tools::ToolExecutor>>,
+    ) -> Bridge {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -84,7 +93,11 @@ impl Bridge {
         let config = Config::from_env_map(&env).expect("valid test configuration");
         // The log capture must be in place before the server logs anything.
         logs();
-        let handle = Server::new(config).serve(listener).expect("server starts");
+        let mut server = Server::new(config);
+        if let Some(tools) = tools {
+            server = server.with_tools(tools);
+        }
+        let handle = server.serve(listener).expect("server starts");
         let sim = CallSimulator::new(&format!("http://{addr}"))
             .public_url(PUBLIC)
             .auth_token(AUTH_TOKEN);

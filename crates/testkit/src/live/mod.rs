@@ -367,6 +367,11 @@ impl MockLive {
         format!("ws://{}/v1/live/sessions", self.inner.addr)
     }
 
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
     /// Sessions accepted so far.
     pub fn sessions(&self) -> Vec<LiveSessionHandle> {
         self.inner.shared.state.read(|s| s.sessions.clone())

@@ -595,6 +595,7 @@ impl Session {
         let delta = self.cfg.delta_bytes.max(1) as u64;
         while self.output_bytes + delta <= self.input_bytes {
             let mut chunk = Vec::with_capacity(delta as usize);
+            let mut finished = Vec::new();
             let mut transcript = String::new();
             let (mut t_start, mut t_end) = (None, 0);
             while (chunk.len() as u64) < delta {
@@ -615,13 +616,8 @@ impl Session {
                 if sp.pos >= sp.audio.len() {
                     let done = self.speaking.take().expect("speaking");
                     let end_ms = done.start_ms + done.audio.len() as u64 / 8;
-                    let len = done.audio.len();
-                    self.record(|s| {
-                        if let Some(u) = s.utterances.get_mut(done.index) {
-                            u.ended_ms = Some(end_ms);
-                            u.spoken_bytes = len;
-                        }
-                    });
+                    // Recorded with the delta that carries its end (below).
+                    finished.push((done.index, end_ms, done.audio.len()));
                     if let Some((text, ms)) = self.queue.pop_front() {
                         self.start_utterance(text, ms);
                     }
@@ -633,6 +629,12 @@ impl Session {
                 s.sent_audio_bytes += chunk.len();
                 if record {
                     s.sent_audio.extend_from_slice(&chunk);
+                }
+                for (index, end_ms, len) in finished {
+                    if let Some(u) = s.utterances.get_mut(index) {
+                        u.ended_ms = Some(end_ms);
+                        u.spoken_bytes = len;
+                    }
                 }
             });
             self.send(

@@ -1,0 +1,1160 @@
+//! The agent endpoint for OpenAI **GPT-Live** over WebSocket (PROTOCOLS-LIVE.md).
+//!
+//! Connection: `{OPENAI_BASE_URL}/live/sessions` with `Authorization: Bearer` and no query
+//! (the model is in `session.start`). [`LiveAgent::connect`] sends the strict
+//! `session.start` (model, the call's rendered instructions, `audio/pcmu` at 8000 Hz both
+//! ways, voice, delegation with the tools); [`AgentEvent::Ready`] is reported on
+//! `session.started`, whose session id (opaque, kept byte-exact) and `expires_at` are logged
+//! and kept. Caller audio that arrives earlier is held by the engine and sent once the session
+//! has started, in order.
+//!
+//! How the seam maps (see ARCHITECTURE.md):
+//!
+//! * caller audio → `session.input_audio.append` with Twilio's base64 unchanged. GPT-Live's
+//!   clock is its input: if Twilio's stream has a gap, a 100 ms timer sends μ-law silence for
+//!   each period in which no caller audio was fed ([`GAP_CHECK`]). The normal path pays one
+//!   boolean store per frame for it, no clock read and no timer operation;
+//! * `session.output_audio.delta` → agent audio (a zero-copy slice of the frame), no response
+//!   or item ids: the output track is continuous and paced at real time, so Twilio's queue stays
+//!   as short as the track's pacing and the model's own stop is heard at once; nothing is
+//!   truncated or cleared (capabilities: no truncation, no speech events, interrupts itself,
+//!   continuous input);
+//! * transcript fragments → streaming transcripts with their `start_ms`/`end_ms`, and lines
+//!   per speaker (fragments grouped until a gap of [`LINE_GAP_MS`]) as final transcripts;
+//!   `session.usage.updated` (cumulative seconds) and backend token usage → usage;
+//! * the greeting (a `CreateResponse` with text) → `session.commentary.append` verbatim with
+//!   `delegation_id: null`, only after `session.started` (the engine asks once the agent is
+//!   ready); keypad context → `session.thinking.append`;
+//! * tools, `responses` delegation: completed `function_call` items from `response.event` →
+//!   tool calls (run at once: no response boundary to wait for); results →
+//!   `response.item.create` `function_call_output`, then **one** `response.create`, never while
+//!   any call of the session is unanswered. `client` delegation: each
+//!   `session.delegation.created` becomes a call of the configured client tool (arguments: the
+//!   delegation id, its timeline offset and the recent transcript lines); its result goes back
+//!   as `session.commentary.append` with that delegation id;
+//! * lifetime: before `expires_at` (minus `live.wrap_up_before`) or the configured cap,
+//!   the wrap-up line is appended as commentary and, `live.wrap_up_grace` later, the session
+//!   ends ([`AgentEvent::Closed`]) so the call ends after the line;
+//! * teardown: `session.close`, then reading until `session.closed` (bounded by
+//!   `live.close_timeout`), whose reason and final usage are logged, then the WebSocket
+//!   closing handshake. Every `session.closed` reason, `error` and close code maps to an end:
+//!   errors before `session.started` are fatal (start-up failed), later ones are reported and
+//!   the call goes on; `connection_lost` and abnormal close codes are failures, other reasons
+//!   and normal closes end the call as "agent closed"; unknown or malformed events are logged
+//!   and skipped, never fatal.
+
+use std::collections::{HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bridge_core::agent::{
+    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, Speaker, ToolCallRequest,
+    TranscriptTiming, Usage,
+};
+use bridge_core::caller::EndpointError;
+use bridge_core::format::{AudioFormat, Base64Audio};
+use bridge_core::tools::ToolDefinition;
+use bytes::Bytes;
+use openai_realtime::client::{
+    CloseEnd, Endpoint, Incoming, Receiver, Sender, Target, TransportError, Utf8Bytes,
+    close_live_session, close_with_reason,
+};
+use openai_realtime::live::{
+    self as lv, ClientEvent, CloseReason, Delegation, FunctionTool, ResponsesDelegationConfig,
+    ServerEvent, SessionConfig, SessionConfigBuilder, write_input_audio_append,
+};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
+
+use super::{Direction, RelayClock};
+use crate::config::{LiveConfig, LiveDelegation};
+
+/// How often the input gap filler checks that caller audio was fed.
+pub const GAP_CHECK: Duration = Duration::from_millis(100);
+/// Transcript fragments of one speaker further apart than this start a new line.
+pub const LINE_GAP_MS: i64 = 800;
+/// Client delegation: transcript lines passed to the client tool.
+const CONTEXT_LINES: usize = 12;
+/// Longest text of one context append (the API allows 500 tokens).
+const MAX_APPEND_CHARS: usize = 1800;
+/// Bound on the WebSocket closing handshake after `session.closed`.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The `session.start` for one call.
+pub fn session_config(
+    live: &LiveConfig,
+    instructions: String,
+    tools: &[ToolDefinition],
+) -> Result<SessionConfig, String> {
+    let mut builder = SessionConfigBuilder::from(SessionConfig::telephony(
+        live.model.as_str(),
+        instructions,
+        live.voice.as_str(),
+    ));
+    builder = match live.delegation {
+        LiveDelegation::Client => builder.delegation(Delegation::client()),
+        LiveDelegation::Responses => {
+            let mut backend = ResponsesDelegationConfig::new(live.backend_model.as_str());
+            if let Some(instructions) = &live.backend_instructions {
+                backend = backend.with_instructions(instructions.as_str());
+            }
+            if !tools.is_empty() {
+                backend = backend
+                    .with_tools(tools.iter().map(|t| {
+                        FunctionTool::new(t.name.as_str())
+                            .with_description(t.description.as_str())
+                            .with_parameters(t.parameters.clone())
+                            .into()
+                    }))
+                    .with_parallel_tool_calls(false);
+            }
+            builder.delegation(Delegation::responses(backend))
+        }
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Startup checks of the `[live]` settings against the server's tools: the session config
+/// builds, and in client delegation the client tool exists.
+pub fn check_startup(
+    live: &LiveConfig,
+    tools: &dyn bridge_core::tools::ToolExecutor,
+) -> Result<(), String> {
+    let definitions = tools.definitions();
+    session_config(live, String::new(), &definitions)?;
+    if let Some(tool) = &live.client_tool
+        && live.delegation == LiveDelegation::Client
+        && !definitions.iter().any(|d| &d.name == tool)
+    {
+        return Err(format!(
+            "live.client_tool = {tool:?} is not one of the configured tools ({})",
+            definitions
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// What the adapter keeps from `session.started`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedSession {
+    /// The opaque session id (`live_…`, `rtc_…`, …), byte-exact.
+    pub id: String,
+    /// Unix seconds at which the session expires.
+    pub expires_at: i64,
+}
+
+/// A transcript line being assembled from fragments.
+#[derive(Debug, Default)]
+struct Line {
+    text: String,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+/// Turns GPT-Live server events into [`AgentEvent`]s: the per-message half of [`LiveAgent`]
+/// without the socket (unit-testable). It also holds the session's tool bookkeeping.
+#[derive(Debug)]
+pub struct LiveDecoder {
+    mode: LiveDelegation,
+    client_tool: Option<String>,
+    started: Option<StartedSession>,
+    /// `session.closed` has been seen (its reason is final).
+    closed: bool,
+    skipped: u64,
+    /// Responses delegation: calls reported and not answered yet.
+    pending_calls: HashSet<String>,
+    /// Responses delegation: outputs sent since the last `response.create`.
+    outputs_since_create: usize,
+    /// Responses delegation: a `response.create` is due once every call is answered.
+    create_wanted: bool,
+    /// Client delegation: delegations handed to the client tool, not answered yet.
+    client_delegations: HashSet<String>,
+    /// Backend responses whose usage was counted.
+    counted: HashSet<String>,
+    lines: [Line; 2],
+    history: VecDeque<(Speaker, String)>,
+}
+
+impl LiveDecoder {
+    /// A decoder for a session in delegation `mode`; `client_tool` answers client delegations.
+    pub fn new(mode: LiveDelegation, client_tool: Option<String>) -> Self {
+        LiveDecoder {
+            mode,
+            client_tool,
+            started: None,
+            closed: false,
+            skipped: 0,
+            pending_calls: HashSet::new(),
+            outputs_since_create: 0,
+            create_wanted: false,
+            client_delegations: HashSet::new(),
+            counted: HashSet::new(),
+            lines: [Line::default(), Line::default()],
+            history: VecDeque::new(),
+        }
+    }
+
+    /// The session, once started.
+    pub fn started(&self) -> Option<&StartedSession> {
+        self.started.as_ref()
+    }
+
+    /// Whether `session.closed` was seen.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Events skipped because they could not be parsed.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn slot(speaker: Speaker) -> usize {
+        match speaker {
+            Speaker::Caller => 0,
+            Speaker::Agent => 1,
+        }
+    }
+
+    fn fragment(
+        &mut self,
+        speaker: Speaker,
+        delta: &lv::TranscriptDelta<'_>,
+        out: &mut VecDeque<AgentEvent>,
+    ) {
+        let line = &mut self.lines[Self::slot(speaker)];
+        if !line.text.is_empty() && delta.start_ms - line.end_ms > LINE_GAP_MS {
+            self.finish_line(speaker, out);
+        }
+        let line = &mut self.lines[Self::slot(speaker)];
+        if line.text.is_empty() {
+            line.start_ms = delta.start_ms;
+        }
+        line.text.push_str(&delta.delta);
+        line.end_ms = line.end_ms.max(delta.end_ms);
+        out.push_back(AgentEvent::Transcript {
+            speaker,
+            text: delta.delta.clone().into_owned(),
+            is_final: false,
+            timing: Some(TranscriptTiming {
+                start_ms: delta.start_ms,
+                end_ms: delta.end_ms,
+            }),
+            item_id: None,
+        });
+    }
+
+    fn finish_line(&mut self, speaker: Speaker, out: &mut VecDeque<AgentEvent>) {
+        let line = std::mem::take(&mut self.lines[Self::slot(speaker)]);
+        let text = line.text.trim().to_owned();
+        if text.is_empty() {
+            return;
+        }
+        if self.history.len() == CONTEXT_LINES {
+            self.history.pop_front();
+        }
+        self.history.push_back((speaker, text.clone()));
+        out.push_back(AgentEvent::Transcript {
+            speaker,
+            text,
+            is_final: true,
+            timing: Some(TranscriptTiming {
+                start_ms: line.start_ms,
+                end_ms: line.end_ms,
+            }),
+            item_id: None,
+        });
+    }
+
+    /// Emits the lines still being assembled (at the end of the session).
+    pub fn finish_lines(&mut self, out: &mut VecDeque<AgentEvent>) {
+        self.finish_line(Speaker::Caller, out);
+        self.finish_line(Speaker::Agent, out);
+    }
+
+    fn skip(&mut self, error: &dyn std::fmt::Display) {
+        self.skipped += 1;
+        crate::telemetry::error("openai_event_unparsed");
+        if self.skipped == 1 {
+            tracing::warn!(error = %error, "skipping a GPT-Live event we could not parse (further ones at debug)");
+        } else {
+            tracing::debug!(error = %error, "skipping a GPT-Live event we could not parse");
+        }
+    }
+
+    /// Maps one server event (a text message) to zero or more seam events, pushed to `out`.
+    pub fn decode(&mut self, text: &Utf8Bytes, out: &mut VecDeque<AgentEvent>) {
+        let event = match ServerEvent::parse(text.as_str()) {
+            Ok(event) => event,
+            Err(e) => return self.skip(&e),
+        };
+        match event {
+            ServerEvent::OutputAudioDelta(delta) => {
+                let audio = match &delta.delta {
+                    std::borrow::Cow::Borrowed(b64) => {
+                        let frame = Bytes::from(text.clone());
+                        Base64Audio::from_shared(frame.slice_ref(b64.as_bytes()))
+                    }
+                    std::borrow::Cow::Owned(b64) => Base64Audio::from_text(b64),
+                };
+                match audio {
+                    Ok(audio) => out.push_back(AgentEvent::Audio {
+                        audio,
+                        response_id: None,
+                        item_id: None,
+                    }),
+                    Err(e) => {
+                        crate::telemetry::error("openai_bad_audio");
+                        tracing::debug!(error = %e, "skipping a GPT-Live audio delta with a bad payload");
+                    }
+                }
+            }
+            ServerEvent::SessionStarted(started) => self.on_started(&started.session, out),
+            ServerEvent::InputTranscriptDelta(delta) => self.fragment(Speaker::Caller, &delta, out),
+            ServerEvent::OutputTranscriptDelta(delta) => self.fragment(Speaker::Agent, &delta, out),
+            ServerEvent::UsageUpdated(usage) => out.push_back(AgentEvent::Usage(Usage {
+                billed_seconds: Some(usage.usage.seconds),
+                ..Usage::default()
+            })),
+            ServerEvent::DelegationCreated(created) => self.on_delegation(&created, out),
+            ServerEvent::ResponseEvent(event) => self.on_response_event(&event, out),
+            ServerEvent::SessionClosed(closed) => {
+                self.closed = true;
+                self.finish_lines(out);
+                if let Some(usage) = closed.usage {
+                    out.push_back(AgentEvent::Usage(Usage {
+                        billed_seconds: Some(usage.seconds),
+                        ..Usage::default()
+                    }));
+                }
+                tracing::info!(
+                    session_id = self.started.as_ref().map_or("", |s| s.id.as_str()),
+                    reason = closed.reason.as_str(),
+                    billed_seconds = closed.usage.map(|u| u.seconds),
+                    "GPT-Live session closed"
+                );
+                out.push_back(closed_event(&closed.reason));
+            }
+            ServerEvent::Error(error) => {
+                let code = error.code().map(|c| c.as_str().to_owned());
+                let fatal = self.started.is_none();
+                if fatal {
+                    tracing::warn!(code = ?code, message = %error.error.message, "GPT-Live refused the session");
+                }
+                out.push_back(AgentEvent::Error {
+                    message: match &code {
+                        Some(code) => format!("GPT-Live error {code}: {}", error.error.message),
+                        None => format!("GPT-Live error: {}", error.error.message),
+                    },
+                    code,
+                    fatal,
+                });
+            }
+            ServerEvent::InstructionsAppended(ack)
+            | ServerEvent::ThinkingAppended(ack)
+            | ServerEvent::CommentaryAppended(ack) => tracing::debug!(
+                client_event_id = ?ack.client_event_id,
+                start_ms = ack.start_ms,
+                "GPT-Live context appended"
+            ),
+            ServerEvent::Unknown { event_type, .. } => {
+                tracing::debug!(event_type, "unknown GPT-Live event")
+            }
+            other => tracing::trace!(event = ?std::mem::discriminant(&other), "GPT-Live event"),
+        }
+    }
+
+    fn on_started(&mut self, session: &lv::SessionResource, out: &mut VecDeque<AgentEvent>) {
+        if self.started.is_some() {
+            return;
+        }
+        if let Some(format) = session.audio_format()
+            && format != lv::AudioFormat::Pcmu
+        {
+            out.push_back(AgentEvent::Error {
+                code: Some("audio_format_mismatch".into()),
+                message: format!(
+                    "GPT-Live started the session with {} audio instead of audio/pcmu at 8000 Hz",
+                    format.mime_type()
+                ),
+                fatal: true,
+            });
+            return;
+        }
+        tracing::info!(
+            session_id = %session.id,
+            expires_at = session.expires_at,
+            model = %session.model,
+            "GPT-Live session started"
+        );
+        self.started = Some(StartedSession {
+            id: session.id.clone(),
+            expires_at: session.expires_at,
+        });
+        out.push_back(AgentEvent::Ready);
+    }
+
+    fn on_delegation(&mut self, created: &lv::DelegationCreated, out: &mut VecDeque<AgentEvent>) {
+        let info = &created.delegation;
+        tracing::debug!(delegation_id = %info.id, target = info.target.as_str(), offset_ms = created.offset_ms, "GPT-Live delegation");
+        if info.target.as_str() != "client" {
+            return;
+        }
+        let Some(tool) = &self.client_tool else {
+            tracing::warn!(delegation_id = %info.id, "client delegation without a client tool configured (live.client_tool); it stays unanswered");
+            return;
+        };
+        let transcript: Vec<serde_json::Value> = self
+            .history
+            .iter()
+            .chain(
+                [Speaker::Caller, Speaker::Agent]
+                    .iter()
+                    .zip(&self.lines)
+                    .filter(|(_, l)| !l.text.trim().is_empty())
+                    .map(|(s, l)| (*s, l.text.trim().to_owned()))
+                    .collect::<Vec<_>>()
+                    .iter(),
+            )
+            .map(|(speaker, text)| {
+                serde_json::json!({
+                    "speaker": match speaker { Speaker::Caller => "caller", Speaker::Agent => "agent" },
+                    "text": text,
+                })
+            })
+            .collect();
+        self.client_delegations.insert(info.id.clone());
+        out.push_back(AgentEvent::ToolCall(ToolCallRequest {
+            call_id: info.id.clone(),
+            name: tool.clone(),
+            arguments: serde_json::json!({
+                "delegation_id": info.id,
+                "offset_ms": created.offset_ms,
+                "transcript": transcript,
+            })
+            .to_string(),
+            response_id: None,
+        }));
+    }
+
+    fn on_response_event(&mut self, event: &lv::ResponseEvent, out: &mut VecDeque<AgentEvent>) {
+        if let Some(call) = event.function_call() {
+            if self.pending_calls.insert(call.call_id.to_owned()) {
+                out.push_back(AgentEvent::ToolCall(ToolCallRequest {
+                    call_id: call.call_id.to_owned(),
+                    name: call.name.to_owned(),
+                    arguments: call.arguments.to_owned(),
+                    response_id: None,
+                }));
+            }
+            return;
+        }
+        if let (Some(usage), Some(id)) = (event.usage(), event.response_id())
+            && self.counted.insert(id.to_owned())
+        {
+            out.push_back(AgentEvent::Usage(Usage {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                ..Usage::default()
+            }));
+        }
+        if event.event_type() == Some("response.failed") {
+            tracing::info!(response_id = ?event.response_id(), "GPT-Live backend response failed");
+        }
+    }
+
+    /// The messages for one command (none for commands GPT-Live has no use for). `Close` is
+    /// handled by the endpoint, not here.
+    pub fn encode(&mut self, command: AgentCommand, out: &mut Vec<String>) {
+        match command {
+            AgentCommand::Audio(audio) => {
+                let mut frame = String::with_capacity(audio.text_len() + 48);
+                write_input_audio_append(&mut frame, audio.as_str());
+                out.push(frame);
+            }
+            AgentCommand::ToolResult { call_id, output } => {
+                if self.pending_calls.remove(&call_id) {
+                    out.push(ClientEvent::function_call_output(call_id, output).to_json());
+                    self.outputs_since_create += 1;
+                    if self.create_wanted && self.pending_calls.is_empty() {
+                        self.create_wanted = false;
+                        self.outputs_since_create = 0;
+                        out.push(ClientEvent::response_create().to_json());
+                    }
+                } else if self.client_delegations.remove(&call_id) {
+                    out.push(
+                        ClientEvent::commentary_append(clip(&output), Some(call_id.into()))
+                            .to_json(),
+                    );
+                } else {
+                    tracing::debug!(call_id, "tool result for no pending GPT-Live call");
+                }
+            }
+            AgentCommand::CreateResponse {
+                instructions: Some(text),
+            } => {
+                // The greeting: said aloud, verbatim, once the session has started.
+                out.push(ClientEvent::commentary_append(clip(&text), None).to_json());
+            }
+            AgentCommand::CreateResponse { instructions: None } => {
+                if self.mode == LiveDelegation::Responses && self.outputs_since_create > 0 {
+                    if self.pending_calls.is_empty() {
+                        self.outputs_since_create = 0;
+                        out.push(ClientEvent::response_create().to_json());
+                    } else {
+                        self.create_wanted = true;
+                    }
+                }
+            }
+            AgentCommand::AddContext { text } => {
+                out.push(ClientEvent::thinking_append(clip(&text), None).to_json());
+            }
+            AgentCommand::Truncate { .. }
+            | AgentCommand::CancelResponse { .. }
+            | AgentCommand::Close => {}
+        }
+    }
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_APPEND_CHARS) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+/// The seam event for a `session.closed` reason.
+pub fn closed_event(reason: &CloseReason) -> AgentEvent {
+    if *reason == CloseReason::CONNECTION_LOST {
+        return AgentEvent::Error {
+            code: Some(reason.as_str().to_owned()),
+            message: "GPT-Live lost its connection (session.closed: connection_lost)".into(),
+            fatal: true,
+        };
+    }
+    let what = if *reason == CloseReason::EXPIRED {
+        "the session expired"
+    } else if *reason == CloseReason::CONTENT {
+        "a safety filter ended the session"
+    } else if *reason == CloseReason::REMOTE_HANGUP {
+        "the remote connection hung up"
+    } else if *reason == CloseReason::CLOSE_REQUESTED {
+        "the session was closed on request"
+    } else {
+        "the session closed"
+    };
+    AgentEvent::Closed {
+        reason: format!("GPT-Live: {what} ({})", reason.as_str()),
+    }
+}
+
+/// The seam event for a WebSocket close frame that came without `session.closed`.
+pub fn close_frame_event(
+    reason: Option<&openai_realtime::client::CloseReason>,
+    started: bool,
+) -> AgentEvent {
+    let code = reason.map(|r| r.code);
+    let text = reason.map_or_else(|| "no status".to_owned(), |r| r.to_string());
+    match code {
+        Some(1000 | 1001) | None if started => AgentEvent::Closed {
+            reason: format!("GPT-Live closed the socket without session.closed ({text})"),
+        },
+        _ => AgentEvent::Error {
+            code: code.map(|c| format!("websocket_close_{c}")),
+            message: format!("GPT-Live closed the socket ({text})"),
+            fatal: true,
+        },
+    }
+}
+
+/// μ-law silence filling a gap of `ms` in Twilio's stream (whole 20 ms frames).
+fn silence_append(ms: u64) -> String {
+    let bytes = (ms / 20).clamp(1, 50) as usize * 160;
+    let audio = Base64Audio::encode(&vec![0xFF; bytes]);
+    let mut frame = String::with_capacity(audio.text_len() + 48);
+    write_input_audio_append(&mut frame, audio.as_str());
+    frame
+}
+
+/// Where the session-lifetime wrap-up stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WrapUp {
+    /// Not armed (session not started yet, or no limit).
+    Idle,
+    /// Waiting for the moment to say the line.
+    Armed,
+    /// The line was appended; the session ends when the timer fires again.
+    Said,
+    /// Done.
+    Over,
+}
+
+/// The GPT-Live agent endpoint.
+pub struct LiveAgent {
+    sender: Sender,
+    receiver: Receiver,
+    decoder: LiveDecoder,
+    settings: Arc<LiveConfig>,
+    queued: VecDeque<AgentEvent>,
+    outgoing: Vec<String>,
+    clock: Arc<RelayClock>,
+    audio_fed: bool,
+    closed: bool,
+    /// Caller audio was fed since the last gap check.
+    fed_since_check: bool,
+    gap_check: Interval,
+    last_check: Instant,
+    /// Written by `recv` (gap silence, wrap-up line) and not flushed yet.
+    needs_flush: bool,
+    connected_at: Instant,
+    wrap_up: WrapUp,
+    wrap_up_timer: Pin<Box<Sleep>>,
+}
+
+impl std::fmt::Debug for LiveAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveAgent")
+            .field("started", &self.decoder.started)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn transport(e: TransportError) -> EndpointError {
+    match e {
+        TransportError::Closed => EndpointError::Closed("GPT-Live connection closed".into()),
+        other => EndpointError::Transport(other.to_string()),
+    }
+}
+
+impl LiveAgent {
+    /// Connects and sends `session.start`; `Ready` follows as an event on `session.started`.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        settings: Arc<LiveConfig>,
+        session: SessionConfig,
+        clock: Arc<RelayClock>,
+    ) -> Result<Self, EndpointError> {
+        let connection = endpoint
+            .connect(&Target::live())
+            .await
+            .map_err(|e| EndpointError::Transport(format!("connecting to GPT-Live: {e}")))?;
+        tracing::debug!(
+            attempts = connection.info().attempts(),
+            request_id = connection.info().request_id(),
+            "connected to GPT-Live"
+        );
+        let (mut sender, receiver) = connection.split();
+        sender
+            .send_text(ClientEvent::session_start(session).to_json())
+            .await
+            .map_err(transport)?;
+        let mut gap_check = tokio::time::interval(GAP_CHECK);
+        gap_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let now = Instant::now();
+        Ok(LiveAgent {
+            sender,
+            receiver,
+            decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone()),
+            settings,
+            queued: VecDeque::new(),
+            outgoing: Vec::new(),
+            clock,
+            audio_fed: false,
+            closed: false,
+            fed_since_check: true,
+            gap_check,
+            last_check: now,
+            needs_flush: false,
+            connected_at: now,
+            wrap_up: WrapUp::Idle,
+            wrap_up_timer: Box::pin(tokio::time::sleep_until(now)),
+        })
+    }
+
+    /// The session id and expiry, once started.
+    pub fn session(&self) -> Option<&StartedSession> {
+        self.decoder.started()
+    }
+
+    /// Arms the wrap-up at the earlier of `expires_at − wrap_up_before` and the cap.
+    fn arm_wrap_up(&mut self) {
+        let Some(started) = self.decoder.started() else {
+            return;
+        };
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let left = u64::try_from(started.expires_at - now_unix).unwrap_or(0);
+        let before_expiry = Duration::from_secs(left).saturating_sub(self.settings.wrap_up_before);
+        let cap = self
+            .settings
+            .session_cap
+            .saturating_sub(self.connected_at.elapsed());
+        let at = Instant::now() + before_expiry.min(cap);
+        tracing::debug!(
+            in_secs = before_expiry.min(cap).as_secs(),
+            "GPT-Live wrap-up armed"
+        );
+        self.wrap_up_timer.as_mut().reset(at);
+        self.wrap_up = WrapUp::Armed;
+    }
+
+    async fn write_outgoing(&mut self) -> Result<(), EndpointError> {
+        for text in self.outgoing.drain(..) {
+            self.sender.feed_text(text).await.map_err(transport)?;
+        }
+        Ok(())
+    }
+
+    /// The gap check fired: silence for the period if no caller audio was fed in it.
+    async fn on_gap_check(&mut self) -> Result<(), EndpointError> {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last_check);
+        self.last_check = now;
+        if std::mem::take(&mut self.fed_since_check) {
+            return Ok(());
+        }
+        tracing::trace!(
+            ms = elapsed.as_millis() as u64,
+            "caller audio gap: sending silence"
+        );
+        crate::telemetry::error("live_input_gap_filled");
+        self.sender
+            .feed_text(silence_append(elapsed.as_millis() as u64))
+            .await
+            .map_err(transport)?;
+        self.needs_flush = true;
+        Ok(())
+    }
+
+    async fn on_wrap_up_timer(&mut self) -> Result<(), EndpointError> {
+        match self.wrap_up {
+            WrapUp::Armed => {
+                tracing::info!("GPT-Live session lifetime nearly reached: saying the wrap-up line");
+                let line = ClientEvent::commentary_append(clip(&self.settings.wrap_up_line), None)
+                    .to_json();
+                self.sender.feed_text(line).await.map_err(transport)?;
+                self.needs_flush = true;
+                self.wrap_up = WrapUp::Said;
+                let at = Instant::now() + self.settings.wrap_up_grace;
+                self.wrap_up_timer.as_mut().reset(at);
+            }
+            WrapUp::Said => {
+                self.wrap_up = WrapUp::Over;
+                self.queued.push_back(AgentEvent::Closed {
+                    reason: "GPT-Live session lifetime reached: ended after the wrap-up line"
+                        .into(),
+                });
+            }
+            WrapUp::Idle | WrapUp::Over => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AgentEndpoint for LiveAgent {
+    fn capabilities(&self) -> AgentCapabilities {
+        AgentCapabilities {
+            input_format: AudioFormat::Mulaw8k,
+            output_format: AudioFormat::Mulaw8k,
+            truncation: false,
+            interrupts_itself: true,
+            reports_speech: false,
+            continuous_input: true,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Some(Ok(event));
+            }
+            if self.needs_flush && !self.closed {
+                // Cancel-safe: an interrupted flush leaves the data in the write buffer and
+                // `needs_flush` set; the next call resumes it.
+                if let Err(e) = self.sender.flush().await {
+                    return Some(Err(transport(e)));
+                }
+                self.needs_flush = false;
+            }
+            let started = self.decoder.started().is_some() && !self.closed;
+            let wrap_up = started && matches!(self.wrap_up, WrapUp::Armed | WrapUp::Said);
+            tokio::select! {
+                biased;
+                // Cancel-safe: `Receiver::recv` loses nothing when dropped, and what follows is
+                // synchronous.
+                incoming = self.receiver.recv() => match incoming? {
+                    Ok(Incoming::Text(text)) => {
+                        let before = self.queued.len();
+                        let was_started = self.decoder.started().is_some();
+                        self.decoder.decode(&text, &mut self.queued);
+                        if self.queued.range(before..).any(|e| matches!(e, AgentEvent::Audio { .. })) {
+                            self.clock.received(Direction::AgentToCaller);
+                        }
+                        if !was_started && self.decoder.started().is_some() {
+                            self.arm_wrap_up();
+                        }
+                    }
+                    Ok(Incoming::Close(reason)) => {
+                        if self.decoder.is_closed() {
+                            return None;
+                        }
+                        let mut out = VecDeque::new();
+                        self.decoder.finish_lines(&mut out);
+                        self.queued.extend(out);
+                        self.queued.push_back(close_frame_event(reason.as_ref(), self.decoder.started().is_some()));
+                    }
+                    Ok(_) => {}
+                    Err(TransportError::Closed) => return None,
+                    Err(e) => return Some(Err(transport(e))),
+                },
+                // Both branches below only write into the send buffer (cancel-safe enough:
+                // a lost silence frame or a repeated timer check is harmless).
+                _ = self.gap_check.tick(), if started => {
+                    if let Err(e) = self.on_gap_check().await {
+                        return Some(Err(e));
+                    }
+                }
+                () = self.wrap_up_timer.as_mut(), if wrap_up => {
+                    if let Err(e) = self.on_wrap_up_timer().await {
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        match command {
+            AgentCommand::Audio(audio) => {
+                self.fed_since_check = true;
+                self.audio_fed = true;
+                let mut frame = String::with_capacity(audio.text_len() + 48);
+                write_input_audio_append(&mut frame, audio.as_str());
+                self.sender.feed_text(frame).await.map_err(transport)
+            }
+            AgentCommand::Close => {
+                self.closed = true;
+                self.close().await;
+                Ok(())
+            }
+            other => {
+                self.decoder.encode(other, &mut self.outgoing);
+                self.write_outgoing().await
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), EndpointError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.sender.flush().await.map_err(transport)?;
+        self.needs_flush = false;
+        if std::mem::take(&mut self.audio_fed) {
+            self.clock.written(Direction::CallerToAgent);
+        }
+        Ok(())
+    }
+}
+
+impl LiveAgent {
+    /// `session.close`, wait (bounded) for `session.closed`, then the closing handshake.
+    async fn close(&mut self) {
+        let session_id = self
+            .decoder
+            .started()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
+        if !self.decoder.is_closed() {
+            let _ = self.sender.flush().await;
+            match close_live_session(
+                &mut self.sender,
+                &mut self.receiver,
+                self.settings.close_timeout,
+            )
+            .await
+            {
+                Ok(report) => {
+                    let closed =
+                        report.frames.iter().rev().find_map(|f| {
+                            match ServerEvent::parse(f.as_str()) {
+                                Ok(ServerEvent::SessionClosed(closed)) => Some(closed),
+                                _ => None,
+                            }
+                        });
+                    match (&report.end, closed) {
+                        (CloseEnd::SessionClosed, Some(closed)) => tracing::info!(
+                            session_id,
+                            reason = closed.reason.as_str(),
+                            billed_seconds = closed.usage.map(|u| u.seconds),
+                            "GPT-Live session closed"
+                        ),
+                        (end, _) => tracing::info!(
+                            session_id,
+                            end = ?end,
+                            "GPT-Live session ended without session.closed (final usage unconfirmed)"
+                        ),
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "sending session.close"),
+            }
+        }
+        match close_with_reason(
+            &mut self.sender,
+            &mut self.receiver,
+            1000,
+            "call ended",
+            CLOSE_HANDSHAKE_TIMEOUT,
+        )
+        .await
+        {
+            Ok(report) => tracing::debug!(end = ?report.end, "closed the GPT-Live socket"),
+            Err(e) => tracing::debug!(error = %e, "closing the GPT-Live socket"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(decoder: &mut LiveDecoder, text: &str) -> Vec<AgentEvent> {
+        let mut out = VecDeque::new();
+        decoder.decode(&Utf8Bytes::from(text.to_owned()), &mut out);
+        out.into()
+    }
+
+    const STARTED: &str = r#"{"type":"session.started","event_id":"e1","session":{"id":"rtc_abc","expires_at":1796000000,"model":"gpt-live-1","status":"active","audio":{"format":{"type":"audio/pcmu","rate":8000}}}}"#;
+
+    #[test]
+    fn started_is_ready_with_the_opaque_id() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        assert_eq!(decode(&mut d, STARTED), [AgentEvent::Ready]);
+        assert_eq!(d.started().unwrap().id, "rtc_abc");
+        assert_eq!(d.started().unwrap().expires_at, 1_796_000_000);
+        // Once only.
+        assert!(decode(&mut d, STARTED).is_empty());
+    }
+
+    #[test]
+    fn a_different_codec_is_refused() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        let started = STARTED.replace(r#""audio/pcmu","rate":8000"#, r#""audio/pcm","rate":24000"#);
+        let events = decode(&mut d, &started);
+        assert!(
+            matches!(&events[..], [AgentEvent::Error { fatal: true, .. }]),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn errors_are_fatal_only_before_start_and_junk_is_skipped() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        let err = r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"unknown_parameter","message":"Unknown parameter: 'session.x'."}}"#;
+        assert!(matches!(
+            &decode(&mut d, err)[..],
+            [AgentEvent::Error { fatal: true, .. }]
+        ));
+        decode(&mut d, STARTED);
+        assert!(matches!(
+            &decode(&mut d, err)[..],
+            [AgentEvent::Error { fatal: false, .. }]
+        ));
+        assert!(decode(&mut d, "not json").is_empty());
+        assert!(decode(&mut d, r#"{"type":"session.brand_new","x":1}"#).is_empty());
+        assert!(
+            decode(
+                &mut d,
+                r#"{"type":"session.usage.updated","usage":{"seconds":"many"}}"#
+            )
+            .is_empty()
+        );
+        assert_eq!(d.skipped(), 2);
+    }
+
+    #[test]
+    fn closed_reasons_map_to_ends() {
+        assert!(matches!(
+            closed_event(&CloseReason::CONNECTION_LOST),
+            AgentEvent::Error { fatal: true, .. }
+        ));
+        for reason in [
+            CloseReason::EXPIRED,
+            CloseReason::CONTENT,
+            CloseReason::REMOTE_HANGUP,
+            CloseReason::CLOSE_REQUESTED,
+            CloseReason::new("brand_new"),
+        ] {
+            let AgentEvent::Closed { reason: text } = closed_event(&reason) else {
+                panic!()
+            };
+            assert!(text.contains(reason.as_str()), "{text}");
+        }
+        assert!(matches!(
+            close_frame_event(None, true),
+            AgentEvent::Closed { .. }
+        ));
+        assert!(matches!(
+            close_frame_event(None, false),
+            AgentEvent::Error { fatal: true, .. }
+        ));
+    }
+
+    #[test]
+    fn transcripts_stream_and_group_into_timed_lines() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        decode(&mut d, STARTED);
+        let frag = |s: i64, e: i64, t: &str| {
+            format!(
+                r#"{{"type":"session.input_transcript.delta","event_id":"x","delta":"{t}","start_ms":{s},"end_ms":{e}}}"#
+            )
+        };
+        assert_eq!(decode(&mut d, &frag(0, 200, " I'd like")).len(), 1);
+        decode(&mut d, &frag(200, 400, " to book"));
+        let events = decode(&mut d, &frag(2000, 2200, " Thanks"));
+        let AgentEvent::Transcript {
+            text,
+            is_final: true,
+            timing,
+            ..
+        } = &events[0]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(text, "I'd like to book");
+        assert_eq!(
+            *timing,
+            Some(TranscriptTiming {
+                start_ms: 0,
+                end_ms: 400
+            })
+        );
+    }
+
+    #[test]
+    fn responses_calls_are_answered_then_continued_once() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        decode(&mut d, STARTED);
+        let call = |id: &str| {
+            format!(
+                r#"{{"type":"response.event","event_id":"e","delegation_id":"item_1","event":{{"type":"response.output_item.done","output_index":0,"item":{{"type":"function_call","id":"fc","call_id":"{id}","name":"lookup","arguments":"{{}}","status":"completed"}}}}}}"#
+            )
+        };
+        let events = decode(&mut d, &call("c1"));
+        assert!(
+            matches!(&events[..], [AgentEvent::ToolCall(r)] if r.call_id == "c1" && r.response_id.is_none())
+        );
+        assert!(decode(&mut d, &call("c1")).is_empty(), "reported once");
+        decode(&mut d, &call("c2"));
+        let mut out = Vec::new();
+        d.encode(
+            AgentCommand::ToolResult {
+                call_id: "c1".into(),
+                output: "1".into(),
+            },
+            &mut out,
+        );
+        d.encode(
+            AgentCommand::CreateResponse { instructions: None },
+            &mut out,
+        );
+        assert_eq!(
+            out.len(),
+            1,
+            "no response.create while c2 is unanswered: {out:?}"
+        );
+        d.encode(
+            AgentCommand::ToolResult {
+                call_id: "c2".into(),
+                output: "2".into(),
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[2], r#"{"type":"response.create"}"#);
+        // Nothing to continue: no response.create.
+        d.encode(
+            AgentCommand::CreateResponse { instructions: None },
+            &mut out,
+        );
+        assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn client_delegations_go_to_the_client_tool_and_back_as_commentary() {
+        let mut d = LiveDecoder::new(LiveDelegation::Client, Some("backend".into()));
+        decode(&mut d, STARTED);
+        let created = r#"{"type":"session.delegation.created","event_id":"e","offset_ms":4200,"delegation":{"id":"item_9","type":"delegation","target":"client"}}"#;
+        let events = decode(&mut d, created);
+        let [AgentEvent::ToolCall(request)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!(
+            (request.call_id.as_str(), request.name.as_str()),
+            ("item_9", "backend")
+        );
+        let args: serde_json::Value = serde_json::from_str(&request.arguments).unwrap();
+        assert_eq!(args["offset_ms"], 4200);
+        let mut out = Vec::new();
+        d.encode(
+            AgentCommand::ToolResult {
+                call_id: "item_9".into(),
+                output: "Shipped.".into(),
+            },
+            &mut out,
+        );
+        d.encode(
+            AgentCommand::CreateResponse { instructions: None },
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                r#"{"type":"session.commentary.append","content":"Shipped.","delegation_id":"item_9"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn greeting_is_commentary_and_digits_are_thinking() {
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
+        let mut out = Vec::new();
+        d.encode(
+            AgentCommand::CreateResponse {
+                instructions: Some("Hi, Acme here.".into()),
+            },
+            &mut out,
+        );
+        d.encode(
+            AgentCommand::AddContext {
+                text: "The caller pressed 3.".into(),
+            },
+            &mut out,
+        );
+        d.encode(
+            AgentCommand::Truncate {
+                item_id: "i".into(),
+                audio_end_ms: 1,
+            },
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                r#"{"type":"session.commentary.append","content":"Hi, Acme here.","delegation_id":null}"#,
+                r#"{"type":"session.thinking.append","content":"The caller pressed 3.","delegation_id":null}"#,
+            ]
+        );
+    }
+}

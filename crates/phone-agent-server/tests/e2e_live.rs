@@ -1,0 +1,611 @@
+//! End to end with the GPT-Live back end: the real server between the test kit's mock GPT-Live
+//! server and the simulated Twilio call. Exact audio both ways, the greeting only after
+//! `session.started`, the input clock kept running across a gap in Twilio's stream, tool round
+//! trips in both delegation modes, every way a session ends, junk from the service, and a
+//! Realtime call beside a GPT-Live call.
+
+mod e2e_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bridge_core::tools::{ToolDefinition, ToolExecutor, ToolInvocation, ToolOutput};
+use e2e_support::{Bridge, Proxy, WAIT, expected_caller_audio, logs, say};
+use testkit::audio::{self, FRAME_BYTES, SILENCE};
+use testkit::live::{LiveSessionHandle, LiveSocketEnd, LiveTurn, MockLive};
+use testkit::twilio::{ActiveCall, CallEvent};
+
+const LIVE: (&str, &str) = ("PHONE_AGENT_AGENT__BACKEND", "live");
+const GREETING: &str = "Hi, this is the e2e line.";
+
+fn is_media_sent(e: &CallEvent) -> bool {
+    matches!(e, CallEvent::MediaSent { .. })
+}
+
+/// The mock session whose `session.start` instructions name `call_sid`.
+async fn live_session_of(mock: &MockLive, call_sid: &str) -> LiveSessionHandle {
+    let needle = format!("on call {call_sid} ");
+    for n in 1.. {
+        let session = mock
+            .wait_for_session(n, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no session for {call_sid}: {e}"));
+        let start = session
+            .wait_for_event_type("session.start", WAIT)
+            .await
+            .expect("the bridge starts every session");
+        if start.json["session"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains(&needle))
+        {
+            return session;
+        }
+    }
+    unreachable!("`1..` is endless")
+}
+
+/// The caller frames the mock received, with the gap-filling silence frames (whole 160-byte
+/// frames of `0xFF`, which a stamped caller frame never is) taken out, and how many there were.
+fn without_filler(received: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(received.len());
+    let mut filler = 0;
+    for frame in received.chunks(FRAME_BYTES) {
+        if frame.len() == FRAME_BYTES && frame.iter().all(|&b| b == SILENCE) {
+            filler += 1;
+        } else {
+            out.extend_from_slice(frame);
+        }
+    }
+    (out, filler)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn assert_no_violations(call: &ActiveCall, session: &LiveSessionHandle) {
+    assert!(
+        session.violations().is_empty(),
+        "GPT-Live side: {:?}",
+        session.violations()
+    );
+    assert!(
+        call.violations().is_empty(),
+        "Twilio side: {:?}",
+        call.violations()
+    );
+}
+
+/// Caller → agent byte-identical from the first frame (sent while the agent was still
+/// connecting) and in order; agent → caller byte-identical (the continuous track, silence
+/// included); the greeting is appended as commentary, verbatim, after `session.started`.
+#[tokio::test]
+async fn live_audio_is_byte_identical_both_ways_and_the_greeting_follows_session_started() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::say("Sure, one moment.", 600)])
+        .commentary_ms(1000)
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(mock.addr(), Duration::ZERO).await;
+    let bridge = Bridge::start(
+        &proxy.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", GREETING)],
+    )
+    .await;
+    let call = bridge
+        .sim
+        .call()
+        .stamp_frames(true)
+        .connect()
+        .await
+        .unwrap();
+    call.wait_for_nth(is_media_sent, 25, WAIT).await.unwrap();
+    assert!(mock.sessions().is_empty(), "the agent is still connecting");
+    proxy.open();
+    let session = live_session_of(&mock, call.call_sid()).await;
+
+    // The strict session.start the bridge sent.
+    let start = session.start_config().expect("started");
+    assert_eq!(start["model"], "gpt-live-1");
+    assert_eq!(
+        start["audio"]["format"],
+        serde_json::json!({"type": "audio/pcmu", "rate": 8000})
+    );
+    assert_eq!(start["delegation"]["type"], "responses");
+    assert!(
+        session
+            .request_header("authorization")
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+
+    // The greeting: commentary, verbatim, after session.started, spoken, relayed exactly.
+    let greeting_event = session
+        .wait_for_event_type("session.commentary.append", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(greeting_event.json["content"], GREETING);
+    assert!(greeting_event.json["delegation_id"].is_null());
+    let started_at = session
+        .wait_for_server_event("session.started", 1, WAIT)
+        .await
+        .unwrap()
+        .at;
+    assert!(greeting_event.at >= started_at);
+    let greeting = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(greeting.text, GREETING);
+
+    let mut queued = Vec::new();
+    queued.extend(say(&call, audio::speech(400)));
+    let answer = session.wait_for_utterance_end(2, WAIT).await.unwrap();
+    call.wait_received_audio(session.sent_audio().len(), WAIT)
+        .await
+        .unwrap();
+    let heard = call.wait_heard(4000, WAIT).await.unwrap();
+    assert!(!heard.is_empty());
+
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+
+    // Agent → caller: exactly what the mock sent, in order (silence included).
+    let sent = session.sent_audio();
+    let received = call.received_audio();
+    assert!(received.len() > 8 * 1000);
+    assert_eq!(
+        received[..],
+        sent[..received.len()],
+        "the caller got a prefix of the track"
+    );
+    assert!(
+        contains(&received, &greeting.audio),
+        "the whole greeting reached the caller"
+    );
+    assert!(
+        contains(&received, &answer.audio),
+        "the whole answer reached the caller"
+    );
+
+    // Caller → agent: every frame, in order, from the first one on.
+    let (frames, _filler) = without_filler(&session.received_audio());
+    let expected = expected_caller_audio(&call, &queued);
+    assert_eq!(frames.len(), expected.len());
+    assert!(
+        frames == expected,
+        "the agent got the caller's frames, byte for byte"
+    );
+    assert_eq!(audio::find_stamps(&frames[..FRAME_BYTES]), vec![(0, 1)]);
+    assert!(session.close_requested());
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// A second of Twilio's stream missing: the bridge keeps GPT-Live's clock moving with μ-law
+/// silence, so the session's timeline (and its output) does not stall.
+#[tokio::test]
+async fn live_input_never_stalls_across_a_twilio_gap() {
+    let mock = MockLive::start().await.unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let call = bridge
+        .sim
+        .call()
+        .stamp_frames(true)
+        .connect()
+        .await
+        .unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session
+        .wait_for_received_audio(10 * FRAME_BYTES, WAIT)
+        .await
+        .unwrap();
+    call.skip_frames(50);
+    let before = call.frames_sent();
+    call.wait_for_nth(is_media_sent, before as usize + 10, WAIT)
+        .await
+        .unwrap();
+    session
+        .wait_for_received_audio((before as usize + 10) * FRAME_BYTES, WAIT)
+        .await
+        .unwrap();
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+
+    let received = session.received_audio();
+    let (frames, filler) = without_filler(&received);
+    // The caller's frames all arrived, in order; silence filled the gap.
+    assert_eq!(frames, expected_caller_audio(&call, &[]));
+    assert!(filler >= 25, "{filler} silence frames filled the 1 s gap");
+    // The filler sits where the gap was: between two consecutive caller frames.
+    let frames_with_filler: Vec<&[u8]> = received.chunks(FRAME_BYTES).collect();
+    let is_filler = |f: &[u8]| f.iter().all(|&b| b == SILENCE);
+    let (mut best, mut run_start, mut run) = ((0, 0), 0, 0);
+    for (i, f) in frames_with_filler.iter().enumerate() {
+        if is_filler(f) {
+            if run == 0 {
+                run_start = i;
+            }
+            run += 1;
+            if run > best.1 {
+                best = (run_start, run);
+            }
+        } else {
+            run = 0;
+        }
+    }
+    assert!(best.1 >= 25, "longest silence run: {} frames", best.1);
+    let before = audio::read_stamp(frames_with_filler[best.0 - 1]).unwrap();
+    let after = audio::read_stamp(frames_with_filler[best.0 + best.1]).unwrap();
+    assert_eq!(after, before + 1, "no caller frame lost around the gap");
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// A tool executor with one tool, recording its invocations.
+struct TestTools {
+    name: &'static str,
+    output: &'static str,
+    calls: Mutex<Vec<ToolInvocation>>,
+}
+
+#[async_trait]
+impl ToolExecutor for TestTools {
+    fn definitions(&self) -> Vec<ToolDefinition> {
+        vec![ToolDefinition {
+            name: self.name.into(),
+            description: "Looks an order up.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"order": {"type": "string"}}}),
+        }]
+    }
+
+    async fn call(&self, invocation: ToolInvocation) -> ToolOutput {
+        self.calls.lock().unwrap().push(invocation);
+        ToolOutput {
+            output: self.output.into(),
+            action: None,
+        }
+    }
+}
+
+/// Responses delegation: the backend's function call runs on the server's tool executor; the
+/// output goes back as `function_call_output` and one `response.create`; the result is said.
+#[tokio::test]
+async fn live_tool_round_trip_with_responses_delegation() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::call("lookup_order", r#"{"order":"A-1207"}"#)])
+        .start()
+        .await
+        .unwrap();
+    let tools = Arc::new(TestTools {
+        name: "lookup_order",
+        output: r#"{"status":"shipped"}"#,
+        calls: Mutex::new(Vec::new()),
+    });
+    let bridge = Bridge::start_with_tools(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+        Some(tools.clone()),
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    let start = session.start_config().unwrap();
+    assert_eq!(
+        start["delegation"]["responses"]["tools"][0]["name"],
+        "lookup_order"
+    );
+    assert_eq!(start["delegation"]["responses"]["model"], "gpt-5.6-luna");
+
+    say(&call, audio::speech(400));
+    let answered = session.wait_for_delegation_answered(1, WAIT).await.unwrap();
+    assert_eq!(answered.outputs, [r#"{"status":"shipped"}"#]);
+    assert_eq!(session.response_creates(), 1);
+    let result = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(result.text, r#"{"status":"shipped"}"#);
+    call.wait_received_audio(8 * 2400, WAIT).await.unwrap();
+    {
+        let calls = tools.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].arguments, r#"{"order":"A-1207"}"#);
+        assert_eq!(calls[0].phone_call_id, call.call_sid());
+    }
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    assert!(contains(&call.received_audio(), &result.audio));
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// Client delegation: the delegation runs the configured client tool with the recent
+/// transcript; its result goes back as commentary for that delegation and is said.
+#[tokio::test]
+async fn live_tool_round_trip_with_client_delegation() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::call("ignored", "{}")])
+        .caller_transcripts(&[" Where is my order?"])
+        .start()
+        .await
+        .unwrap();
+    let tools = Arc::new(TestTools {
+        name: "backend_agent",
+        output: "Your order shipped yesterday.",
+        calls: Mutex::new(Vec::new()),
+    });
+    let bridge = Bridge::start_with_tools(
+        &mock.base_url(),
+        &[
+            LIVE,
+            ("PHONE_AGENT_LIVE__GREETING", "off"),
+            ("PHONE_AGENT_LIVE__DELEGATION", "client"),
+            ("PHONE_AGENT_LIVE__CLIENT_TOOL", "backend_agent"),
+        ],
+        Some(tools.clone()),
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    assert_eq!(
+        session.start_config().unwrap()["delegation"],
+        serde_json::json!({"type": "client"})
+    );
+    say(&call, audio::speech(400));
+    let delegation = session.wait_for_delegation_answered(1, WAIT).await.unwrap();
+    assert_eq!(delegation.target, "client");
+    assert_eq!(delegation.outputs, ["Your order shipped yesterday."]);
+    let append = session
+        .wait_for_event_type("session.commentary.append", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(append.json["delegation_id"], delegation.id.as_str());
+    let said = session.wait_for_utterance(1, WAIT).await.unwrap();
+    assert_eq!(said.text, "Your order shipped yesterday.");
+    {
+        let calls = tools.calls.lock().unwrap();
+        let args: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
+        assert_eq!(args["delegation_id"], delegation.id.as_str());
+        assert_eq!(args["transcript"][0]["text"], "Where is my order?");
+    }
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    assert_eq!(session.response_creates(), 0);
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// The caller hangs up: the bridge sends `session.close`, reads `session.closed` and completes
+/// the socket's closing handshake.
+#[tokio::test]
+async fn live_caller_hang_up_closes_the_session() {
+    let mock = MockLive::start().await.unwrap();
+    let bridge = Bridge::start(&mock.base_url(), &[LIVE]).await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    call.stop(WAIT).await.unwrap();
+    let end = session.wait_closed(WAIT).await.unwrap();
+    assert_eq!(
+        end,
+        LiveSocketEnd::MockClosed {
+            code: None,
+            handshake_completed: true
+        }
+    );
+    assert!(session.close_requested());
+    assert_eq!(session.closed_reason().as_deref(), Some("close_requested"));
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up");
+    let closed_line = logs()
+        .for_call(call.call_sid())
+        .into_iter()
+        .find(|l| l["message"] == "GPT-Live session closed")
+        .expect("the close is logged");
+    assert_eq!(closed_line["reason"], "close_requested");
+    assert_eq!(
+        closed_line["session_id"],
+        session.session_id().unwrap().as_str()
+    );
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// The service ends the session (here `remote_hangup`, then `content`): the call ends cleanly,
+/// the socket's closing handshake completes, and no `session.close` is sent after the close.
+#[tokio::test]
+async fn live_session_closed_by_the_service_ends_the_call() {
+    for reason in ["remote_hangup", "content"] {
+        let mock = MockLive::start().await.unwrap();
+        let bridge = Bridge::start(&mock.base_url(), &[LIVE]).await;
+        let call = bridge.sim.call().connect().await.unwrap();
+        let session = live_session_of(&mock, call.call_sid()).await;
+        session.wait_for_started(WAIT).await.unwrap();
+        session.close_session(reason);
+        call.wait_closed(WAIT).await.unwrap();
+        let ended = logs().call_ended(call.call_sid(), WAIT).await;
+        assert_eq!(ended.end_reason, "agent_closed", "{:?}", ended.line);
+        assert!(ended.end_detail.contains(reason), "{}", ended.end_detail);
+        let end = session.wait_closed(WAIT).await.unwrap();
+        assert_eq!(
+            end,
+            LiveSocketEnd::MockClosed {
+                code: None,
+                handshake_completed: true
+            }
+        );
+        assert!(!session.close_requested());
+        assert_no_violations(&call, &session);
+        bridge.finish().await;
+    }
+}
+
+/// Before `expires_at` the bridge says the wrap-up line and ends the call; a session that
+/// expires anyway ends the call as well.
+#[tokio::test]
+async fn live_session_expiry_is_wrapped_up_gracefully() {
+    let mock = MockLive::builder()
+        .lifetime(Duration::from_secs(62))
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            ("PHONE_AGENT_LIVE__WRAP_UP_BEFORE_SECS", "61"),
+            ("PHONE_AGENT_LIVE__WRAP_UP_GRACE_SECS", "1"),
+            ("PHONE_AGENT_LIVE__WRAP_UP_LINE", "Time is up, goodbye!"),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "agent_closed", "{:?}", ended.line);
+    assert!(
+        ended.end_detail.contains("lifetime"),
+        "{}",
+        ended.end_detail
+    );
+    let lines: Vec<String> = session
+        .client_events_of_type("session.commentary.append")
+        .iter()
+        .map(|e| e.json["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l == "Time is up, goodbye!"),
+        "{lines:?}"
+    );
+    session.wait_closed(WAIT).await.unwrap();
+    assert!(
+        session.close_requested(),
+        "the session was closed with session.close"
+    );
+    assert_eq!(session.closed_reason().as_deref(), Some("close_requested"));
+    call.wait_closed(WAIT).await.unwrap();
+
+    // `expired` mid-call.
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    session.close_session("expired");
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "agent_closed");
+    assert!(ended.end_detail.contains("expired"), "{}", ended.end_detail);
+    call.wait_closed(WAIT).await.unwrap();
+    bridge.finish().await;
+}
+
+/// Malformed JSON, unknown events, known events with bad fields and `error` events after the
+/// start never end a call: the conversation goes on.
+#[tokio::test]
+async fn live_junk_from_the_service_never_ends_a_call() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::say("Still here.", 400)])
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    session.send_raw("this is not json");
+    session.send_raw(r#"{"type":"session.brand_new_event","x":{"y":1}}"#);
+    session.send_raw(r#"{"type":"session.usage.updated","usage":{"seconds":"lots"}}"#);
+    session.send_raw(r#"{"type":"session.output_audio.delta","delta":"%%%"}"#);
+    session.send_raw(r#"{"no_type":true}"#);
+    session.send_error("rate_limit_exceeded", "Slow down.");
+    say(&call, audio::speech(400));
+    let said = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    call.wait_received_audio(session.sent_audio().len(), WAIT)
+        .await
+        .unwrap();
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    assert!(contains(&call.received_audio(), &said.audio));
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// A Realtime call and a GPT-Live call at the same time. (Per-number profiles do not exist
+/// yet, so this runs two servers, one per back end, in one process.)
+#[tokio::test]
+async fn realtime_and_live_calls_run_side_by_side() {
+    let live_mock = MockLive::builder()
+        .script([LiveTurn::say("Live here.", 400)])
+        .start()
+        .await
+        .unwrap();
+    let rt_mock = testkit::openai::MockRealtime::builder()
+        .script(
+            testkit::openai::Script::new()
+                .then(testkit::openai::ResponseScript::say("Realtime here.", 400)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let live = Bridge::start(
+        &live_mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let realtime = Bridge::start(
+        &rt_mock.base_url(),
+        &[
+            ("PHONE_AGENT_AGENT__BACKEND", "realtime"),
+            ("PHONE_AGENT_AGENT__GREETING", "off"),
+        ],
+    )
+    .await;
+    let live_call = live.sim.call().connect().await.unwrap();
+    let rt_call = realtime.sim.call().connect().await.unwrap();
+    let live_session = live_session_of(&live_mock, live_call.call_sid()).await;
+    let rt_session = e2e_support::session_of(&rt_mock, rt_call.call_sid()).await;
+    say(&live_call, audio::speech(400));
+    say(&rt_call, audio::speech(400));
+    let live_said = live_session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    let rt_said = rt_session.wait_for_response_done(1, WAIT).await.unwrap();
+    assert_eq!(rt_said.status, "completed");
+    let rt_audio = rt_session.assistant_items()[0].audio.clone();
+    rt_call
+        .wait_received_audio(rt_audio.len(), WAIT)
+        .await
+        .unwrap();
+    live_call
+        .wait_received_audio(live_session.sent_audio().len(), WAIT)
+        .await
+        .unwrap();
+    live_call.stop(WAIT).await.unwrap();
+    rt_call.stop(WAIT).await.unwrap();
+    live_session.wait_closed(WAIT).await.unwrap();
+    rt_session.wait_closed(WAIT).await.unwrap();
+    assert!(contains(&live_call.received_audio(), &live_said.audio));
+    assert_eq!(rt_call.received_audio(), rt_audio);
+    assert!(!contains(
+        &rt_call.received_audio(),
+        &live_said.audio[..800]
+    ));
+    assert_eq!(
+        logs()
+            .call_ended(live_call.call_sid(), WAIT)
+            .await
+            .end_reason,
+        "caller_hung_up"
+    );
+    assert_eq!(
+        logs().call_ended(rt_call.call_sid(), WAIT).await.end_reason,
+        "caller_hung_up"
+    );
+    live.finish().await;
+    realtime.finish().await;
+}
