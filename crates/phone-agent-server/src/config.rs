@@ -278,8 +278,13 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Maximum size of the `/voice` request body.
     pub voice_body_limit: usize,
-    /// How long active calls may continue after a shutdown signal before they are ended.
+    /// How long active calls may continue after a shutdown signal before they are ended
+    /// (counted from the end of the notice period).
     pub shutdown_grace: Duration,
+    /// After a shutdown signal: how long the server keeps accepting connections while draining
+    /// (`/ready` 503, `/health`, webhooks of calls in flight, new calls answered "busy") before
+    /// it stops listening.
+    pub shutdown_notice: Duration,
     /// Media streams accepted but still waiting for Twilio's `start`; further upgrades get 503.
     /// Separate from the call capacity, so idle upgrades cannot make callers hear "busy".
     pub max_pending_streams: usize,
@@ -571,6 +576,7 @@ struct RawServer {
     header_read_timeout_ms: u64,
     voice_body_limit_bytes: u64,
     shutdown_grace_secs: u64,
+    shutdown_notice_secs: u64,
     max_pending_streams: i64,
 }
 
@@ -584,6 +590,7 @@ impl Default for RawServer {
             header_read_timeout_ms: 10_000,
             voice_body_limit_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
+            shutdown_notice_secs: 5,
             max_pending_streams: 50,
         }
     }
@@ -1012,6 +1019,7 @@ impl Config {
             voice_body_limit: usize::try_from(raw.server.voice_body_limit_bytes)
                 .unwrap_or(usize::MAX),
             shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+            shutdown_notice: Duration::from_secs(raw.server.shutdown_notice_secs),
             max_pending_streams: usize::try_from(raw.server.max_pending_streams)
                 .ok()
                 .filter(|n| *n >= 1)

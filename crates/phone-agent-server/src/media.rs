@@ -7,7 +7,7 @@
 //!    `PUBLIC_URL` and the request's path; no parameters) → 403;
 //! 2. the stream token in the path (when `twilio.require_stream_token`): missing, malformed,
 //!    forged or expired → 403 (see [`crate::tokens`]);
-//! 3. draining → 503; too many streams waiting for `start` (`server.max_pending_streams`) → 503;
+//! 3. draining (unless `/voice` answered this call before) → 503; too many streams waiting for `start` (`server.max_pending_streams`) → 503;
 //! 4. tungstenite's handshake validation (`create_response_with_body`) → 400;
 //! 5. this CallSid's stream was already accepted by this instance → 403.
 //!
@@ -69,7 +69,12 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
     } else {
         None
     };
-    if state.is_draining() {
+    // While draining, only streams of calls answered before (their slot is reserved) go on.
+    if state.is_draining()
+        && !claims
+            .as_ref()
+            .is_some_and(|c| state.calls.is_reserved(&c.call_sid))
+    {
         crate::telemetry::rejected("draining");
         return routes::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }

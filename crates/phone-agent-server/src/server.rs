@@ -5,8 +5,11 @@
 //!
 //! Shutdown (on [`ServerHandle::shutdown`], which the binary calls on SIGTERM/SIGINT):
 //!
-//! 1. stop accepting (the listener is dropped), `/ready` answers 503, `/voice` rejects calls;
-//! 2. idle keep-alive connections are closed, in-flight requests finish;
+//! 1. draining at once: `/ready` answers 503, `/voice` answers new calls "busy"; the listener
+//!    keeps serving for `server.shutdown_notice` (load balancers see the 503; `/health`, the
+//!    webhooks and the streams of calls answered before are served);
+//! 2. stop accepting (the listener is dropped); idle keep-alive connections are closed,
+//!    in-flight requests finish;
 //! 3. calls in progress continue for up to `server.shutdown_grace`;
 //! 4. then every remaining call is ended through the engine's shutdown (both sockets closed).
 //!
@@ -166,6 +169,11 @@ impl Calls {
             _permit: permit,
             running: Arc::clone(&self.running),
         })
+    }
+
+    /// Whether `call_sid` holds a reservation.
+    pub(crate) fn is_reserved(&self, call_sid: &str) -> bool {
+        self.reservations().contains_key(call_sid)
     }
 
     /// A permit for a stream waiting for `start`; `None` when too many are waiting.
@@ -422,10 +430,26 @@ async fn run(
 ) -> ShutdownReport {
     let connections = TaskTracker::new();
     let conn_shutdown = CancellationToken::new();
+    // Serving until the shutdown signal; then, draining (/ready 503, new calls "busy"), still
+    // serving for the notice period so load balancers see the 503 and webhooks of calls in
+    // flight are answered.
+    let mut notice_over: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled(), if notice_over.is_none() => {
+                state.draining.store(true, Ordering::Release);
+                let notice = state.config.server.shutdown_notice;
+                tracing::info!(
+                    notice_secs = notice.as_secs(),
+                    active_calls = state.calls.active(),
+                    "shutting down: draining (/ready answers 503, new calls hear busy); still \
+                     serving for the notice period"
+                );
+                notice_over = Some(tokio::time::Instant::now() + notice);
+            }
+            _ = tokio::time::sleep_until(notice_over.unwrap_or_else(tokio::time::Instant::now)),
+                if notice_over.is_some() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
@@ -444,7 +468,6 @@ async fn run(
         }
     }
     drop(listener);
-    state.draining.store(true, Ordering::Release);
     state.calls.clear_reservations();
     let calls_at_shutdown = state.calls.active();
     tracing::info!(

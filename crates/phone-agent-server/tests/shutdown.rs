@@ -106,6 +106,7 @@ async fn the_binary_exits_zero_on_sigterm_and_closes_the_call() {
         .env("PORT", "0")
         .env("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1")
         .env("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "0")
+        .env("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "0")
         .env("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0")
         .env("PHONE_AGENT_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
@@ -179,4 +180,125 @@ async fn the_binary_exits_zero_on_sigterm_and_closes_the_call() {
         .expect("a call summary line");
     assert_eq!(summary["end_reason"], "shutdown");
     assert_eq!(summary["span"]["call_sid"], sid, "{summary}");
+}
+
+/// Starts the real binary with `envs` (echo agent, port 0) and returns it with its address and
+/// a task collecting its log lines.
+async fn spawn_binary(
+    envs: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    SocketAddr,
+    tokio::task::JoinHandle<Vec<String>>,
+) {
+    let dir = common::temp_path("bin-cwd");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phone-agent-server"));
+    command
+        .current_dir(&dir)
+        .env_clear()
+        .env("PORT", "0")
+        .env("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1")
+        .env("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0")
+        .env("PHONE_AGENT_LOG__FORMAT", "json");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = tokio::time::timeout(WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("server output");
+            let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+            if value["message"] == "phone-agent server listening" {
+                return value["local_addr"].as_str().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the server starts");
+    let log = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all
+    });
+    (child, addr, log)
+}
+
+/// SIGTERM sets draining first and keeps serving for the notice period: `/ready` answers 503
+/// (load balancers take the instance out), `/health` 200, a new call hears "busy", and the
+/// stream of a call answered just before the signal is still accepted.
+#[tokio::test]
+async fn after_sigterm_ready_is_503_while_the_notice_period_serves() {
+    let (mut child, addr, _log) = spawn_binary(&[
+        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "60"),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "0"),
+    ])
+    .await;
+    let ready = testkit::http::get(&format!("http://{addr}/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 200);
+    // A call answered before the signal.
+    let answered = "CA00000000000000000000000000000043";
+    let twiml = testkit::http::post_form(
+        &format!("http://{addr}/voice"),
+        &[],
+        &common::voice_form(answered),
+    )
+    .await
+    .unwrap()
+    .text();
+    assert!(twiml.contains("<Stream"), "{twiml}");
+
+    let pid = child.id().expect("running").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+
+    // The signal is handled asynchronously: wait for the 503 (a refused connection fails).
+    let drained = async {
+        loop {
+            let r = testkit::http::get(&format!("http://{addr}/ready"))
+                .await
+                .expect("the server still listens during the notice period");
+            if r.status == 503 {
+                return r.text();
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let body = tokio::time::timeout(WAIT, drained).await.expect("503");
+    assert_eq!(body, r#"{"status":"draining"}"#);
+    let health = testkit::http::get(&format!("http://{addr}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status, 200);
+    let busy = testkit::http::post_form(
+        &format!("http://{addr}/voice"),
+        &[],
+        &common::voice_form("CA00000000000000000000000000000044"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(busy.status, 200);
+    let doc = testkit::twilio::twiml::Twiml::parse(&busy.text()).unwrap();
+    assert_eq!(doc.reject(), Some(Some("busy")));
+    // The call answered before the signal still gets its stream.
+    let mut twilio = FakeTwilio::open_at(addr, &twiml, false).await.unwrap();
+    twilio.start(answered, &stream_parameters(&twiml)).await;
+    assert!(
+        twilio.read_until_audio(|a| !a.is_empty()).await,
+        "the answered call is up"
+    );
+    child.kill().await.unwrap();
 }

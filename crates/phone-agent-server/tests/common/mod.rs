@@ -79,6 +79,11 @@ pub async fn start_with(
             "PHONE_AGENT_METRICS__BIND".to_string(),
             "127.0.0.1:0".to_string(),
         ),
+        // Tests that shut a server down wait for it to stop listening.
+        (
+            "PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS".to_string(),
+            "0".to_string(),
+        ),
     ]);
     if !vars.iter().any(|(k, _)| *k == "TWILIO_AUTH_TOKEN") {
         env.insert(

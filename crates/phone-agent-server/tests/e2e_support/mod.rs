@@ -83,6 +83,7 @@ impl Bridge {
             ),
             ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "5"),
             ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
+            ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
