@@ -13,9 +13,11 @@ every component) this
 3. checks what the schemas cannot: that every setting the manifests give the server is one the
    server knows (an unknown PHONE_AGENT_* key stops it at start), that nothing secret is
    committed, that the pods run non-root on a read-only root filesystem with the probes on
-   /ready and /health, that terminationGracePeriodSeconds covers the drain, and that every
-   reference (Service -> pods and ports, HPA -> Deployment, ServiceMonitor -> Service port,
-   Ingress -> Service, ConfigMaps) resolves.
+   /ready and /health, that terminationGracePeriodSeconds covers the drain, that the metrics
+   Service reaches metrics.bind, that the Ingress serves PUBLIC_URL's host over TLS with
+   WebSocket timeouts longer than a call, and that every reference (Service -> pods and ports,
+   HPA -> Deployment and the server's metric, ServiceMonitor -> Service port, NetworkPolicy ->
+   ports, Ingress -> Service, ConfigMaps) resolves.
 
 Exit status 0 when everything passes; otherwise every problem is printed and the status is 1.
 """
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+from urllib.parse import urlparse
 
 import jsonschema
 import yaml
@@ -266,6 +269,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                     )
 
     deployments = by_kind(docs, "Deployment")
+    server_env: dict[str, str] = {}  # the environment of the server container, for the Ingress
     if not deployments:
         problems.add(name, "no Deployment rendered")
     for deployment in deployments:
@@ -354,6 +358,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                     problems.add(
                         cwhere, f"{key} has a value in a manifest; it belongs in the Secret"
                     )
+            server_env = env
             port = env.get("PHONE_AGENT_SERVER__PORT") or env.get("PORT")
             if port is None or int(port) != ports.get("http"):
                 problems.add(cwhere, f"server port {port} is not the container port `http`")
@@ -516,6 +521,38 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
             problems.add(
                 where, "no TLS: Twilio requires https:// and wss:// with a valid certificate"
             )
+        # Twilio signs the URL it calls: PUBLIC_URL must be this Ingress's https:// host.
+        public_url = server_env.get("PUBLIC_URL") or server_env.get(
+            "PHONE_AGENT_SERVER__PUBLIC_URL"
+        )
+        if not public_url:
+            problems.add(where, "PUBLIC_URL is not set: signatures are checked against it")
+        else:
+            url = urlparse(public_url)
+            rule_hosts = {r.get("host") for r in ingress["spec"].get("rules", [])}
+            tls_hosts = {h for t in ingress["spec"].get("tls", []) for h in t.get("hosts", [])}
+            if url.scheme != "https":
+                problems.add(where, f"PUBLIC_URL {public_url} is not https://")
+            if url.hostname not in rule_hosts or url.hostname not in tls_hosts:
+                problems.add(
+                    where,
+                    f"PUBLIC_URL host {url.hostname} is not this Ingress's host and TLS host "
+                    f"({sorted(h for h in rule_hosts if h)}): Twilio's signatures would not match",
+                )
+        # A media stream lasts the whole call: ingress-nginx's timeouts must outlast it.
+        if ingress["spec"].get("ingressClassName") == "nginx":
+            longest = setting(
+                server_env, defaults, "PHONE_AGENT_AGENT__MAX_CALL_SECS", ["agent", "max_call_secs"]
+            )
+            annotations = ingress["metadata"].get("annotations", {})
+            for key in ("proxy-read-timeout", "proxy-send-timeout"):
+                value = annotations.get(f"nginx.ingress.kubernetes.io/{key}")
+                if value is None or (longest is not None and int(value) < longest):
+                    problems.add(
+                        where,
+                        f"nginx.ingress.kubernetes.io/{key} is {value}; it must be at least "
+                        f"agent.max_call_secs ({longest}) or calls are cut",
+                    )
 
 
 def main() -> int:
