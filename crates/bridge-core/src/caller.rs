@@ -79,6 +79,14 @@ pub use crate::endpoint::EndpointError;
 ///
 /// Sends are split into `feed` (queue a command) and `flush` (write everything queued), so the
 /// driver can put a media message and its mark on the wire with one write.
+///
+/// `feed` and `flush` must be **cancel-safe** too: the driver polls them without waiting and
+/// drops a pending future (so that a peer that does not read never stalls the other side); it
+/// asks again when the endpoint wakes it. A dropped pending `feed` must not have sent its
+/// command (it is fed again), a dropped pending `flush` must lose nothing (`SinkExt::feed` and
+/// `SinkExt::flush` behave so). The one exception is the final `Close`: it is only ever fed
+/// at teardown and awaited to completion, so an adapter may perform its closing handshake
+/// there.
 #[async_trait]
 pub trait CallerEndpoint: Send {
     /// The audio format of [`CallerEvent::Audio`] and [`CallerCommand::Audio`].

@@ -1,10 +1,19 @@
 //! The thin async driver: runs one [`Call`] over a caller endpoint and an agent endpoint.
 //!
 //! [`run_call`] is the whole call as one task. It owns the two endpoints, the agent's
-//! connection future, the running tool calls and the timer, and does nothing but move values:
-//! every input goes into the state machine, and after each input all outputs are drained —
-//! commands are `feed`-ed to their side and each side that got something is `flush`-ed once
-//! (a media message and its mark leave in one write). It decides nothing about the call.
+//! connection future, the running tool calls and the timers, and does nothing but move values:
+//! every input goes into the state machine, and after each input all outputs are drained into
+//! each side's **outbox**; then each side is written as far as it takes commands *now* — fed,
+//! then flushed once (a media message and its mark leave in one write). A side that does not
+//! take them (its peer stopped reading) keeps them queued and wakes the task when it can take
+//! more; meanwhile both sides are read and the other side is written, so a slow Twilio socket
+//! never freezes caller→agent audio or barge-in. It decides nothing about the call.
+//!
+//! The loop, in one sitting: drain outputs → write what each side takes now → `select!` over
+//! {shutdown, agent connection, caller side (its blocked writes, then its reads), agent side
+//! (same), tool results, the engine's timer, the stall timer} → feed the result to the engine
+//! → repeat. Reads go through a small per-side wake-up [`Gate`], so a side with nothing to
+//! read is not polled for the other side's traffic.
 //!
 //! Guarantees:
 //!
@@ -13,8 +22,11 @@
 //! * Tool calls run concurrently on a [`JoinSet`], each bounded by
 //!   [`CallConfig::tool_timeout`] (a slow tool never stalls audio); they are aborted at
 //!   teardown.
-//! * Every send and flush is bounded by [`CallConfig::send_timeout`]: a stuck peer ends the
-//!   call.
+//! * Each side has its own bounded outbox ([`OUTBOX_LIMIT`] commands). Policy for a side that
+//!   does not take its commands: after [`CallConfig::send_timeout`] blocked, or when its outbox
+//!   is full, the call ends ([`crate::engine::EndReason::CallerError`] /
+//!   [`crate::engine::EndReason::AgentFailed`], with "send timed out" or "… not reading" as the
+//!   detail); the other side is closed normally.
 //! * Whatever happens, both endpoints are sent [`CallerCommand::Close`] /
 //!   [`AgentCommand::Close`] (unless their transport already failed) and dropped when the call
 //!   ends; a connection still in progress is dropped. The agent session never outlives the
@@ -45,7 +57,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -150,17 +162,144 @@ impl std::fmt::Debug for CallServices {
     }
 }
 
-/// State of one side's connection, as the driver sees it.
-#[derive(Debug, Default)]
-struct Side {
-    /// Commands were fed since the last flush.
-    dirty: bool,
-    /// A send failed or timed out: never write again.
+/// How many commands a side's outbox holds while that side does not take them (its socket is
+/// not writable): beyond this the call ends ([`Call::caller_failed`] / [`Call::agent_failed`]
+/// with "not reading"). 512 commands are about 25 s of agent audio in 100 ms pieces with their
+/// marks, far more than a healthy peer ever leaves queued, and a few hundred KiB at most.
+pub const OUTBOX_LIMIT: usize = 512;
+
+/// One side's writes, as the driver sees them: commands waiting to be fed, and whether what
+/// was fed still needs a flush.
+///
+/// Writes never block the call task: [`Outbox::poll_write`] feeds and flushes as far as the
+/// endpoint accepts **now** and returns `Pending` otherwise (the endpoint wakes the task when
+/// it can take more). Meanwhile both sides are still read and the other side is still written,
+/// so a slow peer delays only its own commands. A side that stays blocked for
+/// [`CallConfig::send_timeout`], or whose outbox reaches [`OUTBOX_LIMIT`], ends the call.
+struct Outbox<T> {
+    queue: VecDeque<T>,
+    /// Commands were fed since the last completed flush.
+    unflushed: bool,
+    /// A write failed, or the side was given up: never write again.
     dead: bool,
-    /// `Close` has been fed.
+    /// `Close` has been queued.
     closed: bool,
     /// `recv` returned `None` or an error: stop reading.
     eof: bool,
+    /// Since when the endpoint has refused to take more (`None`: it is keeping up).
+    blocked_since: Option<Instant>,
+}
+
+/// A side's command, as far as the driver needs to know it.
+trait Command: Clone {
+    /// The command that ends the side (a close handshake: only ever awaited to completion).
+    fn is_close(&self) -> bool;
+}
+
+impl Command for CallerCommand {
+    fn is_close(&self) -> bool {
+        *self == CallerCommand::Close
+    }
+}
+
+impl Command for AgentCommand {
+    fn is_close(&self) -> bool {
+        *self == AgentCommand::Close
+    }
+}
+
+impl<T: Command> Outbox<T> {
+    fn new() -> Self {
+        Outbox {
+            queue: VecDeque::new(),
+            unflushed: false,
+            dead: false,
+            closed: false,
+            eof: false,
+            blocked_since: None,
+        }
+    }
+
+    /// Queues `command`; false when the outbox is full (the caller then gives the side up).
+    fn push(&mut self, command: T) -> bool {
+        if self.queue.len() >= OUTBOX_LIMIT {
+            return false;
+        }
+        self.queue.push_back(command);
+        true
+    }
+
+    /// Something to write now (a queued `Close` waits for the teardown).
+    fn has_work(&self) -> bool {
+        !self.dead && (self.unflushed || self.queue.front().is_some_and(|c| !c.is_close()))
+    }
+
+    /// Feeds every queued command, then flushes, as far as the endpoint takes them without
+    /// waiting. `Ready(Ok)`: everything is on the wire. A pending `feed` or `flush` future is
+    /// dropped and asked again later (the endpoint traits require both to be cancel-safe); the
+    /// command stays queued, hence the clone (a reference count for audio).
+    fn poll_write<E>(
+        &mut self,
+        endpoint: &mut E,
+        feed: FeedFn<E, T>,
+        flush: FlushFn<E>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), EndpointError>> {
+        while let Some(command) = self.queue.front() {
+            if command.is_close() {
+                break;
+            }
+            match feed(endpoint, command.clone()).as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.queue.pop_front();
+                    self.unflushed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return self.blocked(),
+            }
+        }
+        if self.unflushed {
+            match flush(endpoint).as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return self.blocked(),
+            }
+        }
+        self.blocked_since = None;
+        Poll::Ready(Ok(()))
+    }
+
+    fn blocked(&mut self) -> Poll<Result<(), EndpointError>> {
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(Instant::now());
+        }
+        Poll::Pending
+    }
+
+    /// Writes everything, the final `Close` included, each command awaited to completion
+    /// (a close handshake is never cut short), waiting at most `limit` in all (teardown only).
+    async fn finish<E>(
+        &mut self,
+        endpoint: &mut E,
+        feed: FeedFn<E, T>,
+        flush: FlushFn<E>,
+        limit: Duration,
+    ) {
+        if self.dead {
+            return;
+        }
+        let write = async {
+            while let Some(command) = self.queue.pop_front() {
+                feed(endpoint, command).await?;
+                self.unflushed = true;
+            }
+            if self.unflushed {
+                flush(endpoint).await?;
+            }
+            Ok::<(), EndpointError>(())
+        };
+        let _ = timeout(limit, write).await;
+    }
 }
 
 fn now() -> std::time::Instant {
@@ -198,8 +337,8 @@ where
     // WebSocket handshakes), not at the end of the call.
     let mut connect = Some(Box::pin(connect_agent));
     let mut agent: Option<A> = None;
-    let mut caller_side = Side::default();
-    let mut agent_side = Side::default();
+    let mut caller_out: Outbox<CallerCommand> = Outbox::new();
+    let mut agent_out: Outbox<AgentCommand> = Outbox::new();
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
     let mut shutdown_seen = false;
@@ -212,6 +351,10 @@ where
     tokio::pin!(timer);
     // The deadline the timer is armed for (`None`: disarmed, or it fired).
     let mut armed: Option<Instant> = None;
+    // Armed while a side refuses writes: it ends the call after `send_timeout`.
+    let stall = sleep_until(Instant::now());
+    tokio::pin!(stall);
+    let mut stall_armed: Option<Instant> = None;
     let caller_reads = Gate::new();
     let agent_reads = Gate::new();
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
@@ -222,42 +365,33 @@ where
     let mut batched = 0;
 
     let summary = loop {
-        // Drain every output; sending can fail, which produces more outputs.
+        // Drain every output into the outboxes; writing can fail, which produces more outputs.
         let mut finished = None;
         loop {
             while let Some(output) = call.poll_output() {
                 match output {
                     Output::Caller(cmd) => {
-                        if caller_side.dead {
+                        if caller_out.dead {
                             continue;
                         }
                         if cmd == CallerCommand::Close {
-                            caller_side.closed = true;
+                            caller_out.closed = true;
                         }
-                        match send(&mut caller, cmd, send_timeout).await {
-                            Ok(()) => caller_side.dirty = true,
-                            Err(e) => {
-                                caller_side.dead = true;
-                                call.caller_failed(e.to_string(), now());
-                            }
+                        if !caller_out.push(cmd) {
+                            caller_out.dead = true;
+                            call.caller_failed(not_reading("caller"), now());
                         }
                     }
                     Output::Agent(cmd) => {
-                        let Some(agent) = agent.as_mut() else {
-                            continue;
-                        };
-                        if agent_side.dead {
+                        if agent.is_none() || agent_out.dead {
                             continue;
                         }
                         if cmd == AgentCommand::Close {
-                            agent_side.closed = true;
+                            agent_out.closed = true;
                         }
-                        match send_agent(agent, cmd, send_timeout).await {
-                            Ok(()) => agent_side.dirty = true,
-                            Err(e) => {
-                                agent_side.dead = true;
-                                call.agent_failed(e.to_string(), now());
-                            }
+                        if !agent_out.push(cmd) {
+                            agent_out.dead = true;
+                            call.agent_failed(not_reading("agent"), now());
                         }
                     }
                     Output::RunTool(invocation) => {
@@ -281,15 +415,10 @@ where
                         task_calls.clear();
                     }
                     Output::Action(action) => {
-                        // Put everything queued (the goodbye's last mark, …) on the wire first.
-                        flush_both(
-                            &mut caller,
-                            agent.as_mut(),
-                            &mut caller_side,
-                            &mut agent_side,
-                            send_timeout,
-                        )
-                        .await;
+                        // Put what is queued (the goodbye's last mark, …) on the wire first, as
+                        // far as the sides take it now.
+                        write_now(&mut caller, agent.as_mut(), &mut caller_out, &mut agent_out)
+                            .await;
                         let info = call.caller_info().cloned().unwrap_or_default();
                         let result =
                             match timeout(control_timeout, control.execute(&info, &action)).await {
@@ -316,30 +445,30 @@ where
                     Output::Finished(summary) => finished = Some(summary),
                 }
             }
-            // Everything else a side already sent goes in before anything is flushed (one
+            // Everything else a side already sent goes in before anything is written (one
             // write for all of it: a burst of agent deltas, caller frames that queued up under
-            // load). The outputs of each event are fed as it is handled, so nothing piles up;
-            // nothing waits for data that has not arrived.
+            // load). The outputs of each event are queued as it is handled, so nothing piles
+            // up; nothing waits for data that has not arrived.
             if let Some(which) = more.take()
                 && finished.is_none()
                 && batched < READ_BATCH
             {
                 let ready = match which {
-                    Which::Caller if !caller_side.eof => {
+                    Which::Caller if !caller_out.eof => {
                         match poll_once(caller_reads.read(Some(&mut caller), caller_recv::<C>))
                             .await
                         {
                             Poll::Ready(event) => {
-                                on_caller_event(&mut call, &mut caller_side, event);
+                                on_caller_event(&mut call, &mut caller_out, event);
                                 true
                             }
                             Poll::Pending => false,
                         }
                     }
-                    Which::Agent if !agent_side.eof => {
+                    Which::Agent if !agent_out.eof => {
                         match poll_once(agent_reads.read(agent.as_mut(), agent_recv::<A>)).await {
                             Poll::Ready(event) => {
-                                on_agent_event(&mut call, &mut agent_side, event);
+                                on_agent_event(&mut call, &mut agent_out, event);
                                 true
                             }
                             Poll::Pending => false,
@@ -354,18 +483,12 @@ where
                 }
             }
             batched = 0;
-            let (caller_err, agent_err) = flush_both(
-                &mut caller,
-                agent.as_mut(),
-                &mut caller_side,
-                &mut agent_side,
-                send_timeout,
-            )
-            .await;
+            let (caller_err, agent_err) =
+                write_now(&mut caller, agent.as_mut(), &mut caller_out, &mut agent_out).await;
             if caller_err.is_none() && agent_err.is_none() {
                 break;
             }
-            // A failed flush ends the call: drain what the engine does about it.
+            // A failed write ends the call: drain what the engine does about it.
             if let Some(e) = caller_err {
                 call.caller_failed(e.to_string(), now());
             }
@@ -387,7 +510,19 @@ where
             timer.as_mut().reset(d);
             armed = Some(d);
         }
-        let agent_readable = agent.is_some() && !agent_side.eof;
+        let blocked = [caller_out.blocked_since, agent_out.blocked_since]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|since| since + send_timeout);
+        if blocked != stall_armed {
+            if let Some(at) = blocked {
+                stall.as_mut().reset(at);
+            }
+            stall_armed = blocked;
+        }
+        let agent_readable = agent.is_some() && !agent_out.eof;
+        let caller_readable = !caller_out.eof;
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| shutdown_gate.poll(shutdown_signal.as_mut(), cx)),
@@ -409,14 +544,37 @@ where
                     Err(e) => call.agent_connect_failed(e.to_string(), now()),
                 }
             }
-            event = caller_reads.read(Some(&mut caller), caller_recv::<C>), if !caller_side.eof => {
-                on_caller_event(&mut call, &mut caller_side, event);
-                more = Some(Which::Caller);
-            }
-            event = agent_reads.read(agent.as_mut(), agent_recv::<A>), if agent_readable => {
-                on_agent_event(&mut call, &mut agent_side, event);
-                more = Some(Which::Agent);
-            }
+            progress = std::future::poll_fn(|cx| poll_side(
+                &mut caller, &mut caller_out, caller_readable, &caller_reads,
+                caller_recv::<C>, caller_feed::<C>, caller_flush::<C>, cx,
+            )), if caller_readable || caller_out.has_work() => match progress {
+                Progress::Event(event) => {
+                    on_caller_event(&mut call, &mut caller_out, event);
+                    more = Some(Which::Caller);
+                }
+                Progress::Written => {}
+                Progress::WriteFailed(e) => {
+                    caller_out.dead = true;
+                    call.caller_failed(e.to_string(), now());
+                }
+            },
+            progress = std::future::poll_fn(|cx| match agent.as_mut() {
+                Some(endpoint) => poll_side(
+                    endpoint, &mut agent_out, agent_readable, &agent_reads,
+                    agent_recv::<A>, agent_feed::<A>, agent_flush::<A>, cx,
+                ),
+                None => Poll::Pending,
+            }), if agent_readable || (agent.is_some() && agent_out.has_work()) => match progress {
+                Progress::Event(event) => {
+                    on_agent_event(&mut call, &mut agent_out, event);
+                    more = Some(Which::Agent);
+                }
+                Progress::Written => {}
+                Progress::WriteFailed(e) => {
+                    agent_out.dead = true;
+                    call.agent_failed(e.to_string(), now());
+                }
+            },
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 Ok((id, (call_id, output))) => {
                     task_calls.remove(&id);
@@ -437,37 +595,157 @@ where
                     call.handle_timeout(now);
                 }
             }
+            () = &mut stall, if stall_armed.is_some() => {
+                stall_armed = None;
+                let late = Instant::now() - send_timeout;
+                if caller_out.blocked_since.is_some_and(|t| t <= late) {
+                    caller_out.dead = true;
+                    call.caller_failed(EndpointError::SendTimeout.to_string(), now());
+                }
+                if agent_out.blocked_since.is_some_and(|t| t <= late) {
+                    agent_out.dead = true;
+                    call.agent_failed(EndpointError::SendTimeout.to_string(), now());
+                }
+            }
         }
     };
 
-    // Teardown: tools, then both sides (whatever the engine already sent), the billed agent
-    // session first, then drop.
+    // Teardown: tools, then both sides (whatever the engine already queued), the billed agent
+    // session first, each bounded by `send_timeout`, then drop.
     tasks.abort_all();
     if let Some(endpoint) = agent.as_mut()
-        && !agent_side.dead
-        && !agent_side.closed
+        && !agent_out.dead
     {
-        let _ = send_agent(endpoint, AgentCommand::Close, send_timeout).await;
-        agent_side.dirty = true;
+        if !agent_out.closed {
+            agent_out.queue.push_back(AgentCommand::Close);
+        }
+        agent_out
+            .finish(endpoint, agent_feed::<A>, agent_flush::<A>, send_timeout)
+            .await;
     }
-    if !caller_side.dead && !caller_side.closed {
-        let _ = send(&mut caller, CallerCommand::Close, send_timeout).await;
-        caller_side.dirty = true;
+    if !caller_out.dead {
+        if !caller_out.closed {
+            caller_out.queue.push_back(CallerCommand::Close);
+        }
+        caller_out
+            .finish(
+                &mut caller,
+                caller_feed::<C>,
+                caller_flush::<C>,
+                send_timeout,
+            )
+            .await;
     }
-    flush_both(
-        &mut caller,
-        agent.as_mut(),
-        &mut caller_side,
-        &mut agent_side,
-        send_timeout,
-    )
-    .await;
     drop(agent);
     drop(connect);
     summary
 }
 
+/// Why a side's outbox overflowed, for the end reason's detail.
+fn not_reading(side: &str) -> String {
+    format!(
+        "the {side} side is not reading: {OUTBOX_LIMIT} commands queued for it; the call was \
+         ended"
+    )
+}
+
+/// What one side's poll produced.
+enum Progress<E> {
+    /// An event (or the end of its stream) was read.
+    Event(Option<Result<E, EndpointError>>),
+    /// A blocked side took everything queued for it.
+    Written,
+    /// Writing failed.
+    WriteFailed(EndpointError),
+}
+
+/// Polls one side: its blocked writes first (they need the same `&mut` endpoint), then its
+/// reads (through its [`Gate`]).
+#[allow(clippy::too_many_arguments)]
+fn poll_side<E, Ev, T: Command>(
+    endpoint: &mut E,
+    outbox: &mut Outbox<T>,
+    readable: bool,
+    reads: &Gate,
+    recv: RecvFn<E, Option<Result<Ev, EndpointError>>>,
+    feed: FeedFn<E, T>,
+    flush: FlushFn<E>,
+    cx: &mut Context<'_>,
+) -> Poll<Progress<Ev>> {
+    if outbox.has_work() {
+        match outbox.poll_write(endpoint, feed, flush, cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Progress::Written),
+            Poll::Ready(Err(e)) => return Poll::Ready(Progress::WriteFailed(e)),
+            Poll::Pending => {}
+        }
+    }
+    if readable {
+        let mut read = reads.read(Some(endpoint), recv);
+        if let Poll::Ready(event) = Pin::new(&mut read).poll(cx) {
+            return Poll::Ready(Progress::Event(event));
+        }
+    }
+    Poll::Pending
+}
+
+/// Writes what each side takes without waiting; returns the errors (the side is then dead).
+async fn write_now<C: CallerEndpoint, A: AgentEndpoint>(
+    caller: &mut C,
+    agent: Option<&mut A>,
+    caller_out: &mut Outbox<CallerCommand>,
+    agent_out: &mut Outbox<AgentCommand>,
+) -> (Option<EndpointError>, Option<EndpointError>) {
+    let mut errors = (None, None);
+    if caller_out.has_work()
+        && let Poll::Ready(Err(e)) = poll_once(std::future::poll_fn(|cx| {
+            caller_out.poll_write(caller, caller_feed::<C>, caller_flush::<C>, cx)
+        }))
+        .await
+    {
+        caller_out.dead = true;
+        errors.0 = Some(e);
+    }
+    if let Some(agent) = agent
+        && agent_out.has_work()
+        && let Poll::Ready(Err(e)) = poll_once(std::future::poll_fn(|cx| {
+            agent_out.poll_write(agent, agent_feed::<A>, agent_flush::<A>, cx)
+        }))
+        .await
+    {
+        agent_out.dead = true;
+        errors.1 = Some(e);
+    }
+    errors
+}
+
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An endpoint's `feed`, as `#[async_trait]` declares it.
+type FeedFn<E, T> = for<'x> fn(&'x mut E, T) -> Boxed<'x, Result<(), EndpointError>>;
+/// An endpoint's `flush`, as `#[async_trait]` declares it.
+type FlushFn<E> = for<'x> fn(&'x mut E) -> Boxed<'x, Result<(), EndpointError>>;
+
+fn caller_feed<C: CallerEndpoint>(
+    caller: &mut C,
+    command: CallerCommand,
+) -> Boxed<'_, Result<(), EndpointError>> {
+    caller.feed(command)
+}
+
+fn caller_flush<C: CallerEndpoint>(caller: &mut C) -> Boxed<'_, Result<(), EndpointError>> {
+    caller.flush()
+}
+
+fn agent_feed<A: AgentEndpoint>(
+    agent: &mut A,
+    command: AgentCommand,
+) -> Boxed<'_, Result<(), EndpointError>> {
+    agent.feed(command)
+}
+
+fn agent_flush<A: AgentEndpoint>(agent: &mut A) -> Boxed<'_, Result<(), EndpointError>> {
+    agent.flush()
+}
 
 fn caller_recv<C: CallerEndpoint>(
     caller: &mut C,
@@ -493,7 +771,7 @@ enum Which {
 
 fn on_caller_event(
     call: &mut Call,
-    side: &mut Side,
+    side: &mut Outbox<CallerCommand>,
     event: Option<Result<CallerEvent, EndpointError>>,
 ) {
     match event {
@@ -511,7 +789,7 @@ fn on_caller_event(
 
 fn on_agent_event(
     call: &mut Call,
-    side: &mut Side,
+    side: &mut Outbox<AgentCommand>,
     event: Option<Result<AgentEvent, EndpointError>>,
 ) {
     match event {
@@ -666,67 +944,6 @@ impl<E, T> Future for Read<'_, E, T> {
             Poll::Pending => Poll::Pending,
         }
     }
-}
-
-/// Runs a send or flush bounded by `limit`. Most complete at the first poll (a `feed` only
-/// queues; a flush usually fits the socket buffer), and then no timer is set up at all (no
-/// clock read, no timer-wheel entry); the bound starts at the first `Pending`.
-async fn bounded(
-    limit: Duration,
-    op: impl Future<Output = Result<(), EndpointError>>,
-) -> Result<(), EndpointError> {
-    let mut op = std::pin::pin!(op);
-    match std::future::poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await {
-        Poll::Ready(result) => result,
-        Poll::Pending => timeout(limit, op)
-            .await
-            .unwrap_or(Err(EndpointError::SendTimeout)),
-    }
-}
-
-async fn send<C: CallerEndpoint>(
-    caller: &mut C,
-    command: CallerCommand,
-    limit: Duration,
-) -> Result<(), EndpointError> {
-    bounded(limit, caller.feed(command)).await
-}
-
-async fn send_agent<A: AgentEndpoint>(
-    agent: &mut A,
-    command: AgentCommand,
-    limit: Duration,
-) -> Result<(), EndpointError> {
-    bounded(limit, agent.feed(command)).await
-}
-
-/// Flushes each side that has unflushed commands; returns the errors (the side is then dead).
-async fn flush_both<C: CallerEndpoint, A: AgentEndpoint>(
-    caller: &mut C,
-    agent: Option<&mut A>,
-    caller_side: &mut Side,
-    agent_side: &mut Side,
-    limit: Duration,
-) -> (Option<EndpointError>, Option<EndpointError>) {
-    let mut errors = (None, None);
-    if caller_side.dirty && !caller_side.dead {
-        caller_side.dirty = false;
-        if let Err(e) = bounded(limit, caller.flush()).await {
-            caller_side.dead = true;
-            errors.0 = Some(e);
-        }
-    }
-    if let Some(agent) = agent
-        && agent_side.dirty
-        && !agent_side.dead
-    {
-        agent_side.dirty = false;
-        if let Err(e) = bounded(limit, agent.flush()).await {
-            agent_side.dead = true;
-            errors.1 = Some(e);
-        }
-    }
-    errors
 }
 
 #[cfg(test)]

@@ -77,11 +77,14 @@ impl CallerEndpoint for MockCaller {
     }
 
     async fn flush(&mut self) -> Result<(), EndpointError> {
-        let batch = std::mem::take(&mut self.queued);
-        self.writes
-            .send(batch)
+        // Cancel-safe (the trait's contract): nothing is taken before the write can happen.
+        let permit = self
+            .writes
+            .reserve()
             .await
-            .map_err(|_| EndpointError::Closed("peer gone".into()))
+            .map_err(|_| EndpointError::Closed("peer gone".into()))?;
+        permit.send(std::mem::take(&mut self.queued));
+        Ok(())
     }
 }
 
@@ -130,11 +133,14 @@ impl AgentEndpoint for MockAgent {
     }
 
     async fn flush(&mut self) -> Result<(), EndpointError> {
-        let batch = std::mem::take(&mut self.queued);
-        self.writes
-            .send(batch)
+        // Cancel-safe (the trait's contract): nothing is taken before the write can happen.
+        let permit = self
+            .writes
+            .reserve()
             .await
-            .map_err(|_| EndpointError::Closed("peer gone".into()))
+            .map_err(|_| EndpointError::Closed("peer gone".into()))?;
+        permit.send(std::mem::take(&mut self.queued));
+        Ok(())
     }
 }
 
@@ -716,4 +722,106 @@ async fn failed_transfer_is_fed_back_to_the_engine_and_the_call_goes_on() {
             ..
         }
     )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_caller_reader_blocks_neither_caller_audio_nor_barge_in() {
+    // Twilio stops reading our writes after the first one (its socket buffer is full).
+    let (caller, cp) = caller_pair(1);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let start = Instant::now();
+    let call = spawn_call(caller, async move { Ok(agent) }, services(config()));
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    ap.send(agent_audio("r1", 1, 160)).await;
+    tokio::task::yield_now().await;
+    // Seconds of agent audio arrive; none of it can be written to the caller.
+    for n in 2..=20 {
+        ap.send(agent_audio("r1", n, 160)).await;
+    }
+    sleep(Duration::from_secs(1)).await;
+    // The caller's audio still reaches the agent, frame by frame.
+    for n in 0..3 {
+        cp.send(CallerEvent::Audio(ulaw(0x40 + n, 160))).await;
+        assert_eq!(audio_of(&ap.next().await), [0x40 + n]);
+    }
+    // And a barge-in still reaches the agent at once: the truncation of what was heard.
+    ap.send(AgentEvent::SpeechStarted).await;
+    assert_eq!(
+        ap.next().await,
+        [AgentCommand::Truncate {
+            item_id: "r1-item".into(),
+            audio_end_ms: 0,
+        }]
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    // The caller side stays blocked: after `send_timeout` the call ends, the agent is closed.
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerError));
+    assert_eq!(summary.end_detail.as_deref(), Some("send timed out"));
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    drop(cp);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_outbox_ends_the_call_with_a_clear_reason() {
+    let (agent, ap) = agent_pair(REALTIME);
+    let (etx, erx) = mpsc::channel(1);
+    // The stream started, then the caller side stopped taking anything.
+    etx.send(Ok(started())).await.expect("open");
+    struct Started {
+        events: mpsc::Receiver<Result<CallerEvent, EndpointError>>,
+    }
+    #[async_trait]
+    impl CallerEndpoint for Started {
+        fn format(&self) -> AudioFormat {
+            AudioFormat::Mulaw8k
+        }
+        async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+            self.events.recv().await
+        }
+        async fn feed(&mut self, _command: CallerCommand) -> Result<(), EndpointError> {
+            std::future::pending().await
+        }
+        async fn flush(&mut self) -> Result<(), EndpointError> {
+            std::future::pending().await
+        }
+    }
+    let call = tokio::spawn(async move {
+        run_call(
+            Started { events: erx },
+            async move { Ok(agent) },
+            services(config()),
+            &mut bridge_core::driver::NoopObserver,
+        )
+        .await
+    });
+    ap.send(AgentEvent::Ready).await;
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    // 300 chunks = 600 commands (audio + mark): more than the outbox holds.
+    for n in 0..300u16 {
+        if ap
+            .events
+            .send(Ok(agent_audio("r1", n as u8, 160)))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let summary = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerError));
+    assert_eq!(
+        summary.end_detail.as_deref(),
+        Some("the caller side is not reading: 512 commands queued for it; the call was ended")
+    );
+    drop(etx);
 }

@@ -114,8 +114,9 @@ pub struct CallConfig {
     pub goodbye_barge_in: GoodbyeBargeIn,
     /// Driver: a tool call taking longer than this is answered with an error object. Default 20 s.
     pub tool_timeout: Duration,
-    /// Driver: a send or flush to either side taking longer than this ends the call (a stuck
-    /// peer). Default 5 s.
+    /// Driver: a side that takes no commands for this long (its peer stopped reading) ends the
+    /// call; meanwhile its commands wait in its own bounded outbox and the other side keeps
+    /// moving. Also bounds the closing writes at teardown. Default 5 s.
     pub send_timeout: Duration,
     /// Driver: bound on executing a call action (hang-up, transfer). Default 5 s.
     pub control_timeout: Duration,
