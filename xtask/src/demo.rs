@@ -40,6 +40,19 @@ pub(crate) struct Args {
     /// Also print the embedded server's log (info and above) to stderr.
     #[arg(long)]
     pub(crate) verbose: bool,
+    /// The back end of the demo call: `realtime` (OpenAI Realtime) or `live` (GPT-Live).
+    #[arg(long, value_enum, default_value_t = DemoBackend::Realtime)]
+    pub(crate) backend: DemoBackend,
+}
+
+/// The back ends the demo can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum DemoBackend {
+    /// OpenAI Realtime (turns, barge-in with clear and truncate).
+    #[default]
+    Realtime,
+    /// OpenAI GPT-Live (full duplex, the model stops by itself).
+    Live,
 }
 
 /// Upper bound of any single wait (a hang fails the demo instead of blocking it).
@@ -84,6 +97,12 @@ fn script() -> Script {
 
 /// Runs `cargo xtask demo`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    if args.backend == DemoBackend::Live {
+        if args.out.is_some() {
+            bail!("--out is only supported with --backend realtime");
+        }
+        return crate::demo_live::run(args.verbose);
+    }
     let report = execute(args.verbose)?;
     print!("{}", report.render());
     if let Some(path) = &args.out {

@@ -3,7 +3,8 @@
 //! * `cargo xtask ci` — exactly what CI runs: formatting, the layering check, clippy, then the
 //!   README's test command (`cargo test --workspace`).
 //! * `cargo xtask demo` — one simulated call through the real server and a mock OpenAI agent,
-//!   offline, with a timeline and latency report (greeting, turns, barge-in, hang-up).
+//!   offline, with a timeline and latency report (greeting, turns, barge-in, hang-up);
+//!   `--backend live` runs the GPT-Live version (self-interruption, delegated tool call).
 //! * `cargo xtask call` — one simulated Twilio call against a running server.
 //! * `cargo xtask mock-agent` — the mock OpenAI Realtime server, standalone.
 //! * `cargo xtask bench` — concurrent simulated calls against the release server: latency,
@@ -18,6 +19,7 @@ mod call;
 mod capture;
 mod ci;
 mod demo;
+mod demo_live;
 mod mock_agent;
 mod report;
 mod wav;
@@ -149,9 +151,14 @@ mod tests {
             parse(&["demo"]),
             Ok(Command::Demo(demo::Args {
                 out: None,
-                verbose: false
+                verbose: false,
+                backend: demo::DemoBackend::Realtime,
             }))
         ));
+        let Ok(Command::Demo(args)) = parse(&["demo", "--backend", "live"]) else {
+            panic!("`demo --backend live` parses");
+        };
+        assert_eq!(args.backend, demo::DemoBackend::Live);
         let Ok(Command::Demo(args)) = parse(&["demo", "--out", "demo.wav", "--verbose"]) else {
             panic!("`demo --out --verbose` parses");
         };

@@ -88,6 +88,8 @@ pub struct Utterance {
     pub ended_ms: Option<u64>,
     /// Input timeline position where the caller's speech stopped it.
     pub interrupted_at_ms: Option<u64>,
+    /// When (wall clock) the mock stopped it.
+    pub interrupted_at: Option<Instant>,
     /// Bytes of its audio that were sent.
     pub spoken_bytes: usize,
 }

@@ -506,6 +506,7 @@ impl Session {
         self.record(|s| {
             if let Some(u) = s.utterances.get_mut(speaking.index) {
                 u.interrupted_at_ms = Some(at);
+                u.interrupted_at = Some(Instant::now());
                 u.spoken_bytes = spoken;
                 u.ended_ms = Some(at);
             }
@@ -565,6 +566,7 @@ impl Session {
                 started_ms: start_ms,
                 ended_ms: None,
                 interrupted_at_ms: None,
+                interrupted_at: None,
                 spoken_bytes: 0,
             });
             s.utterances.len() - 1
