@@ -705,9 +705,16 @@ impl LiveAgent {
         self.wrap_up = WrapUp::Armed;
     }
 
+    /// Feeds the encoded messages of the current command. Cancel-safe: a message leaves
+    /// `outgoing` only once the sink took it, so a feed dropped while pending and fed again
+    /// resumes where it stopped (the command is not encoded twice).
     async fn write_outgoing(&mut self) -> Result<(), EndpointError> {
-        for text in self.outgoing.drain(..) {
-            self.sender.feed_text(text).await.map_err(transport)?;
+        while let Some(text) = self.outgoing.first() {
+            self.sender
+                .feed_text(text.clone())
+                .await
+                .map_err(transport)?;
+            self.outgoing.remove(0);
         }
         Ok(())
     }
@@ -815,8 +822,9 @@ impl AgentEndpoint for LiveAgent {
                     Err(TransportError::Closed) => return None,
                     Err(e) => return Some(Err(transport(e))),
                 },
-                // Both branches below only write into the send buffer (cancel-safe enough:
-                // a lost silence frame or a repeated timer check is harmless).
+                // Both branches below only feed the send buffer. If the future is dropped
+                // while a feed is pending, a silence frame is lost (harmless) or the wrap-up
+                // timer, already due, fires again on the next call and retries.
                 _ = self.gap_check.tick(), if started => {
                     if let Err(e) = self.on_gap_check().await {
                         return Some(Err(e));
@@ -849,7 +857,10 @@ impl AgentEndpoint for LiveAgent {
                 Ok(())
             }
             other => {
-                self.decoder.encode(other, &mut self.outgoing);
+                // Fed again after a dropped pending feed: its messages are still queued.
+                if self.outgoing.is_empty() {
+                    self.decoder.encode(other, &mut self.outgoing);
+                }
                 self.write_outgoing().await
             }
         }
