@@ -19,6 +19,7 @@ use bridge_core::agent::{AgentEndpoint, Speaker};
 use bridge_core::caller::{CallerInfo, EndpointError};
 use bridge_core::driver::{CallObserver, CallServices, run_call};
 use bridge_core::engine::{CallConfig, CallEvent, CallSummary, ErrorSource, IdleConfig};
+use bridge_core::tools::ToolExecutor;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument as _;
@@ -26,11 +27,14 @@ use tracing::Instrument as _;
 use crate::adapters::RelayClock;
 use crate::adapters::echo::EchoAgent;
 use crate::adapters::live::LiveAgent;
-use crate::adapters::realtime::RealtimeAgent;
+use crate::adapters::realtime::{McpStats, RealtimeAgent};
 use crate::adapters::twilio::TwilioCaller;
-use crate::config::{Backend, Config};
+use crate::config::{AgentConfig, Backend, Config};
+use crate::profiles::Profile;
 use crate::server::AppState;
 use crate::tokens::StreamClaims;
+use crate::tools::control::TwilioCallControl;
+use crate::tools::{CallContext, CallTools};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Used when the prompt file cannot be read at call time (it was checked at startup).
@@ -113,12 +117,50 @@ async fn run_in_span<S>(
     };
 
     let _active = ActiveCall::new();
-    let backend = backend_for_call(config, &info);
-    tracing::info!(backend = backend.as_str(), "call started");
+    // The per-number profile `/voice` chose, named in the stream's parameters.
+    let profile = Arc::clone(state.profiles.named(info.parameter("profile")));
+    let backend = profile.agent.backend;
+    tracing::info!(
+        backend = backend.as_str(),
+        profile = %profile.name,
+        "call started"
+    );
+    let greeting = backend == Backend::Realtime && profile.agent.greeting.is_some();
+    let context = Arc::new(CallContext::new(
+        &info,
+        &profile.name,
+        greeting,
+        backend == Backend::Realtime,
+    ));
+    if greeting {
+        caller.watch_greeting(Arc::clone(&context.greeting_over));
+    }
+    let tools: Arc<dyn ToolExecutor> = match &state.tools {
+        Some(tools) => Arc::clone(tools),
+        None => Arc::new(CallTools {
+            set: Arc::clone(&profile.tools),
+            services: Arc::clone(&state.tool_services),
+            call: Arc::clone(&context),
+        }),
+    };
+    let mcp_stats = Arc::clone(&context.mcp);
+    let mut config_of_call = call_config(config, &profile.agent);
+    if let Some(longest) = profile.tools.longest_timeout() {
+        // The webhook's own timeout answers first, with a clearer error.
+        config_of_call.tool_timeout = config_of_call
+            .tool_timeout
+            .max(longest + Duration::from_secs(2));
+    }
     let services = CallServices {
-        tools: Arc::clone(&state.tools),
-        control: Arc::clone(&state.control),
-        config: call_config(config, backend),
+        tools: Arc::clone(&tools),
+        control: match &state.control {
+            Some(control) => Arc::clone(control),
+            None => Arc::new(TwilioCallControl {
+                services: Arc::clone(&state.tool_services),
+                call: Arc::clone(&context),
+            }),
+        },
+        config: config_of_call,
         shutdown: state.calls.end_all.child_token(),
     };
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
@@ -128,30 +170,30 @@ async fn run_in_span<S>(
         Arc::clone(&state),
         info.clone(),
         clock,
-        backend,
+        AgentSetup {
+            profile,
+            tools,
+            context,
+        },
     ));
     let mut observer = Observer {
         backend: backend.as_str(),
     };
     let summary = run_call(caller, connect, services, &mut observer).await;
-    log_summary(&summary);
+    log_summary(&summary, &mcp_stats);
 }
 
-/// The back end that answers this call. A function of the call (not only of the server) so
-/// that per-number choices can pick one; today it is `agent.backend`.
-pub(crate) fn backend_for_call(config: &Config, _info: &CallerInfo) -> Backend {
-    config.agent.backend
-}
-
-/// The engine configuration of one call answered by `backend`.
-pub(crate) fn call_config(config: &Config, backend: Backend) -> CallConfig {
+/// The engine configuration of one call answered with `agent` (the settings of the call's
+/// profile, including its back end).
+pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
     let defaults = CallConfig::default();
+    let backend = agent.backend;
     let (greeting, idle) = match backend {
         Backend::Realtime => (
-            config.agent.greeting.clone(),
-            config.agent.idle_timeout.map(|timeout| IdleConfig {
+            agent.greeting.clone(),
+            agent.idle_timeout.map(|timeout| IdleConfig {
                 timeout,
-                reprompt: config.agent.idle_reprompt.clone(),
+                reprompt: agent.idle_reprompt.clone(),
             }),
         ),
         // The echo agent's "greeting" is its tone (any instructions will do); it has nothing
@@ -165,26 +207,33 @@ pub(crate) fn call_config(config: &Config, backend: Backend) -> CallConfig {
         // The adapter ends the call gracefully at agent.max_call_secs (wrap-up line); this is
         // the backstop.
         Backend::Live => (
-            config.agent.max_call_duration + config.live.wrap_up_grace + Duration::from_secs(5),
+            agent.max_call_duration + config.live.wrap_up_grace + Duration::from_secs(5),
             config.live.goodbye_timeout,
         ),
-        _ => (config.agent.max_call_duration, defaults.goodbye_timeout),
+        _ => (agent.max_call_duration, defaults.goodbye_timeout),
     };
     let connect_budget =
         config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
     CallConfig {
         greeting,
         idle,
-        dtmf: config.agent.dtmf,
-        mark_interval: config.agent.mark_interval,
-        apology: config.agent.apology.clone(),
-        min_barge_in_speech: config.agent.min_barge_in,
+        dtmf: agent.dtmf,
+        mark_interval: agent.mark_interval,
+        apology: agent.apology.clone(),
+        min_barge_in_speech: agent.min_barge_in,
         max_duration: Some(max_duration),
         goodbye_timeout,
-        caller_inactivity_timeout: Some(config.agent.media_inactivity_timeout),
+        caller_inactivity_timeout: Some(agent.media_inactivity_timeout),
         agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),
         ..defaults
     }
+}
+
+/// What the agent session of a call is opened with.
+struct AgentSetup {
+    profile: Arc<Profile>,
+    tools: Arc<dyn ToolExecutor>,
+    context: Arc<CallContext>,
 }
 
 /// Opens the agent session for one call (polled by the driver while the call runs).
@@ -192,13 +241,14 @@ async fn connect_agent(
     state: Arc<AppState>,
     info: CallerInfo,
     clock: Arc<RelayClock>,
-    backend: Backend,
+    setup: AgentSetup,
 ) -> Result<Box<dyn AgentEndpoint>, EndpointError> {
     let config = &state.config;
+    let agent = &setup.profile.agent;
     let started = Instant::now();
-    let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match backend {
+    let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match agent.backend {
         Backend::Realtime => {
-            let instructions = instructions_for_call(config, &info).await;
+            let instructions = instructions_for_call(agent, &info).await;
             let Some(endpoint) = &state.openai else {
                 return Err(EndpointError::Protocol(
                     "the OpenAI endpoint is not configured".into(),
@@ -206,17 +256,30 @@ async fn connect_agent(
             };
             let session = crate::adapters::realtime::session_config(
                 &config.openai,
-                &config.agent,
+                agent,
                 instructions,
-                &state.tools.definitions(),
+                &setup.tools.definitions(),
+                &setup.profile.mcp_tools(),
             )
             .map_err(|e| EndpointError::Protocol(format!("session configuration: {e}")))?;
             RealtimeAgent::connect(endpoint, &config.openai, &session, clock)
                 .await
-                .map(|agent| Box::new(agent) as Box<dyn AgentEndpoint>)
+                .map(|realtime| {
+                    let realtime = realtime.with_side_channel(Arc::clone(&setup.context.side));
+                    let realtime = if setup.profile.mcp_servers.is_empty() {
+                        realtime
+                    } else {
+                        realtime.with_mcp(crate::adapters::realtime::McpPolicy::new(
+                            &setup.profile.mcp_servers,
+                            Arc::clone(&setup.context.side),
+                            Arc::clone(&setup.context.mcp),
+                        ))
+                    };
+                    Box::new(realtime) as Box<dyn AgentEndpoint>
+                })
         }
         Backend::Live => {
-            let instructions = instructions_for_call(config, &info).await;
+            let instructions = instructions_for_call(agent, &info).await;
             let Some(endpoint) = &state.openai else {
                 return Err(EndpointError::Protocol(
                     "the OpenAI endpoint is not configured".into(),
@@ -228,7 +291,7 @@ async fn connect_agent(
             let session = crate::adapters::live::session_config(
                 &live,
                 instructions,
-                &state.tools.definitions(),
+                &setup.tools.definitions(),
             )
             .map_err(|e| EndpointError::Protocol(format!("GPT-Live session configuration: {e}")))?;
             LiveAgent::connect(endpoint, Arc::new(live), session, clock)
@@ -251,12 +314,12 @@ async fn connect_agent(
 }
 
 /// The prompt file rendered for this call (a generic prompt if it cannot be read).
-async fn instructions_for_call(config: &Config, info: &CallerInfo) -> String {
-    match crate::prompt::load_for_call(&config.agent.prompt_path, info).await {
+async fn instructions_for_call(agent: &AgentConfig, info: &CallerInfo) -> String {
+    match crate::prompt::load_for_call(&agent.prompt_path, info).await {
         Ok(prompt) => prompt,
         Err(e) => {
             tracing::error!(
-                path = %config.agent.prompt_path.display(),
+                path = %agent.prompt_path.display(),
                 error = %e,
                 "cannot read the prompt file; using a generic prompt for this call"
             );
@@ -391,7 +454,7 @@ fn error_label(source: ErrorSource) -> &'static str {
 }
 
 /// Counts the call and writes its one summary line.
-fn log_summary(summary: &CallSummary) {
+fn log_summary(summary: &CallSummary, mcp: &McpStats) {
     let reason = summary.end_reason.map_or("unknown", |r| r.as_str());
     metrics::counter!(crate::telemetry::CALLS_TOTAL, "end_reason" => reason).increment(1);
     tracing::info!(
@@ -401,6 +464,10 @@ fn log_summary(summary: &CallSummary) {
         barge_ins = summary.barge_ins,
         transcript_turns = summary.transcript_turns,
         tool_calls = summary.tool_calls,
+        mcp_calls = McpStats::get(&mcp.calls_completed),
+        mcp_calls_failed = McpStats::get(&mcp.calls_failed),
+        mcp_approvals = McpStats::get(&mcp.approved),
+        mcp_denials = McpStats::get(&mcp.denied),
         input_tokens = summary.usage.input_tokens,
         output_tokens = summary.usage.output_tokens,
         input_audio_tokens = summary.usage.input_audio_tokens,

@@ -147,6 +147,14 @@ pub enum ConfigError {
     /// Two settings contradict each other.
     #[error("contradictory settings: {0}")]
     Contradiction(String),
+    /// A key of a table or array section (`[[tools]]`, `[profiles.NAME]`, …) is invalid.
+    #[error("invalid {key}: {message}")]
+    Key {
+        /// The key, e.g. `tools[1].url` or `profiles.pizza.numbers`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Which agent answers calls.
@@ -547,6 +555,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Metrics.
     pub metrics: MetricsConfig,
+    /// Tools, call control, MCP servers and per-number profiles.
+    pub tools: crate::tools::config::ToolsConfig,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +574,11 @@ struct Raw {
     echo: RawEcho,
     log: RawLog,
     metrics: RawMetrics,
+    tools: Vec<crate::tools::config::RawWebhookTool>,
+    webhooks: crate::tools::config::RawWebhooks,
+    call_control: crate::tools::config::RawCallControl,
+    mcp_servers: Vec<crate::tools::config::RawMcpServer>,
+    profiles: BTreeMap<String, crate::tools::config::RawProfile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -938,6 +953,7 @@ impl Config {
     /// values). The TOML file named by `PHONE_AGENT_CONFIG` in the map, if any, is read as the
     /// layer below the map.
     pub fn from_env_map(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let env_source = env;
         let mut env = canonicalize(env);
         let file = env.remove(CONFIG_FILE_VAR).and_then(non_empty);
         // Only our own variables reach the parser (unknown ones under our prefix are errors).
@@ -968,10 +984,10 @@ impl Config {
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Source(explain(&e.to_string())))?;
-        Config::validate(raw)
+        Config::validate(raw, env_source)
     }
 
-    fn validate(raw: Raw) -> Result<Config, ConfigError> {
+    fn validate(raw: Raw, env_source: &HashMap<String, String>) -> Result<Config, ConfigError> {
         // --- server
         let port = u16::try_from(raw.server.port).map_err(|_| {
             invalid(
@@ -1385,6 +1401,16 @@ impl Config {
                 backend.as_str()
             )));
         }
+        let tools = crate::tools::config::validate(
+            crate::tools::config::RawSections {
+                tools: raw.tools,
+                webhooks: raw.webhooks,
+                call_control: raw.call_control,
+                mcp_servers: raw.mcp_servers,
+                profiles: raw.profiles,
+            },
+            env_source,
+        )?;
 
         Ok(Config {
             server,
@@ -1395,6 +1421,7 @@ impl Config {
             echo,
             log,
             metrics,
+            tools,
         })
     }
 
@@ -1523,7 +1550,7 @@ impl Config {
 
 /// Parameter names the server writes into every `<Stream>` itself (`token` is kept reserved:
 /// the stream token used to be a parameter and now rides in the stream URL's path).
-pub const RESERVED_PARAMETERS: &[&str] = &["token", "call_sid", "from", "to"];
+pub const RESERVED_PARAMETERS: &[&str] = &["token", "call_sid", "from", "to", "profile"];
 
 /// Turns an http(s)/ws(s) base URL into its ws(s) form without a trailing slash.
 fn normalize_ws_base(raw: &str) -> Result<String, String> {

@@ -47,6 +47,7 @@ pub mod healthcheck;
 pub mod logging;
 mod media;
 mod metrics_server;
+mod profiles;
 pub mod prompt;
 mod routes;
 mod server;
@@ -54,7 +55,9 @@ pub mod shutdown;
 mod signature;
 pub mod telemetry;
 pub mod tokens;
+pub mod tools;
 pub mod twilio_rest;
 mod voice;
+mod whisper;
 
 pub use server::{Server, ServerHandle, ShutdownReport};

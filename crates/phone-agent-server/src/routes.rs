@@ -6,6 +6,7 @@
 //! | `/media` | `GET` (WebSocket upgrade) | the call (see [`crate::media`]) |
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
+//! | `/twilio/whisper` | `POST`, `GET` | a transfer's whisper to the callee (see [`crate::whisper`]) |
 //!
 //! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
 //! [`crate::metrics_server`]); a known path with another method is 405 with `Allow`.
@@ -29,6 +30,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         p if p.starts_with("/media/") => "media",
         "/health" => "health",
         "/ready" => "ready",
+        "/twilio/whisper" => "whisper",
         _ => "other",
     };
     let method = req.method().clone();
@@ -40,6 +42,8 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),
         ("ready", &Method::GET | &Method::HEAD) => ready(state.is_draining()),
         ("health" | "ready", _) => method_not_allowed("GET, HEAD"),
+        ("whisper", &Method::POST | &Method::GET) => crate::whisper::handle(&state, req).await,
+        ("whisper", _) => method_not_allowed("GET, POST"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     let status = response.status();

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bridge_core::driver::{CallControl, NoCallControl};
-use bridge_core::tools::{NoTools, ToolExecutor};
+use bridge_core::driver::CallControl;
+use bridge_core::tools::ToolExecutor;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -33,7 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Backend, Config};
+use crate::profiles::Profiles;
 use crate::tokens::{StreamTokenKey, UsedStreams};
+use crate::tools::ToolServices;
 
 /// How long after the grace deadline ended calls get to close their sockets before the server
 /// stops waiting for them.
@@ -46,9 +48,15 @@ const MAX_TRACKED_STREAMS: usize = 65_536;
 /// Shared state of one server.
 pub(crate) struct AppState {
     pub(crate) config: Config,
-    pub(crate) tools: Arc<dyn ToolExecutor>,
-    /// Executes hang-ups and transfers of every call.
-    pub(crate) control: Arc<dyn CallControl>,
+    /// Tools given with [`Server::with_tools`]: they replace the configured ones on every call.
+    pub(crate) tools: Option<Arc<dyn ToolExecutor>>,
+    /// Call control given with [`Server::with_call_control`]: it replaces the Twilio REST
+    /// call control on every call.
+    pub(crate) control: Option<Arc<dyn CallControl>>,
+    /// The configured tools' shared services (HTTP client, Twilio REST).
+    pub(crate) tool_services: Arc<ToolServices>,
+    /// Per-number profiles.
+    pub(crate) profiles: Profiles,
     /// Mints and checks stream tokens (stateless).
     pub(crate) token_key: StreamTokenKey,
     /// CallSids whose stream this instance accepted.
@@ -202,8 +210,8 @@ impl Calls {
 /// ```
 pub struct Server {
     config: Config,
-    tools: Arc<dyn ToolExecutor>,
-    control: Arc<dyn CallControl>,
+    tools: Option<Arc<dyn ToolExecutor>>,
+    control: Option<Arc<dyn CallControl>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -226,26 +234,29 @@ pub struct ShutdownReport {
 }
 
 impl Server {
-    /// A server with this configuration, no tools and no call control (a hang-up just ends the
-    /// media stream; a transfer fails and the agent is told).
+    /// A server with this configuration: tools, call control (Twilio REST when configured;
+    /// otherwise a hang-up just ends the media stream and a transfer is refused) and profiles
+    /// as configured.
     pub fn new(config: Config) -> Self {
         Server {
             config,
-            tools: Arc::new(NoTools),
-            control: Arc::new(NoCallControl),
+            tools: None,
+            control: None,
         }
     }
 
-    /// Call control (hang-ups and transfers requested by tools) for every call, e.g. through
-    /// Twilio's REST API.
+    /// Call control (hang-ups and transfers requested by tools) for every call, **instead of**
+    /// the built-in Twilio REST call control.
     pub fn with_call_control(mut self, control: Arc<dyn CallControl>) -> Self {
-        self.control = control;
+        self.control = Some(control);
         self
     }
 
-    /// Tools offered to the agent on every call.
+    /// Tools offered to the agent on every call, **instead of** the configured `[[tools]]`
+    /// and built-in tools (for embedding Rust tools; call control still works for the
+    /// actions they return).
     pub fn with_tools(mut self, tools: Arc<dyn ToolExecutor>) -> Self {
-        self.tools = tools;
+        self.tools = Some(tools);
         self
     }
 
@@ -260,31 +271,58 @@ impl Server {
     /// inside a tokio runtime.
     pub fn serve(self, listener: TcpListener) -> std::io::Result<ServerHandle> {
         let local_addr = listener.local_addr()?;
-        let openai = match self.config.agent.backend {
-            Backend::Realtime => {
-                let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
-                let endpoint = crate::adapters::realtime::endpoint(&self.config.openai)
-                    .map_err(|e| invalid(format!("OpenAI configuration: {e}")))?;
-                // Check the session settings once at startup rather than on the first call.
-                crate::adapters::realtime::session_config(
-                    &self.config.openai,
-                    &self.config.agent,
-                    String::new(),
-                    &self.tools.definitions(),
-                )
-                .map_err(|e| invalid(format!("OpenAI session configuration: {e}")))?;
-                Some(endpoint)
+        let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
+        let profiles = Profiles::build(&self.config).map_err(invalid)?;
+        let http = crate::twilio_rest::http_client().map_err(invalid)?;
+        let rest = crate::twilio_rest::RestSettings::from_config(&self.config)
+            .map(|settings| crate::twilio_rest::TwilioRest::new(http.clone(), settings));
+        let tool_services = Arc::new(ToolServices {
+            http,
+            rest,
+            signing_secret: self.config.tools.signing_secret.clone(),
+            max_response_bytes: self.config.tools.max_response_bytes,
+            public_url: self.config.server.public_url.clone(),
+            call_control: self.config.tools.call_control.clone(),
+        });
+        // Check every profile's session settings once at startup rather than on a call.
+        let mut openai = None;
+        for profile in profiles.all() {
+            let definitions = match &self.tools {
+                Some(tools) => tools.definitions(),
+                None => profile.tools.definitions().to_vec(),
+            };
+            let in_profile = |e: String| invalid(format!("{e} (profile {})", profile.name));
+            match profile.agent.backend {
+                Backend::Realtime => {
+                    crate::adapters::realtime::session_config(
+                        &self.config.openai,
+                        &profile.agent,
+                        String::new(),
+                        &definitions,
+                        &profile.mcp_tools(),
+                    )
+                    .map_err(|e| in_profile(format!("OpenAI session configuration: {e}")))?;
+                }
+                Backend::Live => {
+                    crate::adapters::live::check_startup(&self.config.live, &definitions)
+                        .map_err(|e| in_profile(format!("GPT-Live configuration: {e}")))?;
+                }
+                Backend::Echo => continue,
             }
-            Backend::Live => {
-                let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, m);
-                let endpoint = crate::adapters::realtime::endpoint(&self.config.openai)
-                    .map_err(|e| invalid(format!("OpenAI configuration: {e}")))?;
-                crate::adapters::live::check_startup(&self.config.live, &*self.tools)
-                    .map_err(|e| invalid(format!("GPT-Live configuration: {e}")))?;
-                Some(endpoint)
+            if openai.is_none() {
+                openai = Some(
+                    crate::adapters::realtime::endpoint(&self.config.openai)
+                        .map_err(|e| invalid(format!("OpenAI configuration: {e}")))?,
+                );
             }
-            Backend::Echo => None,
-        };
+        }
+        if tool_services.rest.is_none() && profiles.all().any(|p| p.tools.has_transfer()) {
+            tracing::warn!(
+                "transfer destinations are configured but the Twilio REST API is not \
+                 (TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN or an API key): transfer_call \
+                 will refuse every transfer"
+            );
+        }
         for warning in self.config.startup_warnings() {
             tracing::warn!("{warning}");
         }
@@ -321,6 +359,8 @@ impl Server {
             ),
             tools: self.tools,
             control: self.control,
+            tool_services,
+            profiles,
             draining: AtomicBool::new(false),
             openai,
             config: self.config,

@@ -239,6 +239,11 @@ pub(crate) fn rejected(reason: &'static str) {
     metrics::counter!(CALLS_REJECTED, "reason" => reason).increment(1);
 }
 
+/// Counts a tool call by `kind` and `result`.
+pub(crate) fn tool_call(kind: &'static str, result: &'static str) {
+    metrics::counter!(TOOL_CALLS, "kind" => kind, "result" => result).increment(1);
+}
+
 /// Counts a Twilio REST request by `result`.
 pub(crate) fn rest_request(result: &'static str) {
     metrics::counter!(TWILIO_REST_REQUESTS, "result" => result).increment(1);

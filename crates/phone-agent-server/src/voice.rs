@@ -10,6 +10,7 @@
 //!   <Parameter name="call_sid" value="CA…"/>
 //!   <Parameter name="from" value="+1…"/>
 //!   <Parameter name="to" value="+1…"/>
+//!   <Parameter name="profile" value="…"/>   (the per-number profile, chosen by `To`)
 //!   …configured twilio.stream_parameters…
 //! </Stream></Connect></Response>
 //! ```
@@ -166,6 +167,10 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
     if let Some(to) = param("To") {
         stream = stream.parameter("to", to);
     }
+    // The profile answering this number travels with the stream, so `/media` needs no
+    // shared state to find it.
+    let profile = state.profiles.for_number(param("To"));
+    stream = stream.parameter("profile", profile.name.as_str());
     for (name, value) in &config.twilio.stream_parameters {
         stream = stream.parameter(name.as_str(), value.as_str());
     }
@@ -173,6 +178,6 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
         // Local tests use ws:// URLs; Twilio would refuse them, which the startup warning says.
         tracing::debug!(error = %e, "the stream URL does not meet Twilio's rules");
     }
-    tracing::info!(call_sid, "answering call with a media stream");
+    tracing::info!(call_sid, profile = %profile.name, "answering call with a media stream");
     routes::twiml(twiml::Response::new().connect(stream).to_xml())
 }

@@ -491,11 +491,29 @@ impl Pause {
     }
 }
 
-/// `<Dial>number</Dial>`: transfer the caller to a phone number.
+/// `<Dial>number</Dial>`: transfer the caller to a phone number, or (with [`Dial::sip`]) to a
+/// SIP URI as `<Dial><Sip>uri</Sip></Dial>`.
+///
+/// With [`Dial::whisper_url`], the number is written as a `<Number url="…">` noun (`<Sip
+/// url="…">` for SIP): Twilio fetches that URL when the callee answers and plays the TwiML it
+/// returns to the **callee only** (a "whisper") before connecting the two parties.
+///
+/// ```
+/// use twilio_media::twiml::{Dial, Response};
+/// let xml = Response::new()
+///     .dial(Dial::number("+15551234567").caller_id("+15005550006").timeout(20)
+///         .whisper_url("https://bridge.example.com/twilio/whisper?text=Hi"))
+///     .to_xml();
+/// assert!(xml.ends_with(r#"<Dial callerId="+15005550006" timeout="20"><Number url="https://bridge.example.com/twilio/whisper?text=Hi">+15551234567</Number></Dial></Response>"#));
+/// let sip = Response::new().dial(Dial::sip("sip:desk@pbx.example.com")).to_xml();
+/// assert!(sip.ends_with("<Dial><Sip>sip:desk@pbx.example.com</Sip></Dial></Response>"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Dial {
     number: String,
+    sip: bool,
+    noun_url: Option<String>,
     caller_id: Option<String>,
     timeout: Option<u32>,
     time_limit: Option<u32>,
@@ -508,12 +526,28 @@ impl Dial {
     pub fn number(number: impl Into<String>) -> Self {
         Self {
             number: number.into(),
+            sip: false,
+            noun_url: None,
             caller_id: None,
             timeout: None,
             time_limit: None,
             action: None,
             method: None,
         }
+    }
+
+    /// Dial a SIP URI (`sip:user@host`), written as a `<Sip>` noun.
+    pub fn sip(uri: impl Into<String>) -> Self {
+        Self {
+            sip: true,
+            ..Self::number(uri)
+        }
+    }
+
+    /// `url` of the `<Number>`/`<Sip>` noun: TwiML played to the callee before connecting.
+    pub fn whisper_url(mut self, url: impl Into<String>) -> Self {
+        self.noun_url = Some(url.into());
+        self
     }
 
     /// `callerId`: the number shown to the dialed party.
@@ -554,7 +588,15 @@ impl Dial {
         e.attr_num("timeLimit", self.time_limit);
         e.attr("action", self.action.as_deref());
         e.attr("method", self.method.map(Method::as_str));
-        e.text_and_close(&self.number);
+        if !self.sip && self.noun_url.is_none() {
+            e.text_and_close(&self.number);
+            return;
+        }
+        e.start_children();
+        let mut noun = Element::open(out, if self.sip { "Sip" } else { "Number" });
+        noun.attr("url", self.noun_url.as_deref());
+        noun.text_and_close(&self.number);
+        out.push_str("</Dial>");
     }
 }
 

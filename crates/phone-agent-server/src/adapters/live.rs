@@ -119,10 +119,9 @@ pub fn session_config(
 /// builds, and in client delegation the client tool exists.
 pub fn check_startup(
     live: &LiveConfig,
-    tools: &dyn bridge_core::tools::ToolExecutor,
+    definitions: &[bridge_core::tools::ToolDefinition],
 ) -> Result<(), String> {
-    let definitions = tools.definitions();
-    session_config(live, String::new(), &definitions)?;
+    session_config(live, String::new(), definitions)?;
     if let Some(tool) = &live.client_tool
         && live.delegation == LiveDelegation::Client
         && !definitions.iter().any(|d| &d.name == tool)

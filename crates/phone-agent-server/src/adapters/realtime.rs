@@ -37,6 +37,8 @@ use openai_realtime::realtime::{
 };
 
 use super::{Direction, RelayClock};
+use crate::tools::AgentSideChannel;
+use crate::tools::config::{McpApproval, McpServer};
 
 /// How long to wait for OpenAI's reply to our close frame before dropping the socket.
 const CLOSE_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -77,6 +79,7 @@ pub fn session_config(
     agent: &AgentConfig,
     instructions: String,
     tools: &[ToolDefinition],
+    mcp_tools: &[serde_json::Value],
 ) -> Result<SessionConfig, String> {
     let turn_detection: rt::TurnDetection = match &openai.turn_detection {
         TurnDetection::ServerVad {
@@ -124,14 +127,19 @@ pub fn session_config(
         NoiseReduction::NearField => builder.noise_reduction(rt::NoiseReduction::near_field()),
         NoiseReduction::FarField => builder.noise_reduction(rt::NoiseReduction::far_field()),
     };
-    if !tools.is_empty() {
-        builder = builder.tools(tools.iter().map(|t| {
-            rt::Tool::Function(rt::FunctionTool::new(
-                t.name.clone(),
-                t.description.clone(),
-                t.parameters.clone(),
-            ))
-        }));
+    if !tools.is_empty() || !mcp_tools.is_empty() {
+        builder = builder.tools(
+            tools
+                .iter()
+                .map(|t| {
+                    rt::Tool::Function(rt::FunctionTool::new(
+                        t.name.clone(),
+                        t.description.clone(),
+                        t.parameters.clone(),
+                    ))
+                })
+                .chain(mcp_tools.iter().cloned().map(rt::Tool::Unknown)),
+        );
     }
     builder.build().map_err(|e| e.to_string())
 }
@@ -147,6 +155,8 @@ pub struct RealtimeAgent {
     queued: VecDeque<AgentEvent>,
     clock: Arc<RelayClock>,
     audio_fed: bool,
+    /// Out-of-band client events (a slow tool's filler line, MCP approval answers).
+    side: Option<Arc<AgentSideChannel>>,
 }
 
 impl std::fmt::Debug for RealtimeAgent {
@@ -187,6 +197,96 @@ pub struct RealtimeDecoder {
     confirmed: bool,
     /// Server events skipped because they could not be parsed.
     skipped: u64,
+    /// MCP observation and approvals, when the session has MCP servers.
+    mcp: Option<McpPolicy>,
+}
+
+/// Counts of a call's MCP activity (OpenAI runs the calls; the bridge observes).
+#[derive(Debug, Default)]
+pub struct McpStats {
+    /// `mcp_list_tools.completed`.
+    pub lists_completed: std::sync::atomic::AtomicU64,
+    /// `mcp_list_tools.failed`.
+    pub lists_failed: std::sync::atomic::AtomicU64,
+    /// `response.mcp_call.completed`.
+    pub calls_completed: std::sync::atomic::AtomicU64,
+    /// `response.mcp_call.failed`.
+    pub calls_failed: std::sync::atomic::AtomicU64,
+    /// Approval requests answered yes.
+    pub approved: std::sync::atomic::AtomicU64,
+    /// Approval requests answered no.
+    pub denied: std::sync::atomic::AtomicU64,
+}
+
+impl McpStats {
+    fn bump(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A counter's value.
+    pub fn get(counter: &std::sync::atomic::AtomicU64) -> u64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How a session's MCP events are observed and approval requests answered: requests for a
+/// tool in its server's `approve_tools` are approved, anything else denied; answers go out as
+/// `conversation.item.create` of an `mcp_approval_response` through the side channel.
+#[derive(Debug)]
+pub struct McpPolicy {
+    approve: Vec<(String, McpApproval, Vec<String>)>,
+    side: Arc<AgentSideChannel>,
+    stats: Arc<McpStats>,
+    answered: std::collections::HashSet<String>,
+}
+
+impl McpPolicy {
+    /// The policy of `servers`, answering through `side`, counting into `stats`.
+    pub fn new(servers: &[McpServer], side: Arc<AgentSideChannel>, stats: Arc<McpStats>) -> Self {
+        McpPolicy {
+            approve: servers
+                .iter()
+                .map(|s| (s.label.clone(), s.require_approval, s.approve_tools.clone()))
+                .collect(),
+            side,
+            stats,
+            answered: std::collections::HashSet::new(),
+        }
+    }
+
+    fn on_item(&mut self, item: &Item) {
+        let Item::Unknown(raw) = item else {
+            return;
+        };
+        if raw.get("type").and_then(serde_json::Value::as_str) != Some("mcp_approval_request") {
+            return;
+        }
+        let str_of = |k: &str| raw.get(k).and_then(serde_json::Value::as_str).unwrap_or("");
+        let (id, server, tool) = (str_of("id"), str_of("server_label"), str_of("name"));
+        if id.is_empty() || !self.answered.insert(id.to_owned()) {
+            return;
+        }
+        let approve = self
+            .approve
+            .iter()
+            .any(|(label, _, tools)| label == server && tools.iter().any(|t| t == tool));
+        let mut item = serde_json::json!({
+            "type": "mcp_approval_response",
+            "approval_request_id": id,
+            "approve": approve,
+        });
+        if approve {
+            McpStats::bump(&self.stats.approved);
+            tracing::info!(server, tool, "MCP call approved (approve_tools)");
+        } else {
+            McpStats::bump(&self.stats.denied);
+            item["reason"] = "This tool is not approved for phone calls.".into();
+            tracing::info!(server, tool, "MCP call denied (not in approve_tools)");
+        }
+        self.side.push(
+            serde_json::json!({"type": "conversation.item.create", "item": item}).to_string(),
+        );
+    }
 }
 
 /// The text message for `command` (`None` for [`AgentCommand::Close`], which is no message).
@@ -275,7 +375,20 @@ impl RealtimeAgent {
             queued: VecDeque::from([AgentEvent::Ready]),
             clock,
             audio_fed: false,
+            side: None,
         })
+    }
+
+    /// Sends the events queued on `side` with the next command.
+    pub fn with_side_channel(mut self, side: Arc<AgentSideChannel>) -> Self {
+        self.side = Some(side);
+        self
+    }
+
+    /// Observes MCP events and answers approval requests per `policy`.
+    pub fn with_mcp(mut self, policy: McpPolicy) -> Self {
+        self.decoder.mcp = Some(policy);
+        self
     }
 }
 
@@ -471,6 +584,46 @@ impl RealtimeDecoder {
             ServerEvent::Unknown { event_type, .. } => {
                 tracing::debug!(event_type, "unknown OpenAI event");
             }
+            ServerEvent::McpListToolsCompleted(e) => {
+                if let Some(mcp) = &self.mcp {
+                    McpStats::bump(&mcp.stats.lists_completed);
+                }
+                tracing::info!(item_id = %e.item_id, "MCP tools listed");
+            }
+            ServerEvent::McpListToolsFailed(e) => {
+                if let Some(mcp) = &self.mcp {
+                    McpStats::bump(&mcp.stats.lists_failed);
+                }
+                crate::telemetry::error("mcp_list_tools");
+                tracing::warn!(item_id = %e.item_id, "listing an MCP server's tools failed");
+            }
+            ServerEvent::McpCallArgumentsDone(e) => {
+                tracing::debug!(item_id = %e.item_id, "MCP call arguments complete");
+            }
+            ServerEvent::McpCallCompleted(e) => {
+                if let Some(mcp) = &self.mcp {
+                    McpStats::bump(&mcp.stats.calls_completed);
+                }
+                crate::telemetry::tool_call("mcp", "ok");
+                tracing::info!(item_id = %e.item_id, "MCP call completed");
+            }
+            ServerEvent::McpCallFailed(e) => {
+                if let Some(mcp) = &self.mcp {
+                    McpStats::bump(&mcp.stats.calls_failed);
+                }
+                crate::telemetry::tool_call("mcp", "error");
+                tracing::warn!(item_id = %e.item_id, "MCP call failed");
+            }
+            ServerEvent::ConversationItemDone(e) => {
+                if let Some(mcp) = &mut self.mcp {
+                    mcp.on_item(&e.item);
+                }
+            }
+            ServerEvent::OutputItemDone(e) => {
+                if let Some(mcp) = &mut self.mcp {
+                    mcp.on_item(&e.item);
+                }
+            }
             other => tracing::trace!(event_type = other.event_type(), "OpenAI event"),
         }
     }
@@ -523,6 +676,13 @@ impl AgentEndpoint for RealtimeAgent {
     async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
+        }
+        if let Some(side) = &self.side
+            && let Some(events) = side.take()
+        {
+            for event in events {
+                self.sender.feed_text(event).await.map_err(transport)?;
+            }
         }
         let audio = matches!(command, AgentCommand::Audio(_));
         let Some(text) = encode_command(command) else {

@@ -69,6 +69,21 @@ pub struct TwilioCaller<S> {
     /// An audio frame was fed since the last flush (for the relay latency metric).
     audio_fed: bool,
     closed: bool,
+    /// Tells the call's tools when the greeting has been heard (see [`Self::watch_greeting`]).
+    greeting: Option<GreetingWatch>,
+}
+
+/// Watches playout until the greeting has been heard.
+struct GreetingWatch {
+    over: Arc<std::sync::atomic::AtomicBool>,
+    /// The last mark sent.
+    last_mark: Option<MarkId>,
+}
+
+impl GreetingWatch {
+    fn finish(&self) {
+        self.over.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl<S> std::fmt::Debug for TwilioCaller<S> {
@@ -166,7 +181,18 @@ where
             clock,
             audio_fed: false,
             closed: false,
+            greeting: None,
         }
+    }
+
+    /// Sets `over` once the agent's first speech (the greeting) has been heard in full: the
+    /// first time every mark sent so far has been echoed, or a `clear` cut it short. Costs a
+    /// comparison per mark echo until then.
+    pub fn watch_greeting(&mut self, over: Arc<std::sync::atomic::AtomicBool>) {
+        self.greeting = Some(GreetingWatch {
+            over,
+            last_mark: None,
+        });
     }
 
     /// Reads until Twilio's `start` message and returns its information; the first
@@ -243,8 +269,19 @@ where
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
             if let Some(event) = self.decoder.decode(&text) {
-                if matches!(event, CallerEvent::Audio(_)) {
-                    self.clock.received(Direction::CallerToAgent);
+                match &event {
+                    CallerEvent::Audio(_) => self.clock.received(Direction::CallerToAgent),
+                    CallerEvent::MarkPlayed(id) => {
+                        if self
+                            .greeting
+                            .as_ref()
+                            .is_some_and(|w| w.last_mark == Some(*id))
+                            && let Some(watch) = self.greeting.take()
+                        {
+                            watch.finish();
+                        }
+                    }
+                    _ => {}
                 }
                 return Some(Ok(event));
             }
@@ -437,8 +474,19 @@ where
             self.close_with(CloseCode::Normal, "call ended").await;
             return Ok(());
         }
-        if matches!(command, CallerCommand::Audio(_)) {
-            self.audio_fed = true;
+        match &command {
+            CallerCommand::Audio(_) => self.audio_fed = true,
+            CallerCommand::Mark(id) => {
+                if let Some(watch) = &mut self.greeting {
+                    watch.last_mark = Some(*id);
+                }
+            }
+            CallerCommand::Clear => {
+                if let Some(watch) = self.greeting.take() {
+                    watch.finish();
+                }
+            }
+            _ => {}
         }
         self.ws.feed(Message::text(frame)).await.map_err(send_error)
     }

@@ -1,0 +1,149 @@
+//! Configuration of tools, call control, MCP servers and profiles: bad entries fail at startup
+//! with a message naming the key; good ones load as written (key case kept).
+
+mod common;
+
+use std::collections::HashMap;
+
+use phone_agent_server::config::Config;
+
+fn load(toml: &str) -> Result<Config, String> {
+    let path = common::temp_path("tools.toml");
+    std::fs::write(&path, toml).unwrap();
+    let env: HashMap<String, String> = [
+        ("PHONE_AGENT_CONFIG", path.to_str().unwrap()),
+        ("PHONE_AGENT_AGENT__BACKEND", "echo"),
+        ("HOURS_TOKEN", "tok-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::from_env_map(&env).map_err(|e| e.to_string())
+}
+
+fn tool(name: &str, url: &str, parameters: &str) -> String {
+    format!(
+        "[[tools]]\nname = \"{name}\"\ndescription = \"d\"\nurl = \"{url}\"\nparameters = {parameters}\n"
+    )
+}
+
+const OBJECT: &str = "{ type = \"object\" }";
+
+#[test]
+fn duplicate_tool_names_fail_naming_the_key() {
+    let toml = [
+        tool("hours", "https://x.example/a", OBJECT),
+        tool("hours", "https://x.example/b", OBJECT),
+    ]
+    .concat();
+    let e = load(&toml).unwrap_err();
+    assert_eq!(
+        e,
+        "invalid tools[1].name: duplicate tool name \"hours\": every tool needs its own name"
+    );
+}
+
+#[test]
+fn a_schema_that_is_not_json_schema_fails_naming_the_key() {
+    let e = load(&tool(
+        "hours",
+        "https://x.example/a",
+        "{ type = \"object\", properties = { day = { type = \"text\" } } }",
+    ))
+    .unwrap_err();
+    assert!(
+        e.starts_with("invalid tools[0].parameters: is not a usable JSON Schema: properties.day.type: \"text\" is not a JSON Schema type"),
+        "{e}"
+    );
+    let e = load(&tool("hours", "https://x.example/a", "'{\"type\": '")).unwrap_err();
+    assert!(
+        e.starts_with("invalid tools[0].parameters: is not valid JSON"),
+        "{e}"
+    );
+    let e = load(&tool("hours", "https://x.example/a", "\"just text\"")).unwrap_err();
+    assert!(e.starts_with("invalid tools[0].parameters"), "{e}");
+}
+
+#[test]
+fn a_webhook_url_that_is_not_http_fails_naming_the_key() {
+    let e = load(&tool("hours", "ftp://x.example/a", OBJECT)).unwrap_err();
+    assert_eq!(
+        e,
+        "invalid tools[0].url: \"ftp://x.example/a\" is not an http:// or https:// URL"
+    );
+}
+
+#[test]
+fn a_transfer_entry_that_is_not_e164_or_sip_fails_naming_the_key() {
+    let e = load(
+        "[[call_control.destinations]]\nname = \"desk\"\nnumber = \"555-1234\"\ndescription = \"d\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid call_control.destinations[0].number: \"555-1234\" is not an E.164 number (+ and 8-15 digits, e.g. +15551234567)"
+    );
+    let e = load(
+        "[[call_control.destinations]]\nname = \"desk\"\nsip = \"desk@pbx\"\ndescription = \"d\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid call_control.destinations[0].sip: \"desk@pbx\" is not a SIP URI (sip:user@host)"
+    );
+}
+
+#[test]
+fn missing_environment_references_and_unknown_profile_entries_fail_naming_the_key() {
+    let e = load(&format!(
+        "{}headers = {{ Authorization = \"Bearer ${{NOPE}}\" }}\n",
+        tool("hours", "https://x.example/a", OBJECT)
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid tools[0].headers.Authorization: environment variable NOPE (referenced as ${NOPE}) is not set"
+    );
+    let e =
+        load("[profiles.pizza]\nnumbers = [\"+15550001111\"]\ntools = [\"hours\"]\n").unwrap_err();
+    assert_eq!(
+        e,
+        "invalid profiles.pizza.tools: \"hours\" is not a configured tool"
+    );
+    let e = load(
+        "[profiles.a]\nnumbers = [\"+15550001111\"]\n[profiles.b]\nnumbers = [\"+15550001111\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid profiles.b.numbers: +15550001111 is also a number of profile \"a\""
+    );
+    let e = load("[[mcp_servers]]\nlabel = \"crm\"\nurl = \"wss://x\"\n").unwrap_err();
+    assert_eq!(
+        e,
+        "invalid mcp_servers[0].url: \"wss://x\" is not an http:// or https:// URL"
+    );
+}
+
+#[test]
+fn tools_load_as_written_with_key_case_kept() {
+    let toml = format!(
+        "{}headers = {{ X-Api-Key = \"${{HOURS_TOKEN}}\" }}\nfiller = \"One moment.\"\n\n[profiles.Pizza_Line]\nnumbers = [\"+15550001111\"]\n",
+        tool(
+            "hours",
+            "https://x.example/a",
+            "{ type = \"object\", properties = { partySize = { type = \"integer\", minimum = 1 } }, required = [\"partySize\"] }",
+        )
+    );
+    let c = load(&toml).unwrap();
+    let t = &c.tools.webhooks[0];
+    assert_eq!(
+        t.parameters,
+        serde_json::json!({"type": "object", "properties": {"partySize": {"type": "integer", "minimum": 1}}, "required": ["partySize"]})
+    );
+    assert_eq!(t.headers[0].0.as_str(), "x-api-key");
+    assert_eq!(t.headers[0].1.expose(), "tok-1");
+    assert_eq!(format!("{:?}", t.headers[0].1), "[redacted]");
+    assert_eq!(t.filler.as_deref(), Some("One moment."));
+    assert_eq!(c.tools.profiles[0].name, "Pizza_Line");
+}
