@@ -147,3 +147,43 @@ fn tools_load_as_written_with_key_case_kept() {
     assert_eq!(t.filler.as_deref(), Some("One moment."));
     assert_eq!(c.tools.profiles[0].name, "Pizza_Line");
 }
+
+/// `config/examples/restaurant.toml` loads as documented and a server starts with it.
+#[tokio::test]
+async fn the_restaurant_example_loads_and_a_server_starts_with_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = root.join("config/examples/restaurant.toml");
+    let prompt = root.join("config/examples/restaurant_prompt.md");
+    let env: HashMap<String, String> = [
+        ("PHONE_AGENT_CONFIG", file.to_str().unwrap()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+        ("OPENAI_API_KEY", "sk-test"),
+        ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+        ("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
+        ("PUBLIC_URL", "https://agent.example.com"),
+        ("HOURS_API_TOKEN", "hours-token"),
+        ("TOOLS_SIGNING_SECRET", "signing-secret"),
+        ("PHONE_AGENT_METRICS__BIND", "off"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let config = Config::from_env_map(&env).unwrap();
+    let tools = &config.tools;
+    assert!(tools.call_control.end_call);
+    assert_eq!(tools.call_control.destinations[0].name, "front_desk");
+    let hours = &tools.webhooks[0];
+    assert_eq!(hours.name, "opening_hours");
+    assert_eq!(hours.headers[0].1.expose(), "Bearer hours-token");
+    assert_eq!(hours.parameters["required"], serde_json::json!(["day"]));
+    assert_eq!(
+        hours.parameters["properties"]["day"]["enum"][5],
+        serde_json::json!("saturday")
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = phone_agent_server::Server::new(config)
+        .serve(listener)
+        .unwrap();
+    server.shutdown();
+    assert!(server.wait().await.clean);
+}
