@@ -108,6 +108,8 @@ mod config;
 mod event;
 mod playout;
 mod timers;
+mod tool_calls;
+mod turns;
 
 pub use config::{CallConfig, DEFAULT_APOLOGY, DtmfMode, GoodbyeBargeIn, IdleConfig};
 pub use event::{
@@ -127,6 +129,8 @@ use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
 use playout::{Echo, Playout};
 use timers::{Timer, Timers};
+use tool_calls::{Admission, ToolCalls};
+use turns::{Requested, Turns};
 
 /// Something the engine wants done. Drain with [`Call::poll_output`] after every input and
 /// execute in order.
@@ -152,26 +156,6 @@ pub enum Output {
     Finished(CallSummary),
 }
 
-/// How many discarded response/item ids to remember (late audio only comes for recent ones).
-const DISCARD_MEMORY: usize = 32;
-/// How many finished responses to remember (for tool calls reported after their response).
-const DONE_MEMORY: usize = 8;
-
-#[derive(Debug)]
-struct ActiveResponse {
-    id: String,
-    sent_audio: bool,
-    /// What we asked for, if we requested this response (retried as is if it fails).
-    requested: Option<Requested>,
-}
-
-/// A `response.create` of ours: its instructions and what triggered it.
-#[derive(Debug, Clone)]
-struct Requested {
-    instructions: Option<String>,
-    trigger: LatencyTrigger,
-}
-
 /// The agent's error code for a `response.create` sent while a response is running.
 const ACTIVE_RESPONSE_ERROR: &str = "conversation_already_has_active_response";
 
@@ -179,13 +163,6 @@ const ACTIVE_RESPONSE_ERROR: &str = "conversation_already_has_active_response";
 enum Buffered {
     Audio(Base64Audio),
     Command(AgentCommand),
-}
-
-#[derive(Debug)]
-struct RunningTool {
-    call_id: String,
-    name: String,
-    started: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -234,24 +211,14 @@ pub struct Call {
     piece_unit: usize,
 
     playout: Playout,
-    active: Option<ActiveResponse>,
-    recent_done: VecDeque<(String, bool)>,
-    discarded_responses: VecDeque<String>,
-    discarded_items: VecDeque<String>,
-    /// A `response.create` sent and not started yet (no `ResponseStarted` since).
-    create_pending: Option<Requested>,
-    /// A `response.create` held back until the running (or requested) response is done.
-    deferred_create: Option<Requested>,
-    /// Failed responses in a row (reset by a completed one): 1 → retried, 2 → apology.
-    failed_streak: u8,
+    turns: Turns,
     greeted: bool,
     turn_start: Option<(Instant, LatencyTrigger)>,
 
     caller_speaking: bool,
     reprompted: bool,
 
-    held_tools: Vec<ToolCallRequest>,
-    running_tools: Vec<RunningTool>,
+    tools: ToolCalls,
     action: Option<PendingAction>,
 
     summary: CallSummary,
@@ -292,19 +259,12 @@ impl Call {
             piece_max_bytes: 0,
             piece_unit: 3,
             playout: Playout::default(),
-            active: None,
-            recent_done: VecDeque::with_capacity(DONE_MEMORY),
-            discarded_responses: VecDeque::new(),
-            discarded_items: VecDeque::new(),
-            create_pending: None,
-            deferred_create: None,
-            failed_streak: 0,
+            turns: Turns::default(),
             greeted: false,
             turn_start: None,
             caller_speaking: false,
             reprompted: false,
-            held_tools: Vec::new(),
-            running_tools: Vec::new(),
+            tools: ToolCalls::default(),
             action: None,
             summary: CallSummary::default(),
             caller_samples: 0,
@@ -512,10 +472,9 @@ impl Call {
         if self.finished {
             return;
         }
-        let Some(idx) = self.running_tools.iter().position(|t| t.call_id == call_id) else {
+        let Some(tool) = self.tools.finished(call_id) else {
             return;
         };
-        let tool = self.running_tools.remove(idx);
         let ToolOutput { output, action } = output;
         self.out.push_back(Output::Agent(AgentCommand::ToolResult {
             call_id: tool.call_id.clone(),
@@ -546,7 +505,7 @@ impl Call {
                 });
             }
         }
-        if self.running_tools.is_empty() {
+        if self.tools.none_running() {
             self.request_response(None, LatencyTrigger::ToolResults, now);
         }
         self.after_input(now);
@@ -784,7 +743,7 @@ impl Call {
             // No caller stream to play it on yet.
             return;
         }
-        if self.is_discarded(response_id, item_id) {
+        if self.turns.is_discarded(response_id, item_id) {
             self.late_dropped_samples += format.samples_in(audio.decoded_len());
             return;
         }
@@ -792,11 +751,7 @@ impl Call {
         if total == 0 {
             return;
         }
-        if let Some(active) = &mut self.active
-            && response_id == Some(active.id.as_str())
-        {
-            active.sent_audio = true;
-        }
+        self.turns.audio_sent(response_id);
         if let Some((since, trigger)) = self.turn_start.take() {
             self.emit(CallEvent::FirstAudio {
                 trigger,
@@ -889,31 +844,16 @@ impl Call {
         timers.set(Timer::Goodbye, end + config.goodbye_timeout);
     }
 
-    fn is_discarded(&self, response_id: Option<&str>, item_id: Option<&str>) -> bool {
-        response_id.is_some_and(|r| self.discarded_responses.iter().any(|d| d == r))
-            || item_id.is_some_and(|i| self.discarded_items.iter().any(|d| d == i))
-    }
-
-    fn discard(list: &mut VecDeque<String>, id: &str) {
-        if !list.iter().any(|d| d == id) {
-            if list.len() == DISCARD_MEMORY {
-                list.pop_front();
-            }
-            list.push_back(id.to_owned());
-        }
-    }
-
     fn on_speech_started(&mut self, now: Instant) {
         self.caller_speaking = true;
         self.caller_activity();
         let Some(caps) = self.caps else { return };
         if caps.reports_speech {
-            if self.deferred_create.take().is_some() {
-                self.response_left_to_agent();
-            }
             // The agent takes this turn by itself; a request of ours still in flight is
             // answered (or refused) as part of it.
-            self.create_pending = None;
+            if self.turns.caller_took_turn() {
+                self.response_left_to_agent();
+            }
         }
         if self.config.min_barge_in_speech.is_zero() {
             self.interrupt(now);
@@ -938,22 +878,21 @@ impl Call {
         }
         // The active response, unless a previous barge-in already discarded it.
         let live_active = self
-            .active
-            .as_ref()
-            .filter(|a| !self.is_discarded(Some(&a.id), None));
-        let streaming = live_active.is_some_and(|a| a.sent_audio);
+            .turns
+            .live_active()
+            .map(|(id, audio)| (id.to_owned(), audio));
+        let streaming = live_active.as_ref().is_some_and(|(_, audio)| *audio);
         if !self.playout.is_playing() && !streaming {
             // Nothing audible to interrupt. A response that is running without audio yet would
             // still talk over the caller if the agent does not cancel it itself.
             if !caps.interrupts_itself
-                && let Some(active) = live_active
+                && let Some((id, _)) = live_active
             {
-                let id = active.id.clone();
+                self.turns.discard_response(&id);
                 self.out
                     .push_back(Output::Agent(AgentCommand::CancelResponse {
-                        response_id: Some(id.clone()),
+                        response_id: Some(id),
                     }));
-                Self::discard(&mut self.discarded_responses, &id);
             }
             return;
         }
@@ -966,16 +905,15 @@ impl Call {
         }
 
         let mut cancelled_response = None;
-        if let Some(active) = live_active {
-            let id = active.id.clone();
+        if let Some((id, _)) = live_active {
+            self.turns.discard_response(&id);
             if !caps.interrupts_itself {
                 self.out
                     .push_back(Output::Agent(AgentCommand::CancelResponse {
                         response_id: Some(id.clone()),
                     }));
-                cancelled_response = Some(id.clone());
+                cancelled_response = Some(id);
             }
-            Self::discard(&mut self.discarded_responses, &id);
         }
 
         let format = caps.output_format;
@@ -994,8 +932,8 @@ impl Call {
                 _ => None,
             };
             match (&item.response_id, &item.item_id) {
-                (Some(r), _) => Self::discard(&mut self.discarded_responses, r),
-                (None, Some(i)) => Self::discard(&mut self.discarded_items, i),
+                (Some(r), _) => self.turns.discard_response(r),
+                (None, Some(i)) => self.turns.discard_item(i),
                 (None, None) => {}
             }
             truncations.push(Truncation {
@@ -1039,11 +977,7 @@ impl Call {
         {
             action.phase = GoodbyePhase::Speaking(response_id.clone());
         }
-        self.active = Some(ActiveResponse {
-            id: response_id,
-            sent_audio: false,
-            requested: self.create_pending.take(),
-        });
+        self.turns.started(response_id);
     }
 
     fn on_response_done(
@@ -1065,57 +999,23 @@ impl Call {
             });
         }
         self.playout.response_done(&response_id);
-        let mut requested = None;
-        if self.active.as_ref().is_some_and(|a| a.id == response_id) {
-            requested = self.active.take().and_then(|a| a.requested);
-        }
-        match &status {
-            ResponseStatus::Completed => self.failed_streak = 0,
-            ResponseStatus::Failed(_) => {
-                self.failed_streak = self.failed_streak.saturating_add(1);
-                let trigger = requested
-                    .as_ref()
-                    .map_or(LatencyTrigger::CallerStoppedSpeaking, |r| r.trigger);
-                let retry = match self.failed_streak {
-                    // Once, as it was asked for (the agent's own turn: a plain request).
-                    1 => Some(requested.and_then(|r| r.instructions)),
-                    2 => self.config.apology.clone().map(Some),
-                    _ => None,
-                };
-                if let Some(instructions) = retry {
-                    self.defer_create(Requested {
-                        instructions,
-                        trigger,
-                    });
-                }
-            }
-            ResponseStatus::Cancelled | ResponseStatus::Incomplete => {}
-        }
+        self.turns
+            .done(&response_id, &status, self.config.apology.as_deref());
         // The response stays in `discarded_responses` (bounded): audio of an interrupted
         // response that arrives even after its `response.done` must not reach the caller.
         let completed = status == ResponseStatus::Completed;
 
         // Tool calls of this response: run them if it completed, else discard them.
-        let mut i = 0;
-        while i < self.held_tools.len() {
-            if self.held_tools[i].response_id.as_deref() == Some(response_id.as_str()) {
-                let request = self.held_tools.remove(i);
-                if completed {
-                    self.run_tool(request, now);
-                } else {
-                    self.emit(CallEvent::ToolDiscarded {
-                        call_id: request.call_id,
-                        name: request.name,
-                    });
-                }
+        for (request, run) in self.tools.response_done(&response_id, completed) {
+            if run {
+                self.run_tool(request, now);
             } else {
-                i += 1;
+                self.emit(CallEvent::ToolDiscarded {
+                    call_id: request.call_id,
+                    name: request.name,
+                });
             }
         }
-        if self.recent_done.len() == DONE_MEMORY {
-            self.recent_done.pop_front();
-        }
-        self.recent_done.push_back((response_id.clone(), completed));
 
         if let Some(action) = &mut self.action
             && action.phase == GoodbyePhase::Speaking(response_id)
@@ -1126,12 +1026,10 @@ impl Call {
                 return;
             }
         }
-        if self.active.is_none()
-            && self.create_pending.is_none()
-            && let Some(Requested {
-                instructions,
-                trigger,
-            }) = self.deferred_create.take()
+        if let Some(Requested {
+            instructions,
+            trigger,
+        }) = self.turns.next_request()
         {
             self.send_create(instructions, trigger, now);
         }
@@ -1152,15 +1050,10 @@ impl Call {
             self.end(EndReason::AgentConnectFailed, Some(message), now);
         } else if fatal {
             self.end(EndReason::AgentFailed, Some(message), now);
-        } else if refused_create
-            && let Some(request) = self.create_pending.take().or_else(|| {
-                // The response that started meanwhile was the agent's own, not ours.
-                self.active.as_mut().and_then(|a| a.requested.take())
-            })
-        {
-            // Our request met a response we had not seen start yet: ask again once it is done.
+        } else if refused_create && self.turns.refused() {
+            // Our request met a response we had not seen start yet: asked again once it is
+            // done.
             self.turn_start = None;
-            self.defer_create(request);
         }
     }
 
@@ -1217,28 +1110,14 @@ impl Call {
             self.response_left_to_agent();
             return;
         }
-        if self.active.is_some() || self.create_pending.is_some() {
-            // One response at a time: a second `response.create` before the first one's
-            // `response.done` would be refused by the agent.
-            self.defer_create(Requested {
-                instructions,
-                trigger,
-            });
-            return;
-        }
-        self.send_create(instructions, trigger, now);
-    }
-
-    /// Holds a request back until the running response is done (merged with one already held:
-    /// the first instructions win, a plain request adopts later ones).
-    fn defer_create(&mut self, request: Requested) {
-        match &mut self.deferred_create {
-            Some(existing) => {
-                if existing.instructions.is_none() {
-                    existing.instructions = request.instructions;
-                }
-            }
-            None => self.deferred_create = Some(request),
+        if let Some(Requested {
+            instructions,
+            trigger,
+        }) = self.turns.request(Requested {
+            instructions,
+            trigger,
+        }) {
+            self.send_create(instructions, trigger, now);
         }
     }
 
@@ -1253,14 +1132,16 @@ impl Call {
     }
 
     fn send_create(&mut self, instructions: Option<String>, trigger: LatencyTrigger, now: Instant) {
-        if self.caps.is_some_and(|c| !c.continuous_input) {
-            // Tracked until `ResponseStarted` (or the agent's refusal). A continuous agent
-            // (GPT-Live) has no response boundaries to clear it.
-            self.create_pending = Some(Requested {
+        // Tracked until `ResponseStarted` (or the agent's refusal). A continuous agent
+        // (GPT-Live) has no response boundaries to clear it.
+        let track = self.caps.is_some_and(|c| !c.continuous_input);
+        self.turns.sent(
+            &Requested {
                 instructions: instructions.clone(),
                 trigger,
-            });
-        }
+            },
+            track,
+        );
         self.out
             .push_back(Output::Agent(AgentCommand::CreateResponse { instructions }));
         self.turn_start = Some((now, trigger));
@@ -1272,18 +1153,10 @@ impl Call {
     }
 
     fn on_tool_call(&mut self, request: ToolCallRequest, now: Instant) {
-        let Some(response_id) = request.response_id.as_deref() else {
-            return self.run_tool(request, now);
-        };
-        let finished = self
-            .recent_done
-            .iter()
-            .find(|(id, _)| id == response_id)
-            .map(|(_, completed)| *completed);
-        match finished {
-            None => self.held_tools.push(request),
-            Some(true) => self.run_tool(request, now),
-            Some(false) => self.emit(CallEvent::ToolDiscarded {
+        match self.tools.admit(request) {
+            Admission::Run(request) => self.run_tool(request, now),
+            Admission::Held => {}
+            Admission::Discard(request) => self.emit(CallEvent::ToolDiscarded {
                 call_id: request.call_id,
                 name: request.name,
             }),
@@ -1298,11 +1171,7 @@ impl Call {
             ..
         } = request;
         self.summary.tool_calls += 1;
-        self.running_tools.push(RunningTool {
-            call_id: call_id.clone(),
-            name: name.clone(),
-            started: now,
-        });
+        self.tools.started(call_id.clone(), name.clone(), now);
         self.emit(CallEvent::ToolStarted {
             call_id: call_id.clone(),
             name: name.clone(),
@@ -1370,10 +1239,8 @@ impl Call {
         let quiet = self.ready
             && self.info.is_some()
             && !self.playout.is_playing()
-            && self.active.is_none()
-            && self.create_pending.is_none()
-            && self.deferred_create.is_none()
-            && self.running_tools.is_empty()
+            && self.turns.is_idle()
+            && self.tools.none_running()
             && self.action.is_none()
             && !self.caller_speaking;
         if !quiet {
@@ -1397,9 +1264,7 @@ impl Call {
         }
         self.finished = true;
         self.timers.clear();
-        self.held_tools.clear();
-        if !self.running_tools.is_empty() {
-            self.running_tools.clear();
+        if self.tools.cancel_all() {
             self.out.push_back(Output::CancelTools);
         }
         // The agent first: its session is billed until it is closed.
