@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use testkit::audio::{AudioError, CallerAudio};
-use testkit::twilio::{ActiveCall, CallBuilder, CallEvent, CallSimulator, PlacedCall};
+use testkit::audio::{AudioError, CallerAudio, FRAME_BYTES};
+use testkit::twilio::{ActiveCall, CallBuilder, CallSimulator, PlacedCall};
 use tokio::time::Instant;
 
 use crate::report::{self, CallRecord, Webhook};
@@ -50,7 +50,7 @@ pub(crate) struct Args {
 
 /// How long to wait for the agent to start speaking (greeting, or an answer).
 const FIRST_AUDIO_TIMEOUT: Duration = Duration::from_secs(10);
-/// The agent is done speaking once playback has been idle this long.
+/// The agent is done speaking once nothing audible has been heard for this long.
 const QUIET: Duration = Duration::from_millis(1200);
 
 /// The default caller audio: two bursts of speech-like tones (≈ "hello there").
@@ -121,7 +121,7 @@ pub(crate) fn record(
         t0,
         webhook,
         timeline: call.timeline(),
-        segments: call.played_segments(),
+        segments: audible_segments(call),
         caller_turns,
         violations: call
             .violations()
@@ -132,40 +132,59 @@ pub(crate) fn record(
     }
 }
 
-fn is_media(e: &CallEvent) -> bool {
-    matches!(e, CallEvent::MediaReceived { .. })
+/// The agent's played segments that carry sound: a full-duplex agent (GPT-Live) streams
+/// silence between its words, which is no agent turn.
+fn audible_segments(call: &ActiveCall) -> Vec<testkit::twilio::PlayedSegment> {
+    let received = call.received_audio();
+    call.played_segments()
+        .into_iter()
+        .filter(|seg| {
+            received
+                .get(seg.offset..seg.offset + seg.len)
+                .is_none_or(|audio| audio.iter().any(|&b| b != testkit::audio::SILENCE))
+        })
+        .collect()
 }
 
-/// Listens until the agent has spoken and gone quiet: waits up to `first` for new agent
-/// audio, then until playback has been idle for [`QUIET`]. Returns early when the stream ends
-/// or at `deadline`. Returns whether the agent said anything.
+/// Listens until the agent has spoken and gone quiet: waits up to `first` for audible agent
+/// audio, then until nothing audible has been heard for [`QUIET`] (by audio, not by messages:
+/// a full-duplex agent such as GPT-Live keeps streaming silence between its words). Returns
+/// early when the stream ends or at `deadline`. Returns whether the agent said anything.
 async fn listen(call: &ActiveCall, deadline: Instant, first: Duration) -> bool {
-    let remaining = || deadline.saturating_duration_since(Instant::now());
-    let before = call.count_events(is_media);
-    let first = first.min(remaining());
-    let spoke = tokio::select! {
-        r = call.wait_for_nth(is_media, before + 1, first) => r.is_ok(),
-        _ = call.wait_closed(first) => false,
-    };
-    if !spoke {
-        return false;
+    let from = call.heard().len();
+    let first_deadline = Instant::now() + first;
+    let mut audible_until = from;
+    let mut last_audible: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if call.closed().is_some() || now >= deadline {
+            return last_audible.is_some();
+        }
+        let heard = call.heard();
+        let audible_end = heard
+            .chunks(FRAME_BYTES)
+            .enumerate()
+            .skip(audible_until / FRAME_BYTES)
+            .filter(|(_, frame)| testkit::audio::rms(frame) > AUDIBLE_RMS)
+            .map(|(i, frame)| i * FRAME_BYTES + frame.len())
+            .next_back();
+        if let Some(end) = audible_end.filter(|&end| end > audible_until) {
+            audible_until = end;
+            last_audible = Some(now);
+        }
+        match last_audible {
+            Some(at) if now.duration_since(at) >= QUIET => return true,
+            None if now >= first_deadline => return false,
+            _ => {}
+        }
+        tokio::time::sleep(LISTEN_POLL).await;
     }
-    while call.closed().is_none() && !remaining().is_zero() {
-        if call.wait_playout_idle(remaining()).await.is_err() {
-            break;
-        }
-        let seen = call.count_events(is_media);
-        let quiet = QUIET.min(remaining());
-        tokio::select! {
-            _ = call.wait_for_nth(is_media, seen + 1, quiet) => {}
-            _ = call.wait_closed(quiet) => {}
-        }
-        if call.count_events(is_media) == seen {
-            break;
-        }
-    }
-    true
 }
+
+/// Frames quieter than this RMS (16-bit units) count as silence when listening.
+const AUDIBLE_RMS: f64 = 300.0;
+/// How often `listen` looks at what was heard.
+const LISTEN_POLL: Duration = Duration::from_millis(50);
 
 /// Runs `cargo xtask call`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {

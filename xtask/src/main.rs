@@ -46,7 +46,8 @@ enum Command {
     Demo(demo::Args),
     /// Place one simulated Twilio call against a running server and print its timeline.
     Call(call::Args),
-    /// Run the mock OpenAI Realtime server standalone (point OPENAI_BASE_URL at it).
+    /// Run the mock OpenAI Realtime server (or, with --live, GPT-Live) standalone (point
+    /// OPENAI_BASE_URL at it).
     MockAgent(mock_agent::Args),
     /// Load-test the release server: concurrent simulated calls per level; latency, loss,
     /// CPU and memory per call (see BENCHMARKS.md).
@@ -166,11 +167,17 @@ mod tests {
         assert!(args.verbose);
         assert!(matches!(
             parse(&["mock-agent"]),
-            Ok(Command::MockAgent(mock_agent::Args { port: None }))
+            Ok(Command::MockAgent(mock_agent::Args {
+                port: None,
+                live: false
+            }))
         ));
         assert!(matches!(
             parse(&["mock-agent", "--port", "4010"]),
-            Ok(Command::MockAgent(mock_agent::Args { port: Some(4010) }))
+            Ok(Command::MockAgent(mock_agent::Args {
+                port: Some(4010),
+                live: false
+            }))
         ));
     }
 }

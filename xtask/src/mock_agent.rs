@@ -7,12 +7,16 @@
 //! hears is identifiable. Each session's events are logged compactly: consecutive events of one
 //! side share a line, and the streaming events (audio appends, audio and transcript deltas) are
 //! only counted, in a line printed before the next other event (or every few seconds).
+//!
+//! `--live` runs the mock GPT-Live server instead (for `agent.backend = "live"`): it says the
+//! greeting it is sent, answers each caller turn, and stops when the caller talks over it.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use testkit::live::{LiveTurn, MockLive};
 use testkit::openai::{MockRealtime, ResponseScript, Script, SessionHandle};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -23,6 +27,9 @@ pub(crate) struct Args {
     /// Port to listen on (127.0.0.1); default: any free port.
     #[arg(long, value_name = "N")]
     pub(crate) port: Option<u16>,
+    /// Run the mock GPT-Live server instead (for `agent.backend = "live"`).
+    #[arg(long)]
+    pub(crate) live: bool,
 }
 
 /// The greeting's transcript and length.
@@ -50,6 +57,9 @@ const STREAM_FLUSH: Duration = Duration::from_secs(3);
 
 /// Runs `cargo xtask mock-agent` until Ctrl-C.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    if args.live {
+        return run_live(args.port).await;
+    }
     let mock = MockRealtime::builder()
         .script(script())
         .start()
@@ -88,6 +98,78 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     mock.shutdown();
     println!("\nmock-agent: stopped");
     Ok(())
+}
+
+/// Scripted GPT-Live replies (the script is finite; this many caller turns are answered).
+const LIVE_TURNS: usize = 100;
+
+/// `--live`: the mock GPT-Live server, with a compact log of each session.
+async fn run_live(port: Option<u16>) -> anyhow::Result<()> {
+    let mock = MockLive::builder()
+        .script((0..LIVE_TURNS).map(|_| LiveTurn::say(REPLY.0, REPLY.1)))
+        .start()
+        .await
+        .context("starting the mock GPT-Live server")?;
+    let addr = match port {
+        None => mock.addr(),
+        Some(port) => {
+            let listener = TcpListener::bind(("127.0.0.1", port))
+                .await
+                .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+            let addr = listener.local_addr()?;
+            tokio::spawn(forward(listener, mock.addr()));
+            addr
+        }
+    };
+    println!("Mock GPT-Live server listening on {addr}. Run the server with:");
+    println!();
+    println!("    OPENAI_BASE_URL=http://{addr}/v1");
+    println!("    OPENAI_API_KEY=anything");
+    println!("    PHONE_AGENT_AGENT__BACKEND=live");
+    println!();
+    println!(
+        "It says the greeting it is sent and answers each caller turn ({} ms: {:?}) with an identifiable 440 Hz tone; caller speech over it stops it.",
+        REPLY.1, REPLY.0
+    );
+    println!("Ctrl-C to stop.");
+    println!();
+    let logger = tokio::spawn(log_live_sessions(mock.clone()));
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    logger.abort();
+    mock.shutdown();
+    println!("\nmock-agent: stopped");
+    Ok(())
+}
+
+/// Prints each GPT-Live session's non-audio events as they happen.
+async fn log_live_sessions(mock: MockLive) {
+    let mut seen: Vec<(usize, usize)> = Vec::new();
+    let mut tick = tokio::time::interval(LOG_INTERVAL);
+    loop {
+        tick.tick().await;
+        for (i, session) in mock.sessions().iter().enumerate() {
+            if seen.len() <= i {
+                seen.push((0, 0));
+            }
+            let (client_seen, server_seen) = seen[i];
+            let client = session.client_events();
+            let server = session.server_events();
+            let n = session.number();
+            for e in client.iter().skip(client_seen) {
+                println!("session {n} client {}", e.event_type);
+            }
+            for e in server
+                .iter()
+                .skip(server_seen)
+                .filter(|e| e.event_type != "session.output_audio.delta")
+            {
+                println!("session {n} mock   {}", e.event_type);
+            }
+            seen[i] = (client.len(), server.len());
+        }
+    }
 }
 
 /// Forwards every connection on `listener` to `target`.
