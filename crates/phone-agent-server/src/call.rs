@@ -287,7 +287,7 @@ async fn connect_agent(
             };
             let mut live = config.live.clone();
             // The graceful wrap-up also ends calls at the configured maximum duration.
-            live.session_cap = live.session_cap.min(config.agent.max_call_duration);
+            live.session_cap = live.session_cap.min(agent.max_call_duration);
             let session = crate::adapters::live::session_config(
                 &live,
                 instructions,

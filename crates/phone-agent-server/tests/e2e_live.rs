@@ -537,8 +537,44 @@ async fn live_junk_from_the_service_never_ends_a_call() {
     bridge.finish().await;
 }
 
-/// A Realtime call and a GPT-Live call at the same time. (Per-number profiles do not exist
-/// yet, so this runs two servers, one per back end, in one process.)
+/// Routes each connection to one of two mocks by its request path (`/v1/live/…` to the
+/// GPT-Live mock, the rest to the Realtime mock): one `OPENAI_BASE_URL` for both back ends, as
+/// with the real service.
+async fn path_router(live: std::net::SocketAddr, realtime: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match inbound.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let target = if head.starts_with(b"GET /v1/live/") {
+                    live
+                } else {
+                    realtime
+                };
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                if outbound.write_all(&head).await.is_err() {
+                    return;
+                }
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+/// The same call through the `realtime` back end and, on another number, a profile with
+/// `backend = "live"`, on one server at the same time.
 #[tokio::test]
 async fn realtime_and_live_calls_run_side_by_side() {
     let live_mock = MockLive::builder()
@@ -554,20 +590,26 @@ async fn realtime_and_live_calls_run_side_by_side() {
         .start()
         .await
         .unwrap();
-    let live = Bridge::start(
-        &live_mock.base_url(),
-        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    let base = path_router(live_mock.addr(), rt_mock.addr()).await;
+    let toml = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("e2e-live-profiles-{}.toml", std::process::id()));
+    std::fs::write(
+        &toml,
+        "[profiles.gptlive]\nnumbers = [\"+15550004444\"]\nbackend = \"live\"\n",
     )
-    .await;
-    let realtime = Bridge::start(
-        &rt_mock.base_url(),
+    .unwrap();
+    let bridge = Bridge::start(
+        &base,
         &[
+            ("PHONE_AGENT_CONFIG", toml.to_str().unwrap()),
             ("PHONE_AGENT_AGENT__BACKEND", "realtime"),
             ("PHONE_AGENT_AGENT__GREETING", "off"),
+            ("PHONE_AGENT_LIVE__GREETING", "off"),
         ],
     )
     .await;
-    let live_call = live.sim.call().connect().await.unwrap();
+    let (live, realtime) = (&bridge, &bridge);
+    let live_call = live.sim.call().to("+15550004444").connect().await.unwrap();
     let rt_call = realtime.sim.call().connect().await.unwrap();
     let live_session = live_session_of(&live_mock, live_call.call_sid()).await;
     let rt_session = e2e_support::session_of(&rt_mock, rt_call.call_sid()).await;
@@ -606,6 +648,5 @@ async fn realtime_and_live_calls_run_side_by_side() {
         logs().call_ended(rt_call.call_sid(), WAIT).await.end_reason,
         "caller_hung_up"
     );
-    live.finish().await;
-    realtime.finish().await;
+    bridge.finish().await;
 }
