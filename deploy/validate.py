@@ -208,13 +208,24 @@ def is_known(name: str, names: set[str], open_prefixes: set[str]) -> bool:
     return name in names or any(name.startswith(p) and len(name) > len(p) for p in open_prefixes)
 
 
+def documented_tables() -> set[str]:
+    """Tables config/default.toml documents in comments only (`# [[tools]]`,
+    `# [profiles.restaurant]`): their names, taken as open (any content)."""
+    header = re.compile(r"^#\s*\[\[?([a-z0-9_][a-z0-9_.]*)\]\]?\s*$")
+    found = (header.match(line) for line in DEFAULT_TOML.read_text().splitlines())
+    return {m.group(1) for m in found if m}
+
+
 def toml_unknown_keys(value: dict, defaults: dict, path: str = "") -> list[str]:
-    """Keys of a config.toml that config/default.toml does not have."""
+    """Keys of a config.toml that config/default.toml does not have, as a setting or as a
+    table documented in a comment."""
+    documented = documented_tables()
     unknown = []
     for key, item in value.items():
         here = f"{path}.{key}" if path else key
         if key not in defaults:
-            unknown.append(here)
+            if not any(t == here or t.startswith(f"{here}.") for t in documented):
+                unknown.append(here)
         elif isinstance(item, dict) and isinstance(defaults[key], dict) and defaults[key]:
             unknown.extend(toml_unknown_keys(item, defaults[key], here))
     return unknown
