@@ -180,6 +180,11 @@ async fn run_in_span<S>(
         backend: backend.as_str(),
     };
     let summary = run_call(caller, connect, services, &mut observer).await;
+    state.call_ends.record(
+        &info.call_id,
+        crate::fallback::is_normal(summary.end_reason),
+        Instant::now(),
+    );
     log_summary(&summary, &mcp_stats);
 }
 

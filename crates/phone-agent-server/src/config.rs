@@ -516,6 +516,36 @@ pub struct EchoConfig {
     pub greeting_tone: bool,
 }
 
+/// What follows the media stream in the call's TwiML: played when the call ends for a reason
+/// other than a normal hang-up (the agent failed or could not connect, the server shut down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackConfig {
+    /// Whether the `/voice` TwiML continues after the stream at all.
+    pub enabled: bool,
+    /// The line spoken (`<Say>`); `None` says nothing.
+    pub say: Option<String>,
+    /// What happens after the line.
+    pub action: FallbackAction,
+}
+
+/// The end of the fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackAction {
+    /// `<Hangup/>`.
+    Hangup,
+    /// `<Dial>` this E.164 number (e.g. a human line).
+    Dial(String),
+}
+
+/// Whether `s` is an E.164 phone number: `+`, then 7 to 15 digits, not starting with 0.
+pub fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|digits| {
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -551,6 +581,8 @@ pub struct Config {
     pub live: LiveConfig,
     /// Echo agent.
     pub echo: EchoConfig,
+    /// What the caller hears when a call ends abnormally.
+    pub fallback: FallbackConfig,
     /// Logging.
     pub log: LogConfig,
     /// Metrics.
@@ -572,6 +604,7 @@ struct Raw {
     openai: RawOpenAi,
     live: RawLive,
     echo: RawEcho,
+    fallback: RawFallback,
     log: RawLog,
     metrics: RawMetrics,
     tools: Vec<crate::tools::config::RawWebhookTool>,
@@ -821,6 +854,30 @@ impl Default for RawEcho {
             pause_ms: 700,
             max_utterance_ms: 10_000,
             greeting_tone: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawFallback {
+    enabled: bool,
+    say: String,
+    action: String,
+    dial: String,
+}
+
+/// The default fallback line.
+pub const DEFAULT_FALLBACK_SAY: &str =
+    "Sorry, our assistant is not available right now. Please call again later.";
+
+impl Default for RawFallback {
+    fn default() -> Self {
+        RawFallback {
+            enabled: true,
+            say: DEFAULT_FALLBACK_SAY.into(),
+            action: "hangup".into(),
+            dial: String::new(),
         }
     }
 }
@@ -1374,6 +1431,36 @@ impl Config {
         };
         let filter = non_empty(raw.log.filter).unwrap_or_else(|| "info".into());
         let log = LogConfig { format, filter };
+
+        // --- fallback
+        let fallback_say = non_empty(raw.fallback.say).filter(|s| !s.eq_ignore_ascii_case("off"));
+        let fallback_action = match raw.fallback.action.trim() {
+            "hangup" => FallbackAction::Hangup,
+            "dial" => {
+                let number = raw.fallback.dial.trim();
+                if !is_e164(number) {
+                    return Err(invalid(
+                        "fallback.dial",
+                        format!(
+                            "{number:?} is not an E.164 number (+ and 7 to 15 digits, e.g. \
+                             +15551234567); fallback.action = \"dial\" needs one"
+                        ),
+                    ));
+                }
+                FallbackAction::Dial(number.to_owned())
+            }
+            other => {
+                return Err(invalid(
+                    "fallback.action",
+                    format!("{other:?} is not one of hangup, dial"),
+                ));
+            }
+        };
+        let fallback = FallbackConfig {
+            enabled: raw.fallback.enabled,
+            say: fallback_say,
+            action: fallback_action,
+        };
         let bind = match raw.metrics.bind.trim() {
             "" | "off" => None,
             other => Some(other.parse().map_err(|_| {
@@ -1419,6 +1506,7 @@ impl Config {
             openai,
             live,
             echo,
+            fallback,
             log,
             metrics,
             tools,

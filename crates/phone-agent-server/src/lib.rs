@@ -43,6 +43,7 @@
 pub mod adapters;
 mod call;
 pub mod config;
+mod fallback;
 pub mod healthcheck;
 pub mod logging;
 mod media;

@@ -3,6 +3,7 @@
 //! | route | methods | answer |
 //! |---|---|---|
 //! | `/voice` | `POST`, `GET` | TwiML opening the Media Stream (see [`crate::voice`]) |
+//! | `/voice/fallback` | `POST` | after the stream: `<Hangup/>` or the fallback (see [`crate::fallback`]) |
 //! | `/media` | `GET` (WebSocket upgrade) | the call (see [`crate::media`]) |
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
@@ -26,6 +27,7 @@ pub(crate) type Body = Full<Bytes>;
 pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let route: &'static str = match req.uri().path() {
         "/voice" => "voice",
+        "/voice/fallback" => "voice_fallback",
         "/media" => "media",
         p if p.starts_with("/media/") => "media",
         "/health" => "health",
@@ -37,6 +39,8 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
     let response = match (route, &method) {
         ("voice", &Method::POST | &Method::GET) => crate::voice::handle(&state, req).await,
         ("voice", _) => method_not_allowed("GET, POST"),
+        ("voice_fallback", &Method::POST) => crate::fallback::handle(&state, req).await,
+        ("voice_fallback", _) => method_not_allowed("POST"),
         ("media", &Method::GET) => crate::media::handle(&state, req),
         ("media", _) => method_not_allowed("GET"),
         ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),

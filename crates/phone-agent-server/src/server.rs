@@ -61,6 +61,8 @@ pub(crate) struct AppState {
     pub(crate) token_key: StreamTokenKey,
     /// CallSids whose stream this instance accepted.
     pub(crate) used_streams: UsedStreams,
+    /// How this instance's recent calls ended (for `/voice/fallback`).
+    pub(crate) call_ends: crate::fallback::CallEnds,
     pub(crate) calls: Calls,
     pub(crate) draining: AtomicBool,
     /// Connection settings for OpenAI Realtime (built once; `None` for other back ends).
@@ -352,6 +354,7 @@ impl Server {
         let state = Arc::new(AppState {
             token_key,
             used_streams: UsedStreams::new(MAX_TRACKED_STREAMS),
+            call_ends: crate::fallback::CallEnds::default(),
             calls: Calls::new(
                 self.config.server.max_concurrent_calls,
                 self.config.server.max_pending_streams,

@@ -29,7 +29,13 @@ use crate::server::AppState;
 /// How long a client may take to send the webhook body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+/// A webhook's parameters, once its signature (if checked) is valid: `Err` is the response to
+/// send instead. `path` is the route Twilio signed (`/voice`, `/voice/fallback`).
+pub(crate) async fn read_signed(
+    state: &AppState,
+    req: Request<Incoming>,
+    path: &str,
+) -> Result<(http::request::Parts, Vec<(String, String)>), Response<Body>> {
     let (parts, body) = req.into_parts();
     let config = &state.config;
 
@@ -41,11 +47,22 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return routes::text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+                    return Err(routes::text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body too large\n",
+                    ));
                 }
-                return routes::text(StatusCode::BAD_REQUEST, "could not read the request body\n");
+                return Err(routes::text(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body\n",
+                ));
             }
-            Err(_) => return routes::text(StatusCode::REQUEST_TIMEOUT, "request body timed out\n"),
+            Err(_) => {
+                return Err(routes::text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body timed out\n",
+                ));
+            }
         }
     } else {
         Bytes::new()
@@ -60,22 +77,16 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             .into_owned()
             .collect()
     };
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
 
     if let Some(key) = config.twilio.signature_key() {
         // Invariant: config validation refuses a signature key without PUBLIC_URL.
         let Some(public) = &config.server.public_url else {
-            return routes::text(
+            return Err(routes::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "PUBLIC_URL is not configured\n",
-            );
+            ));
         };
-        let mut url = public.voice_url();
+        let mut url = format!("{}{path}", public.http_base());
         if let Some(q) = query {
             url.push('?');
             url.push_str(q);
@@ -90,14 +101,37 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             .get("x-twilio-signature")
             .and_then(|v| v.to_str().ok());
         if !crate::signature::is_valid(key, &url, signed_params, header) {
-            tracing::warn!(
-                signature_present = header.is_some(),
-                "refusing /voice: invalid Twilio signature (check TWILIO_AUTH_TOKEN and that PUBLIC_URL matches the webhook URL configured in Twilio)"
-            );
+            if path == "/voice" {
+                tracing::warn!(
+                    signature_present = header.is_some(),
+                    "refusing /voice: invalid Twilio signature (check TWILIO_AUTH_TOKEN and that PUBLIC_URL matches the webhook URL configured in Twilio)"
+                );
+            } else {
+                tracing::warn!(
+                    path,
+                    signature_present = header.is_some(),
+                    "refusing a webhook: invalid Twilio signature"
+                );
+            }
             crate::telemetry::rejected("signature");
-            return routes::text(StatusCode::FORBIDDEN, "invalid signature\n");
+            return Err(routes::text(StatusCode::FORBIDDEN, "invalid signature\n"));
         }
     }
+    Ok((parts, params))
+}
+
+pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+    let config = &state.config;
+    let (parts, params) = match read_signed(state, req, "/voice").await {
+        Ok(read) => read,
+        Err(response) => return response,
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
 
     if let Some(expected) = &config.twilio.account_sid
         && param("AccountSid") != Some(expected.as_str())
@@ -179,5 +213,28 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
         tracing::debug!(error = %e, "the stream URL does not meet Twilio's rules");
     }
     tracing::info!(call_sid, profile = %profile.name, "answering call with a media stream");
-    routes::twiml(twiml::Response::new().connect(stream).to_xml())
+    let mut response = twiml::Response::new().connect(stream);
+    if config.fallback.enabled {
+        // Runs when the stream ends while the call is still up: `/voice/fallback` decides
+        // whether the caller hears the fallback (see crate::fallback).
+        let base = match &config.server.public_url {
+            Some(public) => public.http_base().to_owned(),
+            None => format!(
+                "https://{host}",
+                host = host_of(&parts.headers).unwrap_or_default()
+            ),
+        };
+        response = response.redirect(
+            twiml::Redirect::new(format!("{base}/voice/fallback")).method(twiml::Method::Post),
+        );
+    }
+    routes::twiml(response.to_xml())
+}
+
+/// The request's `Host` header, when it is a plain host name (no path or spaces).
+fn host_of(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']))
 }

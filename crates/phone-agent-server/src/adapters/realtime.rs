@@ -353,7 +353,23 @@ impl RealtimeAgent {
         let connection = endpoint
             .connect(&Target::realtime(openai.model.as_str()))
             .await
-            .map_err(|e| EndpointError::Transport(format!("connecting to OpenAI Realtime: {e}")))?;
+            .map_err(|e| {
+                if e.is_transient() {
+                    EndpointError::Transport(format!("connecting to OpenAI Realtime: {e}"))
+                } else {
+                    // 401/403/404, an invalid model, a TLS failure: retrying cannot help, so
+                    // the call ends at once (and the caller hears the fallback).
+                    crate::telemetry::error("agent_connect_permanent");
+                    tracing::error!(
+                        error = %e,
+                        "OpenAI refused the connection permanently (not retried): check \
+                         OPENAI_API_KEY, OPENAI_MODEL and OPENAI_BASE_URL"
+                    );
+                    EndpointError::Protocol(format!(
+                        "OpenAI Realtime refused the connection (permanent): {e}"
+                    ))
+                }
+            })?;
         tracing::debug!(
             attempts = connection.info().attempts(),
             "connected to OpenAI Realtime"
