@@ -3,8 +3,9 @@
 //! Starts the test kit's mock OpenAI Realtime server and the real phone-agent server in this
 //! process (realtime back end pointed at the mock, a dummy API key, Twilio signature validation
 //! on with a freshly generated auth token), then plays Twilio placing one call: the caller
-//! listens to the greeting, asks something, interrupts the answer mid-sentence, asks again, says
-//! goodbye and hangs up. It prints the timeline and what was measured on every side — the
+//! listens to the greeting, asks something, interrupts the answer mid-sentence, asks again and
+//! says goodbye; the agent calls its `end_call` tool, says goodbye, and once the goodbye has been
+//! heard the server hangs up through the (mock) Twilio REST API. It prints the timeline and what was measured on every side — the
 //! caller's latencies, the barge-in and the truncation, whether the audio crossed the bridge
 //! byte-identical in both directions, the mock agent's records and the server's own call
 //! summary — and fails when any check fails.
@@ -22,6 +23,7 @@ use phone_agent_server::Server;
 use phone_agent_server::config::Config;
 use testkit::audio::{CallerAudio, speech};
 use testkit::openai::{AssistantItem, ClosedBy, MockRealtime, ResponseScript, Script, Truncation};
+use testkit::rest::{MockTwilioRest, RestConfig};
 use testkit::twilio::{ActiveCall, CallEvent, CallSimulator, Signing};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -84,6 +86,8 @@ const TURN_2: (&str, u32) = ("Sorry, just Saturdays?", 500);
 const ANSWER_2: (&str, u32) = ("On Saturdays we're open from ten to four.", 1000);
 const TURN_3: (&str, u32) = ("Great, thanks. Bye!", 400);
 const ANSWER_3: (&str, u32) = ("You're welcome. Goodbye!", 700);
+/// The agent's tool call after the caller's goodbye (the built-in `end_call`).
+const END_CALL_ARGS: &str = r#"{"reason":"the caller said goodbye"}"#;
 
 /// The mock agent's script for the demo.
 fn script() -> Script {
@@ -91,6 +95,7 @@ fn script() -> Script {
         .then(ResponseScript::say(GREETING.0, GREETING.1))
         .then(ResponseScript::say(ANSWER_1.0, ANSWER_1.1))
         .then(ResponseScript::say(ANSWER_2.0, ANSWER_2.1))
+        .then(ResponseScript::function_call("end_call", END_CALL_ARGS))
         .then(ResponseScript::say(ANSWER_3.0, ANSWER_3.1))
         .no_fallback()
 }
@@ -177,6 +182,12 @@ pub(crate) struct DemoReport {
     items: Vec<AssistantItem>,
     /// Greeting bytes the caller had heard when they first spoke.
     greeting_heard: usize,
+    /// The agent called `end_call` and got its result.
+    tool_called: bool,
+    /// Everything the agent said had been heard when the REST hang-up arrived.
+    goodbye_heard_at_hang_up: bool,
+    /// The server hung up with `Status=completed`, accepted by the mock REST API.
+    hung_up_over_rest: bool,
     truncation: Option<Truncation>,
     /// Bytes of the truncated item the caller had heard when they started talking over it, and
     /// when the clear arrived.
@@ -242,6 +253,12 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         .await
         .context("starting the mock OpenAI Realtime server")?;
     let token = generate_token();
+    let rest = MockTwilioRest::start_with(RestConfig {
+        auth_token: token.clone(),
+        ..RestConfig::default()
+    })
+    .await
+    .context("starting the mock Twilio REST API")?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding 127.0.0.1:0")?;
@@ -258,6 +275,9 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         ("PROMPT_PATH", prompt.display().to_string()),
         ("PHONE_AGENT_AGENT__BACKEND", "realtime".to_string()),
         ("PHONE_AGENT_METRICS__BIND", "off".to_string()),
+        ("TWILIO_ACCOUNT_SID", rest.account_sid().to_string()),
+        ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest.base_url()),
+        ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -269,7 +289,7 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
     let server_url = format!("http://{addr}");
     let sim = CallSimulator::new(&server_url)
         .public_url(PUBLIC_URL)
-        .auth_token(&token);
+        .rest(&rest);
 
     // A webhook signed with another token is refused before any agent session opens.
     let forged = sim
@@ -319,16 +339,23 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
     session.wait_for_response_done(3, WAIT).await?;
     wait_item_played(&call, &item_audio(&session.assistant_items(), 2)?).await?;
 
-    // 4. Goodbye, heard in full; the caller hangs up.
+    // 4. The caller says goodbye; the agent calls end_call, says goodbye, and once the goodbye
+    //    has been heard the server hangs up over Twilio REST (the simulator then stops the
+    //    stream, as Twilio does).
     let bye = CallerAudio::new()
         .silence(PAUSE_MS)
         .speech(TURN_3.1)
         .into_bytes();
     call.send_audio(bye.clone());
     turns.push(bye);
-    session.wait_for_response_done(4, WAIT).await?;
-    wait_item_played(&call, &item_audio(&session.assistant_items(), 3)?).await?;
-    call.stop(WAIT).await?;
+    session.wait_for_response_done(5, WAIT).await?;
+    let goodbye = item_audio(&session.assistant_items(), 3)?;
+    let hang_up = rest
+        .wait_for_update(call.call_sid(), WAIT)
+        .await
+        .context("waiting for the server to hang up over Twilio REST")?;
+    call.wait_closed(WAIT).await?;
+    let tool_call = session.function_calls().into_iter().next();
 
     // The agent session ends with the call; the server reports the call.
     let closed = session.wait_closed(WAIT).await.ok();
@@ -339,7 +366,43 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         .is_ok_and(|r| r.clean);
 
     let rec = crate::call::record(&call, t0, Some(webhook), turns);
-    let analysis = report::analyze(&rec);
+    let mut analysis = report::analyze(&rec);
+    let playout_end = call.playout_ends_at();
+    // What the caller cannot see: the tool call and the REST hang-up.
+    if let Some(tool) = &tool_call
+        && let Some(at) = tool.output_at
+    {
+        analysis.lines.push(report::Line {
+            at,
+            label: "tool",
+            text: format!(
+                "agent calls {}({}) -> {}",
+                tool.name,
+                tool.arguments,
+                tool.output.as_deref().unwrap_or("")
+            ),
+        });
+    }
+    analysis.lines.push(report::Line {
+        at: hang_up.at,
+        label: "REST",
+        text: format!(
+            "server POSTs Calls/{}.json {} -> {} ({} ms after the caller heard the goodbye's last byte)",
+            call.call_sid(),
+            hang_up
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&"),
+            hang_up.status,
+            playout_end.map_or(0, |end| ms(hang_up.at.saturating_duration_since(end))),
+        ),
+    });
+    analysis.lines.sort_by_key(|l| l.at);
+    // The last byte the caller received was the goodbye's; it had played before the hang-up.
+    let goodbye_heard_at_hang_up = call.received_audio().ends_with(&goodbye)
+        && playout_end.is_some_and(|end| end <= hang_up.at);
     let stop_at = analysis.stop_at;
     let items = session.assistant_items();
     let received = call.received_audio();
@@ -393,6 +456,11 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         },
         heard_pcm: report::heard_pcm(&rec.segments, &received, from, until),
         greeting_heard,
+        tool_called: tool_call.is_some_and(|t| {
+            t.name == "end_call" && t.output.is_some_and(|o| o.contains("ending"))
+        }),
+        goodbye_heard_at_hang_up,
+        hung_up_over_rest: hang_up.succeeded() && hang_up.param("Status") == Some("completed"),
         items,
         analysis,
         elapsed: started.elapsed(),
@@ -557,12 +625,20 @@ impl DemoReport {
                 a.violations.is_empty() && self.mock_violations.is_empty(),
             ),
             (
+                "the agent's end_call tool call was answered".into(),
+                self.tool_called,
+            ),
+            (
+                "the server hung up over Twilio REST only after the goodbye was heard".into(),
+                self.hung_up_over_rest && self.goodbye_heard_at_hang_up,
+            ),
+            (
                 "the agent session was closed after the hang-up".into(),
                 matches!(self.session_closed, Some((ClosedBy::ClientClose { .. }, _))),
             ),
             (
-                "the server summarised the call (caller hung up, 1 barge-in)".into(),
-                server_reason == Some("caller_hung_up")
+                "the server summarised the call (agent hung up, 1 barge-in)".into(),
+                server_reason == Some("hung_up_by_agent")
                     && self
                         .server
                         .call_ended
@@ -700,8 +776,14 @@ impl DemoReport {
             ("caller".into(), caller_line(1, TURN_2.0)),
             ("agent".into(), agent_line(2)),
             ("caller".into(), caller_line(2, TURN_3.0)),
-            ("agent".into(), agent_line(3)),
-            ("caller".into(), "(hangs up)".into()),
+            (
+                "agent".into(),
+                format!("(calls end_call) {}", agent_line(3)),
+            ),
+            (
+                "server".into(),
+                "(hangs up over Twilio REST once the goodbye was heard)".into(),
+            ),
         ]
     }
 
@@ -977,6 +1059,8 @@ mod tests {
             assert!(text.contains(section), "missing {section:?}:\n{text}");
         }
         assert!(text.contains("✂ interrupted after"), "{text}");
+        assert!(text.contains("agent calls end_call("), "{text}");
+        assert!(text.contains("Status=completed -> 200"), "{text}");
         assert_eq!(report.analysis.caller_turns.len(), 3);
         assert!(!report.heard_pcm.is_empty());
     }
