@@ -95,6 +95,9 @@
 //!   once ([`EndReason::AgentConnectFailed`]): the session was refused.
 //! * Barge-in can require [`CallConfig::min_barge_in_speech`] of caller speech (a timer on the
 //!   engine's clock); speech that stops earlier interrupts nothing.
+//! * Parts: `Call` composes `playout` (marks, heard position), `turns` (responses, requests,
+//!   interrupted ids), `tool_calls` (held and running tool calls), `actions` (the goodbye and
+//!   the hang-up/transfer after it) and `timers`; each is a private type with its own tests.
 //! * Timers live in one table keyed by an enum (`timers::Timer`): agent connect (until
 //!   `Ready`), maximum duration, caller inactivity (no caller audio), the goodbye's guard, the
 //!   barge-in confirmation, idle (caller silent after the agent finished: one reprompt, then
@@ -104,6 +107,7 @@
 //!   ([`Output::CancelTools`]), closes the sides, emits [`CallEvent::Ended`] and finally
 //!   [`Output::Finished`]. Teardown happens once; later inputs are ignored.
 
+mod actions;
 mod config;
 mod event;
 mod playout;
@@ -127,6 +131,7 @@ use crate::audio::transcode::Transcoder;
 use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
 use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
+use actions::CallActions;
 use playout::{Echo, Playout};
 use timers::{Timer, Timers};
 use tool_calls::{Admission, ToolCalls};
@@ -165,29 +170,6 @@ enum Buffered {
     Command(AgentCommand),
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum GoodbyePhase {
-    /// The response that speaks the goodbye has not been requested yet (held back).
-    AwaitingCreate,
-    /// Requested; waiting for it to start.
-    AwaitingStart,
-    /// The goodbye response is running.
-    Speaking(String),
-    /// The goodbye response ended; waiting for its last mark to echo.
-    Draining,
-    /// A transfer was output ([`Output::Action`]); waiting for [`Call::action_finished`].
-    Executing,
-}
-
-#[derive(Debug)]
-struct PendingAction {
-    action: CallAction,
-    phase: GoodbyePhase,
-    /// When the goodbye audio forwarded so far will have played (forwarded at real time
-    /// after the previous piece, or now if the caller side's queue had run dry).
-    audio_end: Option<Instant>,
-}
-
 /// One phone call, as a sans-IO state machine. See the [module docs](self).
 #[derive(Debug)]
 pub struct Call {
@@ -219,7 +201,7 @@ pub struct Call {
     reprompted: bool,
 
     tools: ToolCalls,
-    action: Option<PendingAction>,
+    actions: CallActions,
 
     summary: CallSummary,
     caller_samples: u64,
@@ -265,7 +247,7 @@ impl Call {
             caller_speaking: false,
             reprompted: false,
             tools: ToolCalls::default(),
-            action: None,
+            actions: CallActions::default(),
             summary: CallSummary::default(),
             caller_samples: 0,
             agent_samples: 0,
@@ -488,12 +470,7 @@ impl Call {
             action: action.clone(),
         });
         if let Some(action) = action {
-            if self.action.is_none() {
-                self.action = Some(PendingAction {
-                    action,
-                    phase: GoodbyePhase::AwaitingCreate,
-                    audio_end: None,
-                });
+            if self.actions.request(action.clone()) {
                 self.timers
                     .set(Timer::Goodbye, now + self.config.goodbye_timeout);
             } else {
@@ -547,28 +524,23 @@ impl Call {
     /// context, and asked to respond) and the call goes on. Ignored when no transfer is being
     /// executed (a hang-up has already ended the call).
     pub fn action_finished(&mut self, result: Result<(), String>, now: Instant) {
-        if self.finished
-            || !self
-                .action
-                .as_ref()
-                .is_some_and(|a| a.phase == GoodbyePhase::Executing)
-        {
+        if self.finished {
             return;
         }
-        let Some(pending) = self.action.take() else {
+        let Some(action) = self.actions.finished() else {
             return;
         };
         match result {
             Ok(()) => self.end(EndReason::Transferred, None, now),
             Err(error) => {
-                let what = match &pending.action {
+                let what = match &action {
                     CallAction::Transfer { to } => format!("The transfer to {to}"),
                     CallAction::Hangup => "Hanging up".to_owned(),
                 };
                 self.emit(CallEvent::Error {
                     source: ErrorSource::Control,
                     code: None,
-                    message: format!("{:?}: {error}", pending.action),
+                    message: format!("{action:?}: {error}"),
                     fatal: false,
                 });
                 self.out.push_back(Output::Agent(AgentCommand::AddContext {
@@ -656,12 +628,7 @@ impl Call {
     fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
         match self.playout.echo(mark, now) {
             Echo::Played => {
-                if self
-                    .action
-                    .as_ref()
-                    .is_some_and(|a| a.phase == GoodbyePhase::Draining)
-                    && !self.playout.is_playing()
-                {
+                if self.actions.is_draining() && !self.playout.is_playing() {
                     self.execute_action(false, now);
                 }
             }
@@ -795,16 +762,15 @@ impl Call {
         };
         let mark = self.playout.forward(response_id, item_id, samples, now);
         self.agent_samples += samples;
-        if let Some(action) = &mut self.action {
-            Self::goodbye_audio(
-                action,
-                &mut self.timers,
-                &self.config,
-                format,
+        if self.actions.is_pending()
+            && let Some(deadline) = self.actions.audio_forwarded(
                 response_id,
-                samples,
+                format.samples_to_duration(samples),
                 now,
-            );
+                self.config.goodbye_timeout,
+            )
+        {
+            self.timers.set(Timer::Goodbye, deadline);
         }
         // A transcoder may hold a few samples back (resampler history); the mark still
         // follows, so positions stay in the agent's samples.
@@ -814,34 +780,6 @@ impl Call {
         }
         self.out
             .push_back(Output::Caller(CallerCommand::Mark(mark)));
-    }
-
-    /// Agent audio forwarded while a call action waits: if it is (or may be) the goodbye, the
-    /// action's guard counts from when this audio will have played.
-    fn goodbye_audio(
-        action: &mut PendingAction,
-        timers: &mut Timers,
-        config: &CallConfig,
-        format: AudioFormat,
-        response_id: Option<&str>,
-        samples: u64,
-        now: Instant,
-    ) {
-        let goodbye = match &action.phase {
-            GoodbyePhase::Speaking(id) => response_id.is_none_or(|r| r == id),
-            // No response boundaries (GPT-Live): whatever is said after the request.
-            GoodbyePhase::AwaitingStart => response_id.is_none(),
-            GoodbyePhase::AwaitingCreate | GoodbyePhase::Draining | GoodbyePhase::Executing => {
-                false
-            }
-        };
-        if !goodbye {
-            return;
-        }
-        let start = action.audio_end.map_or(now, |end| end.max(now));
-        let end = start + format.samples_to_duration(samples);
-        action.audio_end = Some(end);
-        timers.set(Timer::Goodbye, end + config.goodbye_timeout);
     }
 
     fn on_speech_started(&mut self, now: Instant) {
@@ -867,10 +805,7 @@ impl Call {
     /// The caller is speaking over the agent: clear what is queued, truncate, cancel.
     fn interrupt(&mut self, now: Instant) {
         let Some(caps) = self.caps else { return };
-        if self.config.goodbye_barge_in == GoodbyeBargeIn::Finish
-            && self.action.as_ref().is_some_and(|a| {
-                matches!(a.phase, GoodbyePhase::Speaking(_) | GoodbyePhase::Draining)
-            })
+        if self.config.goodbye_barge_in == GoodbyeBargeIn::Finish && self.actions.goodbye_playing()
         {
             // The goodbye plays to its end; the action follows once it has been heard.
             tracing::debug!("caller speech during the goodbye: the goodbye keeps playing");
@@ -962,21 +897,13 @@ impl Call {
     }
 
     fn after_barge_in(&mut self, now: Instant) {
-        if self
-            .action
-            .as_ref()
-            .is_some_and(|a| a.phase == GoodbyePhase::Draining)
-        {
+        if self.actions.is_draining() {
             self.execute_action(false, now);
         }
     }
 
     fn on_response_started(&mut self, response_id: String) {
-        if let Some(action) = &mut self.action
-            && action.phase == GoodbyePhase::AwaitingStart
-        {
-            action.phase = GoodbyePhase::Speaking(response_id.clone());
-        }
+        self.actions.response_started(&response_id);
         self.turns.started(response_id);
     }
 
@@ -1017,14 +944,9 @@ impl Call {
             }
         }
 
-        if let Some(action) = &mut self.action
-            && action.phase == GoodbyePhase::Speaking(response_id)
-        {
-            action.phase = GoodbyePhase::Draining;
-            if !self.playout.is_playing() {
-                self.execute_action(false, now);
-                return;
-            }
+        if self.actions.response_done(&response_id) && !self.playout.is_playing() {
+            self.execute_action(false, now);
+            return;
         }
         if let Some(Requested {
             instructions,
@@ -1124,11 +1046,7 @@ impl Call {
     /// We asked for a response but leave it to the agent's own turn-taking: the next response
     /// it starts is the one a pending call action waits for.
     fn response_left_to_agent(&mut self) {
-        if let Some(action) = &mut self.action
-            && action.phase == GoodbyePhase::AwaitingCreate
-        {
-            action.phase = GoodbyePhase::AwaitingStart;
-        }
+        self.actions.goodbye_requested();
     }
 
     fn send_create(&mut self, instructions: Option<String>, trigger: LatencyTrigger, now: Instant) {
@@ -1145,11 +1063,7 @@ impl Call {
         self.out
             .push_back(Output::Agent(AgentCommand::CreateResponse { instructions }));
         self.turn_start = Some((now, trigger));
-        if let Some(action) = &mut self.action
-            && action.phase == GoodbyePhase::AwaitingCreate
-        {
-            action.phase = GoodbyePhase::AwaitingStart;
-        }
+        self.actions.goodbye_requested();
     }
 
     fn on_tool_call(&mut self, request: ToolCallRequest, now: Instant) {
@@ -1192,14 +1106,9 @@ impl Call {
     /// The goodbye was heard (or its guard fired): output the action. A hang-up ends the call
     /// here; a transfer waits for its result ([`Call::action_finished`]).
     fn execute_action(&mut self, timed_out: bool, now: Instant) {
-        let Some(pending) = self.action.as_mut() else {
+        let Some(action) = self.actions.execute() else {
             return;
         };
-        if pending.phase == GoodbyePhase::Executing {
-            return;
-        }
-        pending.phase = GoodbyePhase::Executing;
-        let action = pending.action.clone();
         self.timers.stop(Timer::Goodbye);
         self.emit(CallEvent::Action {
             action: action.clone(),
@@ -1207,7 +1116,6 @@ impl Call {
         });
         self.out.push_back(Output::Action(action.clone()));
         if action == CallAction::Hangup {
-            self.action = None;
             self.end(EndReason::HungUpByAgent, None, now);
         }
     }
@@ -1241,7 +1149,7 @@ impl Call {
             && !self.playout.is_playing()
             && self.turns.is_idle()
             && self.tools.none_running()
-            && self.action.is_none()
+            && !self.actions.is_pending()
             && !self.caller_speaking;
         if !quiet {
             self.timers.stop(Timer::Idle);
