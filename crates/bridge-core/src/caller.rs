@@ -71,7 +71,7 @@ pub use crate::endpoint::EndpointError;
 /// `recv` must be **cancel-safe**: the driver polls it inside `tokio::select!` and may drop the
 /// future when another branch wins; no event may be lost when that happens.
 ///
-/// `recv` must also keep the [`Future`](std::future::Future) contract to the letter: when it
+/// `recv` must also keep the [`Future`] contract to the letter: when it
 /// returns `Pending`, the waker it was polled with must be woken once an event is available —
 /// also when the event was produced by `feed` rather than by the network. The driver re-polls
 /// a side only after its waker fired (or after it returned an event), so an endpoint that

@@ -12,7 +12,7 @@
 //! The loop, in one sitting: drain outputs → write what each side takes now → `select!` over
 //! {shutdown, agent connection, caller side (its blocked writes, then its reads), agent side
 //! (same), tool results, the engine's timer, the stall timer} → feed the result to the engine
-//! → repeat. Reads go through a small per-side wake-up [`Gate`], so a side with nothing to
+//! → repeat. Reads go through a small per-side wake-up gate (`Gate`), so a side with nothing to
 //! read is not polled for the other side's traffic.
 //!
 //! Guarantees:

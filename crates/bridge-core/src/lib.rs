@@ -23,7 +23,7 @@
 //! * [`driver::run_call`] — the thin async task that runs a `Call` over a
 //!   [`caller::CallerEndpoint`], a still-connecting [`agent::AgentEndpoint`], a
 //!   [`tools::ToolExecutor`] and a [`driver::CallControl`].
-//! * [`format`] — audio formats and zero-copy base64 payloads; [`audio`] — G.711 codecs,
+//! * [`format`](mod@format) — audio formats and zero-copy base64 payloads; [`audio`] — G.711 codecs,
 //!   resampling and transcoding for the paths where the two sides' formats differ.
 //!
 //! ## Driving the machine by hand
