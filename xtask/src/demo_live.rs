@@ -115,6 +115,24 @@ fn execute() -> anyhow::Result<Report> {
     runtime.block_on(scenario())
 }
 
+/// Whether `received` is the output track `sent` (800-byte deltas) in order, byte for byte,
+/// with at most some all-silent deltas left out (the bridge drops silence while the track
+/// runs ahead of real time).
+fn track_relayed(sent: &[u8], received: &[u8]) -> bool {
+    let mut at = 0;
+    for delta in sent.chunks(800) {
+        if at == received.len() {
+            break;
+        }
+        if received[at..].starts_with(delta) {
+            at += delta.len();
+        } else if !delta.iter().all(|&b| b == SILENCE) {
+            return false;
+        }
+    }
+    at == received.len()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -304,8 +322,8 @@ async fn scenario() -> anyhow::Result<Report> {
     let sent = session.sent_audio();
     let received = call.received_audio();
     r.check(
-        "agent -> caller byte-identical (the continuous track, silence included)",
-        !received.is_empty() && sent.starts_with(&received),
+        "agent -> caller byte-identical (the continuous track; only silence dropped while ahead)",
+        !received.is_empty() && track_relayed(&sent, &received),
     );
     r.check(
         "every utterance reached the caller in full (the interrupted one up to its stop)",

@@ -4,6 +4,8 @@
 //! trips in both delegation modes, every way a session ends, junk from the service, and a
 //! Realtime call beside a GPT-Live call.
 
+#![allow(clippy::print_stderr)]
+
 mod e2e_support;
 
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,34 @@ fn without_filler(received: &[u8]) -> (Vec<u8>, usize) {
         }
     }
     (out, filler)
+}
+
+/// Asserts that `received` is the mock's output track `sent` (800-byte deltas), in order and
+/// byte for byte, with at most some all-silent deltas left out.
+fn assert_track_relayed(sent: &[u8], received: &[u8]) -> usize {
+    let mut at = 0;
+    let mut dropped = 0;
+    for delta in sent.chunks(800) {
+        if at == received.len() {
+            break;
+        }
+        if received[at..].starts_with(delta) {
+            at += delta.len();
+        } else {
+            assert!(
+                delta.iter().all(|&b| b == SILENCE),
+                "agent speech missing at byte {at} of what the caller received"
+            );
+            dropped += 1;
+        }
+    }
+    assert_eq!(
+        at,
+        received.len(),
+        "the caller received only the mock's audio"
+    );
+    eprintln!("{dropped} silent deltas dropped to keep Twilio's queue short");
+    dropped
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -151,14 +181,16 @@ async fn live_audio_is_byte_identical_both_ways_and_the_greeting_follows_session
     let ended = logs().call_ended(call.call_sid(), WAIT).await;
     assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
 
-    // Agent → caller: exactly what the mock sent, in order (silence included).
+    // Agent → caller: exactly what the mock sent, in order (silence included), except silent
+    // deltas dropped while the track ran ahead of real time (the caller audio held until
+    // `session.started` came back as a burst of output).
     let sent = session.sent_audio();
     let received = call.received_audio();
     assert!(received.len() > 8 * 1000);
-    assert_eq!(
-        received[..],
-        sent[..received.len()],
-        "the caller got a prefix of the track"
+    let dropped = assert_track_relayed(&sent, &received);
+    assert!(
+        dropped >= 1,
+        "the output burst after session.started (the held caller audio) was not let queue up"
     );
     assert!(
         contains(&received, &greeting.audio),

@@ -19,6 +19,13 @@
 //!   sends audio faster than it is played;
 //! * `conversation.item.truncate` is answered with `conversation.item.truncated`.
 //!
+//! With `agent.backend = "live"` the server connects to `/v1/live/sessions` and the same mock
+//! speaks GPT-Live instead: `session.start` → `session.started`; output is one continuous
+//! track paced to the input (a 100 ms delta per 100 ms of caller audio, stamped tone while
+//! speaking, silence otherwise); caller speech stops the speech without any event (the model
+//! interrupts itself); the greeting is a `session.commentary.append`; `session.close` →
+//! `session.closed`, then the socket is closed.
+//!
 //! Every other client event is parsed as JSON (they are rare). Sessions are tied to their
 //! simulated call by the call SID in the session instructions (the bench prompt contains
 //! `{{call_sid}}`).
@@ -55,6 +62,7 @@ const PREFIX_PADDING_MS: u64 = 300;
 pub(crate) const API_KEY: &str = "sk-bench-0000000000000000";
 
 const APPEND_PREFIX: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
+const LIVE_APPEND_PREFIX: &str = r#"{"type":"session.input_audio.append","audio":""#;
 
 /// Calls by call SID, registered by the caller simulator before it places the call.
 #[derive(Debug, Default)]
@@ -142,6 +150,7 @@ impl Drop for MockAgent {
 
 async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsize>) {
     let _ = tcp.set_nodelay(true);
+    let is_live = std::sync::atomic::AtomicBool::new(false);
     // The signature is tungstenite's callback type.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
@@ -150,7 +159,9 @@ async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsi
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v == format!("Bearer {API_KEY}"));
-        if req.uri().path() == "/v1/realtime" && auth_ok {
+        let path = req.uri().path();
+        if (path == "/v1/realtime" || path == "/v1/live/sessions") && auth_ok {
+            is_live.store(path == "/v1/live/sessions", Ordering::Relaxed);
             Ok(resp)
         } else {
             let mut refusal = ErrorResponse::new(Some("refused by the bench mock".into()));
@@ -165,6 +176,7 @@ async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsi
         return;
     };
     let mut s = Session::new(ws);
+    s.live = is_live.load(Ordering::Relaxed);
     s.run(&registry).await;
     match s.slot.take() {
         Some(slot) => slot.deposit(std::mem::take(&mut s.report)),
@@ -199,6 +211,10 @@ struct Session {
     tone: Vec<u8>,
     stamp_buf: Vec<u8>,
     closed: bool,
+    /// GPT-Live protocol (`/v1/live/sessions`).
+    live: bool,
+    /// GPT-Live: input bytes not yet matched by output.
+    live_pending: usize,
 }
 
 impl Session {
@@ -223,6 +239,8 @@ impl Session {
             ),
             stamp_buf: Vec::with_capacity(16),
             closed: false,
+            live: false,
+            live_pending: 0,
         }
     }
 
@@ -255,21 +273,20 @@ impl Session {
 
     async fn run(&mut self, registry: &Registry) {
         let sess = self.id("sess");
-        self.emit(
-            "session.created",
-            json!({"session": {"type": "realtime", "object": "realtime.session",
-                "id": sess, "model": "gpt-realtime", "output_modalities": ["audio"],
-                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
-                          "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}}}}),
-        )
-        .await;
-        self.flush().await;
+        if !self.live {
+            self.emit_created(&sess).await;
+        }
         let far = || Instant::now() + Duration::from_secs(86_400);
         let timer = tokio::time::sleep_until(far());
         tokio::pin!(timer);
         let mut armed = false;
         while !self.closed {
-            let due = self.active.as_ref().map(|a| a.next_delta);
+            // GPT-Live's output is paced by the input, not by a timer.
+            let due = if self.live {
+                None
+            } else {
+                self.active.as_ref().map(|a| a.next_delta)
+            };
             match due {
                 Some(at) if !armed || timer.deadline() != at => {
                     timer.as_mut().reset(at);
@@ -304,9 +321,23 @@ impl Session {
         }
     }
 
+    /// Realtime: the `session.created` the service sends on connect.
+    async fn emit_created(&mut self, sess: &str) {
+        self.emit(
+            "session.created",
+            json!({"session": {"type": "realtime", "object": "realtime.session",
+                "id": sess, "model": "gpt-realtime", "output_modalities": ["audio"],
+                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
+                          "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": "alloy"}}}}),
+        )
+        .await;
+        self.flush().await;
+    }
+
     async fn on_text(&mut self, text: &str, registry: &Registry) {
         if let Some(audio) = text
             .strip_prefix(APPEND_PREFIX)
+            .or_else(|| text.strip_prefix(LIVE_APPEND_PREFIX))
             .and_then(|rest| rest.strip_suffix(r#""}"#))
         {
             return self.on_audio(audio).await;
@@ -322,6 +353,38 @@ impl Session {
                 None => self.report.protocol_errors += 1,
             },
             "session.update" => self.on_session_update(&v, registry).await,
+            "session.start" if self.live => self.on_session_start(&v, registry).await,
+            "session.commentary.append"
+            | "session.instructions.append"
+            | "session.thinking.append"
+                if self.live =>
+            {
+                let ack = ty.replace(".append", ".appended");
+                let at = self.audio_ms;
+                self.emit(
+                    &ack,
+                    json!({"client_event_id": v.get("event_id"), "start_ms": at, "end_ms": at}),
+                )
+                .await;
+                if ty == "session.commentary.append" && self.active.is_none() {
+                    self.start_live_speech();
+                }
+            }
+            "session.close" if self.live => {
+                let seconds = self.audio_ms as f64 / 1000.0;
+                let id = self.id("live");
+                self.emit(
+                    "session.closed",
+                    json!({"reason": "close_requested", "usage": {"seconds": seconds},
+                        "session": {"id": id, "expires_at": 0, "model": "gpt-live-1", "status": "active"}}),
+                )
+                .await;
+                self.flush().await;
+                // The server closes the socket next; the client's close frame ends the loop.
+                if self.ws.send(Message::Close(None)).await.is_err() {
+                    self.closed = true;
+                }
+            }
             "response.create" => {
                 if self.active.is_some() {
                     self.emit(
@@ -401,10 +464,85 @@ impl Session {
         self.ready_at = shared::now_ns();
     }
 
+    async fn on_session_start(&mut self, v: &Value, registry: &Registry) {
+        let session = v.get("session").cloned().unwrap_or(Value::Null);
+        let instructions = session
+            .get("instructions")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.slot.is_none() {
+            self.slot = find_call_sid(instructions).and_then(|sid| registry.find(sid));
+        }
+        if session.pointer("/audio/format") != Some(&json!({"type": "audio/pcmu", "rate": 8000})) {
+            self.report.protocol_errors += 1;
+        }
+        let id = self.id("live");
+        self.emit(
+            "session.started",
+            json!({"client_event_id": v.get("event_id"), "session": {"id": id,
+                "expires_at": 4_102_444_800_i64, "model": "gpt-live-1", "status": "active",
+                "audio": {"format": {"type": "audio/pcmu", "rate": 8000}}}}),
+        )
+        .await;
+        self.ready_at = shared::now_ns();
+    }
+
+    /// GPT-Live: the model starts saying something (stamped tone, output paced by input).
+    fn start_live_speech(&mut self) {
+        self.report.responses += 1;
+        self.active = Some(Active {
+            id: String::new(),
+            item_id: String::new(),
+            bytes_left: (RESPONSE_MS as usize) * testkit::audio::BYTES_PER_MS,
+            deltas: 0,
+            next_delta: Instant::now(),
+        });
+    }
+
+    /// GPT-Live: one output delta (speech while speaking, else silence).
+    async fn send_live_delta(&mut self) {
+        let mut audio = vec![testkit::audio::SILENCE; DELTA_BYTES];
+        let mut seqs = Vec::new();
+        if let (Some(a), Some(slot)) = (self.active.as_mut(), self.slot.clone()) {
+            let n = a.bytes_left.min(DELTA_BYTES);
+            audio[..n].copy_from_slice(&self.tone[..n]);
+            for frame in audio[..n].chunks_mut(testkit::audio::FRAME_BYTES) {
+                self.agent_seq += 1;
+                if testkit::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
+                    seqs.push(self.agent_seq);
+                }
+            }
+            a.bytes_left -= n;
+            if a.bytes_left == 0 {
+                self.active = None;
+            }
+            let now = shared::now_ns();
+            for &seq in &seqs {
+                slot.set_agent_sent(seq, now);
+            }
+            if let Some(&last) = seqs.last() {
+                slot.agent_last_seq.store(last, Ordering::Relaxed);
+            }
+        }
+        let mut text = String::with_capacity(64 + DELTA_BYTES.div_ceil(3) * 4);
+        text.push_str(r#"{"type":"session.output_audio.delta","delta":""#);
+        base64::engine::general_purpose::STANDARD.encode_string(&audio, &mut text);
+        text.push_str(r#""}"#);
+        self.feed(text).await;
+    }
+
     /// One caller frame (base64 μ-law).
     async fn on_audio(&mut self, b64: &str) {
         let now = shared::now_ns();
-        self.audio_ms += (b64.len() / 4 * 3 / testkit::audio::BYTES_PER_MS) as u64;
+        let bytes = b64.len() / 4 * 3;
+        self.audio_ms += (bytes / testkit::audio::BYTES_PER_MS) as u64;
+        if self.live {
+            self.live_pending += bytes;
+            while self.live_pending >= DELTA_BYTES {
+                self.live_pending -= DELTA_BYTES;
+                self.send_live_delta().await;
+            }
+        }
         // The stamp is in the first 13 bytes: decode 20 characters (15 bytes).
         self.stamp_buf.clear();
         let stamp = b64
@@ -437,7 +575,14 @@ impl Session {
         // The VAD, on the input-audio clock.
         if stamp.speech {
             self.quiet_frames = 0;
-            if !self.in_speech {
+            if !self.in_speech && self.live {
+                // The model stops by itself; nothing tells the client.
+                self.in_speech = true;
+                slot.speech_started_at.store(now, Ordering::Relaxed);
+                if self.active.take().is_some() {
+                    self.report.responses_cancelled += 1;
+                }
+            } else if !self.in_speech {
                 self.in_speech = true;
                 self.user_item = self.id("item");
                 slot.speech_started_at.store(now, Ordering::Relaxed);
@@ -454,7 +599,12 @@ impl Session {
             }
         } else if self.in_speech {
             self.quiet_frames += 1;
-            if self.quiet_frames >= SILENCE_FRAMES {
+            if self.quiet_frames >= SILENCE_FRAMES && self.live {
+                self.in_speech = false;
+                if self.active.is_none() {
+                    self.start_live_speech();
+                }
+            } else if self.quiet_frames >= SILENCE_FRAMES {
                 self.in_speech = false;
                 self.end_user_turn().await;
                 if self.active.is_none() {

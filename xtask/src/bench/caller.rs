@@ -202,6 +202,7 @@ pub(crate) async fn run(
         decoded: Vec::with_capacity(256),
         scanner: StampScanner::default(),
         queue_end: 0,
+        speech_end: 0,
         pending: VecDeque::new(),
         turn_bytes: 0,
         speaking_left: 0,
@@ -292,6 +293,9 @@ struct Caller {
     scanner: StampScanner,
     /// When the queued agent audio finishes playing (ns; 0 = never queued).
     queue_end: u64,
+    /// When the last stamped (spoken) agent audio ends playing: silence between words
+    /// (GPT-Live's continuous track carries unstamped silence) is no agent speech.
+    speech_end: u64,
     /// Marks not yet echoed: name and when they are due (ns).
     pending: VecDeque<(String, u64)>,
     /// Agent audio bytes received since the caller last spoke.
@@ -445,9 +449,9 @@ impl Caller {
         if self.speaking_left > 0 {
             return;
         }
-        let queued = self.queue_end.saturating_sub(now) / NS_PER_BYTE;
+        let queued = self.speech_end.saturating_sub(now) / NS_PER_BYTE;
         let heard = self.turn_bytes.saturating_sub(queued);
-        let quiet_for = now.saturating_sub(self.queue_end);
+        let quiet_for = now.saturating_sub(self.speech_end);
         let barge =
             self.barge_turn && heard >= BARGE_AFTER_BYTES && queued >= BARGE_MIN_QUEUED_BYTES;
         let answered_and_quiet = self.turn_bytes > 0
@@ -488,7 +492,9 @@ impl Caller {
                 }
                 let len = self.decoded.len() as u64;
                 let (slot, out) = (&self.slot, &mut self.out);
+                let mut spoken = false;
                 self.scanner.scan(&self.decoded, |id| {
+                    spoken = true;
                     let stamp = Stamp::from_id(id);
                     if !stamp.is_call(slot.idx) {
                         out.misrouted += 1;
@@ -501,7 +507,10 @@ impl Caller {
                     }
                 });
                 self.queue_end = self.queue_end.max(now) + len * NS_PER_BYTE;
-                self.turn_bytes += len;
+                if spoken {
+                    self.speech_end = self.queue_end;
+                    self.turn_bytes += len;
+                }
             }
             ("mark", None, Some(mark)) => {
                 let due = self.queue_end.max(now);
@@ -512,6 +521,7 @@ impl Caller {
             }
             ("clear", None, None) => {
                 self.queue_end = now;
+                self.speech_end = now;
                 let started = self.slot.speech_started_at.load(Ordering::Relaxed);
                 if self.expecting_clear && started != 0 {
                     self.expecting_clear = false;

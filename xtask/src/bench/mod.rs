@@ -19,6 +19,9 @@
 //! after four short warm-up calls), the load process's own CPU and how late it sent frames —
 //! then a table and one JSON line per level.
 //!
+//! `--backend live` runs the same load through the GPT-Live back end (the mock then speaks
+//! GPT-Live; barge-in has no events there, so its columns stay empty).
+//!
 //! Nothing here asserts timings: the numbers are reported (BENCHMARKS.md), never tested.
 
 mod agent;
@@ -82,6 +85,11 @@ pub(crate) struct BenchArgs {
     /// saved build, to compare before and after a change).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// The back end the server answers with: `realtime` (OpenAI Realtime) or `live`
+    /// (GPT-Live; the mock then speaks GPT-Live: output paced by input, no barge-in events,
+    /// so the barge-in columns stay empty).
+    #[arg(long, value_enum, default_value_t = crate::demo::DemoBackend::Realtime)]
+    pub(crate) backend: crate::demo::DemoBackend,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -208,7 +216,16 @@ async fn run_levels(
         if let Some(limit) = args.wait_idle {
             wait_idle(limit).await;
         }
-        let result = run_level(server_bin, &workdir, &prompt_path, calls, duration, ramp).await?;
+        let result = run_level(
+            server_bin,
+            &workdir,
+            &prompt_path,
+            calls,
+            duration,
+            ramp,
+            args.backend,
+        )
+        .await?;
         eprintln!("{}", result.json_line());
         if let Some(path) = &args.json {
             use std::io::Write as _;
@@ -302,8 +319,18 @@ pub(crate) fn machine_summary() -> String {
     format!("machine: {cores} cores, {model}, Linux {kernel}")
 }
 
-fn server_env(mock: &MockAgent, prompt: &Path, calls: usize) -> Vec<(String, String)> {
+fn server_env(
+    mock: &MockAgent,
+    prompt: &Path,
+    calls: usize,
+    backend: crate::demo::DemoBackend,
+) -> Vec<(String, String)> {
+    let backend = match backend {
+        crate::demo::DemoBackend::Realtime => "realtime",
+        crate::demo::DemoBackend::Live => "live",
+    };
     [
+        ("PHONE_AGENT_AGENT__BACKEND", backend.to_owned()),
         ("PORT", "0".to_owned()),
         ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1".to_owned()),
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
@@ -337,14 +364,19 @@ async fn run_level(
     calls: usize,
     duration: Duration,
     ramp: Duration,
+    backend: crate::demo::DemoBackend,
 ) -> anyhow::Result<LevelResult> {
     let ticks_per_s = server::clock_ticks() as f64;
     let registry = Arc::new(Registry::default());
     let mock = MockAgent::start(Arc::clone(&registry))
         .await
         .context("starting the mock agent")?;
-    let server =
-        ServerProcess::start(server_bin, workdir, &server_env(&mock, prompt, calls)).await?;
+    let server = ServerProcess::start(
+        server_bin,
+        workdir,
+        &server_env(&mock, prompt, calls, backend),
+    )
+    .await?;
     let sim = testkit::twilio::CallSimulator::new(&format!("http://{}", server.addr))
         .public_url(PUBLIC_URL)
         .auth_token(AUTH_TOKEN)

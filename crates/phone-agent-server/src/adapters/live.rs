@@ -72,6 +72,9 @@ use crate::config::{LiveConfig, LiveDelegation};
 
 /// How often the input gap filler checks that caller audio was fed.
 pub const GAP_CHECK: Duration = Duration::from_millis(100);
+/// Agent audio forwarded ahead of real time beyond this is queued at Twilio: silent deltas are
+/// then dropped until the lead is back under it (speech is never dropped).
+pub const MAX_OUTPUT_LEAD: Duration = Duration::from_millis(200);
 /// Transcript fragments of one speaker further apart than this start a new line.
 pub const LINE_GAP_MS: i64 = 800;
 /// Client delegation: transcript lines passed to the client tool.
@@ -571,6 +574,12 @@ pub fn close_frame_event(
     }
 }
 
+/// Whether μ-law audio is (near) silence: every sample in the quietest segment (|x| below
+/// about −48 dBFS; exact digital silence is `0xFF`/`0x7F`).
+pub fn is_silence(mulaw: &[u8]) -> bool {
+    mulaw.iter().all(|&b| b & 0x70 == 0x70)
+}
+
 /// μ-law silence filling a gap of `ms` in Twilio's stream (whole 20 ms frames).
 fn silence_append(ms: u64) -> String {
     let bytes = (ms / 20).clamp(1, 50) as usize * 160;
@@ -613,6 +622,8 @@ pub struct LiveAgent {
     connected_at: Instant,
     wrap_up: WrapUp,
     wrap_up_timer: Pin<Box<Sleep>>,
+    /// Output lead: when the first agent audio arrived, and how much has been forwarded since.
+    output: Option<(Instant, Duration)>,
 }
 
 impl std::fmt::Debug for LiveAgent {
@@ -673,12 +684,45 @@ impl LiveAgent {
             connected_at: now,
             wrap_up: WrapUp::Idle,
             wrap_up_timer: Box::pin(tokio::time::sleep_until(now)),
+            output: None,
         })
     }
 
     /// The session id and expiry, once started.
     pub fn session(&self) -> Option<&StartedSession> {
         self.decoder.started()
+    }
+
+    /// Keeps Twilio's queue short. GPT-Live's output is clocked by its input, so a burst of
+    /// input (the caller audio held until `session.started`, flushed at once) gives a burst of
+    /// output that would otherwise sit in Twilio's queue for the whole call and delay the
+    /// model's own stop by as much. While the audio forwarded so far is more than
+    /// [`MAX_OUTPUT_LEAD`] ahead of real time, silent deltas among the events from `from` on
+    /// are dropped. On the normal path this costs one clock read per delta; deltas are only
+    /// decoded while the lead is too long.
+    fn keep_lead_short(&mut self, from: usize) {
+        let now = Instant::now();
+        let (first, forwarded) = self.output.get_or_insert((now, Duration::ZERO));
+        let first = *first;
+        let mut i = from;
+        while i < self.queued.len() {
+            let AgentEvent::Audio { audio, .. } = &self.queued[i] else {
+                i += 1;
+                continue;
+            };
+            let duration = AudioFormat::Mulaw8k.samples_to_duration(audio.decoded_len() as u64);
+            let lead = forwarded.saturating_sub(now.duration_since(first));
+            if lead > MAX_OUTPUT_LEAD && audio.decode().is_ok_and(|b| is_silence(&b)) {
+                tracing::debug!(
+                    lead_ms = lead.as_millis() as u64,
+                    "dropping silent GPT-Live output to keep Twilio's queue short"
+                );
+                self.queued.remove(i);
+                continue;
+            }
+            *forwarded += duration;
+            i += 1;
+        }
     }
 
     /// Arms the wrap-up at the earlier of `expires_at − wrap_up_before` and the cap.
@@ -803,6 +847,7 @@ impl AgentEndpoint for LiveAgent {
                         self.decoder.decode(&text, &mut self.queued);
                         if self.queued.range(before..).any(|e| matches!(e, AgentEvent::Audio { .. })) {
                             self.clock.received(Direction::AgentToCaller);
+                            self.keep_lead_short(before);
                         }
                         if !was_started && self.decoder.started().is_some() {
                             self.arm_wrap_up();
@@ -946,6 +991,13 @@ mod tests {
     }
 
     const STARTED: &str = r#"{"type":"session.started","event_id":"e1","session":{"id":"rtc_abc","expires_at":1796000000,"model":"gpt-live-1","status":"active","audio":{"format":{"type":"audio/pcmu","rate":8000}}}}"#;
+
+    #[test]
+    fn silence_is_the_quietest_mulaw_segment() {
+        assert!(is_silence(&[0xFF, 0x7F, 0xF3, 0x7A]));
+        assert!(!is_silence(&[0xFF, 0x80]));
+        assert!(!is_silence(&[0x00]));
+    }
 
     #[test]
     fn started_is_ready_with_the_opaque_id() {
