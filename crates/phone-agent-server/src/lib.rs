@@ -3,10 +3,13 @@
 //! The deployable server of phone-agent: answers Twilio phone calls with an OpenAI Realtime
 //! voice agent (or, without an API key, a built-in echo agent for testing the audio path).
 //!
-//! * `POST /voice` — Twilio's voice webhook; answers TwiML that opens a bidirectional Media
-//!   Stream to `wss://<PUBLIC_URL host>/media`.
-//! * `GET /media` — the Media Stream WebSocket; each call is relayed to one agent session by
-//!   bridge-core's engine through the [`adapters`].
+//! * `POST /voice` — Twilio's voice webhook; reserves the call's capacity and answers TwiML
+//!   that opens a bidirectional Media Stream to `wss://<PUBLIC_URL host>/media/<token>` (a
+//!   stateless per-call token, see [`tokens`]), followed by a redirect to the fallback.
+//! * `GET /media/<token>` — the Media Stream WebSocket; each call is relayed to one agent session
+//!   by bridge-core's engine through the [`adapters`].
+//! * `POST /voice/fallback` — requested by Twilio when the stream ended with the caller still on
+//!   the line: `<Hangup/>` after a normal end, the configured `[fallback]` otherwise.
 //! * `GET /health`, `GET /ready` — liveness, readiness (503 while draining).
 //! * `GET /metrics` — Prometheus metrics, on a separate listener (`metrics.bind`, default
 //!   `127.0.0.1:9090`), never on the call port.
@@ -14,8 +17,9 @@
 //! The server only translates and wires: Twilio's protocol lives in `twilio-media`, OpenAI's in
 //! `openai-realtime`, the call logic (relay, playout tracking, barge-in, tools, timers) in
 //! `bridge-core`. It refuses unauthenticated calls **before** any agent session opens when
-//! `TWILIO_AUTH_TOKEN` is set, never logs audio or secrets, and ends every agent session with
-//! its call.
+//! `TWILIO_AUTH_TOKEN` is set (and refuses to start a billed back end without it unless
+//! `twilio.danger_allow_unsigned_requests`), never logs audio or secrets, and ends every agent
+//! session with its call.
 //!
 //! Embedding (tests, `cargo xtask demo`): build a [`config::Config`] from a map, bind a listener,
 //! start, and shut down:

@@ -10,7 +10,7 @@
 //! | `/twilio/whisper` | `POST`, `GET` | a transfer's whisper to the callee (see [`crate::whisper`]) |
 //!
 //! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
-//! [`crate::metrics_server`]); a known path with another method is 405 with `Allow`.
+//! `metrics_server`); a known path with another method is 405 with `Allow`.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Telemetry (named so as not to shadow the `metrics` crate): the `metrics` facade recorded by a Prometheus recorder that our own `/metrics` route
-//! renders, on a listener of its own ([`crate::metrics_server`], `metrics.bind`), never on the
+//! renders, on a listener of its own (`metrics_server`, `metrics.bind`), never on the
 //! public call port (no push gateway).
 //!
 //! The recorder is process-global (the facade has one global slot), installed once by the first
