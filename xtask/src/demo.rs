@@ -278,6 +278,7 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         ("TWILIO_ACCOUNT_SID", rest.account_sid().to_string()),
         ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest.base_url()),
         ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true".to_string()),
+        ("PHONE_AGENT_DATABASE__URL", "off".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -24,14 +24,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument as _;
 
-use crate::adapters::RelayClock;
 use crate::adapters::echo::EchoAgent;
 use crate::adapters::live::LiveAgent;
 use crate::adapters::realtime::{McpStats, RealtimeAgent};
 use crate::adapters::twilio::TwilioCaller;
+use crate::adapters::{Direction, RelayClock};
 use crate::config::{AgentConfig, Backend, Config};
 use crate::profiles::Profile;
+use crate::record::{Percentiles, RecordContext, Recorder, now_ms};
 use crate::server::AppState;
+use crate::store::Write;
 use crate::tokens::StreamClaims;
 use crate::tools::control::TwilioCallControl;
 use crate::tools::{CallContext, CallTools};
@@ -70,7 +72,11 @@ async fn run_in_span<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &state.config;
-    let clock = Arc::new(RelayClock::new());
+    let clock = Arc::new(if state.store.is_some() {
+        RelayClock::with_call_relay()
+    } else {
+        RelayClock::new()
+    });
     let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
 
     let info = match caller
@@ -144,6 +150,9 @@ async fn run_in_span<S>(
         }),
     };
     let mcp_stats = Arc::clone(&context.mcp);
+    // Ended by the server's shutdown, or by Twilio's final status callback for this call.
+    let end = state.calls.end_all.child_token();
+    let open = state.open_calls.open(&info.call_id, end.clone());
     let mut config_of_call = call_config(config, &profile.agent);
     if let Some(longest) = profile.tools.longest_timeout() {
         // The webhook's own timeout answers first, with a clearer error.
@@ -161,15 +170,40 @@ async fn run_in_span<S>(
             }),
         },
         config: config_of_call,
-        shutdown: state.calls.end_all.child_token(),
+        shutdown: end,
     };
+    let record = state.store.as_ref().map(|_| {
+        let (model, voice) = match backend {
+            Backend::Realtime => (
+                Some(config.openai.model.clone()),
+                Some(profile.agent.voice.clone()),
+            ),
+            Backend::Live => (
+                Some(config.live.model.clone()),
+                Some(config.live.voice.clone()),
+            ),
+            Backend::Echo => (None, None),
+        };
+        Recorder::new(
+            &info,
+            RecordContext {
+                direction: info.parameter("direction").unwrap_or("inbound").to_owned(),
+                profile: profile.name.clone(),
+                backend: backend.as_str().to_owned(),
+                model,
+                voice,
+                mask_numbers: config.privacy.mask_numbers,
+            },
+            now_ms(),
+        )
+    });
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
     let connect = Box::pin(connect_agent(
         Arc::clone(&state),
         info.clone(),
-        clock,
+        Arc::clone(&clock),
         AgentSetup {
             profile,
             tools,
@@ -178,6 +212,7 @@ async fn run_in_span<S>(
     ));
     let mut observer = Observer {
         backend: backend.as_str(),
+        record,
     };
     let summary = run_call(caller, connect, services, &mut observer).await;
     state.call_ends.record(
@@ -186,6 +221,25 @@ async fn run_in_span<S>(
         Instant::now(),
     );
     log_summary(&summary, &mcp_stats);
+    if let (Some(store), Some(mut record)) = (&state.store, observer.record.take()) {
+        if open.completed_by_twilio() {
+            record.completed_by_twilio();
+        }
+        let relay = |d| Percentiles {
+            p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
+            p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
+        };
+        let record = record.finish(
+            &summary,
+            [
+                relay(Direction::CallerToAgent),
+                relay(Direction::AgentToCaller),
+            ],
+            &config.pricing,
+            now_ms(),
+        );
+        store.submit(Write::Record(Box::new(record)));
+    }
 }
 
 /// The engine configuration of one call answered with `agent` (the settings of the call's
@@ -350,14 +404,18 @@ impl Drop for ActiveCall {
     }
 }
 
-/// Turns call events into metrics and log lines. Never logs audio; transcripts only at
-/// `debug`.
+/// Turns call events into metrics and log lines, and into the call's record when records are
+/// on. Never logs audio; transcripts only at `debug`.
 struct Observer {
     backend: &'static str,
+    record: Option<Recorder>,
 }
 
 impl CallObserver for Observer {
     fn on_event(&mut self, event: &CallEvent) {
+        if let Some(record) = &mut self.record {
+            record.on_event(event, now_ms());
+        }
         match event {
             CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::Ended(_) => {}
             CallEvent::AgentReady { connect_latency } => {

@@ -43,6 +43,9 @@ use std::time::Duration;
 use bridge_core::engine::DtmfMode;
 use serde::Deserialize;
 
+pub use crate::store::settings::{AdminConfig, DatabaseConfig, Pricing, PrivacyConfig};
+use crate::store::settings::{RawAdmin, RawDatabase, RawPricing, RawPrivacy};
+
 /// The prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "PHONE_AGENT";
 
@@ -589,6 +592,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Tools, call control, MCP servers and per-number profiles.
     pub tools: crate::tools::config::ToolsConfig,
+    /// Where call records are stored.
+    pub database: DatabaseConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// What personal data is stored.
+    pub privacy: PrivacyConfig,
+    /// The price table of the records' cost estimates.
+    pub pricing: Pricing,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,6 +623,10 @@ struct Raw {
     call_control: crate::tools::config::RawCallControl,
     mcp_servers: Vec<crate::tools::config::RawMcpServer>,
     profiles: BTreeMap<String, crate::tools::config::RawProfile>,
+    database: RawDatabase,
+    admin: RawAdmin,
+    privacy: RawPrivacy,
+    pricing: RawPricing,
 }
 
 #[derive(Debug, Deserialize)]
@@ -928,7 +943,7 @@ fn vars_for(setting: &str) -> String {
     }
 }
 
-fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
         vars: vars_for(setting),
@@ -936,7 +951,7 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(crate) fn non_empty(s: String) -> Option<String> {
     let t = s.trim();
     if t.is_empty() {
         None
@@ -1474,6 +1489,8 @@ impl Config {
             enabled: raw.metrics.enabled,
             bind,
         };
+        let (database, admin, privacy, pricing) =
+            crate::store::settings::validate(raw.database, raw.admin, raw.privacy, raw.pricing)?;
 
         // A billed back end must not be open to anyone who finds the URL.
         if backend != Backend::Echo
@@ -1510,6 +1527,10 @@ impl Config {
             log,
             metrics,
             tools,
+            database,
+            admin,
+            privacy,
+            pricing,
         })
     }
 

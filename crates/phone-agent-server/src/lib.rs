@@ -13,6 +13,9 @@
 //! * `GET /health`, `GET /ready` — liveness, readiness (503 while draining).
 //! * `GET /metrics` — Prometheus metrics, on a separate listener (`metrics.bind`, default
 //!   `127.0.0.1:9090`), never on the call port.
+//! * `POST /twilio/status` — Twilio's call status callbacks (signed), into the call's record.
+//! * `GET /api/calls`, `/api/calls/{sid}`, `/api/calls/{sid}/transcript` — the call records
+//!   ([`store`], [`record`]), only with an admin token.
 //!
 //! The server only translates and wires: Twilio's protocol lives in `twilio-media`, OpenAI's in
 //! `openai-realtime`, the call logic (relay, playout tracking, barge-in, tools, timers) in
@@ -45,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod adapters;
+mod admin;
 mod call;
 pub mod config;
 mod fallback;
@@ -54,10 +58,13 @@ mod media;
 mod metrics_server;
 mod profiles;
 pub mod prompt;
+pub mod record;
 mod routes;
 mod server;
 pub mod shutdown;
 mod signature;
+mod status;
+pub mod store;
 pub mod telemetry;
 pub mod tokens;
 pub mod tools;

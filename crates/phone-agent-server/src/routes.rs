@@ -8,6 +8,8 @@
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
 //! | `/twilio/whisper` | `POST`, `GET` | a transfer's whisper to the callee (see [`crate::whisper`]) |
+//! | `/twilio/status` | `POST` | Twilio's call status callbacks (see [`crate::status`]) |
+//! | `/api/calls…` | `GET` | call records, with the admin token only (see [`crate::admin`]) |
 //!
 //! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
 //! `metrics_server`); a known path with another method is 405 with `Allow`.
@@ -33,6 +35,8 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         "/health" => "health",
         "/ready" => "ready",
         "/twilio/whisper" => "whisper",
+        "/twilio/status" => "status",
+        p if p == "/api" || p.starts_with("/api/") => "api",
         _ => "other",
     };
     let method = req.method().clone();
@@ -48,6 +52,8 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("health" | "ready", _) => method_not_allowed("GET, HEAD"),
         ("whisper", &Method::POST | &Method::GET) => crate::whisper::handle(&state, req).await,
         ("whisper", _) => method_not_allowed("GET, POST"),
+        ("status", _) => crate::status::handle(&state, req).await,
+        ("api", _) => crate::admin::handle(&state, req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     let status = response.status();
@@ -102,7 +108,7 @@ pub(crate) fn twiml(xml: String) -> Response<Body> {
     with_body(StatusCode::OK, "text/xml; charset=utf-8", xml)
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
     response
         .headers_mut()

@@ -34,6 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Backend, Config};
 use crate::profiles::Profiles;
+use crate::store::{CallStore, StoreCounts};
 use crate::tokens::{StreamTokenKey, UsedStreams};
 use crate::tools::ToolServices;
 
@@ -67,6 +68,10 @@ pub(crate) struct AppState {
     pub(crate) draining: AtomicBool,
     /// Connection settings for OpenAI Realtime (built once; `None` for other back ends).
     pub(crate) openai: Option<openai_realtime::client::Endpoint>,
+    /// The call store (`None` with `database.url = "off"`).
+    pub(crate) store: Option<CallStore>,
+    /// Calls whose stream is open on this instance, by call SID.
+    pub(crate) open_calls: crate::status::OpenCalls,
 }
 
 impl std::fmt::Debug for AppState {
@@ -351,7 +356,10 @@ impl Server {
             }
             (None, None) => StreamTokenKey::random(),
         };
+        let store = CallStore::start(&self.config.database)?;
         let state = Arc::new(AppState {
+            store,
+            open_calls: crate::status::OpenCalls::default(),
             token_key,
             used_streams: UsedStreams::new(MAX_TRACKED_STREAMS),
             call_ends: crate::fallback::CallEnds::default(),
@@ -454,6 +462,11 @@ impl ServerHandle {
         self.state.calls.active()
     }
 
+    /// The call store's counters (`None` with `database.url = "off"`).
+    pub fn store_counts(&self) -> Option<StoreCounts> {
+        self.state.store.as_ref().map(CallStore::counts)
+    }
+
     /// Waits until the server has shut down (after [`Self::shutdown`]) and every call ended.
     pub async fn wait(self) -> ShutdownReport {
         match self.task.await {
@@ -551,6 +564,9 @@ async fn run(
             calls = state.calls.active(),
             "some calls did not end in time"
         );
+    }
+    if let Some(store) = &state.store {
+        store.close().await;
     }
     tracing::info!("shutdown complete");
     ShutdownReport {

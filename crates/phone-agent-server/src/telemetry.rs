@@ -249,6 +249,52 @@ pub(crate) fn rest_request(result: &'static str) {
     metrics::counter!(TWILIO_REST_REQUESTS, "result" => result).increment(1);
 }
 
+/// One call's relay latencies (both directions), for its record: the same fixed buckets as
+/// the process-wide histogram, one relaxed atomic addition per relayed frame, kept only when
+/// call records are on.
+#[derive(Debug)]
+pub struct CallRelay {
+    buckets: [[AtomicU64; RELAY_BUCKETS.len() + 1]; 2],
+}
+
+impl Default for CallRelay {
+    fn default() -> Self {
+        CallRelay {
+            buckets: [const { [const { AtomicU64::new(0) }; RELAY_BUCKETS.len() + 1] }; 2],
+        }
+    }
+}
+
+impl CallRelay {
+    /// Records one latency of direction `d`.
+    pub fn record(&self, d: Direction, nanos: u64) {
+        let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
+        self.buckets[d as usize][bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The `q` quantile (0–1) of direction `d` in milliseconds: the upper bound of the bucket
+    /// it falls in (`None` without samples, or above the last bucket's bound).
+    pub fn quantile_ms(&self, d: Direction, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self.buckets[d as usize]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, count) in counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return RELAY_BUCKETS.get(i).map(|&(le, _)| le as f64 / 1e6);
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

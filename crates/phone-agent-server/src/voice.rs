@@ -212,6 +212,16 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
         // Local tests use ws:// URLs; Twilio would refuse them, which the startup warning says.
         tracing::debug!(error = %e, "the stream URL does not meet Twilio's rules");
     }
+    if let Some(store) = &state.store {
+        store.submit(crate::store::Write::Webhook(crate::store::WebhookInfo {
+            call_sid: call_sid.to_owned(),
+            at_ms: crate::record::now_ms(),
+            direction: crate::status::direction(param("Direction").unwrap_or("inbound")).to_owned(),
+            from: crate::status::stored_number(state, param("From")),
+            to: crate::status::stored_number(state, param("To")),
+            account_sid: param("AccountSid").map(str::to_owned),
+        }));
+    }
     tracing::info!(call_sid, profile = %profile.name, "answering call with a media stream");
     let mut response = twiml::Response::new().connect(stream);
     if config.fallback.enabled {

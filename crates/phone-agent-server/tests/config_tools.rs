@@ -164,6 +164,8 @@ async fn the_restaurant_example_loads_and_a_server_starts_with_it() {
         ("HOURS_API_TOKEN", "hours-token"),
         ("TOOLS_SIGNING_SECRET", "signing-secret"),
         ("PHONE_AGENT_METRICS__BIND", "off"),
+        // Tests write only to temp dirs.
+        ("PHONE_AGENT_DATABASE__URL", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -144,6 +144,7 @@ async fn voice_without_public_url_uses_the_host_header() {
     let env = std::collections::HashMap::from([
         ("PHONE_AGENT_AGENT__BACKEND".to_string(), "echo".to_string()),
         ("PHONE_AGENT_METRICS__BIND".to_string(), "off".to_string()),
+        ("PHONE_AGENT_DATABASE__URL".to_string(), "off".to_string()),
     ]);
     let config = phone_agent_server::config::Config::from_env_map(&env).unwrap();
     let handle = phone_agent_server::Server::new(config)

@@ -9,6 +9,7 @@
 //! | [`twilio`] | Twilio placing a call: signed voice webhook, TwiML, signed Media Stream, paced caller audio, **real-time playout** of the agent's audio with exact `mark`/`clear` semantics | [`twilio::CallSimulator`] |
 //! | [`live`] | the OpenAI GPT-Live service (WebSocket): strict `session.start`, output paced to the input timeline, self-interruption, timed transcripts, delegation (responses and client), usage, `session.closed` with every reason | [`live::MockLive`] |
 //! | [`rest`] | the Twilio REST `Calls` API (hang-up, transfer, outbound calls) with Basic auth | [`rest::MockTwilioRest`] |
+//! | [`postgres`] | a throwaway PostgreSQL cluster (Debian's server binaries, temp dir, free loopback port) | [`postgres::PgCluster`] |
 //! | [`audio`] | μ-law tones, speech-like bursts, WAV/`espeak-ng` speech, and *stamps* that make frames identifiable end to end | [`audio::CallerAudio`], [`audio::stamp`] |
 //!
 //! **Independent by design.** The kit implements the wire protocols directly from the
@@ -94,6 +95,7 @@ pub mod audio;
 pub mod http;
 pub mod live;
 pub mod openai;
+pub mod postgres;
 pub mod rest;
 pub mod sid;
 pub mod twilio;

@@ -26,6 +26,8 @@ pub struct RelayClock {
     caller_rx: AtomicU64,
     /// Nanoseconds since `origin` (+1, 0 = none) of the last agent audio received.
     agent_rx: AtomicU64,
+    /// This call's own relay latencies, for its record (only when call records are on).
+    call: Option<crate::telemetry::CallRelay>,
 }
 
 impl std::fmt::Debug for RelayClock {
@@ -40,9 +42,9 @@ impl std::fmt::Debug for RelayClock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// Caller audio to the agent.
-    CallerToAgent,
+    CallerToAgent = 0,
     /// Agent audio to the caller.
-    AgentToCaller,
+    AgentToCaller = 1,
 }
 
 impl Direction {
@@ -68,7 +70,21 @@ impl RelayClock {
             origin: Instant::now(),
             caller_rx: AtomicU64::new(0),
             agent_rx: AtomicU64::new(0),
+            call: None,
         }
+    }
+
+    /// A clock that also keeps this call's relay latencies ([`Self::call_relay`]).
+    pub fn with_call_relay() -> Self {
+        RelayClock {
+            call: Some(crate::telemetry::CallRelay::default()),
+            ..Self::new()
+        }
+    }
+
+    /// This call's relay latencies, when kept.
+    pub fn call_relay(&self) -> Option<&crate::telemetry::CallRelay> {
+        self.call.as_ref()
     }
 
     fn slot(&self, d: Direction) -> &AtomicU64 {
@@ -92,7 +108,11 @@ impl RelayClock {
     pub fn written(&self, d: Direction) {
         let rx = self.slot(d).swap(0, Ordering::Relaxed);
         if rx != 0 {
-            crate::telemetry::relay_histogram(d).record(self.now_nanos().saturating_sub(rx));
+            let nanos = self.now_nanos().saturating_sub(rx);
+            crate::telemetry::relay_histogram(d).record(nanos);
+            if let Some(call) = &self.call {
+                call.record(d, nanos);
+            }
         }
     }
 }

@@ -73,8 +73,10 @@ pub async fn start_with(
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local addr");
     let base = format!("http://{addr}");
+    // Call records off unless a test turns them on (tests write only to temp dirs).
     let mut env: HashMap<String, String> = HashMap::from([
         ("PUBLIC_URL".to_string(), base.clone()),
+        ("PHONE_AGENT_DATABASE__URL".to_string(), "off".to_string()),
         (
             "PHONE_AGENT_METRICS__BIND".to_string(),
             "127.0.0.1:0".to_string(),

@@ -84,6 +84,8 @@ impl Bridge {
             ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "5"),
             ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
             ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "0"),
+            // Call records off unless a test turns them on (tests write only to temp dirs).
+            ("PHONE_AGENT_DATABASE__URL", "off"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
