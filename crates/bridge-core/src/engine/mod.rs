@@ -97,7 +97,8 @@
 //!   engine's clock); speech that stops earlier interrupts nothing.
 //! * Parts: `Call` composes `playout` (marks, heard position), `turns` (responses, requests,
 //!   interrupted ids), `tool_calls` (held and running tool calls), `actions` (the goodbye and
-//!   the hang-up/transfer after it) and `timers`; each is a private type with its own tests.
+//!   the hang-up/transfer after it), `stats` (the summary's counters) and `timers`; each is a
+//!   private type with its own tests.
 //! * Timers live in one table keyed by an enum (`timers::Timer`): agent connect (until
 //!   `Ready`), maximum duration, caller inactivity (no caller audio), the goodbye's guard, the
 //!   barge-in confirmation, idle (caller silent after the agent finished: one reprompt, then
@@ -111,6 +112,7 @@ mod actions;
 mod config;
 mod event;
 mod playout;
+mod stats;
 mod timers;
 mod tool_calls;
 mod turns;
@@ -133,6 +135,7 @@ use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
 use actions::CallActions;
 use playout::{Echo, Playout};
+use stats::Stats;
 use timers::{Timer, Timers};
 use tool_calls::{Admission, ToolCalls};
 use turns::{Requested, Turns};
@@ -203,11 +206,9 @@ pub struct Call {
     tools: ToolCalls,
     actions: CallActions,
 
-    summary: CallSummary,
-    caller_samples: u64,
-    agent_samples: u64,
-    pre_ready_dropped_samples: u64,
-    late_dropped_samples: u64,
+    stats: Stats,
+    /// Why and how the call ended, once it has.
+    ended: Option<(EndReason, Option<String>)>,
 }
 
 impl Call {
@@ -248,11 +249,8 @@ impl Call {
             reprompted: false,
             tools: ToolCalls::default(),
             actions: CallActions::default(),
-            summary: CallSummary::default(),
-            caller_samples: 0,
-            agent_samples: 0,
-            pre_ready_dropped_samples: 0,
-            late_dropped_samples: 0,
+            stats: Stats::default(),
+            ended: None,
         }
     }
 
@@ -289,17 +287,17 @@ impl Call {
 
     /// The totals so far (the final summary comes with [`Output::Finished`]).
     pub fn summary(&self, now: Instant) -> CallSummary {
-        let mut s = self.summary.clone();
+        let mut s = self.stats.summary(
+            self.caller_format,
+            self.agent_output_format(),
+            now.saturating_duration_since(self.started_at),
+        );
         s.call_id = self.info.as_ref().map(|i| i.call_id.clone());
-        s.duration = now.saturating_duration_since(self.started_at);
-        s.caller_audio_ms = self.caller_format.samples_to_ms(self.caller_samples);
-        let out_fmt = self.agent_output_format();
-        s.agent_audio_ms = out_fmt.samples_to_ms(self.agent_samples);
-        s.late_audio_dropped_ms = out_fmt.samples_to_ms(self.late_dropped_samples);
-        s.pre_ready_dropped_ms = self
-            .caller_format
-            .samples_to_ms(self.pre_ready_dropped_samples);
         s.playout_round_trip = self.playout.round_trip();
+        if let Some((reason, detail)) = &self.ended {
+            s.end_reason = Some(*reason);
+            s.end_detail.clone_from(detail);
+        }
         s
     }
 
@@ -581,7 +579,7 @@ impl Call {
         self.caller_media(now);
         let samples = self.caller_format.samples_in(audio.decoded_len());
         if self.ready {
-            self.caller_samples += samples;
+            self.stats.caller_samples += samples;
             self.send_caller_audio(audio);
         } else {
             self.pre_ready_samples += samples;
@@ -597,7 +595,7 @@ impl Call {
                 if let Some(Buffered::Audio(old)) = self.pre_ready.remove(idx) {
                     let n = self.caller_format.samples_in(old.decoded_len());
                     self.pre_ready_samples -= n;
-                    self.pre_ready_dropped_samples += n;
+                    self.stats.pre_ready_dropped_samples += n;
                 }
             }
         }
@@ -632,7 +630,7 @@ impl Call {
                     self.execute_action(false, now);
                 }
             }
-            Echo::Stale => self.summary.stale_mark_echoes += 1,
+            Echo::Stale => self.stats.stale_mark_echoes += 1,
             Echo::Unknown => tracing::trace!(mark = mark.0, "echo of an unknown mark ignored"),
         }
     }
@@ -678,7 +676,7 @@ impl Call {
         while let Some(buffered) = self.pre_ready.pop_front() {
             match buffered {
                 Buffered::Audio(audio) => {
-                    self.caller_samples += self.caller_format.samples_in(audio.decoded_len());
+                    self.stats.caller_samples += self.caller_format.samples_in(audio.decoded_len());
                     self.send_caller_audio(audio);
                 }
                 Buffered::Command(cmd) => self.out.push_back(Output::Agent(cmd)),
@@ -711,7 +709,7 @@ impl Call {
             return;
         }
         if self.turns.is_discarded(response_id, item_id) {
-            self.late_dropped_samples += format.samples_in(audio.decoded_len());
+            self.stats.late_dropped_samples += format.samples_in(audio.decoded_len());
             return;
         }
         let total = audio.decoded_len();
@@ -761,7 +759,7 @@ impl Call {
             },
         };
         let mark = self.playout.forward(response_id, item_id, samples, now);
-        self.agent_samples += samples;
+        self.stats.agent_samples += samples;
         if self.actions.is_pending()
             && let Some(deadline) = self.actions.audio_forwarded(
                 response_id,
@@ -881,7 +879,7 @@ impl Call {
             });
         }
         self.turn_start = None;
-        self.summary.barge_ins += 1;
+        self.stats.barge_ins += 1;
         tracing::debug!(
             cleared_marks,
             items = truncations.len(),
@@ -992,7 +990,7 @@ impl Call {
             self.caller_activity();
         }
         if is_final {
-            self.summary.transcript_turns += 1;
+            self.stats.transcript_turns += 1;
             self.emit(CallEvent::Transcript {
                 speaker,
                 text,
@@ -1004,14 +1002,7 @@ impl Call {
     }
 
     fn add_usage(&mut self, usage: Usage) {
-        let total = &mut self.summary.usage;
-        total.input_tokens += usage.input_tokens;
-        total.output_tokens += usage.output_tokens;
-        total.input_audio_tokens += usage.input_audio_tokens;
-        total.output_audio_tokens += usage.output_audio_tokens;
-        if usage.billed_seconds.is_some() {
-            total.billed_seconds = usage.billed_seconds;
-        }
+        self.stats.add_usage(&usage);
         self.emit(CallEvent::Usage(usage));
     }
 
@@ -1084,7 +1075,7 @@ impl Call {
             arguments,
             ..
         } = request;
-        self.summary.tool_calls += 1;
+        self.stats.tool_calls += 1;
         self.tools.started(call_id.clone(), name.clone(), now);
         self.emit(CallEvent::ToolStarted {
             call_id: call_id.clone(),
@@ -1183,10 +1174,8 @@ impl Call {
             self.out.push_back(Output::Caller(CallerCommand::Close));
         }
         tracing::debug!(reason = reason.as_str(), "call ended");
-        let mut summary = self.summary(now);
-        summary.end_reason = Some(reason);
-        summary.end_detail = detail;
-        self.summary = summary.clone();
+        self.ended = Some((reason, detail));
+        let summary = self.summary(now);
         self.emit(CallEvent::Ended(summary.clone()));
         self.out.push_back(Output::Finished(summary));
     }
