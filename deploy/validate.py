@@ -64,6 +64,9 @@ def is_secret(name: str) -> bool:
     return name in SECRET_SETTINGS or bool(SECRET_LEAF.search(name.rsplit("__", 1)[-1]))
 
 
+# Paths Twilio requests: the webhook, its fallback, a media stream (token in the path), callbacks.
+TWILIO_ROUTES = ["/voice", "/voice/fallback", "/media/TOKEN", "/twilio/status", "/twilio/whisper"]
+
 # Time the server needs after its drain to close sockets and exit, at least.
 DRAIN_MARGIN_SECS = 10
 
@@ -365,7 +368,7 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                         "ENV_ALIASES): it would refuse to start. Rename or remove it "
                         "in deploy/kubernetes",
                     )
-                if is_secret(key) and value:
+                if is_secret(key) and value and value != "off":
                     problems.add(
                         cwhere, f"{key} has a value in a manifest; it belongs in the Secret"
                     )
@@ -550,6 +553,19 @@ def check_semantics(name: str, docs: list[dict], problems: Problems) -> None:
                     f"PUBLIC_URL host {url.hostname} is not this Ingress's host and TLS host "
                     f"({sorted(h for h in rule_hosts if h)}): Twilio's signatures would not match",
                 )
+        # Every route Twilio calls must be routed (Prefix paths match whole path segments).
+        prefixes = [
+            p["path"]
+            for r in ingress["spec"].get("rules", [])
+            for p in r.get("http", {}).get("paths", [])
+            if p.get("pathType") == "Prefix"
+        ]
+        for route in TWILIO_ROUTES:
+            if not any(
+                pre == "/" or route == pre.rstrip("/") or route.startswith(pre.rstrip("/") + "/")
+                for pre in prefixes
+            ):
+                problems.add(where, f"does not route {route}, which Twilio calls")
         # A media stream lasts the whole call: ingress-nginx's timeouts must outlast it.
         if ingress["spec"].get("ingressClassName") == "nginx":
             longest = setting(
