@@ -154,6 +154,31 @@ pub(crate) fn execute(verbose: bool) -> anyhow::Result<DemoReport> {
     runtime.block_on(scenario(capture))
 }
 
+/// The call's record from the admin API, pretty-printed, once the store has written it
+/// (bounded wait); `None` if it never appears.
+async fn stored_record(addr: std::net::SocketAddr, call_sid: &str, token: &str) -> Option<String> {
+    let url = format!("http://{addr}/api/calls/{call_sid}");
+    let auth = format!("Bearer {token}");
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Ok(r) = testkit::http::request(
+            http::Method::GET,
+            &url,
+            &[("authorization", auth.as_str())],
+            "",
+        )
+        .await
+            && r.status == 200
+            && let Ok(v) = r.json()
+            && v["end_reason"].is_string()
+        {
+            return serde_json::to_string_pretty(&v).ok();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
 /// A token that only this run knows (32 hex digits, like a Twilio auth token).
 fn generate_token() -> String {
     use std::hash::{BuildHasher as _, Hasher as _};
@@ -199,6 +224,8 @@ pub(crate) struct DemoReport {
     server: ServerView,
     heard_pcm: Vec<i16>,
     elapsed: Duration,
+    /// The call's record as the server stored it (the SQLite file, the pretty-printed JSON).
+    stored_record: Option<(String, String)>,
 }
 
 /// The server's own view, from its log events.
@@ -264,6 +291,12 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         .context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let prompt = crate::ci::workspace_root().join("config/agent_prompt.md");
+    // The call's record goes to a throwaway SQLite file, read back through the admin API.
+    let database_dir =
+        std::env::temp_dir().join(format!("phone-agent-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&database_dir);
+    let database = database_dir.join("calls.db");
+    let admin_token = generate_token();
     let env: HashMap<String, String> = [
         ("PUBLIC_URL", PUBLIC_URL.to_string()),
         ("TWILIO_AUTH_TOKEN", token.clone()),
@@ -278,7 +311,8 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         ("TWILIO_ACCOUNT_SID", rest.account_sid().to_string()),
         ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest.base_url()),
         ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true".to_string()),
-        ("PHONE_AGENT_DATABASE__URL", "off".to_string()),
+        ("PHONE_AGENT_DATABASE__URL", database.display().to_string()),
+        ("PHONE_AGENT_ADMIN__TOKEN", admin_token.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -361,10 +395,12 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
     // The agent session ends with the call; the server reports the call.
     let closed = session.wait_closed(WAIT).await.ok();
     let call_ended = capture.wait_for("call ended", WAIT).await;
+    let stored_record = stored_record(addr, call.call_sid(), &admin_token).await;
     server.shutdown();
     let shutdown_clean = tokio::time::timeout(WAIT, server.wait())
         .await
         .is_ok_and(|r| r.clean);
+    let _ = std::fs::remove_dir_all(&database_dir);
 
     let rec = crate::call::record(&call, t0, Some(webhook), turns);
     let mut analysis = report::analyze(&rec);
@@ -465,6 +501,7 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         items,
         analysis,
         elapsed: started.elapsed(),
+        stored_record: stored_record.map(|r| (database.display().to_string(), r)),
     })
 }
 
@@ -651,6 +688,13 @@ impl DemoReport {
                 "the server shut down cleanly".into(),
                 self.server.shutdown_clean,
             ),
+            (
+                "the call's record was stored in SQLite (hung up by the agent, 1 barge-in)".into(),
+                self.stored_record.as_ref().is_some_and(|(_, r)| {
+                    r.contains(r#""end_reason": "hung_up_by_agent""#)
+                        && r.contains(r#""barge_ins": 1"#)
+                }),
+            ),
         ]
     }
 
@@ -733,6 +777,15 @@ impl DemoReport {
             self.elapsed.as_secs_f64(),
             checks.len()
         );
+        match &self.stored_record {
+            Some((path, record)) => {
+                let _ = writeln!(
+                    out,
+                    "\nThe call's record, as stored in SQLite (a throwaway {path}, removed again) and served by GET /api/calls/{{CallSid}}:\n{record}"
+                );
+            }
+            None => out.push_str("\nThe call's record was not stored (see the server's log).\n"),
+        }
         out
     }
 
