@@ -555,7 +555,13 @@ impl Session {
             .and_then(|()| testkit::audio::read_stamp(&self.stamp_buf))
             .map(Stamp::from_id);
         let Some(stamp) = stamp else {
-            self.report.unstamped += 1;
+            // GPT-Live: the bridge fills gaps in Twilio's stream (here: before the first and
+            // after the last caller frame) with μ-law silence, which carries no stamp.
+            let gap_silence =
+                self.live && self.stamp_buf.iter().all(|&b| b == testkit::audio::SILENCE);
+            if !gap_silence {
+                self.report.unstamped += 1;
+            }
             return;
         };
         let Some(slot) = self.slot.clone() else {
