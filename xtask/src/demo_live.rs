@@ -186,6 +186,8 @@ async fn scenario() -> anyhow::Result<Report> {
         ("PHONE_AGENT_AGENT__BACKEND", "live".to_owned()),
         ("PHONE_AGENT_LIVE__GREETING", GREETING.to_owned()),
         ("PHONE_AGENT_METRICS__BIND", "off".to_owned()),
+        // No call records: nothing written outside temp dirs.
+        ("PHONE_AGENT_DATABASE__URL", "off".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
