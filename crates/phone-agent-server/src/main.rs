@@ -84,6 +84,8 @@ fn run() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM right after the "listening" line must drain, not kill.
+        let signal = shutdown::listen();
         let handle = match Server::new(config).bind().await {
             Ok(handle) => handle,
             Err(e) => {
@@ -91,7 +93,7 @@ fn run() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let signal = shutdown::signal().await;
+        let signal = signal.await;
         tracing::info!(signal, "shutdown requested");
         handle.shutdown();
         let report = handle.wait().await;
