@@ -280,6 +280,7 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         mark_interval: agent.mark_interval,
         apology: agent.apology.clone(),
         min_barge_in_speech: agent.min_barge_in,
+        goodbye_barge_in: agent.goodbye_barge_in,
         max_duration: Some(max_duration),
         goodbye_timeout,
         caller_inactivity_timeout: Some(agent.media_inactivity_timeout),

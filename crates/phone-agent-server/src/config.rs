@@ -40,7 +40,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bridge_core::engine::DtmfMode;
+use bridge_core::engine::{DtmfMode, GoodbyeBargeIn};
 use serde::Deserialize;
 
 pub use crate::store::settings::{AdminConfig, DatabaseConfig, Pricing, PrivacyConfig};
@@ -384,6 +384,9 @@ pub struct AgentConfig {
     /// How long the caller must speak before the agent's audio is cleared (see
     /// [`bridge_core::engine::CallConfig::min_barge_in_speech`]); zero clears at once.
     pub min_barge_in: Duration,
+    /// What the caller speaking over the agent's goodbye (after `end_call` or
+    /// `transfer_call`) does (see [`bridge_core::engine::CallConfig::goodbye_barge_in`]).
+    pub goodbye_barge_in: GoodbyeBargeIn,
 }
 
 /// OpenAI Realtime settings.
@@ -713,6 +716,7 @@ struct RawAgent {
     mark_interval_ms: u64,
     apology: String,
     min_barge_in_ms: u64,
+    goodbye_barge_in: String,
 }
 
 /// The default greeting instructions.
@@ -739,6 +743,7 @@ impl Default for RawAgent {
             mark_interval_ms: 100,
             apology: bridge_core::engine::DEFAULT_APOLOGY.into(),
             min_barge_in_ms: 0,
+            goodbye_barge_in: "finish".into(),
         }
     }
 }
@@ -940,6 +945,16 @@ fn vars_for(setting: &str) -> String {
     match ENV_ALIASES.iter().find(|(_, s)| *s == setting) {
         Some((alias, _)) => format!("{alias} or {prefixed}"),
         None => prefixed,
+    }
+}
+
+/// `agent.goodbye_barge_in` (and a profile's): `"finish"` or `"interrupt"`; the error says
+/// what was given and what is allowed.
+pub(crate) fn parse_goodbye_barge_in(value: &str) -> Result<GoodbyeBargeIn, String> {
+    match value.trim() {
+        "finish" => Ok(GoodbyeBargeIn::Finish),
+        "interrupt" => Ok(GoodbyeBargeIn::Interrupt),
+        other => Err(format!("{other:?} is not one of finish, interrupt")),
     }
 }
 
@@ -1384,6 +1399,8 @@ impl Config {
                 ));
             }
         };
+        let goodbye_barge_in = parse_goodbye_barge_in(&raw.agent.goodbye_barge_in)
+            .map_err(|message| invalid("agent.goodbye_barge_in", message))?;
         if raw.agent.min_barge_in_ms > 2000 {
             return Err(invalid(
                 "agent.min_barge_in_ms",
@@ -1415,6 +1432,7 @@ impl Config {
             mark_interval: Duration::from_millis(raw.agent.mark_interval_ms),
             apology: non_empty(raw.agent.apology).filter(|a| !a.eq_ignore_ascii_case("off")),
             min_barge_in: Duration::from_millis(raw.agent.min_barge_in_ms),
+            goodbye_barge_in,
         };
 
         // --- live

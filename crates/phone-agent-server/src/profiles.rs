@@ -95,6 +95,9 @@ impl Profiles {
             if let Some(greeting) = &p.greeting {
                 agent.greeting = greeting.clone();
             }
+            if let Some(mode) = p.goodbye_barge_in {
+                agent.goodbye_barge_in = mode;
+            }
             if let Some(name) = &p.backend {
                 agent.backend = backend(name, config, &format!("profiles.{}.backend", p.name))?;
             }

@@ -500,6 +500,28 @@ fn turn_answering_and_barge_in_settings() {
     );
 }
 
+/// Issue 12: `agent.goodbye_barge_in` is `finish` by default, `interrupt` when set, and any
+/// other value fails at startup naming the key and its variable.
+#[test]
+fn goodbye_barge_in_setting() {
+    use bridge_core::engine::GoodbyeBargeIn;
+    let defaults = Config::from_env_map(&HashMap::new()).unwrap();
+    assert_eq!(defaults.agent.goodbye_barge_in, GoodbyeBargeIn::Finish);
+    let c = Config::from_env_map(&env(&[(
+        "PHONE_AGENT_AGENT__GOODBYE_BARGE_IN",
+        "interrupt",
+    )]))
+    .unwrap();
+    assert_eq!(c.agent.goodbye_barge_in, GoodbyeBargeIn::Interrupt);
+    let e =
+        Config::from_env_map(&env(&[("PHONE_AGENT_AGENT__GOODBYE_BARGE_IN", "cut")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid agent.goodbye_barge_in (PHONE_AGENT_AGENT__GOODBYE_BARGE_IN): \"cut\" is not \
+         one of finish, interrupt"
+    );
+}
+
 /// `agent.backend = "live"` with its `[live]` settings, and the errors that name them.
 #[test]
 fn live_backend_and_its_validation() {

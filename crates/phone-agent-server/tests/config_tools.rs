@@ -125,6 +125,31 @@ fn missing_environment_references_and_unknown_profile_entries_fail_naming_the_ke
     );
 }
 
+/// A profile may set its own `goodbye_barge_in`; anything but `finish`/`interrupt` fails
+/// naming the profile's key.
+#[test]
+fn a_profile_sets_its_goodbye_barge_in_and_a_bad_one_fails_naming_the_key() {
+    use bridge_core::engine::GoodbyeBargeIn;
+    let c = load(
+        "[profiles.support]\nnumbers = [\"+15550001111\"]\ngoodbye_barge_in = \"interrupt\"\n\
+         [profiles.sales]\nnumbers = [\"+15550002222\"]\n",
+    )
+    .unwrap();
+    let by_name = |n: &str| c.tools.profiles.iter().find(|p| p.name == n).unwrap();
+    assert_eq!(
+        by_name("support").goodbye_barge_in,
+        Some(GoodbyeBargeIn::Interrupt)
+    );
+    assert_eq!(by_name("sales").goodbye_barge_in, None, "inherits agent.*");
+    let e =
+        load("[profiles.support]\nnumbers = [\"+15550001111\"]\ngoodbye_barge_in = \"never\"\n")
+            .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid profiles.support.goodbye_barge_in: \"never\" is not one of finish, interrupt"
+    );
+}
+
 #[test]
 fn tools_load_as_written_with_key_case_kept() {
     let toml = format!(

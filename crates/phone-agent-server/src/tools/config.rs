@@ -11,10 +11,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bridge_core::engine::GoodbyeBargeIn;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, Secret, parse_goodbye_barge_in};
 
 /// Names of the built-in tools.
 pub const END_CALL: &str = "end_call";
@@ -115,6 +116,7 @@ pub(crate) struct RawProfile {
     voice: Option<String>,
     greeting: Option<String>,
     backend: Option<String>,
+    goodbye_barge_in: Option<String>,
     tools: Option<Vec<String>>,
     mcp_servers: Option<Vec<String>>,
     transfer_destinations: Option<Vec<String>>,
@@ -283,6 +285,8 @@ pub struct Profile {
     pub greeting: Option<Option<String>>,
     /// Back end name (`realtime`, `echo`, `live`).
     pub backend: Option<String>,
+    /// What the caller speaking over the goodbye does (`agent.goodbye_barge_in`).
+    pub goodbye_barge_in: Option<GoodbyeBargeIn>,
     /// Tools offered (webhook tools by name, `end_call`, `transfer_call`); `None`: all.
     pub tools: Option<Vec<String>>,
     /// MCP servers by label; `None`: all.
@@ -682,6 +686,12 @@ pub(crate) fn validate(
                 format!("{b:?} is not one of realtime, echo, live"),
             ));
         }
+        let goodbye_barge_in = p
+            .goodbye_barge_in
+            .as_deref()
+            .map(parse_goodbye_barge_in)
+            .transpose()
+            .map_err(|message| err(key("goodbye_barge_in"), message))?;
         let prompt_path = p.prompt_path.map(|s| PathBuf::from(s.trim()));
         if let Some(path) = &prompt_path
             && !path.is_file()
@@ -705,6 +715,7 @@ pub(crate) fn validate(
                     .filter(|g| !g.is_empty() && !g.eq_ignore_ascii_case("off"))
             }),
             backend: p.backend.map(|b| b.trim().to_owned()),
+            goodbye_barge_in,
             tools: p.tools,
             mcp_servers: p.mcp_servers,
             transfer_destinations: p.transfer_destinations,
