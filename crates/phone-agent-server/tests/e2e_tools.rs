@@ -19,9 +19,10 @@ use hyper_util::rt::TokioIo;
 use phone_agent_server::tools::webhook::signature;
 use serde_json::{Value, json};
 use testkit::audio;
-use testkit::openai::{MockRealtime, ResponseScript, Script, SessionHandle};
-use testkit::rest::MockTwilioRest;
-use testkit::twilio::{ActiveCall, CallSimulator};
+use testkit::openai::{MockRealtime, Pacing, ResponseScript, Script, SessionHandle};
+use testkit::rest::{CallControl, MockTwilioRest};
+use testkit::twilio::{ActiveCall, CallEvent, CallSimulator};
+use tokio::time::Instant;
 
 const SECRET: &str = "whsec-test-secret";
 
@@ -602,6 +603,330 @@ async fn end_call_is_refused_while_the_greeting_plays() {
     let ended = logs().call_ended(call.call_sid(), WAIT).await;
     assert_eq!(ended.end_reason, "caller_hung_up");
     bridge.finish().await;
+}
+
+// ---- barge-in during the goodbye (agent.goodbye_barge_in) ------------------------------------
+
+/// The goodbye of the barge-in tests: three seconds, so the caller is still hearing it when the
+/// mock's VAD reports the speech started over it.
+const GOODBYE_MS: u32 = 3000;
+
+/// The number the barge-in tests call (`To`).
+const SUPPORT_LINE: &str = "+15550007777";
+
+/// A call of the barge-in tests, with the caller speaking over the goodbye.
+struct GoodbyeCall {
+    rest: MockTwilioRest,
+    bridge: Bridge,
+    call: ActiveCall,
+    session: SessionHandle,
+    /// The greeting's exact bytes.
+    greeting: Vec<u8>,
+    _mock: MockRealtime,
+}
+
+/// A call to [`SUPPORT_LINE`] configured with `toml` in which the agent greets, the caller
+/// asks to end, the agent calls `end_call` and speaks `goodbye` (response 3). Returns once the
+/// caller has heard the first goodbye byte (and, with `wait_goodbye_sent`, the mock has ended
+/// the goodbye response) and has started speaking over it: four seconds of speech, longer than
+/// what is left of the goodbye, so the mock's VAD does not end the caller's turn (and start a
+/// response) while the call lasts.
+async fn speak_over_the_goodbye(
+    toml: &str,
+    goodbye: ResponseScript,
+    wait_goodbye_sent: bool,
+) -> GoodbyeCall {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say("Hello, how can I help?", 300))
+                .then(ResponseScript::function_call(
+                    "end_call",
+                    r#"{"reason":"done"}"#,
+                ))
+                .then(goodbye)
+                .no_fallback(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let toml = format!("[call_control]\nend_call = true\n{toml}");
+    let bridge = bridge(&mock, &toml, Some(&rest)).await;
+    let call = bridge.sim.call().to(SUPPORT_LINE).connect().await.unwrap();
+    let session = session_of(&mock, call.call_sid()).await;
+    session.wait_for_response_done(1, WAIT).await.unwrap();
+    let greeting = session.assistant_items()[0].audio.clone();
+    call.wait_received_audio(greeting.len(), WAIT)
+        .await
+        .unwrap();
+    call.wait_playout_idle(WAIT).await.unwrap();
+    say(&call, audio::speech(300));
+    let (_, output) = output_of(&session, 1).await;
+    assert_eq!(output["status"], "ending");
+    if wait_goodbye_sent {
+        // The goodbye response has ended at the mock: only its playout is left.
+        let done = session.wait_for_response_done(3, WAIT).await.unwrap();
+        assert_eq!(done.status, "completed");
+    }
+    call.wait_heard(greeting.len() + 1, WAIT).await.unwrap();
+    say(&call, audio::speech(4000));
+    GoodbyeCall {
+        rest,
+        bridge,
+        call,
+        session,
+        greeting,
+        _mock: mock,
+    }
+}
+
+/// The second `speech_started` (the caller over the goodbye), checked to have come while the
+/// caller was still hearing the goodbye: the premise of the barge-in tests.
+async fn speech_over_the_goodbye(g: &GoodbyeCall, goodbye_len: usize) -> Instant {
+    let started = g
+        .session
+        .wait_for_server_event("input_audio_buffer.speech_started", 2, WAIT)
+        .await
+        .unwrap()
+        .at;
+    let heard = g.call.heard_at(started).len();
+    assert!(
+        heard > g.greeting.len() && heard < g.greeting.len() + goodbye_len,
+        "the caller started speaking with {heard} bytes heard: not during the goodbye \
+         ({} greeting + {goodbye_len} goodbye bytes)",
+        g.greeting.len()
+    );
+    started
+}
+
+/// `agent.goodbye_barge_in = "finish"`: the caller speaking over the goodbye interrupts
+/// nothing. No `clear` reaches the caller, nothing is truncated or cancelled, and REST
+/// `Status=completed` comes once the caller has heard the goodbye's last byte (after the
+/// speech started, after the last mark's echo).
+#[tokio::test]
+async fn speech_over_the_goodbye_with_finish_lets_it_play_out_then_hangs_up() {
+    let goodbye =
+        ResponseScript::say("Goodbye, have a nice day!", GOODBYE_MS).pacing(Pacing::Burst);
+    let g = speak_over_the_goodbye("[agent]\ngoodbye_barge_in = \"finish\"\n", goodbye, true).await;
+    let items = g.session.assistant_items();
+    assert_eq!(items.len(), 2);
+    let goodbye = items[1].audio.clone();
+    assert_eq!(goodbye.len(), GOODBYE_MS as usize * 8);
+    let started = speech_over_the_goodbye(&g, goodbye.len()).await;
+
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        update.params,
+        vec![("Status".to_owned(), "completed".to_owned())]
+    );
+    assert!(update.succeeded());
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    assert_eq!(ended.barge_ins, 0, "{:?}", ended.line);
+    g.call.wait_closed(WAIT).await.unwrap();
+    g.session.wait_closed(WAIT).await.unwrap();
+
+    // Exactly the greeting and the whole goodbye, heard before the hang-up; nothing cleared.
+    let all = [g.greeting.as_slice(), goodbye.as_slice()].concat();
+    assert_eq!(g.call.received_audio(), all);
+    assert_eq!(
+        g.call.heard_at(update.at),
+        all,
+        "the whole goodbye, heard first"
+    );
+    assert_eq!(g.call.heard(), all);
+    let timeline = g.call.timeline();
+    assert!(
+        !timeline
+            .iter()
+            .any(|e| matches!(e.event, CallEvent::ClearReceived { .. })),
+        "no clear reaches the caller"
+    );
+    assert!(g.call.marks().iter().all(|m| !m.cleared));
+    // Order: the caller's speech started, then the goodbye's last mark was echoed (its audio
+    // played), then the hang-up.
+    let last_echo = timeline
+        .iter()
+        .filter(|e| matches!(e.event, CallEvent::MarkEchoed { .. }))
+        .map(|e| e.at)
+        .max()
+        .unwrap();
+    let hang_up = timeline
+        .iter()
+        .find(|e| matches!(e.event, CallEvent::RestControl(CallControl::Hangup)))
+        .expect("the simulator was hung up over REST")
+        .at;
+    assert!(started < last_echo, "{started:?} {last_echo:?}");
+    assert!(last_echo <= update.at && update.at <= hang_up);
+    assert!(
+        g.call.playout_ends_at().unwrap() <= last_echo,
+        "the last mark is echoed once its audio has played"
+    );
+    // Nothing of the goodbye was cut at the agent either.
+    assert!(
+        g.session.truncations().is_empty(),
+        "{:?}",
+        g.session.truncations()
+    );
+    assert!(
+        g.session
+            .client_events_of_type("response.cancel")
+            .is_empty()
+    );
+    g.bridge.finish().await;
+}
+
+/// `agent.goodbye_barge_in = "interrupt"`, the goodbye response already ended at the agent
+/// (only its playout is left): the caller's speech clears the caller's queue and truncates the
+/// goodbye like any barge-in, and the engine hangs up in the same step (the goodbye is
+/// draining, so the action is executed at once): REST `Status=completed` follows the `clear`
+/// with the goodbye heard only up to the speech.
+#[tokio::test]
+async fn speech_over_the_goodbye_with_interrupt_clears_it_and_hangs_up_at_once() {
+    let goodbye =
+        ResponseScript::say("Goodbye, have a nice day!", GOODBYE_MS).pacing(Pacing::Burst);
+    let g =
+        speak_over_the_goodbye("[agent]\ngoodbye_barge_in = \"interrupt\"\n", goodbye, true).await;
+    let items = g.session.assistant_items();
+    assert_eq!(items.len(), 2);
+    let goodbye = items[1].audio.clone();
+    let started = speech_over_the_goodbye(&g, goodbye.len()).await;
+
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        update.params,
+        vec![("Status".to_owned(), "completed".to_owned())]
+    );
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    assert_eq!(ended.barge_ins, 1, "{:?}", ended.line);
+    g.call.wait_closed(WAIT).await.unwrap();
+    g.session.wait_closed(WAIT).await.unwrap();
+
+    // The caller got one clear, after the speech started and before the hang-up.
+    let timeline = g.call.timeline();
+    let clears: Vec<_> = timeline
+        .iter()
+        .filter(|e| matches!(e.event, CallEvent::ClearReceived { .. }))
+        .collect();
+    assert_eq!(clears.len(), 1, "{clears:?}");
+    let clear_at = clears[0].at;
+    let hang_up = timeline
+        .iter()
+        .find(|e| matches!(e.event, CallEvent::RestControl(CallControl::Hangup)))
+        .expect("the simulator was hung up over REST")
+        .at;
+    assert!(started < clear_at && clear_at <= update.at && update.at <= hang_up);
+    // What the caller heard: the greeting and the goodbye up to the clear, nothing after it;
+    // the whole goodbye had reached the caller, so the clear cut it.
+    let all = [g.greeting.as_slice(), goodbye.as_slice()].concat();
+    assert_eq!(g.call.received_audio(), all);
+    let heard = g.call.heard();
+    assert_eq!(g.call.heard_at(clear_at), heard);
+    assert!(heard.len() < all.len(), "the goodbye was cut short");
+    assert_eq!(heard, all[..heard.len()]);
+    // The agent is told where the goodbye was cut; its response had ended, nothing to cancel.
+    let truncations = g.session.truncations();
+    assert_eq!(truncations.len(), 1, "{truncations:?}");
+    let t = &truncations[0];
+    assert_eq!(t.item_id, items[1].item_id);
+    assert!(t.accepted);
+    let goodbye_heard_ms = ((heard.len() - g.greeting.len()) / 8) as u64;
+    assert!(
+        t.audio_end_ms <= goodbye_heard_ms,
+        "truncated at {} ms, heard {goodbye_heard_ms} ms",
+        t.audio_end_ms
+    );
+    assert!(
+        g.session
+            .client_events_of_type("response.cancel")
+            .is_empty()
+    );
+    g.bridge.finish().await;
+}
+
+/// `interrupt` while the goodbye is still being generated (streamed in real time, and the
+/// agent does not cancel on its own: `interrupt_response = false`), set by the called
+/// number's profile over a top-level `finish`: the caller's speech clears the goodbye and the
+/// bridge cancels the response; the hang-up is executed once that response has ended (its
+/// `response.done`, cancelled), not at the speech.
+#[tokio::test]
+async fn interrupt_from_the_profile_cancels_a_goodbye_still_speaking_then_hangs_up() {
+    let goodbye =
+        ResponseScript::say("Goodbye, have a nice day!", GOODBYE_MS).pacing(Pacing::Speed(1.0));
+    let toml = format!(
+        "[agent]\ngoodbye_barge_in = \"finish\"\n\
+         [openai.turn_detection]\ninterrupt_response = false\n\
+         [profiles.support]\nnumbers = [\"{SUPPORT_LINE}\"]\ngoodbye_barge_in = \"interrupt\"\n"
+    );
+    let g = speak_over_the_goodbye(&toml, goodbye, false).await;
+    assert_eq!(
+        g.session.session_config()["audio"]["input"]["turn_detection"]["interrupt_response"],
+        false
+    );
+    let started = speech_over_the_goodbye(&g, GOODBYE_MS as usize * 8).await;
+
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        update.params,
+        vec![("Status".to_owned(), "completed".to_owned())]
+    );
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    assert_eq!(ended.barge_ins, 1, "{:?}", ended.line);
+    g.call.wait_closed(WAIT).await.unwrap();
+    g.session.wait_closed(WAIT).await.unwrap();
+
+    // The goodbye response was cancelled by the bridge, and ended cancelled.
+    let goodbye_response = &g.session.responses()[2];
+    assert_eq!(goodbye_response.status, "cancelled");
+    assert_eq!(goodbye_response.reason.as_deref(), Some("client_cancelled"));
+    let cancel = g
+        .session
+        .client_events_of_type("response.cancel")
+        .first()
+        .cloned()
+        .expect("the bridge cancelled the goodbye");
+    let done_at = goodbye_response.done_at.unwrap();
+    // Order: speech → clear at the caller; speech → cancel → response.done → hang-up.
+    let timeline = g.call.timeline();
+    let clears: Vec<_> = timeline
+        .iter()
+        .filter(|e| matches!(e.event, CallEvent::ClearReceived { .. }))
+        .collect();
+    assert_eq!(clears.len(), 1, "{clears:?}");
+    let clear_at = clears[0].at;
+    assert!(started < clear_at && clear_at <= update.at);
+    assert!(started < cancel.at && cancel.at <= done_at && done_at <= update.at);
+    // Heard: the greeting and the goodbye up to the clear; never more.
+    let items = g.session.assistant_items();
+    let goodbye = &items[1].audio;
+    assert!(
+        goodbye.len() < GOODBYE_MS as usize * 8,
+        "the goodbye was cut at the agent"
+    );
+    let all = [g.greeting.as_slice(), goodbye.as_slice()].concat();
+    let heard = g.call.heard();
+    assert_eq!(g.call.heard_at(clear_at), heard);
+    assert!(heard.len() > g.greeting.len() && heard.len() < all.len());
+    assert_eq!(heard, all[..heard.len()]);
+    let truncations = g.session.truncations();
+    assert_eq!(truncations.len(), 1, "{truncations:?}");
+    assert_eq!(truncations[0].item_id, items[1].item_id);
+    g.bridge.finish().await;
 }
 
 const TRANSFER_TOML: &str = r#"
