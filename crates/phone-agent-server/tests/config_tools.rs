@@ -93,6 +93,49 @@ fn a_transfer_entry_that_is_not_e164_or_sip_fails_naming_the_key() {
     );
 }
 
+/// The transfer allow-list takes an E.164 `number` or a SIP URI in `sip`; an entry with
+/// neither, or with both, fails naming the key.
+#[test]
+fn transfer_entries_take_an_e164_number_or_a_sip_uri_and_exactly_one() {
+    use phone_agent_server::tools::config::DialTarget;
+    let c = load(
+        "[[call_control.destinations]]\nname = \"desk\"\nnumber = \"+15551230000\"\ndescription = \"d\"\n\
+         [[call_control.destinations]]\nname = \"kitchen\"\nsip = \"sip:kitchen@pbx.example.com\"\ndescription = \"k\"\n",
+    )
+    .unwrap();
+    let targets: Vec<(&str, &DialTarget)> = c
+        .tools
+        .call_control
+        .destinations
+        .iter()
+        .map(|d| (d.name.as_str(), &d.target))
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            ("desk", &DialTarget::Number("+15551230000".into())),
+            (
+                "kitchen",
+                &DialTarget::Sip("sip:kitchen@pbx.example.com".into())
+            ),
+        ]
+    );
+    let e =
+        load("[[call_control.destinations]]\nname = \"desk\"\ndescription = \"d\"\n").unwrap_err();
+    assert_eq!(
+        e,
+        "invalid call_control.destinations[0].number: set number (E.164) or sip (a SIP URI)"
+    );
+    let e = load(
+        "[[call_control.destinations]]\nname = \"desk\"\nnumber = \"+15551230000\"\nsip = \"sip:desk@pbx\"\ndescription = \"d\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "invalid call_control.destinations[0].number: set number or sip, not both"
+    );
+}
+
 #[test]
 fn missing_environment_references_and_unknown_profile_entries_fail_naming_the_key() {
     let e = load(&format!(

@@ -605,6 +605,62 @@ async fn end_call_is_refused_while_the_greeting_plays() {
     bridge.finish().await;
 }
 
+/// `end_call` without Twilio REST configured: once the goodbye has been heard, the server
+/// closes the media stream (which ends a `<Connect><Stream>` call); nothing is hung up over
+/// REST.
+#[tokio::test]
+async fn end_call_without_rest_closes_the_stream_after_the_goodbye_was_heard() {
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say("Hello, how can I help?", 300))
+                .then(ResponseScript::function_call(
+                    "end_call",
+                    r#"{"reason":"done"}"#,
+                ))
+                .then(ResponseScript::say("Goodbye, have a nice day!", 800)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let bridge = bridge(&mock, "[call_control]\nend_call = true\n", None).await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = session_of(&mock, call.call_sid()).await;
+    session.wait_for_response_done(1, WAIT).await.unwrap();
+    call.wait_received_audio(session.assistant_items()[0].audio.len(), WAIT)
+        .await
+        .unwrap();
+    call.wait_playout_idle(WAIT).await.unwrap();
+    say(&call, audio::speech(300));
+    let (_, output) = output_of(&session, 1).await;
+    assert_eq!(output["status"], "ending");
+
+    let end = call.wait_closed(WAIT).await.unwrap();
+    assert!(
+        matches!(end, testkit::twilio::CallEnd::ServerClosed { .. }),
+        "{end:?}"
+    );
+    let closed_at = call
+        .timeline()
+        .iter()
+        .find(|e| matches!(e.event, CallEvent::Closed(_)))
+        .unwrap()
+        .at;
+    let items = session.assistant_items();
+    assert_eq!(items.len(), 2);
+    let all = [items[0].audio.as_slice(), items[1].audio.as_slice()].concat();
+    assert_eq!(call.received_audio(), all);
+    assert_eq!(
+        call.heard_at(closed_at),
+        all,
+        "heard all of the goodbye first"
+    );
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    session.wait_closed(WAIT).await.unwrap();
+    bridge.finish().await;
+}
+
 // ---- barge-in during the goodbye (agent.goodbye_barge_in) ------------------------------------
 
 /// The goodbye of the barge-in tests: three seconds, so the caller is still hearing it when the
@@ -978,6 +1034,48 @@ async fn transfer_to_an_allowed_destination_sends_the_exact_dial_twiml() {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial callerId=\"+15005550006\" \
              timeout=\"25\"><Number url=\"https://bridge.example.com/twilio/whisper?text=Anna+wants+a+table+for+4+tonight.\">\
              +15551230000</Number></Dial></Response>"
+        )
+    );
+    let item = session.assistant_items()[0].clone();
+    assert_eq!(
+        call.heard_at(update.at),
+        item.audio,
+        "the transfer line was heard first"
+    );
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "transferred", "{:?}", ended.line);
+    bridge.finish().await;
+}
+
+/// A SIP destination on the list: the call's TwiML is replaced with `<Dial><Sip>` to its URI
+/// (the whisper on the `<Sip>` noun).
+#[tokio::test]
+async fn transfer_to_a_sip_destination_dials_the_sip_uri() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::function_call(
+                    "transfer_call",
+                    r#"{"destination":"kitchen","summary":"Allergy question."}"#,
+                ))
+                .then(ResponseScript::say("Connecting you to the kitchen.", 400)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let bridge = bridge(&mock, TRANSFER_TOML, Some(&rest)).await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = session_of(&mock, call.call_sid()).await;
+    let (_, output) = output_of(&session, 1).await;
+    assert_eq!(output["status"], "transferring");
+    let update = rest.wait_for_update(call.call_sid(), WAIT).await.unwrap();
+    assert_eq!(
+        update.param("Twiml"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial callerId=\"+15005550006\" \
+             timeout=\"25\"><Sip url=\"https://bridge.example.com/twilio/whisper?text=Allergy+question.\">\
+             sip:kitchen@pbx.example.com</Sip></Dial></Response>"
         )
     );
     let item = session.assistant_items()[0].clone();
