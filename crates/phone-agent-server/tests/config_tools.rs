@@ -216,6 +216,53 @@ fn tools_load_as_written_with_key_case_kept() {
     assert_eq!(c.tools.profiles[0].name, "Pizza_Line");
 }
 
+/// Through the real binary: a bad entry stops it at startup (exit code 2) with the message
+/// naming the key on stderr, before it listens.
+#[test]
+fn the_binary_refuses_to_start_with_a_bad_entry_naming_the_key() {
+    let cwd = common::temp_path("bad-config-cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let duplicate = common::temp_path("duplicate.toml");
+    std::fs::write(
+        &duplicate,
+        [
+            tool("hours", "https://x.example/a", OBJECT),
+            tool("hours", "https://x.example/b", OBJECT),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let cases: [(&[(&str, &str)], &str); 2] = [
+        (
+            &[("PHONE_AGENT_CONFIG", duplicate.to_str().unwrap())],
+            "phone-agent-server: invalid tools[1].name: duplicate tool name \"hours\": every \
+             tool needs its own name\n",
+        ),
+        (
+            &[("PHONE_AGENT_AGENT__GOODBYE_BARGE_IN", "cut")],
+            "phone-agent-server: invalid agent.goodbye_barge_in \
+             (PHONE_AGENT_AGENT__GOODBYE_BARGE_IN): \"cut\" is not one of finish, interrupt\n",
+        ),
+    ];
+    for (envs, expected) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_phone-agent-server"))
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PORT", "0")
+            .env("PHONE_AGENT_AGENT__BACKEND", "echo")
+            .envs(envs.iter().copied())
+            .output()
+            .expect("run the server binary");
+        assert_eq!(out.status.code(), Some(2), "{envs:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
 /// `config/examples/restaurant.toml` loads as documented and a server starts with it.
 #[tokio::test]
 async fn the_restaurant_example_loads_and_a_server_starts_with_it() {
