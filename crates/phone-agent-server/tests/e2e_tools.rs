@@ -837,6 +837,75 @@ async fn speech_over_the_goodbye_with_finish_lets_it_play_out_then_hangs_up() {
     g.bridge.finish().await;
 }
 
+/// `finish` with a goodbye still being generated, and the agent stopping it on its own at
+/// the caller's speech (`interrupt_response = true`, the default): the bridge clears nothing
+/// and truncates nothing; the caller hears every byte the agent had sent, and the hang-up
+/// follows the cancelled response's end and that audio's last mark.
+#[tokio::test]
+async fn finish_plays_what_was_sent_when_the_agent_stops_its_goodbye_itself() {
+    let goodbye =
+        ResponseScript::say("Goodbye, have a nice day!", GOODBYE_MS).pacing(Pacing::Speed(1.0));
+    let g =
+        speak_over_the_goodbye("[agent]\ngoodbye_barge_in = \"finish\"\n", goodbye, false).await;
+    let started = speech_over_the_goodbye(&g, GOODBYE_MS as usize * 8).await;
+
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        update.params,
+        vec![("Status".to_owned(), "completed".to_owned())]
+    );
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    assert_eq!(ended.barge_ins, 0, "{:?}", ended.line);
+    g.call.wait_closed(WAIT).await.unwrap();
+    g.session.wait_closed(WAIT).await.unwrap();
+
+    // The agent cut its own goodbye at the speech.
+    let goodbye_response = &g.session.responses()[2];
+    assert_eq!(goodbye_response.status, "cancelled");
+    assert_eq!(goodbye_response.reason.as_deref(), Some("turn_detected"));
+    let done_at = goodbye_response.done_at.unwrap();
+    assert!(started <= done_at && done_at <= update.at);
+    let items = g.session.assistant_items();
+    let goodbye = items[1].audio.clone();
+    assert!(goodbye.len() < GOODBYE_MS as usize * 8);
+    // Everything sent was heard, nothing cleared, before the hang-up.
+    let all = [g.greeting.as_slice(), goodbye.as_slice()].concat();
+    assert_eq!(g.call.received_audio(), all);
+    assert_eq!(g.call.heard_at(update.at), all);
+    let timeline = g.call.timeline();
+    assert!(
+        !timeline
+            .iter()
+            .any(|e| matches!(e.event, CallEvent::ClearReceived { .. }))
+    );
+    let last_echo = timeline
+        .iter()
+        .filter(|e| matches!(e.event, CallEvent::MarkEchoed { .. }))
+        .map(|e| e.at)
+        .max()
+        .unwrap();
+    assert!(
+        last_echo <= update.at,
+        "the hang-up follows the last mark echo"
+    );
+    assert!(
+        g.session.truncations().is_empty(),
+        "{:?}",
+        g.session.truncations()
+    );
+    assert!(
+        g.session
+            .client_events_of_type("response.cancel")
+            .is_empty()
+    );
+    g.bridge.finish().await;
+}
+
 /// `agent.goodbye_barge_in = "interrupt"`, the goodbye response already ended at the agent
 /// (only its playout is left): the caller's speech clears the caller's queue and truncates the
 /// goodbye like any barge-in, and the engine hangs up in the same step (the goodbye is
