@@ -7,7 +7,10 @@
 //!    `PUBLIC_URL` and the request's path; no parameters) → 403;
 //! 2. the stream token in the path (when `twilio.require_stream_token`): missing, malformed,
 //!    forged or expired → 403 (see [`crate::tokens`]);
-//! 3. draining (unless `/voice` answered this call before) → 503; too many streams waiting for `start` (`server.max_pending_streams`) → 503;
+//! 3. draining, for a stream without a valid stream token → 503 (a stream with one belongs to a
+//!    call some instance answered: the caller was not told "busy", so it is accepted and
+//!    drained with the others, even when another instance answered its `/voice`); too many
+//!    streams waiting for `start` (`server.max_pending_streams`) → 503;
 //! 4. tungstenite's handshake validation (`create_response_with_body`) → 400;
 //! 5. this CallSid's stream was already accepted by this instance → 403.
 //!
@@ -69,12 +72,10 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
     } else {
         None
     };
-    // While draining, only streams of calls answered before (their slot is reserved) go on.
-    if state.is_draining()
-        && !claims
-            .as_ref()
-            .is_some_and(|c| state.calls.is_reserved(&c.call_sid))
-    {
+    // While draining, only streams of calls already answered go on: a valid stream token says
+    // an instance (this one or another behind the same load balancer) answered the call's
+    // `/voice`, so its caller was not told "busy" and refusing the stream would fail the call.
+    if state.is_draining() && claims.is_none() {
         crate::telemetry::rejected("draining");
         return routes::text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }

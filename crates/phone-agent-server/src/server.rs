@@ -186,11 +186,6 @@ impl Calls {
         })
     }
 
-    /// Whether `call_sid` holds a reservation.
-    pub(crate) fn is_reserved(&self, call_sid: &str) -> bool {
-        self.reservations().contains_key(call_sid)
-    }
-
     /// A permit for a stream waiting for `start`; `None` when too many are waiting.
     pub(crate) fn try_pending(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.pending).try_acquire_owned().ok()

@@ -9,6 +9,7 @@
 //! | [`twilio`] | Twilio placing a call: signed voice webhook, TwiML, signed Media Stream, paced caller audio, **real-time playout** of the agent's audio with exact `mark`/`clear` semantics | [`twilio::CallSimulator`] |
 //! | [`live`] | the OpenAI GPT-Live service (WebSocket): strict `session.start`, output paced to the input timeline, self-interruption, timed transcripts, delegation (responses and client), usage, `session.closed` with every reason | [`live::MockLive`] |
 //! | [`rest`] | the Twilio REST `Calls` API (hang-up, transfer, outbound calls) with Basic auth | [`rest::MockTwilioRest`] |
+//! | [`haproxy`] | a real HAProxy load balancer (Debian's `haproxy`, generated configuration in a temp dir, round-robin over the given servers, health checks, runtime API) | [`haproxy::Haproxy`] |
 //! | [`postgres`] | a throwaway PostgreSQL cluster (Debian's server binaries, temp dir, free loopback port) | [`postgres::PgCluster`] |
 //! | [`audio`] | μ-law tones, speech-like bursts, WAV/`espeak-ng` speech, and *stamps* that make frames identifiable end to end | [`audio::CallerAudio`], [`audio::stamp`] |
 //!
@@ -92,6 +93,7 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+pub mod haproxy;
 pub mod http;
 pub mod live;
 pub mod openai;

@@ -559,4 +559,32 @@ impl PlacedCall {
             )
             .await
     }
+
+    /// Opens the Media Stream named by the TwiML at another server than the simulator's
+    /// (`http://127.0.0.1:PORT`), signed over the same public URL: one instance directly, as a
+    /// load balancer that still routes to it would.
+    pub async fn open_stream_at(&self, server: &str) -> Result<ActiveCall, SimError> {
+        if !(200..300).contains(&self.response.status) {
+            return Err(SimError::WebhookStatus {
+                status: self.response.status,
+                body: self.response.text(),
+            });
+        }
+        let twiml = self.twiml.as_ref().map_err(Clone::clone)?;
+        let stream = twiml
+            .stream()
+            .ok_or_else(|| SimError::NoStream(self.response.text()))?;
+        let b = &self.builder;
+        let sim = b
+            .sim
+            .clone()
+            .with(|c| c.server = server.trim_end_matches('/').to_string());
+        sim.connect_stream(
+            stream,
+            &self.call_sid,
+            &b.stream_signing,
+            (b.stamp_frames, b.idle_silence, b.record_frames),
+        )
+        .await
+    }
 }
