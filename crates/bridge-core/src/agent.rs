@@ -176,6 +176,40 @@ pub enum AgentEvent {
     },
 }
 
+/// One entry of the conversation so far, replayed into a fresh agent session
+/// ([`AgentCommand::Restore`]; Realtime: one `conversation.item.create` each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextItem {
+    /// A transcript line (an agent line as far as the caller heard it).
+    Message {
+        /// Who said it.
+        speaker: Speaker,
+        /// What was said.
+        text: String,
+    },
+    /// A tool call the agent made.
+    ToolCall {
+        /// The call id (its output names it).
+        call_id: String,
+        /// The tool.
+        name: String,
+        /// Arguments as JSON text.
+        arguments: String,
+    },
+    /// A tool call's output.
+    ToolOutput {
+        /// The call it answers.
+        call_id: String,
+        /// JSON text.
+        output: String,
+    },
+    /// Context the engine gave the agent (a keypad press, a failed transfer).
+    Note {
+        /// The text.
+        text: String,
+    },
+}
+
 /// Something the engine wants done on the agent side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentCommand {
@@ -212,6 +246,10 @@ pub enum AgentCommand {
         /// Per-response instructions, if any.
         instructions: Option<String>,
     },
+    /// Seed a fresh session (after a reconnect) with one entry of the conversation so far.
+    /// Sent after the session is ready and before any response is requested; back ends that
+    /// cannot add history mid-session ignore it.
+    Restore(ContextItem),
     /// End the session gracefully (GPT-Live `session.close`; Realtime closes the socket).
     Close,
 }

@@ -162,6 +162,43 @@ impl std::fmt::Debug for CallServices {
     }
 }
 
+/// Opens a fresh agent connection for a reconnect ([`crate::engine::Output::ConnectAgent`]).
+///
+/// Report a refusal that retrying cannot fix (401/403/404, an invalid model) as
+/// [`EndpointError::Protocol`]: it is never retried ([`EndpointError::is_transient`]). Any
+/// `FnMut(u32) -> impl Future` closure is one.
+pub trait Reconnect<A>: Send {
+    /// Starts attempt `attempt` (1-based).
+    fn connect(&mut self, attempt: u32) -> ConnectFuture<'static, A>;
+}
+
+/// A boxed connection future.
+pub type ConnectFuture<'a, A> = Pin<Box<dyn Future<Output = Result<A, EndpointError>> + Send + 'a>>;
+
+impl<A, F, Fut> Reconnect<A> for F
+where
+    F: FnMut(u32) -> Fut + Send,
+    Fut: Future<Output = Result<A, EndpointError>> + Send + 'static,
+{
+    fn connect(&mut self, attempt: u32) -> ConnectFuture<'static, A> {
+        Box::pin(self(attempt))
+    }
+}
+
+/// No reconnects: a lost agent connection ends the call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReconnect;
+
+impl<A: Send + 'static> Reconnect<A> for NoReconnect {
+    fn connect(&mut self, _attempt: u32) -> ConnectFuture<'static, A> {
+        Box::pin(async {
+            Err(EndpointError::Protocol(
+                "reconnecting the agent is not configured".to_owned(),
+            ))
+        })
+    }
+}
+
 /// How many commands a side's outbox holds while that side does not take them (its socket is
 /// not writable): beyond this the call ends ([`Call::caller_failed`] / [`Call::agent_failed`]
 /// with "not reading"). 512 commands are about 25 s of agent audio in 100 ms pieces with their
@@ -312,8 +349,25 @@ fn now() -> std::time::Instant {
 /// once it is connected (it is polled concurrently with the call, so caller audio is buffered
 /// meanwhile); it is dropped unfinished if the call ends first. See the [module docs](self).
 pub async fn run_call<C, A, F>(
+    caller: C,
+    connect_agent: F,
+    services: CallServices,
+    observer: &mut dyn CallObserver,
+) -> CallSummary
+where
+    C: CallerEndpoint,
+    A: AgentEndpoint + Send + 'static,
+    F: Future<Output = Result<A, EndpointError>> + Send,
+{
+    run_call_reconnecting(caller, connect_agent, NoReconnect, services, observer).await
+}
+
+/// [`run_call`] with reconnects: when the engine loses the agent connection and reconnects
+/// ([`CallConfig::reconnect`]), each attempt's connection comes from `reconnect`.
+pub async fn run_call_reconnecting<C, A, F, R>(
     mut caller: C,
     connect_agent: F,
+    mut reconnect: R,
     services: CallServices,
     observer: &mut dyn CallObserver,
 ) -> CallSummary
@@ -321,6 +375,7 @@ where
     C: CallerEndpoint,
     A: AgentEndpoint,
     F: Future<Output = Result<A, EndpointError>> + Send,
+    R: Reconnect<A>,
 {
     let CallServices {
         tools,
@@ -335,7 +390,7 @@ where
 
     // Dropped as soon as it has resolved (a connection future can be large: TLS and
     // WebSocket handshakes), not at the end of the call.
-    let mut connect = Some(Box::pin(connect_agent));
+    let mut connect: Option<ConnectFuture<'_, A>> = Some(Box::pin(connect_agent));
     let mut agent: Option<A> = None;
     let mut caller_out: Outbox<CallerCommand> = Outbox::new();
     let mut agent_out: Outbox<AgentCommand> = Outbox::new();
@@ -391,7 +446,7 @@ where
                         }
                         if !agent_out.push(cmd) {
                             agent_out.dead = true;
-                            call.agent_failed(not_reading("agent"), now());
+                            call.agent_lost(not_reading("agent"), true, now());
                         }
                     }
                     Output::RunTool(invocation) => {
@@ -413,6 +468,20 @@ where
                     Output::CancelTools => {
                         tasks.abort_all();
                         task_calls.clear();
+                    }
+                    Output::AgentLost => {
+                        // The connection is gone (or given up): drop it with whatever was
+                        // queued for it; the next one starts with a fresh outbox.
+                        agent = None;
+                        agent_out = Outbox::new();
+                        connect = None;
+                        agent_reads.reset();
+                        if matches!(more, Some(Which::Agent)) {
+                            more = None;
+                        }
+                    }
+                    Output::ConnectAgent { attempt } => {
+                        connect = Some(reconnect.connect(attempt));
                     }
                     Output::Action(action) => {
                         // Put what is queued (the goodbye's last mark, …) on the wire first, as
@@ -493,7 +562,7 @@ where
                 call.caller_failed(e.to_string(), now());
             }
             if let Some(e) = agent_err {
-                call.agent_failed(e.to_string(), now());
+                call.agent_lost(e.to_string(), e.is_transient(), now());
             }
         }
         if let Some(summary) = finished {
@@ -541,7 +610,8 @@ where
                         agent = Some(endpoint);
                         call.agent_connected(capabilities, now());
                     }
-                    Err(e) => call.agent_connect_failed(e.to_string(), now()),
+                    Err(e) if e.is_transient() => call.agent_connect_failed(e.to_string(), now()),
+                    Err(e) => call.agent_connect_refused(e.to_string(), now()),
                 }
             }
             progress = std::future::poll_fn(|cx| poll_side(
@@ -572,7 +642,7 @@ where
                 Progress::Written => {}
                 Progress::WriteFailed(e) => {
                     agent_out.dead = true;
-                    call.agent_failed(e.to_string(), now());
+                    call.agent_lost(e.to_string(), e.is_transient(), now());
                 }
             },
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
@@ -604,7 +674,7 @@ where
                 }
                 if agent_out.blocked_since.is_some_and(|t| t <= late) {
                     agent_out.dead = true;
-                    call.agent_failed(EndpointError::SendTimeout.to_string(), now());
+                    call.agent_lost(EndpointError::SendTimeout.to_string(), true, now());
                 }
             }
         }
@@ -796,7 +866,7 @@ fn on_agent_event(
         Some(Ok(event)) => call.handle_agent(event, now()),
         Some(Err(e)) => {
             side.eof = true;
-            call.agent_failed(e.to_string(), now());
+            call.agent_lost(e.to_string(), e.is_transient(), now());
         }
         None => {
             side.eof = true;
@@ -861,6 +931,11 @@ impl Gate {
             endpoint,
             recv,
         }
+    }
+
+    /// A new source is read through this gate: poll it at the next chance.
+    fn reset(&self) {
+        self.shared.woken.store(true, Ordering::Release);
     }
 
     /// Remembers the task's waker; true when the source must be polled now.

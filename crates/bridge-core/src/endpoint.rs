@@ -19,3 +19,12 @@ pub enum EndpointError {
     #[error("send timed out")]
     SendTimeout,
 }
+
+impl EndpointError {
+    /// Whether trying again (a new connection) may help: a lost or timed-out connection may,
+    /// a refusal or a protocol failure ([`EndpointError::Protocol`]: 401/403/404, an invalid
+    /// model, a configuration the peer refused) never does.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, EndpointError::Protocol(_))
+    }
+}

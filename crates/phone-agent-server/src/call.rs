@@ -16,9 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bridge_core::agent::{AgentEndpoint, Speaker};
+use bridge_core::audio::tone::{self, Tone};
 use bridge_core::caller::{CallerInfo, EndpointError};
-use bridge_core::driver::{CallObserver, CallServices, run_call};
-use bridge_core::engine::{CallConfig, CallEvent, CallSummary, ErrorSource, IdleConfig};
+use bridge_core::driver::{CallObserver, CallServices, run_call_reconnecting};
+use bridge_core::engine::{
+    CallConfig, CallEvent, CallSummary, ContextLimits, ErrorSource, IdleConfig, ReconnectConfig,
+};
+use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolExecutor;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -200,21 +204,36 @@ async fn run_in_span<S>(
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
+    let setup = AgentSetup {
+        profile,
+        tools,
+        context,
+    };
     let connect = Box::pin(connect_agent(
         Arc::clone(&state),
         info.clone(),
         Arc::clone(&clock),
-        AgentSetup {
-            profile,
-            tools,
-            context,
-        },
+        setup.clone(),
     ));
+    // A reconnect opens the session exactly like the first connect (same prompt, tools and
+    // settings); the engine replays the conversation once it is ready.
+    let reconnect = {
+        let (state, info, clock) = (Arc::clone(&state), info.clone(), Arc::clone(&clock));
+        move |attempt: u32| {
+            tracing::info!(attempt, "reconnecting the agent");
+            connect_agent(
+                Arc::clone(&state),
+                info.clone(),
+                Arc::clone(&clock),
+                setup.clone(),
+            )
+        }
+    };
     let mut observer = Observer {
         backend: backend.as_str(),
         record,
     };
-    let summary = run_call(caller, connect, services, &mut observer).await;
+    let summary = run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await;
     state.call_ends.record(
         &info.call_id,
         crate::fallback::is_normal(summary.end_reason),
@@ -273,7 +292,24 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
     };
     let connect_budget =
         config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
+    // Only Realtime sessions are reconnected: GPT-Live takes history only in `session.start`
+    // (not replayed yet) and ends its sessions itself; the echo agent never drops.
+    let r = &config.reconnect;
+    let reconnect = (backend == Backend::Realtime && r.enabled).then(|| ReconnectConfig {
+        max_attempts: r.attempts,
+        max_reconnects: r.max_per_call,
+        max_gap: r.max_gap,
+        backoff: r.backoff,
+        max_backoff: r.max_backoff,
+        hold_audio: r.hold_tone.then(hold_tone),
+        resume_instructions: r.resume_instructions.clone(),
+    });
     CallConfig {
+        reconnect,
+        context: ContextLimits {
+            max_items: r.context_max_items,
+            max_chars: r.context_max_chars,
+        },
         greeting,
         idle,
         dtmf: agent.dtmf,
@@ -289,7 +325,17 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
     }
 }
 
+/// The hold tone of a reconnect gap: one second of μ-law (a soft 440 Hz beep of 250 ms at
+/// −24 dBFS, then silence), repeated while the gap lasts.
+pub(crate) fn hold_tone() -> Base64Audio {
+    let mut clip = Vec::with_capacity(8000);
+    Tone::with_dbfs(440.0, -24.0, 8000).ulaw_into(2000, &mut clip);
+    clip.extend_from_slice(&tone::silence_bytes(AudioFormat::Mulaw8k, 750));
+    Base64Audio::encode(&clip)
+}
+
 /// What the agent session of a call is opened with.
+#[derive(Clone)]
 struct AgentSetup {
     profile: Arc<Profile>,
     tools: Arc<dyn ToolExecutor>,
@@ -475,6 +521,28 @@ impl CallObserver for Observer {
                 );
             }
             CallEvent::Reprompted => tracing::info!("caller idle: reprompting"),
+            CallEvent::AgentReconnecting { attempt, reason } => {
+                tracing::warn!(attempt, reason = %reason, "agent connection lost: reconnecting");
+            }
+            CallEvent::AgentReconnected {
+                attempts,
+                gap,
+                restored,
+            } => {
+                metrics::counter!(crate::telemetry::AGENT_RECONNECTS, "outcome" => "reconnected")
+                    .increment(1);
+                tracing::info!(
+                    attempts,
+                    gap_ms = gap.as_millis() as u64,
+                    restored,
+                    "agent reconnected; conversation replayed"
+                );
+            }
+            CallEvent::AgentReconnectFailed { attempts, reason } => {
+                metrics::counter!(crate::telemetry::AGENT_RECONNECTS, "outcome" => "failed")
+                    .increment(1);
+                tracing::warn!(attempts, reason = %reason, "could not reconnect the agent");
+            }
             CallEvent::Action { action, timed_out } => {
                 tracing::info!(action = ?action, timed_out, "executing call action");
             }
@@ -504,6 +572,7 @@ fn trigger_label(trigger: bridge_core::engine::LatencyTrigger) -> &'static str {
         T::ToolResults => "tool_results",
         T::Dtmf => "dtmf",
         T::Reprompt => "reprompt",
+        T::Resumed => "resumed",
     }
 }
 

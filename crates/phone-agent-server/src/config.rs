@@ -534,6 +534,34 @@ pub struct FallbackConfig {
     pub action: FallbackAction,
 }
 
+/// Reconnecting a Realtime call's agent session when its connection is lost mid-call (a TCP
+/// drop, a close we did not ask for, a 5xx or timeout when reconnecting). GPT-Live and echo
+/// calls are not reconnected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconnectSettings {
+    /// Whether lost connections are reconnected at all.
+    pub enabled: bool,
+    /// Connection attempts per gap.
+    pub attempts: u32,
+    /// Reconnects per call; a further loss ends the call.
+    pub max_per_call: u32,
+    /// Longest gap (loss → fresh session ready) before the call ends into the fallback.
+    pub max_gap: Duration,
+    /// Wait before the second attempt, doubled for each further one.
+    pub backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Play the hold tone to the caller during the gap (else silence).
+    pub hold_tone: bool,
+    /// Instructions for the agent's first response after the replay; `None`: wait for the
+    /// caller.
+    pub resume_instructions: Option<String>,
+    /// Most conversation entries kept for the replay.
+    pub context_max_items: usize,
+    /// Most characters of conversation text kept for the replay.
+    pub context_max_chars: usize,
+}
+
 /// The end of the fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FallbackAction {
@@ -589,6 +617,8 @@ pub struct Config {
     pub echo: EchoConfig,
     /// What the caller hears when a call ends abnormally.
     pub fallback: FallbackConfig,
+    /// Reconnecting a lost agent connection.
+    pub reconnect: ReconnectSettings,
     /// Logging.
     pub log: LogConfig,
     /// Metrics.
@@ -619,6 +649,7 @@ struct Raw {
     live: RawLive,
     echo: RawEcho,
     fallback: RawFallback,
+    reconnect: RawReconnect,
     log: RawLog,
     metrics: RawMetrics,
     tools: Vec<crate::tools::config::RawWebhookTool>,
@@ -874,6 +905,38 @@ impl Default for RawEcho {
             pause_ms: 700,
             max_utterance_ms: 10_000,
             greeting_tone: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawReconnect {
+    enabled: bool,
+    attempts: u32,
+    max_per_call: u32,
+    max_gap_ms: u64,
+    backoff_ms: u64,
+    max_backoff_ms: u64,
+    hold: String,
+    resume_instructions: String,
+    context_max_items: usize,
+    context_max_chars: usize,
+}
+
+impl Default for RawReconnect {
+    fn default() -> Self {
+        RawReconnect {
+            enabled: true,
+            attempts: 3,
+            max_per_call: 5,
+            max_gap_ms: 15_000,
+            backoff_ms: 250,
+            max_backoff_ms: 2_000,
+            hold: "tone".into(),
+            resume_instructions: bridge_core::engine::DEFAULT_RESUME.into(),
+            context_max_items: 64,
+            context_max_chars: 24_000,
         }
     }
 }
@@ -1466,6 +1529,48 @@ impl Config {
         let log = LogConfig { format, filter };
 
         // --- fallback
+        // --- reconnect
+        let r = raw.reconnect;
+        if r.attempts == 0 || r.attempts > 10 {
+            return Err(invalid("reconnect.attempts", "must be between 1 and 10"));
+        }
+        if !(1_000..=120_000).contains(&r.max_gap_ms) {
+            return Err(invalid(
+                "reconnect.max_gap_ms",
+                "must be between 1000 and 120000",
+            ));
+        }
+        if r.backoff_ms > r.max_backoff_ms || r.max_backoff_ms > r.max_gap_ms {
+            return Err(invalid(
+                "reconnect.max_backoff_ms",
+                "needs backoff_ms <= max_backoff_ms <= max_gap_ms",
+            ));
+        }
+        if r.context_max_items == 0 || r.context_max_chars == 0 {
+            return Err(invalid(
+                "reconnect.context_max_items",
+                "the context bounds must be positive",
+            ));
+        }
+        let hold_tone = match r.hold.trim() {
+            "tone" => true,
+            "off" | "silence" => false,
+            _ => return Err(invalid("reconnect.hold", "must be \"tone\" or \"off\"")),
+        };
+        let reconnect = ReconnectSettings {
+            enabled: r.enabled,
+            attempts: r.attempts,
+            max_per_call: r.max_per_call,
+            max_gap: Duration::from_millis(r.max_gap_ms),
+            backoff: Duration::from_millis(r.backoff_ms),
+            max_backoff: Duration::from_millis(r.max_backoff_ms),
+            hold_tone,
+            resume_instructions: non_empty(r.resume_instructions)
+                .filter(|s| !s.eq_ignore_ascii_case("off")),
+            context_max_items: r.context_max_items,
+            context_max_chars: r.context_max_chars,
+        };
+
         let fallback_say = non_empty(raw.fallback.say).filter(|s| !s.eq_ignore_ascii_case("off"));
         let fallback_action = match raw.fallback.action.trim() {
             "hangup" => FallbackAction::Hangup,
@@ -1542,6 +1647,7 @@ impl Config {
             live,
             echo,
             fallback,
+            reconnect,
             log,
             metrics,
             tools,

@@ -57,6 +57,10 @@ pub struct CallRecord {
     pub end_detail: Option<String>,
     /// Times the caller interrupted the agent.
     pub barge_ins: u32,
+    /// Times the agent's lost connection was restored mid-call (a fresh session seeded with
+    /// the conversation so far).
+    #[serde(default)]
+    pub reconnects: u32,
     /// Both sides' final lines, in the order they became final.
     pub transcript: Vec<Turn>,
     /// Tool calls, in the order they started.
@@ -333,6 +337,7 @@ impl Recorder {
             end_reason: String::new(),
             end_detail: None,
             barge_ins: 0,
+            reconnects: 0,
             transcript: Vec::new(),
             tool_calls: Vec::new(),
             usage: UsageRecord::default(),
@@ -465,7 +470,10 @@ impl Recorder {
                     }
                 }
             }
+            CallEvent::AgentReconnected { .. } => self.record.reconnects += 1,
             CallEvent::Started(_)
+            | CallEvent::AgentReconnecting { .. }
+            | CallEvent::AgentReconnectFailed { .. }
             | CallEvent::Reprompted
             | CallEvent::Usage(_)
             | CallEvent::Action { .. }

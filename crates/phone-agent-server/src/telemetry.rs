@@ -42,6 +42,9 @@ pub const CALLS_TOTAL: &str = "phone_agent_calls_total";
 pub const CALLS_REJECTED: &str = "phone_agent_calls_rejected_total";
 /// Counter: barge-ins.
 pub const BARGE_INS: &str = "phone_agent_barge_ins_total";
+/// Counter: agent reconnects mid-call, by `outcome` (`reconnected`: the call went on with a
+/// fresh session; `failed`: it ended into the fallback).
+pub const AGENT_RECONNECTS: &str = "phone_agent_agent_reconnects_total";
 /// Histogram: call start → agent ready, by `backend`.
 pub const AGENT_CONNECT_SECONDS: &str = "phone_agent_agent_connect_seconds";
 /// Histogram: turn trigger (caller stopped speaking, greeting, …) → first agent audio sent to the
@@ -191,6 +194,11 @@ fn describe() {
         "Calls refused before they started, by reason."
     );
     describe_counter!(BARGE_INS, "Times the caller interrupted the agent.");
+    describe_counter!(
+        AGENT_RECONNECTS,
+        "Agent connections lost mid-call and reconnected (outcome=reconnected) or given up \
+         (outcome=failed)."
+    );
     describe_histogram!(
         AGENT_CONNECT_SECONDS,
         Unit::Seconds,

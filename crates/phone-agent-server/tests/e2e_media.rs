@@ -540,7 +540,12 @@ async fn agent_dies(fault: ResponseFault, expect_reason: &str) {
             .start()
             .await
             .unwrap();
-    let bridge = Bridge::start(&mock.base_url(), &[]).await;
+    // Reconnects off: this is what a lost agent does without them (e2e_reconnect.rs: with).
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[("PHONE_AGENT_RECONNECT__ENABLED", "false")],
+    )
+    .await;
     let call = bridge
         .sim
         .call()

@@ -213,10 +213,18 @@ async fn openai_refusing_the_connection_ends_the_call() {
 }
 
 #[tokio::test]
-async fn openai_closing_mid_call_ends_the_call() {
+async fn openai_closing_mid_call_ends_the_call_without_reconnects() {
     let mock = MockRealtime::start().await.unwrap();
     let prompt = common::prompt_file("hi");
-    let server = realtime_server(&mock, &prompt, &[("PHONE_AGENT_AGENT__GREETING", "off")]).await;
+    let server = realtime_server(
+        &mock,
+        &prompt,
+        &[
+            ("PHONE_AGENT_AGENT__GREETING", "off"),
+            ("PHONE_AGENT_RECONNECT__ENABLED", "false"),
+        ],
+    )
+    .await;
     let sid = "CA00000000000000000000000000000034";
     let mut twilio = call(&server, sid).await;
     let session = mock.wait_for_session(1, WAIT).await.unwrap();

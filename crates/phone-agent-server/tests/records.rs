@@ -275,6 +275,7 @@ async fn tool_barge_in_hang_up(bridge: &Bridge, mock: &MockRealtime) -> (String,
         "end_reason": "caller_hung_up",
         "end_detail": null,
         "barge_ins": 1,
+        "reconnects": 0,
         "transcript": turns,
         "tool_calls": [{
             "call_id": function_call,

@@ -2,6 +2,69 @@
 
 use std::time::Duration;
 
+pub use super::context::ContextLimits;
+use crate::format::Base64Audio;
+
+/// Reconnecting the agent when its connection is lost mid-call (see the engine's module docs,
+/// "Reconnect").
+///
+/// Attempt 1 starts at once; attempt `n ≥ 2` waits `backoff · 2^(n-2)`, at most
+/// `max_backoff`. The call ends ([`super::EndReason::AgentFailed`], so the caller hears the
+/// fallback) after `max_attempts` failed attempts, when the gap reaches `max_gap`, or at once
+/// on a permanent failure (a refusal such as 401/403/404 or an invalid model).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconnectConfig {
+    /// Connection attempts per gap. Default 3.
+    pub max_attempts: u32,
+    /// Reconnects per call: a loss after this many ends the call (a session that keeps
+    /// dropping is not reopened forever). Default 5.
+    pub max_reconnects: u32,
+    /// Longest gap (loss → fresh session ready) before giving up. Default 15 s.
+    pub max_gap: Duration,
+    /// Wait before attempt 2; doubled for each further attempt. Default 250 ms.
+    pub backoff: Duration,
+    /// Longest wait between attempts. Default 2 s.
+    pub max_backoff: Duration,
+    /// What the caller hears during the gap, in the agent's output format (a short line or a
+    /// hold tone): sent like agent audio when the gap starts and again each time it has
+    /// played, until the agent is back. `None`: silence. Default `None`.
+    pub hold_audio: Option<Base64Audio>,
+    /// Instructions of one response requested after the context was replayed (the agent
+    /// picks up where it was cut off). `None`: the agent waits for the caller. Default
+    /// [`DEFAULT_RESUME`].
+    pub resume_instructions: Option<String>,
+}
+
+/// The default instructions after a reconnect ([`ReconnectConfig::resume_instructions`]).
+pub const DEFAULT_RESUME: &str = "The line was briefly interrupted. In one short sentence, say \
+     you are back; then finish what you were saying if you were cut off, or ask the caller to \
+     go on.";
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            max_attempts: 3,
+            max_reconnects: 5,
+            max_gap: Duration::from_secs(15),
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(2),
+            hold_audio: None,
+            resume_instructions: Some(DEFAULT_RESUME.to_owned()),
+        }
+    }
+}
+
+impl ReconnectConfig {
+    /// The wait before attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32 << (attempt - 2).min(16);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
 /// What the engine does with the caller's keypad presses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DtmfMode {
@@ -120,6 +183,12 @@ pub struct CallConfig {
     pub send_timeout: Duration,
     /// Driver: bound on executing a call action (hang-up, transfer). Default 5 s.
     pub control_timeout: Duration,
+    /// Reconnecting a lost agent connection. `None`: a lost connection ends the call.
+    /// Default `None`.
+    pub reconnect: Option<ReconnectConfig>,
+    /// The bound of the conversation kept for a reconnect's replay. Default
+    /// [`ContextLimits::default`].
+    pub context: ContextLimits,
 }
 
 impl Default for CallConfig {
@@ -140,6 +209,8 @@ impl Default for CallConfig {
             tool_timeout: Duration::from_secs(20),
             send_timeout: Duration::from_secs(5),
             control_timeout: Duration::from_secs(5),
+            reconnect: None,
+            context: ContextLimits::default(),
         }
     }
 }

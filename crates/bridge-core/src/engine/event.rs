@@ -93,6 +93,12 @@ pub struct CallSummary {
     /// The round trip to the caller side's playout and back, as last estimated from mark
     /// echoes (network both ways plus the caller side's start-up); `None` if never measured.
     pub playout_round_trip: Option<Duration>,
+    /// Agent sessions reconnected mid-call (each seeded with the conversation so far).
+    pub reconnects: u32,
+    /// Caller audio dropped while the agent was reconnecting, in milliseconds.
+    pub reconnect_dropped_ms: u64,
+    /// Oldest conversation entries dropped to keep the replayable context within its bound.
+    pub context_dropped: u64,
 }
 
 /// One item cut short by a barge-in.
@@ -141,6 +147,8 @@ pub enum LatencyTrigger {
     Dtmf,
     /// We asked for the idle reprompt.
     Reprompt,
+    /// We asked the reconnected agent to pick up the conversation.
+    Resumed,
 }
 
 /// Where an error reported by [`CallEvent::Error`] came from.
@@ -243,6 +251,30 @@ pub enum CallEvent {
         message: String,
         /// Whether the call ends because of it.
         fatal: bool,
+    },
+    /// The agent connection was lost (or a reconnect attempt failed): attempt `attempt`
+    /// follows. Meanwhile the caller hears the hold audio and their audio is dropped.
+    AgentReconnecting {
+        /// The attempt about to be made (1-based).
+        attempt: u32,
+        /// Why the connection (or the previous attempt) failed.
+        reason: String,
+    },
+    /// A fresh agent session is ready and was seeded with the conversation so far.
+    AgentReconnected {
+        /// Attempts it took.
+        attempts: u32,
+        /// Loss → fresh session ready.
+        gap: Duration,
+        /// Conversation entries replayed.
+        restored: usize,
+    },
+    /// Reconnecting gave up; the call ends ([`EndReason::AgentFailed`]).
+    AgentReconnectFailed {
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed (or why no attempt was made).
+        reason: String,
     },
     /// The call ended. The last event of every call.
     Ended(CallSummary),

@@ -104,12 +104,38 @@
 //!   barge-in confirmation, idle (caller silent after the agent finished: one reprompt, then
 //!   end). [`Call::poll_timeout`] is the table's minimum; [`Call::handle_timeout`] fires the
 //!   expired entries.
-//! * Either side ending ends the other; teardown cancels running tools
+//! * Either side ending ends the other (but see Reconnect); teardown cancels running tools
 //!   ([`Output::CancelTools`]), closes the sides, emits [`CallEvent::Ended`] and finally
 //!   [`Output::Finished`]. Teardown happens once; later inputs are ignored.
 
+//!
+//! # Reconnect
+//!
+//! The `context` part keeps the conversation so far in a bounded form (see its docs and
+//! [`ContextLimits`]). With [`CallConfig::reconnect`] set, a **transient** loss of the agent
+//! connection after the agent was ready ([`Call::agent_lost`] with `transient`, an
+//! [`AgentEvent::Closed`] we did not ask for, a fatal `session_expired`) does not end the call:
+//!
+//! 1. [`Output::AgentLost`]: the driver drops the endpoint. The running response, pending
+//!    requests and tool calls held for a response are forgotten; running tools keep running
+//!    (their outputs join the context). Agent audio already forwarded keeps playing.
+//! 2. The hold audio ([`ReconnectConfig::hold_audio`]) is queued to the caller like agent
+//!    audio and repeated each time it has played; caller audio is dropped and counted
+//!    ([`CallSummary::reconnect_dropped_ms`]), keypad presses are kept for the new session.
+//! 3. [`Output::ConnectAgent`] at once, then after each transient failure with backoff
+//!    ([`ReconnectConfig::delay`]); a permanent refusal ([`Call::agent_connect_refused`]), the
+//!    attempts or the gap running out end the call ([`EndReason::AgentFailed`],
+//!    [`CallEvent::AgentReconnectFailed`]).
+//! 4. On the fresh session's `Ready`: one [`AgentCommand::Restore`] per context entry, then
+//!    one response with [`ReconnectConfig::resume_instructions`];
+//!    [`CallEvent::AgentReconnected`].
+//!
+//! Nothing of this touches the per-frame path of a healthy call: caller audio checks the gap
+//! only where it already branches on "agent not ready".
+
 mod actions;
 mod config;
+mod context;
 mod event;
 mod playout;
 mod stats;
@@ -117,7 +143,10 @@ mod timers;
 mod tool_calls;
 mod turns;
 
-pub use config::{CallConfig, DEFAULT_APOLOGY, DtmfMode, GoodbyeBargeIn, IdleConfig};
+pub use config::{
+    CallConfig, ContextLimits, DEFAULT_APOLOGY, DEFAULT_RESUME, DtmfMode, GoodbyeBargeIn,
+    IdleConfig, ReconnectConfig,
+};
 pub use event::{
     BargeIn, CallEvent, CallSummary, EndReason, ErrorSource, LatencyTrigger, Truncation,
 };
@@ -134,6 +163,7 @@ use crate::caller::{CallerCommand, CallerEvent, CallerInfo, MarkId};
 use crate::format::{AudioFormat, Base64Audio};
 use crate::tools::{CallAction, ToolInvocation, ToolOutput};
 use actions::CallActions;
+use context::Conversation;
 use playout::{Echo, Playout};
 use stats::Stats;
 use timers::{Timer, Timers};
@@ -157,6 +187,17 @@ pub enum Output {
     /// [`Call::action_finished`]: the call ends ([`EndReason::Transferred`]) on success and goes
     /// on, with the model told, on failure.
     Action(CallAction),
+    /// The agent connection is lost and a reconnect follows: drop the agent endpoint (no
+    /// close handshake; anything still queued for it is discarded). Agent commands output
+    /// until the next connection are dropped too.
+    AgentLost,
+    /// Open a fresh agent connection now (reconnect attempt `attempt`, 1-based) and report
+    /// it with [`Call::agent_connected`] or [`Call::agent_connect_failed`] /
+    /// [`Call::agent_connect_refused`].
+    ConnectAgent {
+        /// The attempt.
+        attempt: u32,
+    },
     /// Tell observers.
     Event(CallEvent),
     /// The call is over: nothing more will be output. Carries the same summary as
@@ -166,6 +207,15 @@ pub enum Output {
 
 /// The agent's error code for a `response.create` sent while a response is running.
 const ACTIVE_RESPONSE_ERROR: &str = "conversation_already_has_active_response";
+/// The agent's error code when a session reached its time limit (Realtime: 60 minutes).
+const SESSION_EXPIRED: &str = "session_expired";
+
+/// A reconnect gap: since when, and the attempts made so far.
+#[derive(Debug)]
+struct Gap {
+    since: Instant,
+    attempts: u32,
+}
 
 #[derive(Debug)]
 enum Buffered {
@@ -207,6 +257,10 @@ pub struct Call {
     actions: CallActions,
 
     stats: Stats,
+    /// The conversation so far, for a reconnect's replay.
+    context: Conversation,
+    /// The agent is being reconnected.
+    gap: Option<Gap>,
     /// Why and how the call ended, once it has.
     ended: Option<(EndReason, Option<String>)>,
 }
@@ -216,6 +270,7 @@ impl Call {
     /// agent's formats arrive with [`Call::agent_connected`].
     pub fn new(config: CallConfig, caller_format: AudioFormat, now: Instant) -> Call {
         let pre_ready_budget = caller_format.duration_to_samples(config.pre_ready_buffer);
+        let config_context = config.context;
         let mut timers = Timers::default();
         if let Some(max) = config.max_duration {
             timers.set(Timer::MaxDuration, now + max);
@@ -250,6 +305,8 @@ impl Call {
             tools: ToolCalls::default(),
             actions: CallActions::default(),
             stats: Stats::default(),
+            context: Conversation::new(config_context),
+            gap: None,
             ended: None,
         }
     }
@@ -280,6 +337,12 @@ impl Call {
         self.playout.pending_marks()
     }
 
+    /// True while the agent is being reconnected (between [`Output::AgentLost`] and the
+    /// fresh session's `Ready`).
+    pub fn is_reconnecting(&self) -> bool {
+        self.gap.is_some()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CallConfig {
         &self.config
@@ -294,6 +357,7 @@ impl Call {
         );
         s.call_id = self.info.as_ref().map(|i| i.call_id.clone());
         s.playout_round_trip = self.playout.round_trip();
+        s.context_dropped = self.context.dropped();
         if let Some((reason, detail)) = &self.ended {
             s.end_reason = Some(*reason);
             s.end_detail.clone_from(detail);
@@ -368,14 +432,19 @@ impl Call {
                 message,
                 fatal,
             } => self.on_agent_error(code, message, fatal, now),
-            AgentEvent::Closed { reason } => self.end(EndReason::AgentClosed, Some(reason), now),
+            AgentEvent::Closed { reason } => {
+                // Nothing ends a Realtime session but us: a close we did not ask for is a loss.
+                if !self.lose_agent(&reason, true, now) {
+                    self.end(EndReason::AgentClosed, Some(reason), now);
+                }
+            }
         }
         self.after_input(now);
     }
 
     /// The agent endpoint connected; it is not ready for audio until [`AgentEvent::Ready`].
     pub fn agent_connected(&mut self, capabilities: AgentCapabilities, now: Instant) {
-        if self.finished || self.caps.is_some() {
+        if self.finished || (self.caps.is_some() && self.gap.is_none()) {
             return;
         }
         self.caps = Some(capabilities);
@@ -402,14 +471,46 @@ impl Call {
         self.after_input(now);
     }
 
-    /// Connecting to the agent failed; the call ends.
+    /// Connecting to the agent failed; the call ends — unless this was a reconnect attempt
+    /// (a transient failure: the next attempt follows, within the bounds).
     pub fn agent_connect_failed(&mut self, reason: impl Into<String>, now: Instant) {
+        let reason = reason.into();
+        if self.gap.is_some() {
+            return self.attempt_failed(reason, now);
+        }
         self.fail(
             ErrorSource::Agent,
             EndReason::AgentConnectFailed,
-            reason.into(),
+            reason,
             now,
         );
+    }
+
+    /// Connecting to the agent was refused for good (401/403/404, an invalid model): the call
+    /// ends, also during a reconnect (never retried).
+    pub fn agent_connect_refused(&mut self, reason: impl Into<String>, now: Instant) {
+        let reason = reason.into();
+        if self.gap.is_some() {
+            return self.give_up(reason, now);
+        }
+        self.fail(
+            ErrorSource::Agent,
+            EndReason::AgentConnectFailed,
+            reason,
+            now,
+        );
+    }
+
+    /// The agent's connection was lost (a read or write failed, or it stopped taking
+    /// commands). With [`CallConfig::reconnect`] and a `transient` cause, after the agent was
+    /// ready, a reconnect starts ([`Output::AgentLost`]); otherwise the call ends as with
+    /// [`Call::agent_failed`].
+    pub fn agent_lost(&mut self, reason: impl Into<String>, transient: bool, now: Instant) {
+        let reason = reason.into();
+        if !self.lose_agent(&reason, transient, now) {
+            self.agent_failed(reason, now);
+        }
+        self.after_input(now);
     }
 
     /// The agent's transport failed (a send or receive error); the call ends.
@@ -456,6 +557,7 @@ impl Call {
             return;
         };
         let ToolOutput { output, action } = output;
+        self.context.tool_output(&tool.call_id, &output);
         self.out.push_back(Output::Agent(AgentCommand::ToolResult {
             call_id: tool.call_id.clone(),
             output: output.clone(),
@@ -493,7 +595,27 @@ impl Call {
         {
             match timer {
                 Timer::MaxDuration => self.end(EndReason::MaxDuration, None, now),
+                Timer::AgentConnect if self.gap.is_some() => {
+                    let limit = self
+                        .config
+                        .reconnect
+                        .as_ref()
+                        .map_or(0, |r| r.max_gap.as_millis());
+                    self.give_up(format!("no agent session within {limit} ms"), now);
+                }
                 Timer::AgentConnect => self.end(EndReason::AgentConnectTimeout, None, now),
+                Timer::Reconnect => {
+                    if let Some(gap) = &mut self.gap {
+                        gap.attempts += 1;
+                        let attempt = gap.attempts;
+                        self.out.push_back(Output::ConnectAgent { attempt });
+                    }
+                }
+                Timer::Hold => {
+                    if self.gap.is_some() {
+                        self.send_hold(now);
+                    }
+                }
                 Timer::CallerInactivity => self.end(EndReason::CallerInactive, None, now),
                 Timer::Goodbye => self.execute_action(true, now),
                 Timer::BargeIn => {
@@ -541,12 +663,13 @@ impl Call {
                     message: format!("{action:?}: {error}"),
                     fatal: false,
                 });
-                self.out.push_back(Output::Agent(AgentCommand::AddContext {
-                    text: format!(
-                        "{what} failed ({error}). The call is still connected: tell the caller \
-                         and continue helping them."
-                    ),
-                }));
+                let text = format!(
+                    "{what} failed ({error}). The call is still connected: tell the caller and \
+                     continue helping them."
+                );
+                self.context.note(&text);
+                self.out
+                    .push_back(Output::Agent(AgentCommand::AddContext { text }));
                 self.request_response(None, LatencyTrigger::ToolResults, now);
                 self.after_input(now);
             }
@@ -581,6 +704,9 @@ impl Call {
         if self.ready {
             self.stats.caller_samples += samples;
             self.send_caller_audio(audio);
+        } else if self.gap.is_some() {
+            // Nobody to hear it: dropped (documented), counted.
+            self.stats.gap_dropped_samples += samples;
         } else {
             self.pre_ready_samples += samples;
             self.pre_ready.push_back(Buffered::Audio(audio));
@@ -640,9 +766,9 @@ impl Call {
         if self.config.dtmf == DtmfMode::Off {
             return;
         }
-        let context = AgentCommand::AddContext {
-            text: format!("The caller pressed {digit} on the keypad."),
-        };
+        let text = format!("The caller pressed {digit} on the keypad.");
+        self.context.note(&text);
+        let context = AgentCommand::AddContext { text };
         if self.ready {
             self.out.push_back(Output::Agent(context));
         } else {
@@ -670,6 +796,9 @@ impl Call {
         }
         self.ready = true;
         self.timers.stop(Timer::AgentConnect);
+        if let Some(gap) = self.gap.take() {
+            return self.resume(gap, now);
+        }
         self.emit(CallEvent::AgentReady {
             connect_latency: now.saturating_duration_since(self.started_at),
         });
@@ -869,6 +998,13 @@ impl Call {
                 (None, Some(i)) => self.turns.discard_item(i),
                 (None, None) => {}
             }
+            if let Some(item_id) = &item.item_id {
+                self.context.cut(
+                    item_id,
+                    format.samples_to_ms(heard),
+                    format.samples_to_ms(item.sent),
+                );
+            }
             truncations.push(Truncation {
                 response_id: item.response_id,
                 item_id: item.item_id,
@@ -960,14 +1096,21 @@ impl Call {
         // for the connect timeout would only be dead air.
         let before_ready = !self.ready;
         let refused_create = code.as_deref() == Some(ACTIVE_RESPONSE_ERROR);
+        let expired = code.as_deref() == Some(SESSION_EXPIRED);
         self.emit(CallEvent::Error {
             source: ErrorSource::Agent,
             code,
             message: message.clone(),
             fatal: fatal || before_ready,
         });
-        if before_ready {
+        if before_ready && self.gap.is_some() {
+            // The fresh session refused its configuration: a permanent failure.
+            self.out.push_back(Output::AgentLost);
+            self.give_up(message, now);
+        } else if before_ready {
             self.end(EndReason::AgentConnectFailed, Some(message), now);
+        } else if fatal && expired && self.lose_agent(&message, true, now) {
+            // The session reached its time limit: a fresh one carries the call on.
         } else if fatal {
             self.end(EndReason::AgentFailed, Some(message), now);
         } else if refused_create && self.turns.refused() {
@@ -989,16 +1132,23 @@ impl Call {
         if speaker == Speaker::Caller {
             self.caller_activity();
         }
-        if is_final {
-            self.stats.transcript_turns += 1;
-            self.emit(CallEvent::Transcript {
-                speaker,
-                text,
-                timing,
-                item_id,
-                at: now.saturating_duration_since(self.started_at),
-            });
+        if !is_final {
+            if speaker == Speaker::Agent
+                && let Some(id) = &item_id
+            {
+                self.context.fragment(id, &text);
+            }
+            return;
         }
+        self.context.line(speaker, &text, item_id.as_deref());
+        self.stats.transcript_turns += 1;
+        self.emit(CallEvent::Transcript {
+            speaker,
+            text,
+            timing,
+            item_id,
+            at: now.saturating_duration_since(self.started_at),
+        });
     }
 
     fn add_usage(&mut self, usage: Usage) {
@@ -1076,6 +1226,7 @@ impl Call {
             ..
         } = request;
         self.stats.tool_calls += 1;
+        self.context.tool_call(&call_id, &name, &arguments);
         self.tools.started(call_id.clone(), name.clone(), now);
         self.emit(CallEvent::ToolStarted {
             call_id: call_id.clone(),
@@ -1109,6 +1260,165 @@ impl Call {
         if action == CallAction::Hangup {
             self.end(EndReason::HungUpByAgent, None, now);
         }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Reconnect
+    // ---------------------------------------------------------------------------------------
+
+    /// The agent connection was lost. Starts a reconnect (true) when one is configured, the
+    /// cause is transient and the call was under way with a ready agent; a loss during a gap
+    /// counts as a failed attempt (true). False: the caller ends the call.
+    fn lose_agent(&mut self, reason: &str, transient: bool, now: Instant) -> bool {
+        if self.finished {
+            return true;
+        }
+        if self.gap.is_some() {
+            // The fresh connection failed before it was ready.
+            self.out.push_back(Output::AgentLost);
+            if transient {
+                self.attempt_failed(reason.to_owned(), now);
+            } else {
+                self.give_up(reason.to_owned(), now);
+            }
+            return true;
+        }
+        let Some(reconnect) = &self.config.reconnect else {
+            return false;
+        };
+        if !transient
+            || !self.ready
+            || self.info.is_none()
+            || self.stats.reconnects >= reconnect.max_reconnects
+        {
+            return false;
+        }
+        let max_gap = reconnect.max_gap;
+        tracing::info!(reason, "agent connection lost: reconnecting");
+        self.ready = false;
+        self.gap = Some(Gap {
+            since: now,
+            attempts: 0,
+        });
+        self.context.connection_lost();
+        self.stats.context_dropped = self.context.dropped();
+        // Nothing of the old session will answer: its responses, requests and held tool
+        // calls are gone (running tools keep running; their outputs are replayed).
+        self.turns = Turns::default();
+        self.turn_start = None;
+        self.caller_speaking = false;
+        for request in self.tools.discard_held() {
+            self.emit(CallEvent::ToolDiscarded {
+                call_id: request.call_id,
+                name: request.name,
+            });
+        }
+        self.timers.stop(Timer::BargeIn);
+        self.timers.stop(Timer::Idle);
+        self.out.push_back(Output::AgentLost);
+        self.emit(CallEvent::AgentReconnecting {
+            attempt: 1,
+            reason: reason.to_owned(),
+        });
+        self.timers.set(Timer::AgentConnect, now + max_gap);
+        self.timers.set(Timer::Reconnect, now);
+        self.send_hold(now);
+        true
+    }
+
+    /// A reconnect attempt failed transiently: the next one, or give up.
+    fn attempt_failed(&mut self, reason: String, now: Instant) {
+        let (Some(gap), Some(reconnect)) = (&self.gap, &self.config.reconnect) else {
+            return;
+        };
+        if gap.attempts >= reconnect.max_attempts {
+            return self.give_up(reason, now);
+        }
+        let attempt = gap.attempts + 1;
+        let delay = reconnect.delay(attempt);
+        self.emit(CallEvent::AgentReconnecting { attempt, reason });
+        self.timers.set(Timer::Reconnect, now + delay);
+    }
+
+    /// Reconnecting failed for good: the call ends as [`EndReason::AgentFailed`].
+    fn give_up(&mut self, reason: String, now: Instant) {
+        let attempts = self.gap.take().map_or(0, |g| g.attempts);
+        self.emit(CallEvent::AgentReconnectFailed {
+            attempts,
+            reason: reason.clone(),
+        });
+        self.fail(
+            ErrorSource::Agent,
+            EndReason::AgentFailed,
+            format!("the agent connection was lost and could not be restored: {reason}"),
+            now,
+        );
+    }
+
+    /// The fresh session is ready: replay the conversation, then let the agent pick up.
+    fn resume(&mut self, gap: Gap, now: Instant) {
+        self.timers.stop(Timer::Reconnect);
+        self.timers.stop(Timer::Hold);
+        self.turns = Turns::default();
+        let items = self.context.items();
+        let restored = items.len();
+        for item in items {
+            self.out
+                .push_back(Output::Agent(AgentCommand::Restore(item)));
+        }
+        self.stats.reconnects += 1;
+        self.stats.context_dropped = self.context.dropped();
+        tracing::info!(
+            attempts = gap.attempts,
+            restored,
+            "agent reconnected; conversation replayed"
+        );
+        self.emit(CallEvent::AgentReconnected {
+            attempts: gap.attempts,
+            gap: now.saturating_duration_since(gap.since),
+            restored,
+        });
+        // Keypad presses during the gap.
+        while let Some(buffered) = self.pre_ready.pop_front() {
+            if let Buffered::Command(cmd) = buffered {
+                self.out.push_back(Output::Agent(cmd));
+            }
+        }
+        self.pre_ready_samples = 0;
+        let resume = self
+            .config
+            .reconnect
+            .as_ref()
+            .and_then(|r| r.resume_instructions.clone());
+        if let Some(instructions) = resume {
+            self.request_response(Some(instructions), LatencyTrigger::Resumed, now);
+        }
+    }
+
+    /// Queues the hold audio for the caller (as agent audio without a response), and arms
+    /// its repetition once it will have played.
+    fn send_hold(&mut self, now: Instant) {
+        let Some(clip) = self
+            .config
+            .reconnect
+            .as_ref()
+            .and_then(|r| r.hold_audio.clone())
+        else {
+            return;
+        };
+        let Some(caps) = self.caps else { return };
+        let format = caps.output_format;
+        let total = clip.decoded_len();
+        if total == 0 || self.piece_max_bytes == 0 {
+            return;
+        }
+        let pieces = total.div_ceil(self.piece_max_bytes);
+        let step = total.div_ceil(pieces).div_ceil(self.piece_unit) * self.piece_unit;
+        for piece in clip.split_chunks(step) {
+            self.forward_piece(piece, format, None, None, now);
+        }
+        let length = format.samples_to_duration(format.samples_in(total));
+        self.timers.set(Timer::Hold, now + length);
     }
 
     // ---------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ pub(crate) struct Stats {
     pub(crate) transcript_turns: u32,
     pub(crate) tool_calls: u32,
     pub(crate) stale_mark_echoes: u32,
+    /// Agent sessions reconnected (each replayed the context).
+    pub(crate) reconnects: u32,
+    /// Caller audio dropped while the agent was reconnecting (caller format).
+    pub(crate) gap_dropped_samples: u64,
+    /// Conversation entries dropped to keep the replayable context within its bound.
+    pub(crate) context_dropped: u64,
     usage: Usage,
 }
 
@@ -58,6 +64,9 @@ impl Stats {
             agent_audio_ms: agent_format.samples_to_ms(self.agent_samples),
             pre_ready_dropped_ms: caller_format.samples_to_ms(self.pre_ready_dropped_samples),
             late_audio_dropped_ms: agent_format.samples_to_ms(self.late_dropped_samples),
+            reconnects: self.reconnects,
+            reconnect_dropped_ms: caller_format.samples_to_ms(self.gap_dropped_samples),
+            context_dropped: self.context_dropped,
             stale_mark_echoes: self.stale_mark_echoes,
             ..CallSummary::default()
         }

@@ -24,9 +24,13 @@ pub(crate) enum Timer {
     BargeIn,
     /// The caller stayed silent after the agent finished ([`super::IdleConfig`]).
     Idle,
+    /// The next agent reconnect attempt is due (backoff).
+    Reconnect,
+    /// The hold audio of a reconnect gap has played: send it again.
+    Hold,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 8;
 const ALL: [Timer; COUNT] = [
     Timer::MaxDuration,
     Timer::AgentConnect,
@@ -34,6 +38,8 @@ const ALL: [Timer; COUNT] = [
     Timer::Goodbye,
     Timer::BargeIn,
     Timer::Idle,
+    Timer::Reconnect,
+    Timer::Hold,
 ];
 
 /// The table: at most one deadline per [`Timer`].

@@ -44,6 +44,12 @@ pub(crate) struct ToolCalls {
 }
 
 impl ToolCalls {
+    /// The agent connection was lost: the calls held for a response that will never end are
+    /// discarded (returned, in order).
+    pub(crate) fn discard_held(&mut self) -> Vec<ToolCallRequest> {
+        std::mem::take(&mut self.held)
+    }
+
     /// The agent asked for a tool call.
     pub(crate) fn admit(&mut self, request: ToolCallRequest) -> Admission {
         let Some(response_id) = request.response_id.as_deref() else {

@@ -45,6 +45,10 @@ pub enum In {
     Agent(AgentEvent),
     Connected(AgentCapabilities),
     ConnectFailed(&'static str),
+    /// A refusal that is never retried ([`Call::agent_connect_refused`]).
+    ConnectRefused(&'static str),
+    /// The agent connection was lost ([`Call::agent_lost`]): reason, transient.
+    Lost(&'static str, bool),
     ToolDone(&'static str, ToolOutput),
     /// The result of a transfer ([`Call::action_finished`]).
     ActionDone(Result<(), String>),
@@ -227,6 +231,8 @@ impl Scenario {
             In::Agent(e) => self.call.handle_agent(e, now),
             In::Connected(caps) => self.call.agent_connected(caps, now),
             In::ConnectFailed(reason) => self.call.agent_connect_failed(reason, now),
+            In::ConnectRefused(reason) => self.call.agent_connect_refused(reason, now),
+            In::Lost(reason, transient) => self.call.agent_lost(reason, transient, now),
             In::ToolDone(id, out) => self.call.tool_finished(id, out, now),
             In::ActionDone(result) => self.call.action_finished(result, now),
             In::Timeout => self.call.handle_timeout(now),
@@ -290,6 +296,7 @@ pub fn render(output: &Output) -> String {
                 Some(i) => format!("A respond {i:?}"),
                 None => "A respond".into(),
             },
+            AgentCommand::Restore(item) => format!("A restore {item:?}"),
             AgentCommand::Close => "A close".into(),
         },
         Output::RunTool(inv) => format!(
@@ -297,6 +304,8 @@ pub fn render(output: &Output) -> String {
             inv.call_id, inv.name, inv.arguments, inv.phone_call_id
         ),
         Output::CancelTools => "cancel-tools".into(),
+        Output::AgentLost => "agent-lost".into(),
+        Output::ConnectAgent { attempt } => format!("connect-agent #{attempt}"),
         Output::Action(CallAction::Hangup) => "action hangup".into(),
         Output::Action(CallAction::Transfer { to }) => format!("action transfer {to}"),
         Output::Event(e) => format!("event {}", render_event(e)),
@@ -372,6 +381,20 @@ fn render_event(e: &CallEvent) -> String {
             "error {source:?} {message:?}{}",
             if *fatal { " fatal" } else { "" }
         ),
+        CallEvent::AgentReconnecting { attempt, reason } => {
+            format!("reconnecting #{attempt} {reason:?}")
+        }
+        CallEvent::AgentReconnected {
+            attempts,
+            gap,
+            restored,
+        } => format!(
+            "reconnected after {attempts} attempts {}ms restored={restored}",
+            gap.as_millis()
+        ),
+        CallEvent::AgentReconnectFailed { attempts, reason } => {
+            format!("reconnect-failed after {attempts} {reason:?}")
+        }
         CallEvent::Ended(s) => format!("ended {}", s.end_reason.map_or("?", |r| r.as_str())),
     }
 }

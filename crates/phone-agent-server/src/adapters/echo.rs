@@ -229,6 +229,7 @@ impl AgentEndpoint for EchoAgent {
             AgentCommand::Truncate { .. }
             | AgentCommand::CancelResponse { .. }
             | AgentCommand::ToolResult { .. }
+            | AgentCommand::Restore(_)
             | AgentCommand::AddContext { .. } => {}
         }
         if (self.closed || !self.events.is_empty())

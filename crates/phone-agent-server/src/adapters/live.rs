@@ -516,8 +516,11 @@ impl LiveDecoder {
             AgentCommand::AddContext { text } => {
                 out.push(ClientEvent::thinking_append(clip(&text), None).to_json());
             }
+            // GPT-Live takes history only in `session.start`: no replay mid-session (the server
+            // reconnects only Realtime sessions).
             AgentCommand::Truncate { .. }
             | AgentCommand::CancelResponse { .. }
+            | AgentCommand::Restore(_)
             | AgentCommand::Close => {}
         }
     }

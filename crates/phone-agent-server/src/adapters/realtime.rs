@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bridge_core::agent::{
-    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ResponseStatus, Speaker,
-    ToolCallRequest, Usage,
+    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ContextItem, ResponseStatus,
+    Speaker, ToolCallRequest, Usage,
 };
 use bridge_core::caller::EndpointError;
 use bridge_core::format::{AudioFormat, Base64Audio};
@@ -326,12 +326,44 @@ pub fn encode_command(command: AgentCommand) -> Option<String> {
         AgentCommand::AddContext { text } => {
             ClientEvent::item_create(Item::system_text(text)).to_json()
         }
+        AgentCommand::Restore(item) => ClientEvent::item_create(restore_item(item)).to_json(),
         AgentCommand::CreateResponse { instructions } => {
             ClientEvent::response_create(instructions.map(ResponseCreateParams::instructions))
                 .to_json()
         }
         AgentCommand::Close => return None,
     })
+}
+
+/// The `conversation.item.create` item replaying one entry of the conversation (PROTOCOLS.md
+/// §6.7): a caller line as a user message with `input_text`, an agent line as an assistant
+/// message with `output_text` (assistant audio cannot be created), a tool call as a
+/// `function_call` item, its output as `function_call_output`, a note as a system message.
+pub fn restore_item(item: ContextItem) -> Item {
+    match item {
+        ContextItem::Message {
+            speaker: Speaker::Caller,
+            text,
+        } => Item::user_text(text),
+        ContextItem::Message {
+            speaker: Speaker::Agent,
+            text,
+        } => Item::assistant_text(text),
+        ContextItem::ToolCall {
+            call_id,
+            name,
+            arguments,
+        } => Item::FunctionCall(rt::FunctionCallItem {
+            id: None,
+            object: None,
+            status: None,
+            call_id: Some(call_id),
+            name,
+            arguments,
+        }),
+        ContextItem::ToolOutput { call_id, output } => Item::function_call_output(call_id, output),
+        ContextItem::Note { text } => Item::system_text(text),
+    }
 }
 
 fn transport(e: TransportError) -> EndpointError {

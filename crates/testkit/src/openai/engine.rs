@@ -516,6 +516,9 @@ fn char_chunks(s: &str, n: usize) -> Vec<(usize, usize)> {
 }
 
 pub(crate) struct Engine {
+    /// Call ids of `function_call` items the client created (a replayed conversation): a
+    /// `function_call_output` may answer them.
+    client_calls: Vec<String>,
     cfg: Arc<MockConfig>,
     rec: Arc<SharedSession>,
     pub(crate) out: Vec<Out>,
@@ -578,6 +581,7 @@ impl Engine {
             transcription: false,
             pending_user_item: None,
             items: Vec::new(),
+            client_calls: Vec::new(),
             active: None,
             script,
             response_count: 0,
@@ -1266,7 +1270,12 @@ impl Engine {
                     }
                 }
             }
-            "function_call" => ItemKind::FunctionCall,
+            "function_call" => {
+                if let Some(call_id) = item.get("call_id").and_then(Value::as_str) {
+                    self.client_calls.push(call_id.to_string());
+                }
+                ItemKind::FunctionCall
+            }
             "function_call_output" => {
                 let Some(call_id) = item.get("call_id").and_then(Value::as_str) else {
                     let spec = ErrorSpec::new(
@@ -1292,7 +1301,7 @@ impl Engine {
                         None => false,
                     }
                 });
-                if !known {
+                if !known && !self.client_calls.iter().any(|c| c == call_id) {
                     let spec = ErrorSpec::new(
                         "invalid_value",
                         format!("Tool call ID '{call_id}' not found in conversation."),

@@ -640,6 +640,15 @@ struct MockState {
     refused: Vec<RefusedUpgrade>,
     refuse_queue: VecDeque<u16>,
     script: Script,
+    /// What the next upgrades get, one each, in order (then `script`).
+    plans: VecDeque<Plan>,
+}
+
+/// What one upgrade gets ([`MockRealtime::push_session_script`], [`MockRealtime::push_refusal`]).
+#[derive(Debug)]
+enum Plan {
+    Script(Script),
+    Refuse(u16),
 }
 
 #[derive(Debug)]
@@ -721,6 +730,21 @@ impl MockRealtime {
     /// Replaces the script used by sessions opened from now on.
     pub fn set_script(&self, script: Script) {
         self.state().update(|s| s.script = script);
+    }
+
+    /// The next upgrade accepted plays `script`. Plans are queued, one per upgrade, in order
+    /// (with [`MockRealtime::push_refusal`]); once they are used, sessions play the mock's
+    /// script again. Lets a test script each session of a reconnecting call.
+    pub fn push_session_script(&self, script: Script) {
+        self.state()
+            .update(|s| s.plans.push_back(Plan::Script(script)));
+    }
+
+    /// The next upgrade, once the plans queued before it are used, is refused with HTTP
+    /// `status` (and an OpenAI-shaped JSON error).
+    pub fn push_refusal(&self, status: u16) {
+        self.state()
+            .update(|s| s.plans.push_back(Plan::Refuse(status)));
     }
 
     /// Refuses the next `count` upgrades with HTTP `status` (and an OpenAI-shaped JSON error).
@@ -851,7 +875,15 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
         );
         return refuse(st, body);
     }
-    if let Some(status) = shared.state.update(|s| s.refuse_queue.pop_front()) {
+    let planned = shared.state.update(|s| match s.plans.front() {
+        Some(Plan::Refuse(status)) => {
+            let status = *status;
+            s.plans.pop_front();
+            Some(status)
+        }
+        _ => s.refuse_queue.pop_front(),
+    });
+    if let Some(status) = planned {
         let st = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let (st, body) = openai_error(
             st,
@@ -912,7 +944,13 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
     let id = format!("sess_{tag}{:016x}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let beta = req.headers().contains_key("openai-beta");
-    let script = shared.state.read(|s| s.script.clone());
+    let script = shared.state.update(|s| match s.plans.front() {
+        Some(Plan::Script(_)) => match s.plans.pop_front() {
+            Some(Plan::Script(script)) => script,
+            _ => s.script.clone(),
+        },
+        _ => s.script.clone(),
+    });
     let mut session = SharedSession {
         id: id.clone(),
         model: model.clone(),

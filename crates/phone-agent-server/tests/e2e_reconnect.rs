@@ -1,0 +1,217 @@
+//! Calls that survive: the agent's connection drops mid-answer, the server reconnects, the
+//! fresh session gets exactly the conversation the caller heard, and the call goes on (the
+//! caller hears the hold tone during the gap, then the new session's voice). An agent that
+//! refuses the reconnect ends the call into the fallback, with no session left open.
+
+mod e2e_support;
+
+use bridge_core::audio::tone::{self, Tone};
+use bridge_core::engine::DEFAULT_RESUME;
+use bridge_core::format::AudioFormat;
+use e2e_support::*;
+use serde_json::{Value, json};
+use testkit::openai::{MockRealtime, ResponseFault, ResponseScript, Script, SessionHandle};
+use testkit::twilio::twiml::{Twiml, Verb};
+
+const GREETING: &str = "Hello, this is Acme. How can I help you today?";
+const BACK: &str = "Sorry about that, I am back.";
+
+/// The server's hold tone (call.rs): 250 ms of 440 Hz at −24 dBFS, then 750 ms of silence.
+fn hold_clip() -> Vec<u8> {
+    let mut clip = Vec::new();
+    Tone::with_dbfs(440.0, -24.0, 8000).ulaw_into(2000, &mut clip);
+    clip.extend_from_slice(&tone::silence_bytes(AudioFormat::Mulaw8k, 750));
+    clip
+}
+
+/// The agent's transcript fragments that reached the bridge before the drop.
+fn transcript_sent(session: &SessionHandle) -> String {
+    session
+        .server_events()
+        .iter()
+        .filter(|e| e.event_type == "response.output_audio_transcript.delta")
+        .map(|e| e.json().unwrap()["delta"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// What the bridge sent the session, caller audio left out.
+fn client_events(session: &SessionHandle) -> Vec<Value> {
+    session
+        .client_events()
+        .iter()
+        .filter(|e| e.event_type() != "input_audio_buffer.append")
+        .map(|e| e.json().unwrap())
+        .collect()
+}
+
+/// POSTs Twilio's redirect after the stream, signed, and parses the answer.
+async fn after_stream(bridge: &Bridge, call_sid: &str) -> Twiml {
+    let form = vec![
+        ("AccountSid", bridge.sim.account().to_owned()),
+        ("CallSid", call_sid.to_owned()),
+        ("CallStatus", "in-progress".to_owned()),
+    ];
+    let signature =
+        testkit::twilio::signature::sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/fallback"), &form);
+    let r = testkit::http::post_form(
+        &format!("http://{}/voice/fallback", bridge.addr),
+        &[("x-twilio-signature", signature.as_str())],
+        &form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    Twiml::parse(&r.text()).unwrap()
+}
+
+#[tokio::test]
+async fn a_dropped_agent_connection_is_reconnected_and_the_call_goes_on() {
+    let mock = MockRealtime::builder()
+        .script(Script::new().no_fallback())
+        .start()
+        .await
+        .unwrap();
+    // Session 1 greets and its TCP connection drops after four deltas (400 ms of audio);
+    // session 2 answers the resume request.
+    mock.push_session_script(
+        Script::new()
+            .then(ResponseScript::say(GREETING, 2000).fault(ResponseFault::DropAfterDeltas(4))),
+    );
+    mock.push_session_script(Script::new().then(ResponseScript::say(BACK, 600)));
+    let bridge = Bridge::start(&mock.base_url(), &[]).await;
+    let call = bridge.sim.call().connect().await.unwrap();
+
+    let first = session_of(&mock, call.call_sid()).await;
+    first.wait_closed(WAIT).await.unwrap();
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    let done = second
+        .wait_for_response_done(1, WAIT)
+        .await
+        .expect("the new session answers");
+    assert_eq!(done.status, "completed");
+
+    // The new session got its configuration, then exactly the conversation as heard (the
+    // greeting as far as it had streamed), then one request to pick up.
+    let heard_text = transcript_sent(&first);
+    assert!(!heard_text.is_empty() && GREETING.starts_with(&heard_text) && heard_text != GREETING);
+    let events = client_events(&second);
+    assert_eq!(events[0]["type"], "session.update", "{events:#?}");
+    assert_eq!(
+        events[1..],
+        [
+            json!({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "assistant",
+                "content": [{"type": "output_text", "text": heard_text}]}}),
+            json!({"type": "response.create", "response": {"instructions": DEFAULT_RESUME}}),
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(
+        second.session_config()["instructions"],
+        first.session_config()["instructions"],
+        "the same prompt"
+    );
+
+    // The caller heard the first session's audio, the hold tone during the gap (whole clips),
+    // then the new session's voice.
+    let before = first.assistant_items()[0].audio.clone();
+    let after = second.assistant_items()[0].audio.clone();
+    assert_eq!(before.len(), 3200);
+    let clip = hold_clip();
+    let total = before.len() + clip.len() + after.len();
+    call.wait_heard(total, WAIT).await.unwrap();
+    call.wait_playout_idle(WAIT).await.unwrap();
+    let heard = call.heard();
+    assert!(
+        heard.starts_with(&before),
+        "the first session's audio first"
+    );
+    assert!(heard.ends_with(&after), "the new session's voice last");
+    let gap = &heard[before.len()..heard.len() - after.len()];
+    assert!(
+        !gap.is_empty() && gap.len() % clip.len() == 0 && gap.chunks(clip.len()).all(|c| c == clip),
+        "the gap is filled with the hold tone: {} bytes",
+        gap.len()
+    );
+    assert!(second.violations().is_empty(), "{:?}", second.violations());
+    assert!(call.violations().is_empty(), "{:?}", call.violations());
+
+    // The call goes on until the caller hangs up; every session is closed.
+    call.stop(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    second.wait_closed(WAIT).await.unwrap();
+    let sessions = mock.sessions();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions.iter().all(|s| s.closed().is_some()),
+        "a session leaked"
+    );
+    report(
+        "reconnect",
+        &format!(
+            "dropped after 400 ms of greeting; gap filled with {} hold clip(s); replayed {:?}",
+            gap.len() / clip.len(),
+            heard_text
+        ),
+    );
+    bridge.finish().await;
+}
+
+#[tokio::test]
+async fn an_agent_refusing_the_reconnect_ends_the_call_into_the_fallback() {
+    for (status, refusals) in [(401, 1), (503, 3)] {
+        let mock = MockRealtime::builder()
+            .script(Script::new().no_fallback())
+            .start()
+            .await
+            .unwrap();
+        mock.push_session_script(
+            Script::new()
+                .then(ResponseScript::say(GREETING, 2000).fault(ResponseFault::DropAfterDeltas(2))),
+        );
+        for _ in 0..refusals {
+            mock.push_refusal(status);
+        }
+        let bridge = Bridge::start(
+            &mock.base_url(),
+            &[
+                ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
+                ("PHONE_AGENT_RECONNECT__ATTEMPTS", "3"),
+                ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
+                ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
+            ],
+        )
+        .await;
+        let call = bridge.sim.call().connect().await.unwrap();
+        let first = session_of(&mock, call.call_sid()).await;
+        first.wait_closed(WAIT).await.unwrap();
+        call.wait_closed(WAIT).await.unwrap();
+        let ended = logs().call_ended(call.call_sid(), WAIT).await;
+        assert_eq!(ended.end_reason, "agent_failed", "{:?}", ended.line);
+        assert!(
+            ended
+                .end_detail
+                .starts_with("the agent connection was lost and could not be restored"),
+            "{:?}",
+            ended.line
+        );
+        // 401 is not retried; 503 is, up to the attempts.
+        let refused = mock.refused_upgrades();
+        assert_eq!(refused.len(), refusals, "{refused:?}");
+        assert!(refused.iter().all(|r| r.status == status));
+        // No session leaked: the one opened was closed.
+        let sessions = mock.sessions();
+        assert_eq!(sessions.len(), 1);
+        assert!(sessions.iter().all(|s| s.closed().is_some()));
+        // The caller hears the fallback line.
+        let after = after_stream(&bridge, call.call_sid()).await;
+        assert!(
+            matches!(&after.verbs[0], Verb::Say { text, .. }
+                if text == phone_agent_server::config::DEFAULT_FALLBACK_SAY),
+            "{after:?}"
+        );
+        assert!(after.hangs_up());
+        bridge.finish().await;
+    }
+}
