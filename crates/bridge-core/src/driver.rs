@@ -36,7 +36,7 @@
 //! ```no_run
 //! # async fn demo(
 //! #     caller: impl bridge_core::caller::CallerEndpoint,
-//! #     agent: impl bridge_core::agent::AgentEndpoint,
+//! #     agent: impl bridge_core::agent::AgentEndpoint + 'static,
 //! # ) {
 //! use std::sync::Arc;
 //! use bridge_core::driver::{run_call, CallServices, NoCallControl};
