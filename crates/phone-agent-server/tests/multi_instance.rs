@@ -181,14 +181,27 @@ fn tmp_dir() -> PathBuf {
 
 // ---- who served what ---------------------------------------------------------------------------
 
-/// The instance whose log has exactly one line matching `pred` (panics if none or several).
-fn served_by<'a>(instances: &'a [Instance], what: &str, pred: impl Fn(&Value) -> bool) -> &'a str {
-    let hits: Vec<&str> = instances
-        .iter()
-        .flat_map(|i| i.log.find(&pred).into_iter().map(move |_| i.name))
-        .collect();
-    assert_eq!(hits.len(), 1, "{what}: served by {hits:?}");
-    hits[0]
+/// The instance whose log has exactly one line matching `pred`. Waits (bounded) for the line:
+/// an instance logs a request before answering it, but its log reaches the test through a
+/// pipe, possibly after the answer.
+async fn served_by<'a>(
+    instances: &'a [Instance],
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> &'a str {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let hits: Vec<&str> = instances
+            .iter()
+            .flat_map(|i| i.log.find(&pred).into_iter().map(move |_| i.name))
+            .collect();
+        if hits.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        assert_eq!(hits.len(), 1, "{what}: served by {hits:?}");
+        return hits[0];
+    }
 }
 
 fn is_voice(sid: &str) -> impl Fn(&Value) -> bool + '_ {
@@ -568,12 +581,12 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
     let mut split = 0;
     for call in &calls {
         let sid = call.call_sid();
-        let voice = served_by(&instances, "/voice", is_voice(sid));
-        let media = served_by(&instances, "/media", is_stream(sid));
-        let statuses: Vec<&str> = ["ringing", "in-progress", "completed"]
-            .iter()
-            .map(|s| served_by(&instances, "status callback", is_status(sid, s)))
-            .collect();
+        let voice = served_by(&instances, "/voice", is_voice(sid)).await;
+        let media = served_by(&instances, "/media", is_stream(sid)).await;
+        let mut statuses = Vec::new();
+        for s in ["ringing", "in-progress", "completed"] {
+            statuses.push(served_by(&instances, "status callback", is_status(sid, s)).await);
+        }
         per_instance.get_mut(voice).unwrap()[0] += 1;
         per_instance.get_mut(media).unwrap()[1] += 1;
         for s in &statuses {
@@ -686,7 +699,7 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
         .await
         .expect("the draining instance accepts the stream of an answered call");
     let straggler_session = hear_greeting(&straggler, &mock).await;
-    let answered_by = served_by(&instances, "/voice", is_voice(straggler.call_sid()));
+    let answered_by = served_by(&instances, "/voice", is_voice(straggler.call_sid())).await;
     assert_ne!(answered_by, victim_name);
     assert_eq!(stream_host(&instances, straggler.call_sid()).await, victim);
     live.push(straggler);
@@ -717,8 +730,8 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
     let (ongoing, (new, new_done)) = tokio::join!(ongoing, arriving);
     for call in &new {
         let sid = call.call_sid();
-        let voice = served_by(&instances, "/voice", is_voice(sid));
-        let media = served_by(&instances, "/media", is_stream(sid));
+        let voice = served_by(&instances, "/voice", is_voice(sid)).await;
+        let media = served_by(&instances, "/media", is_stream(sid)).await;
         assert!(
             voice != victim_name && media != victim_name,
             "{sid}: a new call reached the draining instance ({voice}, {media})"
@@ -805,6 +818,8 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
             started.elapsed().as_secs_f64()
         ),
     );
+    drop(instances);
     drop(haproxy);
     drop(pg);
+    let _ = std::fs::remove_dir_all(tmp_dir());
 }
