@@ -44,6 +44,22 @@ fn client_events(session: &SessionHandle) -> Vec<Value> {
         .collect()
 }
 
+/// The value of one series of the server's `/metrics` (process-wide: only this file's tests
+/// run in this process, and only the first test reconnects, only the second gives up).
+async fn metric(bridge: &Bridge, series: &str) -> f64 {
+    let text = testkit::http::get(&format!(
+        "http://{}/metrics",
+        bridge.handle.metrics_addr().expect("metrics are served")
+    ))
+    .await
+    .unwrap()
+    .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
+}
+
 /// POSTs Twilio's redirect after the stream, signed, and parses the answer.
 async fn after_stream(bridge: &Bridge, call_sid: &str) -> Twiml {
     let form = vec![
@@ -160,6 +176,7 @@ async fn a_dropped_agent_connection_is_reconnected_and_the_call_goes_on() {
 
 #[tokio::test]
 async fn an_agent_refusing_the_reconnect_ends_the_call_into_the_fallback() {
+    let mut failed = 0.0;
     for (status, refusals) in [(401, 1), (503, 3)] {
         let mock = MockRealtime::builder()
             .script(Script::new().no_fallback())
@@ -212,6 +229,15 @@ async fn an_agent_refusing_the_reconnect_ends_the_call_into_the_fallback() {
             "{after:?}"
         );
         assert!(after.hangs_up());
+        failed += 1.0;
+        assert_eq!(
+            metric(
+                &bridge,
+                "phone_agent_agent_reconnects_total{outcome=\"failed\"}"
+            )
+            .await,
+            failed
+        );
         bridge.finish().await;
     }
 }
