@@ -270,3 +270,90 @@ fn a_close_of_the_agent_is_a_loss_when_reconnect_is_on() {
     assert_eq!(out, ["agent-lost", "C audio 800 #7f", "C mark 1"]);
     assert!(s.call.is_reconnecting());
 }
+
+/// Session-cap recycling on injected time: due after 60 s, the switch waits for a pause (the
+/// answer playing at 60 s finishes first), then a fresh session gets the conversation, and
+/// every caller frame reaches exactly one session, in order: none lost, none sent twice.
+#[test]
+fn a_session_is_recycled_at_a_pause_without_losing_or_repeating_audio() {
+    let mut s = Scenario::ready(
+        CallConfig {
+            mark_interval: Duration::from_millis(100),
+            reconnect: Some(ReconnectConfig {
+                hold_audio: Some(ulaw(0x7f, 800)),
+                recycle_after: Some(Duration::from_secs(60)),
+                ..ReconnectConfig::default()
+            }),
+            ..quiet_config()
+        },
+        REALTIME,
+    );
+    let mut to_agent: Vec<String> = Vec::new();
+    let mut to_caller: Vec<String> = Vec::new();
+    let mut sent_frames: Vec<String> = Vec::new();
+    let mut events: Vec<String> = Vec::new();
+    let mut frame = 0u8;
+    let mut feed = |s: &mut Scenario, at: u64, input: In| {
+        for line in s.step(at, input) {
+            if let Some(rest) = line.strip_prefix("A audio ") {
+                to_agent.push(rest.to_owned());
+            } else if let Some(rest) = line.strip_prefix("C audio ") {
+                to_caller.push(rest.to_owned());
+            } else {
+                events.push(format!("{at}: {line}"));
+            }
+        }
+    };
+    // A caller frame every 20 ms from 59.9 s to 60.8 s; an answer plays from 59.95 s.
+    feed(&mut s, 59_000, line(Speaker::Caller, "u1", "Tell me more."));
+    for at in (59_900..=60_800).step_by(20) {
+        frame = frame.wrapping_add(1);
+        sent_frames.push(format!("160 #{frame:02x}"));
+        feed(&mut s, at, caller_audio(frame, 160));
+        match at {
+            59_940 => feed(&mut s, at, response_started("r1")),
+            59_960 => {
+                feed(&mut s, at, agent_audio("r1", "i1", 0x11, 1600));
+                feed(&mut s, at, line(Speaker::Agent, "i1", "Here is more."));
+                feed(
+                    &mut s,
+                    at,
+                    response_done("r1", bridge_core::agent::ResponseStatus::Completed),
+                );
+            }
+            // The timer fires while the answer still plays: no switch yet.
+            60_000 => feed(&mut s, at, In::Timeout),
+            60_060 => feed(&mut s, at, echo(1)),
+            // The last mark: the answer has been heard; the pause starts here.
+            60_160 => feed(&mut s, at, echo(2)),
+            60_180 => feed(&mut s, at, In::Timeout),
+            60_300 => feed(&mut s, at, In::Connected(REALTIME)),
+            60_320 => feed(&mut s, at, ready()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        events,
+        [
+            "59000: event transcript Caller \"Tell me more.\"",
+            "59960: C mark 1",
+            "59960: C mark 2",
+            "59960: event transcript Agent \"Here is more.\"",
+            "60160: agent-lost",
+            "60180: connect-agent #1",
+            "60320: A restore Message { speaker: Caller, text: \"Tell me more.\" }",
+            "60320: A restore Message { speaker: Agent, text: \"Here is more.\" }",
+            "60320: event recycled 160ms restored=2",
+        ]
+    );
+    // Every caller frame reached a session exactly once, in order (the ones during the
+    // switch after the replay); the caller heard the answer once and no hold tone.
+    assert_eq!(to_agent, sent_frames);
+    // 1600 bytes in two pieces cut on whole base64 groups.
+    assert_eq!(to_caller, ["801 #11", "799 #11"]);
+    let summary = s.call.summary(s.now);
+    assert_eq!((summary.recycles, summary.reconnects), (1, 0));
+    assert_eq!(summary.reconnect_dropped_ms, 0);
+    // The fresh session is recycled again 60 s after it became ready.
+    assert_eq!(s.next_deadline_ms(), Some(120_320));
+}

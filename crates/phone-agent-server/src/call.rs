@@ -303,6 +303,7 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         max_backoff: r.max_backoff,
         hold_audio: r.hold_tone.then(hold_tone),
         resume_instructions: r.resume_instructions.clone(),
+        recycle_after: r.recycle_after,
     });
     CallConfig {
         reconnect,
@@ -536,6 +537,15 @@ impl CallObserver for Observer {
                     gap_ms = gap.as_millis() as u64,
                     restored,
                     "agent reconnected; conversation replayed"
+                );
+            }
+            CallEvent::AgentRecycled { gap, restored } => {
+                metrics::counter!(crate::telemetry::AGENT_RECONNECTS, "outcome" => "recycled")
+                    .increment(1);
+                tracing::info!(
+                    gap_ms = gap.as_millis() as u64,
+                    restored,
+                    "agent session recycled; conversation replayed"
                 );
             }
             CallEvent::AgentReconnectFailed { attempts, reason } => {

@@ -560,6 +560,8 @@ pub struct ReconnectSettings {
     pub context_max_items: usize,
     /// Most characters of conversation text kept for the replay.
     pub context_max_chars: usize,
+    /// Recycle a session this long after it became ready, at the next pause; `None`: never.
+    pub recycle_after: Option<Duration>,
 }
 
 /// The end of the fallback.
@@ -922,6 +924,7 @@ struct RawReconnect {
     resume_instructions: String,
     context_max_items: usize,
     context_max_chars: usize,
+    recycle_after_secs: u64,
 }
 
 impl Default for RawReconnect {
@@ -937,6 +940,7 @@ impl Default for RawReconnect {
             resume_instructions: bridge_core::engine::DEFAULT_RESUME.into(),
             context_max_items: 64,
             context_max_chars: 24_000,
+            recycle_after_secs: 0,
         }
     }
 }
@@ -1569,6 +1573,8 @@ impl Config {
                 .filter(|s| !s.eq_ignore_ascii_case("off")),
             context_max_items: r.context_max_items,
             context_max_chars: r.context_max_chars,
+            recycle_after: (r.recycle_after_secs > 0)
+                .then(|| Duration::from_secs(r.recycle_after_secs)),
         };
 
         let fallback_say = non_empty(raw.fallback.say).filter(|s| !s.eq_ignore_ascii_case("off"));

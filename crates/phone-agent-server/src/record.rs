@@ -61,6 +61,10 @@ pub struct CallRecord {
     /// the conversation so far).
     #[serde(default)]
     pub reconnects: u32,
+    /// Times the agent session was recycled before its time limit (at a pause, the
+    /// conversation replayed into a fresh session).
+    #[serde(default)]
+    pub recycles: u32,
     /// Both sides' final lines, in the order they became final.
     pub transcript: Vec<Turn>,
     /// Tool calls, in the order they started.
@@ -338,6 +342,7 @@ impl Recorder {
             end_detail: None,
             barge_ins: 0,
             reconnects: 0,
+            recycles: 0,
             transcript: Vec::new(),
             tool_calls: Vec::new(),
             usage: UsageRecord::default(),
@@ -471,6 +476,7 @@ impl Recorder {
                 }
             }
             CallEvent::AgentReconnected { .. } => self.record.reconnects += 1,
+            CallEvent::AgentRecycled { .. } => self.record.recycles += 1,
             CallEvent::Started(_)
             | CallEvent::AgentReconnecting { .. }
             | CallEvent::AgentReconnectFailed { .. }

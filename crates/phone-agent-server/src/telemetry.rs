@@ -43,7 +43,8 @@ pub const CALLS_REJECTED: &str = "phone_agent_calls_rejected_total";
 /// Counter: barge-ins.
 pub const BARGE_INS: &str = "phone_agent_barge_ins_total";
 /// Counter: agent reconnects mid-call, by `outcome` (`reconnected`: the call went on with a
-/// fresh session; `failed`: it ended into the fallback).
+/// fresh session; `failed`: it ended into the fallback; `recycled`: a session replaced at a
+/// pause before its time limit).
 pub const AGENT_RECONNECTS: &str = "phone_agent_agent_reconnects_total";
 /// Histogram: call start → agent ready, by `backend`.
 pub const AGENT_CONNECT_SECONDS: &str = "phone_agent_agent_connect_seconds";

@@ -33,6 +33,14 @@ pub struct ReconnectConfig {
     /// picks up where it was cut off). `None`: the agent waits for the caller. Default
     /// [`DEFAULT_RESUME`].
     pub resume_instructions: Option<String>,
+    /// Session-cap recycling: once a session is this old, at the next natural pause (agent
+    /// audio all played, no response requested or running, no tool running, no call action
+    /// pending, the caller not speaking) the engine opens a fresh session, replays the
+    /// conversation and switches over. Caller audio during the switch is kept (bounded by
+    /// [`CallConfig::pre_ready_buffer`]) and sent to the fresh session after the replay, so
+    /// none is lost or sent twice; no hold audio, no resume response. `None`: sessions are
+    /// not recycled. Default `None`.
+    pub recycle_after: Option<Duration>,
 }
 
 /// The default instructions after a reconnect ([`ReconnectConfig::resume_instructions`]).
@@ -50,6 +58,7 @@ impl Default for ReconnectConfig {
             max_backoff: Duration::from_secs(2),
             hold_audio: None,
             resume_instructions: Some(DEFAULT_RESUME.to_owned()),
+            recycle_after: None,
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct CallSummary {
     pub reconnects: u32,
     /// Caller audio dropped while the agent was reconnecting, in milliseconds.
     pub reconnect_dropped_ms: u64,
+    /// Agent sessions recycled before their time limit.
+    pub recycles: u32,
     /// Oldest conversation entries dropped to keep the replayable context within its bound.
     pub context_dropped: u64,
 }
@@ -265,6 +267,14 @@ pub enum CallEvent {
         /// Attempts it took.
         attempts: u32,
         /// Loss → fresh session ready.
+        gap: Duration,
+        /// Conversation entries replayed.
+        restored: usize,
+    },
+    /// The session was recycled before its time limit: a fresh one, seeded with the
+    /// conversation, took over at a pause.
+    AgentRecycled {
+        /// Old session left → fresh session ready.
         gap: Duration,
         /// Conversation entries replayed.
         restored: usize,

@@ -215,6 +215,8 @@ const SESSION_EXPIRED: &str = "session_expired";
 struct Gap {
     since: Instant,
     attempts: u32,
+    /// A planned switch (session-cap recycling), not a loss.
+    recycle: bool,
 }
 
 #[derive(Debug)]
@@ -261,6 +263,8 @@ pub struct Call {
     context: Conversation,
     /// The agent is being reconnected.
     gap: Option<Gap>,
+    /// The session is old enough to be recycled at the next pause.
+    recycle_due: bool,
     /// Why and how the call ended, once it has.
     ended: Option<(EndReason, Option<String>)>,
 }
@@ -307,6 +311,7 @@ impl Call {
             stats: Stats::default(),
             context: Conversation::new(config_context),
             gap: None,
+            recycle_due: false,
             ended: None,
         }
     }
@@ -616,6 +621,7 @@ impl Call {
                         self.send_hold(now);
                     }
                 }
+                Timer::Recycle => self.recycle_due = true,
                 Timer::CallerInactivity => self.end(EndReason::CallerInactive, None, now),
                 Timer::Goodbye => self.execute_action(true, now),
                 Timer::BargeIn => {
@@ -704,7 +710,7 @@ impl Call {
         if self.ready {
             self.stats.caller_samples += samples;
             self.send_caller_audio(audio);
-        } else if self.gap.is_some() {
+        } else if self.gap.as_ref().is_some_and(|g| !g.recycle) {
             // Nobody to hear it: dropped (documented), counted.
             self.stats.gap_dropped_samples += samples;
         } else {
@@ -796,6 +802,7 @@ impl Call {
         }
         self.ready = true;
         self.timers.stop(Timer::AgentConnect);
+        self.arm_recycle(now);
         if let Some(gap) = self.gap.take() {
             return self.resume(gap, now);
         }
@@ -1299,6 +1306,7 @@ impl Call {
         self.gap = Some(Gap {
             since: now,
             attempts: 0,
+            recycle: false,
         });
         self.context.connection_lost();
         self.stats.context_dropped = self.context.dropped();
@@ -1366,8 +1374,29 @@ impl Call {
             self.out
                 .push_back(Output::Agent(AgentCommand::Restore(item)));
         }
-        self.stats.reconnects += 1;
         self.stats.context_dropped = self.context.dropped();
+        if gap.recycle {
+            // Caller audio kept during the switch follows the replay, in order.
+            self.stats.recycles += 1;
+            tracing::info!(restored, "agent session recycled; conversation replayed");
+            self.emit(CallEvent::AgentRecycled {
+                gap: now.saturating_duration_since(gap.since),
+                restored,
+            });
+            while let Some(buffered) = self.pre_ready.pop_front() {
+                match buffered {
+                    Buffered::Audio(audio) => {
+                        self.stats.caller_samples +=
+                            self.caller_format.samples_in(audio.decoded_len());
+                        self.send_caller_audio(audio);
+                    }
+                    Buffered::Command(cmd) => self.out.push_back(Output::Agent(cmd)),
+                }
+            }
+            self.pre_ready_samples = 0;
+            return;
+        }
+        self.stats.reconnects += 1;
         tracing::info!(
             attempts = gap.attempts,
             restored,
@@ -1393,6 +1422,48 @@ impl Call {
         if let Some(instructions) = resume {
             self.request_response(Some(instructions), LatencyTrigger::Resumed, now);
         }
+    }
+
+    /// Arms the recycling of the session that just became ready.
+    fn arm_recycle(&mut self, now: Instant) {
+        self.recycle_due = false;
+        if let Some(after) = self.config.reconnect.as_ref().and_then(|r| r.recycle_after) {
+            self.timers.set(Timer::Recycle, now + after);
+        }
+    }
+
+    /// At a natural pause, a session due for recycling is switched for a fresh one: the old
+    /// one is dropped, a new one opened, the conversation replayed (see [`ReconnectConfig`]).
+    fn recycle_at_pause(&mut self, now: Instant) {
+        let pause = self.ready
+            && self.gap.is_none()
+            && !self.playout.is_playing()
+            && self.turns.is_idle()
+            && self.tools.none_running()
+            && !self.actions.is_pending()
+            && !self.caller_speaking;
+        let Some(reconnect) = &self.config.reconnect else {
+            return;
+        };
+        if !pause {
+            return;
+        }
+        let max_gap = reconnect.max_gap;
+        self.recycle_due = false;
+        tracing::info!("recycling the agent session at a pause");
+        self.ready = false;
+        self.gap = Some(Gap {
+            since: now,
+            attempts: 0,
+            recycle: true,
+        });
+        self.context.connection_lost();
+        self.turns = Turns::default();
+        self.turn_start = None;
+        self.timers.stop(Timer::Idle);
+        self.out.push_back(Output::AgentLost);
+        self.timers.set(Timer::AgentConnect, now + max_gap);
+        self.timers.set(Timer::Reconnect, now);
     }
 
     /// Queues the hold audio for the caller (as agent audio without a response), and arms
@@ -1441,6 +1512,9 @@ impl Call {
     fn after_input(&mut self, now: Instant) {
         if self.finished {
             return;
+        }
+        if self.recycle_due {
+            self.recycle_at_pause(now);
         }
         let Some(idle) = &self.config.idle else {
             return;

@@ -26,6 +26,8 @@ pub(crate) struct Stats {
     pub(crate) stale_mark_echoes: u32,
     /// Agent sessions reconnected (each replayed the context).
     pub(crate) reconnects: u32,
+    /// Agent sessions recycled before their time limit.
+    pub(crate) recycles: u32,
     /// Caller audio dropped while the agent was reconnecting (caller format).
     pub(crate) gap_dropped_samples: u64,
     /// Conversation entries dropped to keep the replayable context within its bound.
@@ -65,6 +67,7 @@ impl Stats {
             pre_ready_dropped_ms: caller_format.samples_to_ms(self.pre_ready_dropped_samples),
             late_audio_dropped_ms: agent_format.samples_to_ms(self.late_dropped_samples),
             reconnects: self.reconnects,
+            recycles: self.recycles,
             reconnect_dropped_ms: caller_format.samples_to_ms(self.gap_dropped_samples),
             context_dropped: self.context_dropped,
             stale_mark_echoes: self.stale_mark_echoes,

@@ -28,9 +28,11 @@ pub(crate) enum Timer {
     Reconnect,
     /// The hold audio of a reconnect gap has played: send it again.
     Hold,
+    /// The session reached [`super::ReconnectConfig::recycle_after`]: recycle at a pause.
+    Recycle,
 }
 
-const COUNT: usize = 8;
+const COUNT: usize = 9;
 const ALL: [Timer; COUNT] = [
     Timer::MaxDuration,
     Timer::AgentConnect,
@@ -40,6 +42,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Idle,
     Timer::Reconnect,
     Timer::Hold,
+    Timer::Recycle,
 ];
 
 /// The table: at most one deadline per [`Timer`].

@@ -392,6 +392,9 @@ fn render_event(e: &CallEvent) -> String {
             "reconnected after {attempts} attempts {}ms restored={restored}",
             gap.as_millis()
         ),
+        CallEvent::AgentRecycled { gap, restored } => {
+            format!("recycled {}ms restored={restored}", gap.as_millis())
+        }
         CallEvent::AgentReconnectFailed { attempts, reason } => {
             format!("reconnect-failed after {attempts} {reason:?}")
         }
