@@ -5,6 +5,8 @@
 
 mod e2e_support;
 
+use std::time::Duration;
+
 use bridge_core::audio::tone::{self, Tone};
 use bridge_core::engine::DEFAULT_RESUME;
 use bridge_core::format::AudioFormat;
@@ -240,4 +242,159 @@ async fn an_agent_refusing_the_reconnect_ends_the_call_into_the_fallback() {
         );
         bridge.finish().await;
     }
+}
+
+/// The `n`-th (1-based) mock session of `call_sid` (a reconnect opens a second one).
+async fn nth_session_of(mock: &MockRealtime, call_sid: &str, nth: usize) -> SessionHandle {
+    let needle = format!("on call {call_sid} ");
+    let mut found = 0;
+    for n in 1.. {
+        let session = mock
+            .wait_for_session(n, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no session #{nth} for {call_sid}: {e}"));
+        let update = session
+            .wait_for_event_type("session.update", WAIT)
+            .await
+            .expect("the bridge configures every session");
+        if update.raw.contains(&needle) {
+            found += 1;
+            if found == nth {
+                return session;
+            }
+        }
+    }
+    unreachable!("`1..` is endless")
+}
+
+/// What happened to one call of the chaos run.
+#[derive(Debug, PartialEq, Eq, Clone, Copy, Hash)]
+enum Outcome {
+    /// No drop: the call ran and the caller hung up.
+    Normal,
+    /// The agent dropped; the caller heard the hold tone, then the new session; the call went
+    /// on until the caller hung up.
+    ContinuedAfterReconnect,
+}
+
+/// 100 concurrent calls, the agent's TCP connection dropped on 30 of them while it greets:
+/// every dropped call continues after a reconnect (hold tone in the gap, then the fresh
+/// session's voice), every call ends with the caller hanging up, and no agent session is left
+/// open. Figures: the longest silence a caller heard between the first agent audio and the
+/// end of the reconnected session's answer.
+#[tokio::test]
+async fn a_hundred_calls_with_agent_drops_on_thirty_percent_continue() {
+    const CALLS: usize = 100;
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say(GREETING, 600))
+                .no_fallback(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(&mock.base_url(), &[]).await;
+    let clip = hold_clip();
+    let mut tasks = Vec::new();
+    for i in 0..CALLS {
+        let drop = i % 10 < 3;
+        let call = bridge.sim.call().connect().await.unwrap();
+        let mock = mock.clone();
+        let clip = clip.clone();
+        tasks.push(tokio::spawn(async move {
+            let first = nth_session_of(&mock, call.call_sid(), 1).await;
+            let mut silence = Duration::ZERO;
+            let outcome = if drop {
+                first
+                    .wait_for_server_event("response.output_audio.delta", 1, WAIT)
+                    .await
+                    .unwrap();
+                first.drop_connection();
+                first.wait_closed(WAIT).await.unwrap();
+                let second = nth_session_of(&mock, call.call_sid(), 2).await;
+                second.wait_for_response_done(1, WAIT).await.unwrap();
+                // What the mock wrote just before the drop may be lost with the connection:
+                // the caller heard a prefix of the greeting, then the hold tone, then all of
+                // the new session's answer.
+                let before = first.all_assistant_audio();
+                let after = second.all_assistant_audio();
+                let mut heard = call
+                    .wait_heard(clip.len() + after.len(), WAIT)
+                    .await
+                    .unwrap();
+                while !heard.ends_with(&after) {
+                    heard = call.wait_heard(heard.len() + 1, WAIT).await.unwrap();
+                }
+                let greeting = heard.len() - after.len() - clip.len();
+                let greeting = (0..=greeting)
+                    .rev()
+                    .find(|&n| {
+                        before.starts_with(&heard[..n])
+                            && (heard.len() - after.len() - n) % clip.len() == 0
+                    })
+                    .expect("a prefix of the greeting first");
+                // (Nothing of it when the drop came before the first delta reached us.)
+                let gap = &heard[greeting..heard.len() - after.len()];
+                assert!(
+                    !gap.is_empty()
+                        && gap.len() % clip.len() == 0
+                        && gap.chunks(clip.len()).all(|c| c == clip),
+                    "call {i}: the gap is not the hold tone ({} bytes)",
+                    gap.len()
+                );
+                let segments = call.played_segments();
+                for pair in segments.windows(2) {
+                    let quiet = pair[1]
+                        .starts_at
+                        .saturating_duration_since(pair[0].ends_at());
+                    silence = silence.max(quiet);
+                }
+                Outcome::ContinuedAfterReconnect
+            } else {
+                first.wait_for_response_done(1, WAIT).await.unwrap();
+                call.wait_heard(first.all_assistant_audio().len(), WAIT)
+                    .await
+                    .unwrap();
+                Outcome::Normal
+            };
+            call.stop(WAIT).await.unwrap();
+            let ended = logs().call_ended(call.call_sid(), WAIT).await;
+            assert_eq!(
+                ended.end_reason, "caller_hung_up",
+                "call {i}: {:?}",
+                ended.line
+            );
+            (outcome, silence)
+        }));
+    }
+    let mut normal = 0;
+    let mut continued = 0;
+    let mut longest = Duration::ZERO;
+    for task in tasks {
+        let (outcome, silence) = task.await.unwrap();
+        match outcome {
+            Outcome::Normal => normal += 1,
+            Outcome::ContinuedAfterReconnect => continued += 1,
+        }
+        longest = longest.max(silence);
+    }
+    assert_eq!((normal, continued), (70, 30));
+    // No leaked session: every session the mock opened was closed (30 of them twice over).
+    let sessions = mock.sessions();
+    assert_eq!(sessions.len(), CALLS + 30);
+    for session in &sessions {
+        session.wait_closed(WAIT).await.unwrap();
+    }
+    report(
+        "chaos: 100 calls, agent TCP drop on 30 %",
+        &format!(
+            "{normal} normal, {continued} continued after reconnect, 0 ended into the \
+             fallback, 0 dead-air calls (every gap filled with the hold tone), {} sessions \
+             opened = closed; longest silence heard in a dropped call {:.0} ms",
+            sessions.len(),
+            longest.as_secs_f64() * 1e3
+        ),
+    );
+    bridge.finish().await;
 }
