@@ -357,3 +357,29 @@ fn a_session_is_recycled_at_a_pause_without_losing_or_repeating_audio() {
     // The fresh session is recycled again 60 s after it became ready.
     assert_eq!(s.next_deadline_ms(), Some(120_320));
 }
+
+/// Audio of the lost session still queued at the caller keeps playing; a barge-in over it
+/// after the reconnect clears it but truncates nothing in the fresh session (which never had
+/// that item).
+#[test]
+fn a_barge_in_after_the_reconnect_truncates_no_item_of_the_old_session() {
+    let mut s = Scenario::ready(
+        CallConfig {
+            reconnect: Some(ReconnectConfig {
+                hold_audio: None,
+                resume_instructions: None,
+                ..ReconnectConfig::default()
+            }),
+            ..quiet_config()
+        },
+        REALTIME,
+    );
+    s.step(0, response_started("r1"));
+    s.step(0, agent_audio("r1", "i1", 0x11, 1600));
+    s.step(10, In::Lost("eof", true));
+    s.step(10, In::Timeout);
+    s.step(20, In::Connected(REALTIME));
+    assert_eq!(s.cmds(30, ready()), Vec::<String>::new());
+    assert!(s.call.pending_marks() > 0, "the old audio is still playing");
+    assert_eq!(s.cmds(40, speech_started()), ["C clear"]);
+}

@@ -1310,6 +1310,7 @@ impl Call {
         });
         self.context.connection_lost();
         self.stats.context_dropped = self.context.dropped();
+        self.playout.session_lost();
         // Nothing of the old session will answer: its responses, requests and held tool
         // calls are gone (running tools keep running; their outputs are replayed).
         self.turns = Turns::default();

@@ -220,6 +220,17 @@ impl Playout {
         Some((front.item, front.end - front.samples + into))
     }
 
+    /// The agent session was lost: its items keep playing (their marks still count) but
+    /// belong to no session any more: complete, and without ids, so a later barge-in clears
+    /// them without truncating an item the fresh session never had.
+    pub(crate) fn session_lost(&mut self) {
+        for item in &mut self.items {
+            item.done = true;
+            item.response_id = None;
+            item.item_id = None;
+        }
+    }
+
     /// Marks an item's audio complete.
     pub(crate) fn item_done(&mut self, response_id: Option<&str>, item_id: Option<&str>) {
         for item in &mut self.items {
