@@ -45,7 +45,14 @@ pub(crate) struct Args {
     /// The back end of the demo call: `realtime` (OpenAI Realtime) or `live` (GPT-Live).
     #[arg(long, value_enum, default_value_t = DemoBackend::Realtime)]
     pub(crate) backend: DemoBackend,
+    /// Print the operator console's URL and sign-in token before the call, and keep the server
+    /// up for a minute after it, so the call can be watched live and its page looked at.
+    #[arg(long)]
+    pub(crate) console: bool,
 }
+
+/// How long `--console` keeps the server up after the call.
+const CONSOLE_LINGER: Duration = Duration::from_secs(60);
 
 /// The back ends the demo can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -103,12 +110,12 @@ fn script() -> Script {
 /// Runs `cargo xtask demo`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     if args.backend == DemoBackend::Live {
-        if args.out.is_some() {
-            bail!("--out is only supported with --backend realtime");
+        if args.out.is_some() || args.console {
+            bail!("--out and --console are only supported with --backend realtime");
         }
         return crate::demo_live::run(args.verbose);
     }
-    let report = execute(args.verbose)?;
+    let report = execute(args.verbose, args.console.then_some(CONSOLE_LINGER))?;
     print!("{}", report.render());
     if let Some(path) = &args.out {
         crate::wav::write_pcm16(path, &report.heard_pcm)?;
@@ -130,8 +137,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Runs the demo on a single-threaded runtime with the server's log events captured (and
-/// printed to stderr when `verbose`).
-pub(crate) fn execute(verbose: bool) -> anyhow::Result<DemoReport> {
+/// printed to stderr when `verbose`). With `console`, prints the console's URL first and keeps
+/// the server up that long after the call.
+pub(crate) fn execute(verbose: bool, console: Option<Duration>) -> anyhow::Result<DemoReport> {
     let capture = LogCapture::default();
     let printer = verbose.then(|| {
         tracing_subscriber::fmt::layer()
@@ -151,7 +159,7 @@ pub(crate) fn execute(verbose: bool) -> anyhow::Result<DemoReport> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(scenario(capture))
+    runtime.block_on(scenario(capture, console))
 }
 
 /// The call's record from the admin API, pretty-printed, once the store has written it
@@ -272,7 +280,7 @@ fn item_audio(items: &[AssistantItem], n: usize) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("the mock agent produced no item #{}", n + 1))
 }
 
-async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
+async fn scenario(capture: LogCapture, console: Option<Duration>) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     let mock = MockRealtime::builder()
         .script(script())
@@ -322,6 +330,9 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
         .serve(listener)
         .context("starting the server")?;
     let server_url = format!("http://{addr}");
+    if console.is_some() {
+        println!("Console: {server_url}/console (sign in with the admin token {admin_token})\n");
+    }
     let sim = CallSimulator::new(&server_url)
         .public_url(PUBLIC_URL)
         .rest(&rest);
@@ -396,6 +407,15 @@ async fn scenario(capture: LogCapture) -> anyhow::Result<DemoReport> {
     let closed = session.wait_closed(WAIT).await.ok();
     let call_ended = capture.wait_for("call ended", WAIT).await;
     let stored_record = stored_record(addr, call.call_sid(), &admin_token).await;
+    if let Some(linger) = console {
+        println!(
+            "The demo call in the console: {server_url}/console/calls/{} (history: \
+             {server_url}/console/history). The server stays up for {} s.\n",
+            call.call_sid(),
+            linger.as_secs()
+        );
+        tokio::time::sleep(linger).await;
+    }
     server.shutdown();
     let shutdown_clean = tokio::time::timeout(WAIT, server.wait())
         .await
@@ -1099,7 +1119,7 @@ mod tests {
     /// The whole demo, as `cargo xtask demo` runs it: every check passes.
     #[test]
     fn the_demo_passes_every_check() {
-        let report = execute(false).expect("the demo runs");
+        let report = execute(false, None).expect("the demo runs");
         let text = report.render();
         assert!(report.failures().is_empty(), "{text}");
         for section in [

@@ -4,7 +4,9 @@
 //!   README's test command (`cargo test --workspace`).
 //! * `cargo xtask demo` — one simulated call through the real server and a mock OpenAI agent,
 //!   offline, with a timeline and latency report (greeting, turns, barge-in, hang-up);
-//!   `--backend live` runs the GPT-Live version (self-interruption, delegated tool call).
+//!   `--backend live` runs the GPT-Live version (self-interruption, delegated tool call);
+//!   `--console` prints the operator console's URL and keeps the server up a minute after the
+//!   call.
 //! * `cargo xtask call` — one simulated Twilio call against a running server.
 //! * `cargo xtask mock-agent` — the mock OpenAI Realtime server, standalone.
 //! * `cargo xtask bench` — concurrent simulated calls against the release server: latency,
@@ -154,8 +156,13 @@ mod tests {
                 out: None,
                 verbose: false,
                 backend: demo::DemoBackend::Realtime,
+                console: false,
             }))
         ));
+        let Ok(Command::Demo(args)) = parse(&["demo", "--console"]) else {
+            panic!("`demo --console` parses");
+        };
+        assert!(args.console);
         let Ok(Command::Demo(args)) = parse(&["demo", "--backend", "live"]) else {
             panic!("`demo --backend live` parses");
         };

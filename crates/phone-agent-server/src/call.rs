@@ -157,6 +157,15 @@ async fn run_in_span<S>(
     // Ended by the server's shutdown, or by Twilio's final status callback for this call.
     let end = state.calls.end_all.child_token();
     let open = state.open_calls.open(&info.call_id, end.clone());
+    let live = crate::console::enabled(&state).then(|| {
+        state.console.live.open(crate::console::live::NewCall {
+            context: Arc::clone(&context),
+            profile: Arc::clone(&profile),
+            backend: backend.as_str(),
+            end: end.clone(),
+            mask_numbers: config.privacy.mask_numbers,
+        })
+    });
     let mut config_of_call = call_config(config, &profile.agent);
     if let Some(longest) = profile.tools.longest_timeout() {
         // The webhook's own timeout answers first, with a clearer error.
@@ -232,6 +241,7 @@ async fn run_in_span<S>(
     let mut observer = Observer {
         backend: backend.as_str(),
         record,
+        live,
     };
     let summary = run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await;
     state.call_ends.record(
@@ -452,17 +462,22 @@ impl Drop for ActiveCall {
     }
 }
 
-/// Turns call events into metrics and log lines, and into the call's record when records are
-/// on. Never logs audio; transcripts only at `debug`.
+/// Turns call events into metrics and log lines, into the call's record when records are on,
+/// and into its live view when the console is on. Never logs audio; transcripts only at `debug`.
 struct Observer {
     backend: &'static str,
     record: Option<Recorder>,
+    /// The call's entry among the console's live calls (while the console is on).
+    live: Option<crate::console::live::LiveEntry>,
 }
 
 impl CallObserver for Observer {
     fn on_event(&mut self, event: &CallEvent) {
         if let Some(record) = &mut self.record {
             record.on_event(event, now_ms());
+        }
+        if let Some(live) = &self.live {
+            live.on_event(event);
         }
         match event {
             CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::Ended(_) => {}
@@ -512,7 +527,7 @@ impl CallObserver for Observer {
                 );
             }
             CallEvent::FirstAudio { trigger, latency } => {
-                let trigger = trigger_label(*trigger);
+                let trigger = crate::record::trigger_name(*trigger);
                 metrics::histogram!(crate::telemetry::FIRST_AUDIO_SECONDS, "trigger" => trigger)
                     .record(latency.as_secs_f64());
                 tracing::debug!(
@@ -571,18 +586,6 @@ impl CallObserver for Observer {
                 }
             }
         }
-    }
-}
-
-fn trigger_label(trigger: bridge_core::engine::LatencyTrigger) -> &'static str {
-    use bridge_core::engine::LatencyTrigger as T;
-    match trigger {
-        T::CallerStoppedSpeaking => "caller_stopped_speaking",
-        T::Greeting => "greeting",
-        T::ToolResults => "tool_results",
-        T::Dtmf => "dtmf",
-        T::Reprompt => "reprompt",
-        T::Resumed => "resumed",
     }
 }
 

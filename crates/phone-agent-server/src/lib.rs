@@ -51,6 +51,7 @@ pub mod adapters;
 mod admin;
 mod call;
 pub mod config;
+mod console;
 mod fallback;
 pub mod healthcheck;
 pub mod logging;

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bridge_core::agent::{Speaker, Usage};
 use bridge_core::caller::CallerInfo;
-use bridge_core::engine::{CallEvent, CallSummary};
+use bridge_core::engine::{CallEvent, CallSummary, LatencyTrigger};
 use bridge_core::tools::CallAction;
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +78,38 @@ pub struct CallRecord {
     /// Twilio's view of the call (status callbacks); filled in by the store when read.
     #[serde(default)]
     pub twilio: TwilioStatus,
+    /// Turn events for the console's timeline (records stored before it have none).
+    #[serde(default)]
+    pub timeline: TimelineRecord,
+}
+
+/// When each agent turn began to be heard and when the caller cut in: the turn events the
+/// console's timeline is drawn from (milliseconds since the stream started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRecord {
+    /// Every agent turn, in order: its first audio sent to the caller.
+    pub agent_turns: Vec<AgentTurnMark>,
+    /// Every barge-in, in order.
+    pub barge_ins: Vec<BargeInMark>,
+}
+
+/// The start of one agent turn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentTurnMark {
+    /// The turn's first audio was sent to the caller.
+    pub at_ms: u64,
+    /// Its trigger → that first audio.
+    pub latency_ms: u64,
+    /// What it answered: `greeting`, `caller_stopped_speaking`, `tool_results`, `dtmf`,
+    /// `reprompt`, `resumed` (after an agent reconnect).
+    pub trigger: String,
+}
+
+/// One barge-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BargeInMark {
+    /// The caller cut in (the agent's audio was cleared).
+    pub at_ms: u64,
 }
 
 /// When things happened (Unix epoch milliseconds).
@@ -349,6 +381,7 @@ impl Recorder {
             cost: CostEstimate::default(),
             latency: LatencyRecord::default(),
             twilio: TwilioStatus::default(),
+            timeline: TimelineRecord::default(),
         };
         Recorder {
             record,
@@ -381,7 +414,13 @@ impl Recorder {
                 self.record.times.agent_ready_at_ms = Some(now_ms);
                 self.record.latency.agent_connect_ms = Some(millis(*connect_latency));
             }
-            CallEvent::FirstAudio { latency, .. } => {
+            CallEvent::FirstAudio { latency, trigger } => {
+                let at_ms = self.since_start(now_ms);
+                self.record.timeline.agent_turns.push(AgentTurnMark {
+                    at_ms,
+                    latency_ms: millis(*latency),
+                    trigger: trigger_name(*trigger).to_owned(),
+                });
                 if self.record.times.first_agent_audio_at_ms.is_none() {
                     self.record.times.first_agent_audio_at_ms = Some(now_ms);
                     self.record.latency.first_audio_ms = Some(millis(*latency));
@@ -468,6 +507,9 @@ impl Recorder {
             }
             CallEvent::BargeIn(barge_in) => {
                 self.record.barge_ins += 1;
+                self.record.timeline.barge_ins.push(BargeInMark {
+                    at_ms: millis(barge_in.at),
+                });
                 for t in &barge_in.truncations {
                     if let Some(item) = &t.item_id {
                         let heard = t.audio_end_ms.unwrap_or(t.played_ms);
@@ -527,6 +569,19 @@ impl Recorder {
         r.latency.relay_caller_to_agent = relay[0];
         r.latency.relay_agent_to_caller = relay[1];
         self.record
+    }
+}
+
+/// The name of a turn's trigger, as records and metrics label it.
+pub fn trigger_name(trigger: LatencyTrigger) -> &'static str {
+    use LatencyTrigger as T;
+    match trigger {
+        T::CallerStoppedSpeaking => "caller_stopped_speaking",
+        T::Greeting => "greeting",
+        T::ToolResults => "tool_results",
+        T::Dtmf => "dtmf",
+        T::Reprompt => "reprompt",
+        T::Resumed => "resumed",
     }
 }
 

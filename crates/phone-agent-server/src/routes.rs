@@ -10,6 +10,7 @@
 //! | `/twilio/whisper` | `POST`, `GET` | a transfer's whisper to the callee (see [`crate::whisper`]) |
 //! | `/twilio/status` | `POST` | Twilio's call status callbacks (see [`crate::status`]) |
 //! | `/api/calls…` | `GET` | call records, with the admin token only (see [`crate::admin`]) |
+//! | `/console…` | `GET`, `POST` | the operator console, with the admin token only (see [`crate::console`]) |
 //!
 //! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
 //! `metrics_server`); a known path with another method is 405 with `Allow`.
@@ -37,6 +38,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         "/twilio/whisper" => "whisper",
         "/twilio/status" => "status",
         p if p == "/api" || p.starts_with("/api/") => "api",
+        p if p == "/console" || p.starts_with("/console/") => "console",
         _ => "other",
     };
     let method = req.method().clone();
@@ -54,6 +56,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("whisper", _) => method_not_allowed("GET, POST"),
         ("status", _) => crate::status::handle(&state, req).await,
         ("api", _) => crate::admin::handle(&state, req).await,
+        ("console", _) => crate::console::handle(&state, req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     let status = response.status();

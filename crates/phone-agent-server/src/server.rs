@@ -72,6 +72,8 @@ pub(crate) struct AppState {
     pub(crate) store: Option<CallStore>,
     /// Calls whose stream is open on this instance, by call SID.
     pub(crate) open_calls: crate::status::OpenCalls,
+    /// The operator console's sessions and live calls.
+    pub(crate) console: crate::console::Console,
 }
 
 impl std::fmt::Debug for AppState {
@@ -355,6 +357,7 @@ impl Server {
         let state = Arc::new(AppState {
             store,
             open_calls: crate::status::OpenCalls::default(),
+            console: crate::console::Console::default(),
             token_key,
             used_streams: UsedStreams::new(MAX_TRACKED_STREAMS),
             call_ends: crate::fallback::CallEnds::default(),
@@ -527,8 +530,10 @@ async fn run(
         "shutting down: no longer accepting; waiting for calls to finish"
     );
 
-    // HTTP connections: close idle ones, let in-flight requests finish.
+    // HTTP connections: close idle ones, let in-flight requests finish (console event streams
+    // end now).
     conn_shutdown.cancel();
+    state.console.closing.cancel();
     connections.close();
 
     // Calls: let them finish within the grace period, then end them.
@@ -580,7 +585,17 @@ async fn serve_connection(
     let header_read_timeout = state.config.server.header_read_timeout;
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(crate::routes::handle(state, req).await) }
+        async move {
+            // The console's event stream is the one response with a streaming body.
+            if crate::console::sse::is_events(&req) {
+                return Ok::<_, std::convert::Infallible>(crate::console::sse::handle(
+                    &state, &req,
+                ));
+            }
+            Ok(crate::routes::handle(state, req)
+                .await
+                .map(http_body_util::Either::Left))
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | `phone_agent_active_calls` | gauge | |
 //! | `phone_agent_calls_total` | counter | `end_reason` |
-//! | `phone_agent_calls_rejected_total` | counter | `reason` (`busy`, `signature`, `draining`, `token`, `account`, `pending`, `no_start`) |
+//! | `phone_agent_calls_rejected_total` | counter | `reason` (`busy`, `signature`, `draining`, `token`, `account`, `pending`, `no_start`, `admin_token`, `console_login`, `console_session`, `console_csrf`) |
 //! | `phone_agent_barge_ins_total` | counter | |
 //! | `phone_agent_agent_connect_seconds` | histogram | `backend` |
 //! | `phone_agent_first_audio_seconds` | histogram | `trigger` |

@@ -151,6 +151,25 @@ fn normalize(mut v: Value) -> Value {
         tool["at_ms"] = present(&tool["at_ms"]);
         tool["latency_ms"] = present(&tool["latency_ms"]);
     }
+    let mut last = 0;
+    for turn in v["timeline"]["agent_turns"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let at = turn["at_ms"].as_u64().expect("turn start");
+        assert!(at >= last, "agent turns in order");
+        last = at;
+        turn["at_ms"] = json!(true);
+        turn["latency_ms"] = present(&turn["latency_ms"]);
+    }
+    for barge_in in v["timeline"]["barge_ins"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        barge_in["at_ms"] = present(&barge_in["at_ms"]);
+    }
     v
 }
 
@@ -315,6 +334,14 @@ async fn tool_barge_in_hang_up(bridge: &Bridge, mock: &MockRealtime) -> (String,
             "answered_at_ms": null,
             "completed_at_ms": null,
             "duration_secs": null,
+        },
+        "timeline": {
+            "agent_turns": [
+                {"at_ms": true, "latency_ms": true, "trigger": "greeting"},
+                {"at_ms": true, "latency_ms": true, "trigger": "caller_stopped_speaking"},
+                {"at_ms": true, "latency_ms": true, "trigger": "tool_results"},
+            ],
+            "barge_ins": [{"at_ms": true}],
         },
     });
     (sid, expected)

@@ -112,6 +112,11 @@ impl ToolSet {
         &self.definitions
     }
 
+    /// The transfer allow-list (empty when `transfer_call` is not offered).
+    pub(crate) fn destinations(&self) -> &[TransferDestination] {
+        &self.destinations
+    }
+
     /// Whether `transfer_call` is offered.
     pub(crate) fn has_transfer(&self) -> bool {
         !self.destinations.is_empty()
