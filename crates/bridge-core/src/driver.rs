@@ -373,7 +373,7 @@ pub async fn run_call_reconnecting<C, A, F, R>(
 ) -> CallSummary
 where
     C: CallerEndpoint,
-    A: AgentEndpoint,
+    A: AgentEndpoint + 'static,
     F: Future<Output = Result<A, EndpointError>> + Send,
     R: Reconnect<A>,
 {
@@ -471,9 +471,16 @@ where
                     }
                     Output::AgentLost => {
                         // The connection is gone (or given up): drop it with whatever was
-                        // queued for it; the next one starts with a fresh outbox.
-                        agent = None;
-                        agent_out = Outbox::new();
+                        // queued for it; the next one starts with a fresh outbox. A session
+                        // retired on purpose (recycling: `Close` queued) is closed properly on
+                        // a task of its own, off the call's path.
+                        let old = std::mem::replace(&mut agent_out, Outbox::new());
+                        if let Some(endpoint) = agent.take()
+                            && old.closed
+                            && !old.dead
+                        {
+                            tokio::spawn(retire(endpoint, old, send_timeout));
+                        }
                         connect = None;
                         agent_reads.reset();
                         if matches!(more, Some(Which::Agent)) {
@@ -709,6 +716,18 @@ where
     drop(agent);
     drop(connect);
     summary
+}
+
+/// Writes what was queued for a retired agent session, its `Close` included (the close
+/// handshake), bounded by `limit`, then drops it.
+async fn retire<A: AgentEndpoint>(
+    mut endpoint: A,
+    mut outbox: Outbox<AgentCommand>,
+    limit: Duration,
+) {
+    outbox
+        .finish(&mut endpoint, agent_feed::<A>, agent_flush::<A>, limit)
+        .await;
 }
 
 /// Why a side's outbox overflowed, for the end reason's detail.

@@ -339,6 +339,7 @@ fn a_session_is_recycled_at_a_pause_without_losing_or_repeating_audio() {
             "59960: C mark 1",
             "59960: C mark 2",
             "59960: event transcript Agent \"Here is more.\"",
+            "60160: A close",
             "60160: agent-lost",
             "60180: connect-agent #1",
             "60320: A restore Message { speaker: Caller, text: \"Tell me more.\" }",

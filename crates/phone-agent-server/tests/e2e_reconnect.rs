@@ -398,3 +398,84 @@ async fn a_hundred_calls_with_agent_drops_on_thirty_percent_continue() {
     );
     bridge.finish().await;
 }
+
+/// Session-cap recycling through the server (`reconnect.recycle_after_secs = 1`): after the
+/// greeting, at the pause, the session is closed properly and a fresh one gets the
+/// conversation (no hold tone, no resume request); every caller frame reached exactly one
+/// session, in order, byte for byte.
+#[tokio::test]
+async fn a_session_is_recycled_at_a_pause_and_no_caller_audio_is_lost() {
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say(GREETING, 300))
+                .no_fallback(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[("PHONE_AGENT_RECONNECT__RECYCLE_AFTER_SECS", "1")],
+    )
+    .await;
+    let call = bridge
+        .sim
+        .call()
+        .stamp_frames(true)
+        .connect()
+        .await
+        .unwrap();
+    let first = nth_session_of(&mock, call.call_sid(), 1).await;
+    let second = nth_session_of(&mock, call.call_sid(), 2).await;
+    let closed = first.wait_closed(WAIT).await.unwrap();
+    assert!(
+        matches!(
+            closed.by,
+            testkit::openai::ClosedBy::ClientClose {
+                code: Some(1000),
+                ..
+            }
+        ),
+        "the old session is closed properly: {closed:?}"
+    );
+    second.wait_for_received_audio(1600, WAIT).await.unwrap();
+    let events = client_events(&second);
+    assert_eq!(
+        events[1..],
+        [json!({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": GREETING}]}})],
+        "{events:#?}"
+    );
+    let heard_greeting = first.all_assistant_audio();
+    call.stop(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    // Every session of the call, in order (a slow run may recycle more than once).
+    let mut received = Vec::new();
+    let mut sessions = 0;
+    for session in mock.sessions() {
+        let update = session
+            .wait_for_event_type("session.update", WAIT)
+            .await
+            .unwrap();
+        if update
+            .raw
+            .contains(&format!("on call {} ", call.call_sid()))
+        {
+            session.wait_closed(WAIT).await.unwrap();
+            received.extend(session.received_audio());
+            sessions += 1;
+        }
+    }
+    assert!(sessions >= 2);
+    assert_eq!(
+        received,
+        expected_caller_audio(&call, &[]),
+        "caller frames lost or repeated across the switch"
+    );
+    // The caller heard the greeting once and no hold tone.
+    assert_eq!(call.heard(), heard_greeting);
+    bridge.finish().await;
+}

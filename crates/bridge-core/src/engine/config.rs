@@ -38,7 +38,8 @@ pub struct ReconnectConfig {
     /// pending, the caller not speaking) the engine opens a fresh session, replays the
     /// conversation and switches over. Caller audio during the switch is kept (bounded by
     /// [`CallConfig::pre_ready_buffer`]) and sent to the fresh session after the replay, so
-    /// none is lost or sent twice; no hold audio, no resume response. `None`: sessions are
+    /// none is lost or sent twice; no hold audio, no resume response; the old session is
+    /// closed properly. `None`: sessions are
     /// not recycled. Default `None`.
     pub recycle_after: Option<Duration>,
 }

@@ -188,8 +188,10 @@ pub enum Output {
     /// on, with the model told, on failure.
     Action(CallAction),
     /// The agent connection is lost and a reconnect follows: drop the agent endpoint (no
-    /// close handshake; anything still queued for it is discarded). Agent commands output
-    /// until the next connection are dropped too.
+    /// close handshake; anything still queued for it is discarded), unless an
+    /// [`AgentCommand::Close`] was output just before (a session retired by recycling): then
+    /// finish its writes and close it off the call's path. Agent commands output until the
+    /// next connection are dropped.
     AgentLost,
     /// Open a fresh agent connection now (reconnect attempt `attempt`, 1-based) and report
     /// it with [`Call::agent_connected`] or [`Call::agent_connect_failed`] /
@@ -1462,6 +1464,8 @@ impl Call {
         self.turns = Turns::default();
         self.turn_start = None;
         self.timers.stop(Timer::Idle);
+        // The old session is closed properly (the driver does it off the call's path).
+        self.out.push_back(Output::Agent(AgentCommand::Close));
         self.out.push_back(Output::AgentLost);
         self.timers.set(Timer::AgentConnect, now + max_gap);
         self.timers.set(Timer::Reconnect, now);
