@@ -3,7 +3,8 @@
 //! transcript streams in; it is hung up from the page (the mock Twilio REST API receives
 //! `Status=completed`); its record page shows the timeline with the expected bars and the
 //! barge-in; a transcript line with `<script>` in it is shown as text and runs nothing; and
-//! requests without the session cookie or with a wrong CSRF token are refused. Screenshots of
+//! requests without the session cookie or with a wrong CSRF token are refused; a transfer goes
+//! only to an allow-listed destination, after a confirmation. Screenshots of
 //! the live view and of the call's page are saved under `target/console-screenshots/`.
 
 mod e2e_support;
@@ -430,6 +431,162 @@ async fn the_console_shows_a_live_call_hangs_it_up_and_draws_its_timeline() {
     assert_eq!(r.status, 303);
 
     browser.close().await;
+    bridge.finish().await;
+}
+
+const TRANSFER_TOML: &str = r#"
+[call_control]
+transfer_caller_id = "+15005550006"
+transfer_timeout_secs = 25
+[[call_control.destinations]]
+name = "front_desk"
+number = "+15551230000"
+description = "A person at the front desk."
+"#;
+
+/// Signs in over plain HTTP; returns the session cookie and the live page's CSRF token.
+async fn sign_in(bridge: &Bridge) -> (String, String) {
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = raw(
+        bridge,
+        ::http::Method::POST,
+        "/console/login",
+        &form,
+        &format!("token={ADMIN}"),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let set_cookie = r.header("set-cookie").unwrap();
+    assert!(
+        set_cookie.ends_with("; Path=/console; Max-Age=43200; HttpOnly; SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let page = raw(
+        bridge,
+        ::http::Method::GET,
+        "/console",
+        &[("cookie", cookie.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    (cookie, html[at..at + 64].to_owned())
+}
+
+/// A transfer from the console: only to the call's allow-listed destinations, after a
+/// confirmation, with the same `<Dial>` TwiML the agent's `transfer_call` sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_from_the_console_dials_an_allowed_destination_after_confirmation() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let mock = MockRealtime::builder()
+        .script(Script::new().then(ResponseScript::say(GREETING, 3000)))
+        .start()
+        .await
+        .unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("console-transfer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("config.toml");
+    std::fs::write(&toml, TRANSFER_TOML).unwrap();
+    let rest_base = rest.base_url();
+    let mut bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            ("PHONE_AGENT_CONFIG", toml.to_str().unwrap()),
+            ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+            ("TWILIO_ACCOUNT_SID", rest.account_sid()),
+            ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_base.as_str()),
+        ],
+    )
+    .await;
+    bridge.sim = CallSimulator::new(&format!("http://{}", bridge.addr))
+        .public_url(PUBLIC)
+        .auth_token(e2e_support::AUTH_TOKEN)
+        .account_sid(rest.account_sid())
+        .rest(&rest);
+    let call = bridge.sim.call().connect().await.unwrap();
+    let sid = call.call_sid().to_owned();
+    session_of(&mock, &sid).await;
+    let (cookie, csrf) = sign_in(&bridge).await;
+    let page = raw(
+        &bridge,
+        ::http::Method::GET,
+        "/console",
+        &[("cookie", cookie.as_str())],
+        "",
+    )
+    .await;
+    assert!(
+        page.text()
+            .contains(r#"<option value="front_desk">front_desk</option>"#)
+    );
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("cookie", cookie.as_str()),
+    ];
+    let path = format!("/console/calls/{sid}/transfer");
+
+    // Not on the list: refused, nothing sent to Twilio.
+    let r = raw(
+        &bridge,
+        ::http::Method::POST,
+        &path,
+        &headers,
+        &format!("csrf={csrf}&destination=%2B15559999999&confirm=yes"),
+    )
+    .await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.text()
+            .contains("&quot;+15559999999&quot; is not a transfer destination of this call"),
+        "{}",
+        r.text()
+    );
+    // Without the confirmation: the question, nothing sent.
+    let r = raw(
+        &bridge,
+        ::http::Method::POST,
+        &path,
+        &headers,
+        &format!("csrf={csrf}&destination=front_desk"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(
+        text.contains(&format!("<h1>Transfer call {sid} to front_desk?</h1>")),
+        "{text}"
+    );
+    assert!(text.contains(r#"<input type="hidden" name="destination" value="front_desk">"#));
+    assert!(rest.requests().is_empty(), "{:?}", rest.requests());
+
+    // Confirmed: the exact <Dial> (no whisper: an operator's transfer has no summary).
+    let r = raw(
+        &bridge,
+        ::http::Method::POST,
+        &path,
+        &headers,
+        &format!("csrf={csrf}&destination=front_desk&confirm=yes"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().contains("Transferring the call to front_desk."),
+        "{}",
+        r.text()
+    );
+    let update = rest.wait_for_update(&sid, WAIT).await.unwrap();
+    assert_eq!(
+        update.param("Twiml"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial callerId=\"+15005550006\" \
+             timeout=\"25\">+15551230000</Dial></Response>"
+        )
+    );
+    call.wait_closed(WAIT).await.unwrap();
     bridge.finish().await;
 }
 

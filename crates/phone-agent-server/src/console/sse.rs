@@ -129,3 +129,65 @@ fn update_event(update: &Update) -> Bytes {
         &serde_json::to_string(update).unwrap_or_else(|_| "{}".to_owned()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(capacity: usize) -> (broadcast::Sender<Update>, Reader) {
+        let (tx, updates) = broadcast::channel(capacity);
+        let reader = Reader {
+            first: Some(event("hello", r#"{"calls":[]}"#)),
+            heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
+            updates,
+            closing: CancellationToken::new(),
+        };
+        (tx, reader)
+    }
+
+    fn ended(n: usize) -> Update {
+        Update::Ended {
+            call_sid: format!("CA{n}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn hello_then_updates_in_order() {
+        let (tx, mut r) = reader(8);
+        tx.send(ended(1)).unwrap();
+        assert_eq!(
+            r.next().await.unwrap(),
+            "event: hello\ndata: {\"calls\":[]}\n\n"
+        );
+        assert_eq!(
+            r.next().await.unwrap(),
+            "event: update\ndata: {\"type\":\"ended\",\"call_sid\":\"CA1\"}\n\n"
+        );
+    }
+
+    /// A subscriber that does not read never holds the sender up: it loses what overflowed
+    /// its buffer and is told to reload, then reads on.
+    #[tokio::test]
+    async fn a_slow_reader_is_told_to_resync() {
+        let (tx, mut r) = reader(4);
+        r.first = None;
+        for n in 0..10 {
+            tx.send(ended(n)).unwrap();
+        }
+        assert_eq!(r.next().await.unwrap(), "event: resync\ndata: {}\n\n");
+        // The newest four are still there.
+        assert_eq!(
+            r.next().await.unwrap(),
+            "event: update\ndata: {\"type\":\"ended\",\"call_sid\":\"CA6\"}\n\n"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_and_the_end() {
+        let (_tx, mut r) = reader(4);
+        r.first = None;
+        assert_eq!(r.next().await.unwrap(), ": keep-alive\n\n");
+        r.closing.cancel();
+        assert!(r.next().await.is_none());
+    }
+}
