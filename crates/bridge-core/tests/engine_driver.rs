@@ -825,3 +825,100 @@ async fn a_full_outbox_ends_the_call_with_a_clear_reason() {
     );
     drop(etx);
 }
+
+/// A lost agent through the driver: the endpoint is dropped, the `Reconnect` connector is
+/// asked for attempt 1, the fresh endpoint gets the replayed conversation and the resume
+/// request, the caller hears the hold audio meanwhile, and caller audio flows to the new
+/// agent.
+#[tokio::test(start_paused = true)]
+async fn a_lost_agent_is_replaced_through_the_reconnect_connector() {
+    use bridge_core::agent::{ContextItem, Speaker};
+    use bridge_core::driver::run_call_reconnecting;
+    use bridge_core::engine::ReconnectConfig;
+
+    let (caller, mut cp) = caller_pair(64);
+    let (first, mut ap1) = agent_pair(REALTIME);
+    let (second, mut ap2) = agent_pair(REALTIME);
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let spare = Arc::new(Mutex::new(Some(second)));
+    let reconnect = {
+        let attempts = Arc::clone(&attempts);
+        move |attempt: u32| {
+            attempts.lock().unwrap().push(attempt);
+            let next = spare.lock().unwrap().take();
+            async move { next.ok_or_else(|| EndpointError::Transport("no more agents".into())) }
+        }
+    };
+    let config = CallConfig {
+        greeting: None,
+        reconnect: Some(ReconnectConfig {
+            hold_audio: Some(ulaw(0x7f, 160)),
+            resume_instructions: Some("resume".into()),
+            ..ReconnectConfig::default()
+        }),
+        ..config()
+    };
+    let call = tokio::spawn(async move {
+        let mut events: Vec<CallEvent> = Vec::new();
+        let summary = run_call_reconnecting(
+            caller,
+            async move { Ok(first) },
+            reconnect,
+            services(config),
+            &mut events,
+        )
+        .await;
+        (summary, events)
+    });
+    cp.send(started()).await;
+    ap1.send(AgentEvent::Ready).await;
+    ap1.send(AgentEvent::Transcript {
+        speaker: Speaker::Caller,
+        text: "Hi there".into(),
+        is_final: true,
+        timing: None,
+        item_id: Some("u1".into()),
+    })
+    .await;
+    ap1.events
+        .send(Err(EndpointError::Transport("reset".into())))
+        .await
+        .expect("driver alive");
+    // The hold audio with its mark.
+    let hold = cp.next().await;
+    assert!(
+        matches!(&hold[..], [CallerCommand::Audio(a), CallerCommand::Mark(_)]
+        if a.decode().unwrap() == vec![0x7f; 160]),
+        "{hold:?}"
+    );
+    ap2.send(AgentEvent::Ready).await;
+    assert_eq!(
+        ap2.next().await,
+        [
+            AgentCommand::Restore(ContextItem::Message {
+                speaker: Speaker::Caller,
+                text: "Hi there".into()
+            }),
+            AgentCommand::CreateResponse {
+                instructions: Some("resume".into())
+            },
+        ]
+    );
+    cp.send(CallerEvent::Audio(ulaw(0x42, 160))).await;
+    assert_eq!(audio_of(&ap2.next().await), [0x42]);
+    assert_eq!(*attempts.lock().unwrap(), [1]);
+    // Nothing more went to the lost agent.
+    assert!(ap1.writes.try_recv().is_err());
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert_eq!(summary.reconnects, 1);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        CallEvent::AgentReconnected {
+            attempts: 1,
+            restored: 1,
+            ..
+        }
+    )));
+}
