@@ -26,6 +26,15 @@
 //! interrupts itself); the greeting is a `session.commentary.append`; `session.close` →
 //! `session.closed`, then the socket is closed.
 //!
+//! With `--tool-calls N` (Realtime only), the first N caller turns of each call are answered
+//! with a function call instead of audio: a completed response whose one output item is a
+//! `function_call` of the bench's webhook tool ([`super::webhook`]), in the GA event order
+//! (`response.created`, `output_item.added`, `function_call_arguments.delta`/`.done`,
+//! `output_item.done`, `response.done`). The server runs the webhook and sends the
+//! `function_call_output` and a `response.create`, which the mock answers with audio as
+//! usual. The time from `response.done` sent to the `function_call_output` received is the
+//! tool round trip as the agent sees it; the output must be the webhook's answer.
+//!
 //! Every other client event is parsed as JSON (they are rare). Sessions are tied to their
 //! simulated call by the call SID in the session instructions (the bench prompt contains
 //! `{{call_sid}}`).
@@ -47,6 +56,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::shared::{self, AgentReport, CallSlot, Stamp};
+use super::webhook;
 
 /// Audio per response.
 pub(crate) const RESPONSE_MS: u64 = 2_500;
@@ -96,9 +106,20 @@ pub(crate) struct MockAgent {
     pub(crate) orphans: Arc<AtomicUsize>,
 }
 
+/// A function call sent and not yet answered.
+struct PendingTool {
+    call_id: String,
+    /// When its `response.done` was sent ([`shared::now_ns`]).
+    sent_ns: u64,
+}
+
 impl MockAgent {
-    /// Binds `127.0.0.1:0` and serves sessions for the calls in `registry`.
-    pub(crate) async fn start(registry: Arc<Registry>) -> std::io::Result<MockAgent> {
+    /// Binds `127.0.0.1:0` and serves sessions for the calls in `registry`; each session
+    /// answers its first `tool_calls` caller turns with a function call (0: never).
+    pub(crate) async fn start(
+        registry: Arc<Registry>,
+        tool_calls: u32,
+    ) -> std::io::Result<MockAgent> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let live = Arc::new(AtomicUsize::new(0));
@@ -118,7 +139,7 @@ impl MockAgent {
                     (Arc::clone(&registry), Arc::clone(&l), Arc::clone(&o));
                 live.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(Box::pin(async move {
-                    session(tcp, registry, orphans).await;
+                    session(tcp, registry, orphans, tool_calls).await;
                     live.fetch_sub(1, Ordering::Relaxed);
                 }));
             }
@@ -148,7 +169,12 @@ impl Drop for MockAgent {
     }
 }
 
-async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsize>) {
+async fn session(
+    tcp: TcpStream,
+    registry: Arc<Registry>,
+    orphans: Arc<AtomicUsize>,
+    tool_calls: u32,
+) {
     let _ = tcp.set_nodelay(true);
     let is_live = std::sync::atomic::AtomicBool::new(false);
     // The signature is tungstenite's callback type.
@@ -177,6 +203,9 @@ async fn session(tcp: TcpStream, registry: Arc<Registry>, orphans: Arc<AtomicUsi
     };
     let mut s = Session::new(ws);
     s.live = is_live.load(Ordering::Relaxed);
+    if !s.live {
+        s.tools_left = tool_calls;
+    }
     s.run(&registry).await;
     match s.slot.take() {
         Some(slot) => slot.deposit(std::mem::take(&mut s.report)),
@@ -215,6 +244,10 @@ struct Session {
     live: bool,
     /// GPT-Live: input bytes not yet matched by output.
     live_pending: usize,
+    /// Caller turns still to be answered with a function call (`--tool-calls`).
+    tools_left: u32,
+    /// The function call awaiting its output.
+    tool_pending: Option<PendingTool>,
 }
 
 impl Session {
@@ -241,6 +274,8 @@ impl Session {
             closed: false,
             live: false,
             live_pending: 0,
+            tools_left: 0,
+            tool_pending: None,
         }
     }
 
@@ -425,6 +460,9 @@ impl Session {
             }
             "conversation.item.create" => {
                 let item = v.get("item").cloned().unwrap_or(Value::Null);
+                if item.get("type").and_then(Value::as_str) == Some("function_call_output") {
+                    self.on_tool_output(&item);
+                }
                 self.emit(
                     "conversation.item.added",
                     json!({"previous_item_id": self.last_item, "item": item}),
@@ -613,8 +651,13 @@ impl Session {
             } else if self.quiet_frames >= SILENCE_FRAMES {
                 self.in_speech = false;
                 self.end_user_turn().await;
-                if self.active.is_none() {
-                    self.start_response().await;
+                if self.active.is_none() && self.tool_pending.is_none() {
+                    if self.tools_left > 0 {
+                        self.tools_left -= 1;
+                        self.call_tool().await;
+                    } else {
+                        self.start_response().await;
+                    }
                 }
             }
         }
@@ -696,6 +739,100 @@ impl Session {
             deltas: 0,
             next_delta: Instant::now(),
         });
+    }
+
+    /// Answers the caller's turn with a function call of the bench tool: a whole completed
+    /// response, sent at once (the model's arguments are short).
+    async fn call_tool(&mut self) {
+        let id = self.id("resp");
+        let item_id = self.id("item");
+        let call_id = self.id("call");
+        self.report.tool_calls += 1;
+        let name = webhook::TOOL_NAME;
+        let args = webhook::TOOL_ARGUMENTS;
+        self.emit(
+            "response.created",
+            json!({"response": {"object": "realtime.response", "id": id,
+                "status": "in_progress", "status_details": null, "output": [],
+                "conversation_id": "conv_bench", "output_modalities": ["audio"],
+                "max_output_tokens": "inf", "usage": null, "metadata": null}}),
+        )
+        .await;
+        let added = json!({"id": item_id, "object": "realtime.item", "type": "function_call",
+            "status": "in_progress", "name": name, "call_id": call_id, "arguments": ""});
+        self.emit(
+            "response.output_item.added",
+            json!({"response_id": id, "output_index": 0, "item": added}),
+        )
+        .await;
+        let previous = self.last_item.clone();
+        self.emit(
+            "conversation.item.added",
+            json!({"previous_item_id": previous, "item": added}),
+        )
+        .await;
+        self.emit(
+            "response.function_call_arguments.delta",
+            json!({"response_id": id, "item_id": item_id, "output_index": 0,
+                "call_id": call_id, "delta": args}),
+        )
+        .await;
+        self.emit(
+            "response.function_call_arguments.done",
+            json!({"response_id": id, "item_id": item_id, "output_index": 0,
+                "call_id": call_id, "name": name, "arguments": args}),
+        )
+        .await;
+        let item = json!({"id": item_id, "object": "realtime.item", "type": "function_call",
+            "status": "completed", "name": name, "call_id": call_id, "arguments": args});
+        self.emit(
+            "response.output_item.done",
+            json!({"response_id": id, "output_index": 0, "item": item}),
+        )
+        .await;
+        self.emit(
+            "conversation.item.done",
+            json!({"previous_item_id": previous, "item": item}),
+        )
+        .await;
+        self.last_item = Some(item_id);
+        self.emit(
+            "response.done",
+            json!({"response": {"object": "realtime.response", "id": id, "status": "completed",
+                "status_details": null, "output": [item], "conversation_id": "conv_bench",
+                "output_modalities": ["audio"], "max_output_tokens": "inf", "metadata": null,
+                "usage": {"total_tokens": 190, "input_tokens": 170, "output_tokens": 20,
+                    "input_token_details": {"text_tokens": 120, "audio_tokens": 50,
+                        "image_tokens": 0, "cached_tokens": 0},
+                    "output_token_details": {"text_tokens": 20, "audio_tokens": 0}}}}),
+        )
+        .await;
+        // The round trip starts when the events leave: flush now, not after the caller's frame.
+        self.flush().await;
+        self.tool_pending = Some(PendingTool {
+            call_id,
+            sent_ns: shared::now_ns(),
+        });
+    }
+
+    /// A `function_call_output` item: the round trip ends if it answers the pending call with
+    /// the webhook's answer.
+    fn on_tool_output(&mut self, item: &Value) {
+        let now = shared::now_ns();
+        let call_id = item.get("call_id").and_then(Value::as_str);
+        let Some(pending) = self
+            .tool_pending
+            .take_if(|p| Some(p.call_id.as_str()) == call_id)
+        else {
+            self.report.tool_bad_outputs += 1;
+            return;
+        };
+        self.report
+            .tool_rtt_us
+            .push(shared::micros_between(pending.sent_ns, now));
+        if !is_tool_answer(item.get("output").and_then(Value::as_str)) {
+            self.report.tool_bad_outputs += 1;
+        }
     }
 
     async fn send_delta(&mut self) {
@@ -816,6 +953,15 @@ fn push_hex(out: &mut String, n: u64) {
     let _ = write!(out, "{n:020x}");
 }
 
+/// Whether a `function_call_output`'s `output` is the bench webhook's answer (the same JSON
+/// value; the server may re-serialise it).
+fn is_tool_answer(output: Option<&str>) -> bool {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
+    output
+        .and_then(parse)
+        .is_some_and(|v| Some(v) == parse(webhook::TOOL_ANSWER))
+}
+
 /// The first `CA` + 32 hex digits in `text`.
 fn find_call_sid(text: &str) -> Option<&str> {
     let bytes = text.as_bytes();
@@ -833,7 +979,18 @@ fn find_call_sid(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_call_sid;
+    use super::{find_call_sid, is_tool_answer};
+
+    #[test]
+    fn the_tool_output_must_be_the_webhook_answer() {
+        assert!(is_tool_answer(Some(super::webhook::TOOL_ANSWER)));
+        assert!(is_tool_answer(Some(
+            r#"{ "eta": "tomorrow", "status": "shipped" }"#
+        )));
+        assert!(!is_tool_answer(Some(r#"{"error":"timed out"}"#)));
+        assert!(!is_tool_answer(Some("shipped")));
+        assert!(!is_tool_answer(None));
+    }
 
     #[test]
     fn finds_the_call_sid_in_instructions() {

@@ -19,6 +19,12 @@
 //! after four short warm-up calls), the load process's own CPU and how late it sent frames —
 //! then a table and one JSON line per level.
 //!
+//! `--tool-calls N` adds tool round trips: the server gets one webhook tool (`[[tools]]` in a
+//! configuration file) served by this process on loopback ([`webhook`]), the mock agent
+//! answers each call's first N caller turns with a function call of it, and the level also
+//! reports the tool round trip as the agent sees it (p50/p90/p99/max). Without the option
+//! nothing changes: no configuration file, no webhook, the same figures and JSON line.
+//!
 //! `--backend live` runs the same load through the GPT-Live back end (the mock then speaks
 //! GPT-Live; barge-in has no events there, so its columns stay empty).
 //!
@@ -29,6 +35,7 @@ mod caller;
 mod server;
 mod shared;
 mod stats;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,7 +50,8 @@ use agent::{MockAgent, Registry};
 use caller::{CallOutcome, Failure, LevelContext};
 use server::ServerProcess;
 use shared::CallSlot;
-use stats::{Dist, Frames, LevelResult};
+use stats::{Dist, Frames, LevelResult, ToolResult};
+use webhook::ToolWebhook;
 
 /// The Twilio account the simulated calls belong to.
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000beef";
@@ -90,6 +98,12 @@ pub(crate) struct BenchArgs {
     /// so the barge-in columns stay empty).
     #[arg(long, value_enum, default_value_t = crate::demo::DemoBackend::Realtime)]
     pub(crate) backend: crate::demo::DemoBackend,
+    /// Function calls per call (Realtime only): the mock agent answers each call's first N
+    /// caller turns with a call of a webhook tool this process serves on loopback, and the
+    /// tool round trip is reported. 0 (the default): no tool configured, as before. A 20 s
+    /// call has about 5 caller turns.
+    #[arg(long, default_value_t = 0)]
+    tool_calls: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -173,6 +187,11 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if levels.is_empty() || levels.contains(&0) {
         bail!("--levels needs positive numbers of calls");
     }
+    if args.tool_calls > 0 && args.backend != crate::demo::DemoBackend::Realtime {
+        bail!(
+            "--tool-calls needs --backend realtime (the lean mock makes Realtime function calls)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -224,6 +243,7 @@ async fn run_levels(
             duration,
             ramp,
             args.backend,
+            args.tool_calls,
         )
         .await?;
         eprintln!("{}", result.json_line());
@@ -319,11 +339,13 @@ pub(crate) fn machine_summary() -> String {
     format!("machine: {cores} cores, {model}, Linux {kernel}")
 }
 
+/// The server's whole environment; `config_file` (`PHONE_AGENT_CONFIG`) only with tools.
 fn server_env(
-    mock: &MockAgent,
+    agent_base_url: &str,
     prompt: &Path,
     calls: usize,
     backend: crate::demo::DemoBackend,
+    config_file: Option<&Path>,
 ) -> Vec<(String, String)> {
     let backend = match backend {
         crate::demo::DemoBackend::Realtime => "realtime",
@@ -337,7 +359,7 @@ fn server_env(
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
         ("OPENAI_API_KEY", agent::API_KEY.to_owned()),
-        ("OPENAI_BASE_URL", mock.base_url()),
+        ("OPENAI_BASE_URL", agent_base_url.to_owned()),
         ("PROMPT_PATH", prompt.display().to_string()),
         (
             "PHONE_AGENT_SERVER__MAX_CONCURRENT_CALLS",
@@ -349,6 +371,7 @@ fn server_env(
         ("RUST_LOG", "info".to_owned()),
     ]
     .into_iter()
+    .chain(config_file.map(|f| ("PHONE_AGENT_CONFIG", f.display().to_string())))
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
@@ -365,16 +388,34 @@ async fn run_level(
     duration: Duration,
     ramp: Duration,
     backend: crate::demo::DemoBackend,
+    tool_calls: u32,
 ) -> anyhow::Result<LevelResult> {
     let ticks_per_s = server::clock_ticks() as f64;
     let registry = Arc::new(Registry::default());
-    let mock = MockAgent::start(Arc::clone(&registry))
+    let mock = MockAgent::start(Arc::clone(&registry), tool_calls)
         .await
         .context("starting the mock agent")?;
+    let mut hook = None;
+    let mut config_file = None;
+    if tool_calls > 0 {
+        let h = ToolWebhook::start()
+            .await
+            .context("starting the tool webhook")?;
+        let path = workdir.join("bench_tools.toml");
+        std::fs::write(&path, h.config_toml()).context("writing the tool configuration")?;
+        hook = Some(h);
+        config_file = Some(path);
+    }
     let server = ServerProcess::start(
         server_bin,
         workdir,
-        &server_env(&mock, prompt, calls, backend),
+        &server_env(
+            &mock.base_url(),
+            prompt,
+            calls,
+            backend,
+            config_file.as_deref(),
+        ),
     )
     .await?;
     let sim = testkit::twilio::CallSimulator::new(&format!("http://{}", server.addr))
@@ -414,6 +455,13 @@ async fn run_level(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let baseline = server.stat()?;
     let peak_reset = server::reset_peak(server.pid).is_ok();
+    // The warm-up calls used the webhook too: count the level's requests only.
+    let hook_before = hook.as_ref().map_or((0, 0), |h| {
+        (
+            h.answered.load(Ordering::Relaxed),
+            h.refused.load(Ordering::Relaxed),
+        )
+    });
 
     let t0 = Instant::now() + Duration::from_millis(100);
     let mut slots = Vec::with_capacity(calls);
@@ -495,6 +543,13 @@ async fn run_level(
     let mut call_seconds = 0.0;
     let mut c2a_frames = Frames::default();
     let mut a2c_frames = Frames::default();
+    let mut tools = hook.as_ref().map(|h| ToolResult {
+        per_call: tool_calls,
+        webhook_answered: h.answered.load(Ordering::Relaxed) - hook_before.0,
+        webhook_refused: h.refused.load(Ordering::Relaxed) - hook_before.1,
+        ..ToolResult::default()
+    });
+    let mut tool_rtt = Vec::new();
     for (slot, mut o) in slots.iter().zip(outcomes) {
         let report = slot.take_report();
         if o.failure.is_none() && report.is_none() {
@@ -535,6 +590,11 @@ async fn run_level(
             r.agent_protocol_errors += rep.protocol_errors + rep.unstamped;
             r.truncates += rep.truncates;
             c2a.append(&mut rep.latencies_us);
+            if let Some(t) = tools.as_mut() {
+                t.sent += rep.tool_calls;
+                t.bad_outputs += rep.tool_bad_outputs;
+                tool_rtt.append(&mut rep.tool_rtt_us);
+            }
         }
     }
     r.c2a = Dist::of(&mut c2a);
@@ -542,6 +602,10 @@ async fn run_level(
     r.barge_in = Dist::of(&mut barge);
     r.first_audio = Dist::of(&mut first);
     r.send_lag = Dist::of(&mut lag);
+    if let Some(t) = tools.as_mut() {
+        t.round_trip = Dist::of(&mut tool_rtt);
+    }
+    r.tools = tools;
     r.c2a_frames = c2a_frames;
     r.a2c_frames = a2c_frames;
     let active = (calls - r.failed).max(1) as f64;
@@ -603,6 +667,10 @@ mod tests {
         assert_eq!(a.ramp, Some(Duration::from_secs(2)));
         assert!(a.quick);
         assert!(parse(&["--levels", "ten"]).is_err());
+        assert_eq!(parse(&[]).expect("defaults").tool_calls, 0);
+        let a = parse(&["--tool-calls", "3", "--levels", "100"]).expect("tool calls");
+        assert_eq!(a.tool_calls, 3);
+        assert!(parse(&["--tool-calls", "-1"]).is_err());
     }
 
     #[test]

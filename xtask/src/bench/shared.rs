@@ -164,6 +164,14 @@ pub(crate) struct AgentReport {
     pub(crate) responses_cancelled: u64,
     /// `conversation.item.truncate` received.
     pub(crate) truncates: u64,
+    /// `--tool-calls`: function calls sent.
+    pub(crate) tool_calls: u64,
+    /// Tool round trips (µs): `response.done` of the function call sent → its
+    /// `function_call_output` received.
+    pub(crate) tool_rtt_us: Vec<u32>,
+    /// `function_call_output`s that answered no pending call or carried another output than
+    /// the webhook's answer (a tool error).
+    pub(crate) tool_bad_outputs: u64,
 }
 
 /// Tracks a stream of sequence numbers (from 1): in order, lost (gaps), duplicated and

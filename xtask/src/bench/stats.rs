@@ -9,6 +9,8 @@ use serde_json::json;
 pub(crate) struct Dist {
     pub(crate) n: usize,
     pub(crate) p50_ms: f64,
+    /// Reported for tool round trips only (the relay columns keep p50 / p99 / max).
+    pub(crate) p90_ms: f64,
     pub(crate) p99_ms: f64,
     pub(crate) max_ms: f64,
 }
@@ -27,6 +29,7 @@ impl Dist {
         Dist {
             n: samples.len(),
             p50_ms: at(0.50),
+            p90_ms: at(0.90),
             p99_ms: at(0.99),
             max_ms: at(1.0),
         }
@@ -47,6 +50,50 @@ impl Dist {
     fn json(&self) -> serde_json::Value {
         json!({"n": self.n, "p50": round3(self.p50_ms), "p99": round3(self.p99_ms),
                "max": round3(self.max_ms)})
+    }
+
+    /// p50 / p90 / p99 / max.
+    fn cell4(&self) -> String {
+        if self.n == 0 {
+            return "-".to_owned();
+        }
+        format!(
+            "{} / {} / {} / {}",
+            ms(self.p50_ms),
+            ms(self.p90_ms),
+            ms(self.p99_ms),
+            ms(self.max_ms)
+        )
+    }
+
+    fn json4(&self) -> serde_json::Value {
+        json!({"n": self.n, "p50": round3(self.p50_ms), "p90": round3(self.p90_ms),
+               "p99": round3(self.p99_ms), "max": round3(self.max_ms)})
+    }
+}
+
+/// `--tool-calls`: the tool round trips of one level.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ToolResult {
+    /// Function calls the mock agent makes per call (its first caller turns).
+    pub(crate) per_call: u32,
+    /// Function calls sent by the mock agent.
+    pub(crate) sent: u64,
+    /// `function_call_output` sent → received, as the agent sees it.
+    pub(crate) round_trip: Dist,
+    /// Outputs that were not the webhook's answer or answered no pending call.
+    pub(crate) bad_outputs: u64,
+    /// Requests the bench webhook answered, and refused (unsigned, wrong path or method).
+    pub(crate) webhook_answered: u64,
+    pub(crate) webhook_refused: u64,
+}
+
+impl ToolResult {
+    fn json(&self) -> serde_json::Value {
+        json!({"per_call": self.per_call, "sent": self.sent,
+               "answered": self.round_trip.n, "bad_outputs": self.bad_outputs,
+               "round_trip_ms": self.round_trip.json4(),
+               "webhook": {"answered": self.webhook_answered, "refused": self.webhook_refused}})
     }
 }
 
@@ -122,12 +169,14 @@ pub(crate) struct LevelResult {
     pub(crate) other_cpu_pct: f64,
     /// How late the simulated callers sent their frames (load-process saturation).
     pub(crate) send_lag: Dist,
+    /// `--tool-calls`: the tool round trips (`None` without tools).
+    pub(crate) tools: Option<ToolResult>,
 }
 
 impl LevelResult {
     /// The machine-readable line.
     pub(crate) fn json_line(&self) -> String {
-        json!({
+        let mut line = json!({
             "bench": "phone-agent",
             "calls": self.calls,
             "duration_s": self.duration_s,
@@ -164,8 +213,12 @@ impl LevelResult {
                 "send_lag_ms": self.send_lag.json(),
             },
             "machine": {"other_processes_cpu_pct": (self.other_cpu_pct * 10.0).round() / 10.0},
-        })
-        .to_string()
+        });
+        // Without tools the line stays exactly as it was before `--tool-calls` existed.
+        if let (Some(tools), Some(obj)) = (&self.tools, line.as_object_mut()) {
+            obj.insert("tools".to_owned(), tools.json());
+        }
+        line.to_string()
     }
 }
 
@@ -211,12 +264,33 @@ pub(crate) fn table(results: &[LevelResult]) -> String {
             r.other_cpu_pct,
         ));
     }
+    if results.iter().any(|r| r.tools.is_some()) {
+        out.push('\n');
+        out.push_str("| calls | tool calls / call | sent | answered | bad outputs | tool round trip ms (p50 / p90 / p99 / max) | webhook answered / refused |\n");
+        out.push_str("|---:|---:|---:|---:|---:|---|---|\n");
+        for r in results {
+            if let Some(t) = &r.tools {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} / {} |\n",
+                    r.calls,
+                    t.per_call,
+                    t.sent,
+                    t.round_trip.n,
+                    t.bad_outputs,
+                    t.round_trip.cell4(),
+                    t.webhook_answered,
+                    t.webhook_refused,
+                ));
+            }
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Dist;
+    use super::{Dist, LevelResult, ToolResult, table};
+    use serde_json::json;
 
     #[test]
     fn nearest_rank_percentiles() {
@@ -224,8 +298,59 @@ mod tests {
         let d = Dist::of(&mut v);
         assert_eq!(d.n, 100);
         assert_eq!(d.p50_ms, 50.0);
+        assert_eq!(d.p90_ms, 90.0);
         assert_eq!(d.p99_ms, 99.0);
         assert_eq!(d.max_ms, 100.0);
         assert_eq!(Dist::of(&mut []).n, 0);
+        // Unsorted input, few samples: nearest rank.
+        let mut v = vec![7000, 1000, 3000];
+        let d = Dist::of(&mut v);
+        assert_eq!(
+            (d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms),
+            (3.0, 7.0, 7.0, 7.0)
+        );
+    }
+
+    /// Without tools the JSON line has no `tools` key and the table no tool table; with
+    /// tools both carry the exact figures.
+    #[test]
+    fn tool_figures_only_with_tools() {
+        let plain = LevelResult {
+            calls: 100,
+            ..LevelResult::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&plain.json_line()).unwrap();
+        assert!(v.get("tools").is_none());
+        assert!(!table(std::slice::from_ref(&plain)).contains("tool round trip"));
+
+        let mut samples: Vec<u32> = (1..=10).map(|i| i * 1500).collect();
+        let with = LevelResult {
+            calls: 100,
+            tools: Some(ToolResult {
+                per_call: 2,
+                sent: 200,
+                round_trip: Dist::of(&mut samples),
+                bad_outputs: 1,
+                webhook_answered: 200,
+                webhook_refused: 0,
+            }),
+            ..LevelResult::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&with.json_line()).unwrap();
+        assert_eq!(
+            v["tools"],
+            json!({"per_call": 2, "sent": 200, "answered": 10, "bad_outputs": 1,
+                   "round_trip_ms": {"n": 10, "p50": 7.5, "p90": 13.5, "p99": 15.0, "max": 15.0},
+                   "webhook": {"answered": 200, "refused": 0}})
+        );
+        // The relay figures are the same keys as without tools.
+        assert_eq!(
+            v["latency_ms"],
+            serde_json::from_str::<serde_json::Value>(&plain.json_line()).unwrap()["latency_ms"]
+        );
+        assert!(
+            table(&[with])
+                .contains("| 100 | 2 | 200 | 10 | 1 | 7.50 / 13.5 / 15.0 / 15.0 | 200 / 0 |")
+        );
     }
 }
