@@ -242,8 +242,7 @@ async fn run_levels(
             calls,
             duration,
             ramp,
-            args.backend,
-            args.tool_calls,
+            args,
         )
         .await?;
         eprintln!("{}", result.json_line());
@@ -387,9 +386,9 @@ async fn run_level(
     calls: usize,
     duration: Duration,
     ramp: Duration,
-    backend: crate::demo::DemoBackend,
-    tool_calls: u32,
+    args: &BenchArgs,
 ) -> anyhow::Result<LevelResult> {
+    let (backend, tool_calls) = (args.backend, args.tool_calls);
     let ticks_per_s = server::clock_ticks() as f64;
     let registry = Arc::new(Registry::default());
     let mock = MockAgent::start(Arc::clone(&registry), tool_calls)
