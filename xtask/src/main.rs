@@ -9,6 +9,9 @@
 //!   call.
 //! * `cargo xtask call` — one simulated Twilio call against a running server.
 //! * `cargo xtask mock-agent` — the mock OpenAI Realtime server, standalone.
+//! * `cargo xtask chaos` — many calls through the server binary while the mock agent fails on
+//!   purpose (refused, 401, dropped, hung); fails if a caller was left in silence or an agent
+//!   session leaked.
 //! * `cargo xtask bench` — concurrent simulated calls against the release server: latency,
 //!   loss, CPU and memory per call (BENCHMARKS.md).
 //!
@@ -19,6 +22,7 @@
 mod bench;
 mod call;
 mod capture;
+mod chaos;
 mod ci;
 mod demo;
 mod demo_live;
@@ -54,6 +58,10 @@ enum Command {
     /// Load-test the release server: concurrent simulated calls per level; latency, loss,
     /// CPU and memory per call (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Calls through the server binary while the mock agent fails on purpose (connect refused,
+    /// 401, TCP dropped or hung mid-answer); fails if a caller was left in silence (neither the
+    /// agent nor the fallback line) or an agent session leaked.
+    Chaos(chaos::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             exit_on_error(runtime().and_then(|rt| rt.block_on(mock_agent::run(args))))
         }
         Command::Bench(args) => exit_on_error(bench::run(args)),
+        Command::Chaos(args) => exit_on_error(chaos::run(&args)),
     }
 }
 

@@ -294,3 +294,63 @@ fn default_config_arms_every_timer() {
     // Idle: 20 s after ready (nothing said yet); inactivity: 10 s after the last frame.
     assert_eq!(s.next_deadline_ms(), Some(19_000));
 }
+
+/// A hung agent (the connection open, nothing sent) in the middle of its answer: the watchdog
+/// ends the call as an agent failure after `agent_response_timeout` without agent events, so
+/// the caller is not left in silence. Caller audio does not keep it alive.
+#[test]
+fn a_hung_agent_mid_response_ends_the_call_as_failed() {
+    let config = CallConfig {
+        agent_response_timeout: Some(Duration::from_secs(4)),
+        ..quiet_config()
+    };
+    let mut s = Scenario::ready(config, REALTIME);
+    assert_eq!(s.next_deadline_ms(), None, "nothing owed by the agent");
+    s.step(0, response_started("r1"));
+    assert_eq!(s.next_deadline_ms(), Some(4000));
+    s.step(1000, agent_audio("r1", "i1", 1, 160));
+    assert_eq!(
+        s.next_deadline_ms(),
+        Some(5000),
+        "re-armed by every agent event"
+    );
+    s.step(3000, caller_audio(7, 160));
+    assert_eq!(
+        s.next_deadline_ms(),
+        Some(5000),
+        "caller audio does not re-arm it"
+    );
+    assert!(s.step(4999, In::Timeout).is_empty());
+    s.check(&[(
+        5000,
+        In::Timeout,
+        &[
+            "event error Agent \"the agent sent nothing for 4000 ms while a response was due\" fatal",
+            "A close",
+            "C close",
+            "event ended agent_failed",
+            "finished agent_failed",
+        ],
+    )]);
+}
+
+/// The watchdog only runs while a response is owed: after `response.done` (the caller's turn,
+/// a tool running) the agent may be quiet for as long as it likes; a request of ours arms it.
+#[test]
+fn the_hung_agent_watchdog_runs_only_while_a_response_is_owed() {
+    let config = CallConfig {
+        agent_response_timeout: Some(Duration::from_secs(4)),
+        greeting: Some("Greet.".into()),
+        ..quiet_config()
+    };
+    let mut s = Scenario::ready(config, REALTIME);
+    // The greeting was requested at the start: owed until it starts and ends.
+    assert_eq!(s.next_deadline_ms(), Some(4000));
+    s.step(100, response_started("r1"));
+    s.step(200, agent_audio("r1", "i1", 1, 160));
+    s.step(300, response_done("r1", ResponseStatus::Completed));
+    assert_eq!(s.next_deadline_ms(), None);
+    let out = s.step(60_000, caller_audio(7, 160));
+    assert_eq!(out, ["A audio 160 #07"], "the call goes on");
+    assert_eq!(s.next_deadline_ms(), None);
+}

@@ -372,6 +372,15 @@ fn a_barge_in_after_the_reconnect_truncates_no_item_of_the_old_session() {
                 ..ReconnectConfig::default()
             }),
             ..quiet_config()
+
+/// A hung agent (connection open, nothing sent while its answer is due) is treated like a
+/// lost connection: the watchdog starts a reconnect instead of leaving the caller in silence.
+#[test]
+fn a_hung_agent_is_reconnected() {
+    let mut s = Scenario::ready(
+        CallConfig {
+            agent_response_timeout: Some(Duration::from_secs(4)),
+            ..config(3)
         },
         REALTIME,
     );
@@ -383,4 +392,17 @@ fn a_barge_in_after_the_reconnect_truncates_no_item_of_the_old_session() {
     assert_eq!(s.cmds(30, ready()), Vec::<String>::new());
     assert!(s.call.pending_marks() > 0, "the old audio is still playing");
     assert_eq!(s.cmds(40, speech_started()), ["C clear"]);
+
+    s.step(10, agent_audio("r1", "i1", 0x11, 800));
+    assert_eq!(s.next_deadline_ms(), Some(4010));
+    let out = s.step(4010, In::Timeout);
+    assert_eq!(
+        out[..2],
+        [
+            "agent-lost",
+            "event reconnecting #1 \"the agent sent nothing for 4000 ms while a response was due\"",
+        ],
+        "{out:?}"
+    );
+    assert!(out.contains(&"connect-agent #1".to_owned()) || s.next_deadline_ms() == Some(4010));
 }

@@ -328,6 +328,10 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         apology: agent.apology.clone(),
         min_barge_in_speech: agent.min_barge_in,
         goodbye_barge_in: agent.goodbye_barge_in,
+        // Realtime only: GPT-Live streams without response boundaries, echo cannot hang.
+        agent_response_timeout: agent
+            .response_timeout
+            .filter(|_| backend == Backend::Realtime),
         max_duration: Some(max_duration),
         goodbye_timeout,
         caller_inactivity_timeout: Some(agent.media_inactivity_timeout),

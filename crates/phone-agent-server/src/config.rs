@@ -387,6 +387,10 @@ pub struct AgentConfig {
     /// What the caller speaking over the agent's goodbye (after `end_call` or
     /// `transfer_call`) does (see [`bridge_core::engine::CallConfig::goodbye_barge_in`]).
     pub goodbye_barge_in: GoodbyeBargeIn,
+    /// A Realtime agent that owes a response and sends nothing for this long has failed (see
+    /// [`bridge_core::engine::CallConfig::agent_response_timeout`]); `None` (configured as 0):
+    /// never.
+    pub response_timeout: Option<Duration>,
 }
 
 /// OpenAI Realtime settings.
@@ -750,6 +754,7 @@ struct RawAgent {
     apology: String,
     min_barge_in_ms: u64,
     goodbye_barge_in: String,
+    response_timeout_secs: u64,
 }
 
 /// The default greeting instructions.
@@ -777,6 +782,7 @@ impl Default for RawAgent {
             apology: bridge_core::engine::DEFAULT_APOLOGY.into(),
             min_barge_in_ms: 0,
             goodbye_barge_in: "finish".into(),
+            response_timeout_secs: 15,
         }
     }
 }
@@ -1500,6 +1506,10 @@ impl Config {
             apology: non_empty(raw.agent.apology).filter(|a| !a.eq_ignore_ascii_case("off")),
             min_barge_in: Duration::from_millis(raw.agent.min_barge_in_ms),
             goodbye_barge_in,
+            response_timeout: match raw.agent.response_timeout_secs {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
         };
 
         // --- live

@@ -698,6 +698,66 @@ async fn scripted_tcp_drop_mid_response() {
     );
 }
 
+/// A hung agent: after two deltas the mock sends nothing more, although it still reads (and
+/// records) what the client sends and notices the client's close.
+#[tokio::test]
+async fn scripted_stall_mid_response() {
+    let mock = MockRealtime::builder()
+        .script(
+            Script::new()
+                .then(ResponseScript::say("hung", 1000).fault(ResponseFault::StallAfterDeltas(2))),
+        )
+        .pacing(Pacing::Burst)
+        .start()
+        .await
+        .unwrap();
+    let mut ws = connect(&mock).await;
+    recv(&mut ws).await;
+    configure_pcmu(&mut ws, Value::Null).await;
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let session = mock.wait_for_session(1, T).await.unwrap();
+    session
+        .wait_for_server_event("response.output_audio.delta", 2, T)
+        .await
+        .unwrap();
+    // Unstalled, this would be refused with an error (a response is active).
+    send(&mut ws, json!({"type": "response.create"})).await;
+    session
+        .wait_for_nth_event(|e| e.event_type() == "response.create", 2, T)
+        .await
+        .unwrap();
+    ws.close(None).await.unwrap();
+    let mut after_close = Vec::new();
+    let mut deltas = 0;
+    while let Some(Ok(message)) = tokio::time::timeout(T, ws.next()).await.unwrap() {
+        if let Message::Text(t) = message {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "response.output_audio.delta" {
+                deltas += 1;
+            } else if deltas == 2 {
+                after_close.push(v["type"].to_string());
+            }
+        }
+    }
+    assert_eq!(deltas, 2);
+    assert!(
+        after_close.is_empty(),
+        "sent after the stall: {after_close:?}"
+    );
+    assert!(matches!(
+        session.wait_closed(T).await.unwrap().by,
+        ClosedBy::ClientClose { .. }
+    ));
+    assert_eq!(
+        session
+            .server_event_types()
+            .iter()
+            .filter(|t| *t == "response.output_audio.delta")
+            .count(),
+        2
+    );
+}
+
 #[tokio::test]
 async fn manual_turns_without_vad() {
     let mock = MockRealtime::builder()

@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use crate::ci::workspace_root;
 use agent::{MockAgent, Registry};
 use caller::{CallOutcome, Failure, LevelContext};
-use server::ServerProcess;
+pub(crate) use server::ServerProcess;
 use shared::CallSlot;
 use stats::{Dist, Frames, LevelResult, ToolResult};
 use webhook::ToolWebhook;
@@ -106,7 +106,7 @@ pub(crate) struct BenchArgs {
     tool_calls: u32,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -121,11 +121,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-fn cargo_bin() -> String {
+pub(crate) fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
 }
 

@@ -185,6 +185,14 @@ pub struct CallConfig {
     pub min_barge_in_speech: Duration,
     /// What the caller speaking during a goodbye does. Default [`GoodbyeBargeIn::Finish`].
     pub goodbye_barge_in: GoodbyeBargeIn,
+    /// A hung agent: while a response of the agent is requested or running, no agent event for
+    /// this long counts as a lost connection — reconnected with [`CallConfig::reconnect`],
+    /// otherwise the call ends ([`super::EndReason::AgentFailed`], so the caller hears the
+    /// fallback instead of silence). Re-armed by every agent event; disarmed while no response
+    /// is requested or running (a tool running, the caller's turn). Only for agents with
+    /// response boundaries (not [`crate::agent::AgentCapabilities::continuous_input`]).
+    /// `None`: never. Default `None`.
+    pub agent_response_timeout: Option<Duration>,
     /// Driver: a tool call taking longer than this is answered with an error object. Default 20 s.
     pub tool_timeout: Duration,
     /// Driver: a side that takes no commands for this long (its peer stopped reading) ends the
@@ -216,6 +224,7 @@ impl Default for CallConfig {
             apology: Some(DEFAULT_APOLOGY.to_owned()),
             min_barge_in_speech: Duration::ZERO,
             goodbye_barge_in: GoodbyeBargeIn::default(),
+            agent_response_timeout: None,
             tool_timeout: Duration::from_secs(20),
             send_timeout: Duration::from_secs(5),
             control_timeout: Duration::from_secs(5),

@@ -95,6 +95,10 @@
 //!   once ([`EndReason::AgentConnectFailed`]): the session was refused.
 //! * Barge-in can require [`CallConfig::min_barge_in_speech`] of caller speech (a timer on the
 //!   engine's clock); speech that stops earlier interrupts nothing.
+//! * A hung agent: while a response is requested or running, no agent event for
+//!   [`CallConfig::agent_response_timeout`] counts as a lost connection: reconnected with
+//!   [`CallConfig::reconnect`], otherwise the call ends as [`EndReason::AgentFailed`] (so the
+//!   caller hears the fallback, not silence).
 //! * Parts: `Call` composes `playout` (marks, heard position), `turns` (responses, requests,
 //!   interrupted ids), `tool_calls` (held and running tool calls), `actions` (the goodbye and
 //!   the hang-up/transfer after it), `stats` (the summary's counters) and `timers`; each is a
@@ -396,6 +400,8 @@ impl Call {
         if self.finished {
             return;
         }
+        // The agent is alive: the hung-agent watchdog counts from its last event.
+        self.timers.stop(Timer::AgentResponse);
         match event {
             AgentEvent::Ready => self.on_agent_ready(now),
             AgentEvent::Audio {
@@ -624,6 +630,19 @@ impl Call {
                     }
                 }
                 Timer::Recycle => self.recycle_due = true,
+                Timer::AgentResponse => {
+                    // A hung connection is a lost one: reconnected when that is configured,
+                    // otherwise the call ends into the fallback.
+                    let waited = self.config.agent_response_timeout.unwrap_or_default();
+                    self.agent_lost(
+                        format!(
+                            "the agent sent nothing for {} ms while a response was due",
+                            waited.as_millis()
+                        ),
+                        true,
+                        now,
+                    );
+                }
                 Timer::CallerInactivity => self.end(EndReason::CallerInactive, None, now),
                 Timer::Goodbye => self.execute_action(true, now),
                 Timer::BargeIn => {
@@ -1521,6 +1540,7 @@ impl Call {
         if self.recycle_due {
             self.recycle_at_pause(now);
         }
+        self.watch_agent(now);
         let Some(idle) = &self.config.idle else {
             return;
         };
@@ -1535,6 +1555,22 @@ impl Call {
             self.timers.stop(Timer::Idle);
         } else if !self.timers.is_armed(Timer::Idle) {
             self.timers.set(Timer::Idle, now + idle.timeout);
+        }
+    }
+
+    /// The hung-agent watchdog ([`CallConfig::agent_response_timeout`]): armed while the agent
+    /// owes a response (from the last agent event, which disarmed it), disarmed otherwise.
+    fn watch_agent(&mut self, now: Instant) {
+        let Some(timeout) = self.config.agent_response_timeout else {
+            return;
+        };
+        let boundaries = self.caps.is_some_and(|c| !c.continuous_input);
+        if self.ready && boundaries && self.turns.awaits_agent() {
+            if !self.timers.is_armed(Timer::AgentResponse) {
+                self.timers.set(Timer::AgentResponse, now + timeout);
+            }
+        } else {
+            self.timers.stop(Timer::AgentResponse);
         }
     }
 

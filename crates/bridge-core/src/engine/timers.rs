@@ -16,6 +16,9 @@ pub(crate) enum Timer {
     MaxDuration,
     /// [`super::CallConfig::agent_connect_timeout`] after the start, until the agent is ready.
     AgentConnect,
+    /// [`super::CallConfig::agent_response_timeout`] after the last agent event, while a
+    /// response is requested or running.
+    AgentResponse,
     /// [`super::CallConfig::caller_inactivity_timeout`] after the last caller audio.
     CallerInactivity,
     /// The guard of a pending call action: its goodbye was not heard in time.
@@ -32,10 +35,11 @@ pub(crate) enum Timer {
     Recycle,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 const ALL: [Timer; COUNT] = [
     Timer::MaxDuration,
     Timer::AgentConnect,
+    Timer::AgentResponse,
     Timer::CallerInactivity,
     Timer::Goodbye,
     Timer::BargeIn,

@@ -187,6 +187,11 @@ impl Turns {
         }
     }
 
+    /// A response of ours is pending or a response is running: the agent owes us events.
+    pub(crate) fn awaits_agent(&self) -> bool {
+        self.active.is_some() || self.pending.is_some()
+    }
+
     /// Nothing running, pending or held back.
     pub(crate) fn is_idle(&self) -> bool {
         self.active.is_none() && self.pending.is_none() && self.deferred.is_none()

@@ -544,6 +544,8 @@ pub(crate) struct Engine {
     delta_cursor: usize,
     client_index: usize,
     dead: bool,
+    /// A [`ResponseFault::StallAfterDeltas`] fired: nothing is sent any more.
+    stalled: bool,
     vad_events: Vec<VadEvent>,
 }
 
@@ -590,6 +592,7 @@ impl Engine {
             delta_cursor: 0,
             client_index: 0,
             dead: false,
+            stalled: false,
             vad_events: Vec::new(),
         };
         e.apply_session();
@@ -627,6 +630,9 @@ impl Engine {
     // ---- output helpers ------------------------------------------------------------------
 
     fn push_text(&mut self, now: Instant, ty: &str, text: String) {
+        if self.stalled {
+            return;
+        }
         let raw = if self.record() {
             text.clone()
         } else {
@@ -1636,13 +1642,16 @@ impl Engine {
 
     /// When the next scripted step is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
+        if self.stalled {
+            return None;
+        }
         let a = self.active.as_ref()?;
         a.steps.front().map(|(d, _)| a.started + *d)
     }
 
     /// Emits every scripted step due at `now`.
     pub(crate) fn poll(&mut self, now: Instant) {
-        while !self.dead {
+        while !self.dead && !self.stalled {
             let Some(a) = self.active.as_mut() else {
                 return;
             };
@@ -1726,7 +1735,8 @@ impl Engine {
             let n = match f {
                 ResponseFault::DropAfterDeltas(n)
                 | ResponseFault::CloseAfterDeltas(n, _)
-                | ResponseFault::FailAfterDeltas(n) => *n,
+                | ResponseFault::FailAfterDeltas(n)
+                | ResponseFault::StallAfterDeltas(n) => *n,
                 ResponseFault::ErrorAfterDeltas { after, .. } => *after,
             };
             if n == sent {
@@ -1755,6 +1765,7 @@ impl Engine {
                     );
                 }
                 ResponseFault::FailAfterDeltas(_) => self.fail(now),
+                ResponseFault::StallAfterDeltas(_) => self.stalled = true,
             }
             if self.dead {
                 return;

@@ -75,6 +75,10 @@ pub enum ResponseFault {
     },
     /// End the response with `status: "failed"` once this many audio deltas have been sent.
     FailAfterDeltas(usize),
+    /// Stop sending anything on this session once this many audio deltas have been sent (a
+    /// hung agent): the connection stays open and client events are still read and recorded,
+    /// but no server event is sent any more.
+    StallAfterDeltas(usize),
 }
 
 /// One scripted response: its output items, and optionally pacing and faults.

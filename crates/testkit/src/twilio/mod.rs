@@ -30,8 +30,12 @@
 //! Linked to a [`crate::rest::MockTwilioRest`] ([`CallSimulator::rest`]), placed calls are
 //! registered there, and a REST hang-up or redirect ends the stream with `stop` as Twilio does.
 //!
-//! What it does not do: TLS, fetching `<Redirect>`/`Url` TwiML on its own, executing verbs
-//! other than `<Connect><Stream>`, status callbacks, the outbound track.
+//! After the stream, [`PlacedCall::after_stream`] goes on with the TwiML like Twilio when the
+//! server ended the stream: the verbs after `</Connect>`, `<Redirect>`s fetched (signed).
+//!
+//! What it does not do: TLS, fetching `<Redirect>`/`Url` TwiML on its own while a stream
+//! runs, executing verbs other than `<Connect><Stream>` (after the stream they are only
+//! listed), status callbacks, the outbound track.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -535,6 +539,81 @@ impl PlacedCall {
     /// The `<Reject>` reason if the call was rejected (`Some(None)` = no reason).
     pub fn rejected(&self) -> Option<Option<&str>> {
         self.twiml.as_ref().ok()?.reject()
+    }
+
+    /// What Twilio does once the stream has ended while the call is still up (the server
+    /// closed it; after a caller's hang-up nothing runs): it executes the verbs after
+    /// `</Connect>`, fetching each `<Redirect>` like Twilio (a `POST`, or `GET` with
+    /// `method="GET"`, signed over the redirect's URL, with the call's parameters and
+    /// `CallStatus=in-progress`; a URL under the public URL is requested from the local
+    /// server) and going on with the document it answers, until a `<Hangup/>`, a `<Reject>`,
+    /// or the end of a document. Returns the verbs executed in order, redirects included
+    /// (at most 10 redirects are followed, as a loop guard).
+    pub async fn after_stream(&self) -> Result<Vec<twiml::Verb>, SimError> {
+        use twiml::Verb;
+        let twiml = self.twiml.as_ref().map_err(Clone::clone)?;
+        let mut pending: std::collections::VecDeque<Verb> = twiml
+            .verbs
+            .iter()
+            .skip_while(|v| !matches!(v, Verb::Connect(_)))
+            .skip(1)
+            .cloned()
+            .collect();
+        let mut executed = Vec::new();
+        let mut redirects = 0;
+        let cfg = &self.builder.sim.cfg;
+        while let Some(verb) = pending.pop_front() {
+            executed.push(verb.clone());
+            match verb {
+                Verb::Hangup | Verb::Reject { .. } => break,
+                Verb::Redirect { url, method } if redirects < 10 => {
+                    redirects += 1;
+                    let mut params = self.params.clone();
+                    params.retain(|(k, _)| k != "CallStatus");
+                    params.push(("CallStatus".to_string(), "in-progress".to_string()));
+                    let local = match url.strip_prefix(&cfg.public_url) {
+                        Some(path) => format!("{}{path}", cfg.server),
+                        None => url.clone(),
+                    };
+                    let get = method
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case("GET"));
+                    let response = if get {
+                        let query = crate::http::encode_form(&params);
+                        let sep = if url.contains('?') { '&' } else { '?' };
+                        let signed = format!("{url}{sep}{query}");
+                        let sig = self.builder.sim.sign(&Signing::Valid, &signed, &[]);
+                        let mut headers = vec![("user-agent", "TwilioProxy/1.1")];
+                        if let Some(s) = &sig {
+                            headers.push(("x-twilio-signature", s.as_str()));
+                        }
+                        crate::http::request(
+                            http::Method::GET,
+                            &format!("{local}{sep}{query}"),
+                            &headers,
+                            bytes::Bytes::new(),
+                        )
+                        .await?
+                    } else {
+                        let sig = self.builder.sim.sign(&Signing::Valid, &url, &params);
+                        let mut headers = vec![("user-agent", "TwilioProxy/1.1")];
+                        if let Some(s) = &sig {
+                            headers.push(("x-twilio-signature", s.as_str()));
+                        }
+                        post_form(&local, &headers, &params).await?
+                    };
+                    if !(200..300).contains(&response.status) {
+                        return Err(SimError::WebhookStatus {
+                            status: response.status,
+                            body: response.text(),
+                        });
+                    }
+                    pending = Twiml::parse(&response.text())?.verbs.into();
+                }
+                _ => {}
+            }
+        }
+        Ok(executed)
     }
 
     /// Opens the Media Stream named by the TwiML.
