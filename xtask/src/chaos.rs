@@ -802,6 +802,7 @@ mod tests {
     /// leaks.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ten_chaos_calls_are_never_silent_and_leak_no_session() {
+        let _turn = crate::IN_PROCESS_SERVER.lock().await;
         let opts = Options {
             calls: 10,
             concurrency: 4,

@@ -1119,6 +1119,7 @@ mod tests {
     /// The whole demo, as `cargo xtask demo` runs it: every check passes.
     #[test]
     fn the_demo_passes_every_check() {
+        let _turn = crate::IN_PROCESS_SERVER.blocking_lock();
         let report = execute(false, None).expect("the demo runs");
         let text = report.render();
         assert!(report.failures().is_empty(), "{text}");

@@ -384,6 +384,7 @@ async fn wait_received(call: &ActiveCall, bytes: &usize) -> anyhow::Result<()> {
 mod tests {
     #[test]
     fn the_live_demo_passes_every_check() {
+        let _turn = crate::IN_PROCESS_SERVER.blocking_lock();
         let report = super::execute().expect("the demo runs");
         let failed: Vec<_> = report.checks.iter().filter(|(_, ok)| !ok).collect();
         assert!(failed.is_empty(), "{failed:?}\n{}", report.lines.join("\n"));

@@ -78,6 +78,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Tests that run a server in this process take turns: the demos capture the server's log
+/// events with a thread-local tracing subscriber, and an in-process server running on other
+/// threads at the same time (the chaos test) can make them miss events (tracing caches each
+/// call site's interest process-wide).
+#[cfg(test)]
+pub(crate) static IN_PROCESS_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Prints an error as one line with its causes (`error: context: cause`) and exits with 1.
 fn exit_on_error(result: anyhow::Result<()>) -> anyhow::Result<()> {
     if let Err(e) = result {
