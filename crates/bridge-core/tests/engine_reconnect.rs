@@ -372,6 +372,18 @@ fn a_barge_in_after_the_reconnect_truncates_no_item_of_the_old_session() {
                 ..ReconnectConfig::default()
             }),
             ..quiet_config()
+        },
+        REALTIME,
+    );
+    s.step(0, response_started("r1"));
+    s.step(0, agent_audio("r1", "i1", 0x11, 1600));
+    s.step(10, In::Lost("eof", true));
+    s.step(10, In::Timeout);
+    s.step(20, In::Connected(REALTIME));
+    assert_eq!(s.cmds(30, ready()), Vec::<String>::new());
+    assert!(s.call.pending_marks() > 0, "the old audio is still playing");
+    assert_eq!(s.cmds(40, speech_started()), ["C clear"]);
+}
 
 /// A hung agent (connection open, nothing sent while its answer is due) is treated like a
 /// lost connection: the watchdog starts a reconnect instead of leaving the caller in silence.
@@ -385,14 +397,6 @@ fn a_hung_agent_is_reconnected() {
         REALTIME,
     );
     s.step(0, response_started("r1"));
-    s.step(0, agent_audio("r1", "i1", 0x11, 1600));
-    s.step(10, In::Lost("eof", true));
-    s.step(10, In::Timeout);
-    s.step(20, In::Connected(REALTIME));
-    assert_eq!(s.cmds(30, ready()), Vec::<String>::new());
-    assert!(s.call.pending_marks() > 0, "the old audio is still playing");
-    assert_eq!(s.cmds(40, speech_started()), ["C clear"]);
-
     s.step(10, agent_audio("r1", "i1", 0x11, 800));
     assert_eq!(s.next_deadline_ms(), Some(4010));
     let out = s.step(4010, In::Timeout);
@@ -404,5 +408,5 @@ fn a_hung_agent_is_reconnected() {
         ],
         "{out:?}"
     );
-    assert!(out.contains(&"connect-agent #1".to_owned()) || s.next_deadline_ms() == Some(4010));
+    assert!(s.call.is_reconnecting());
 }
