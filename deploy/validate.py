@@ -65,7 +65,15 @@ def is_secret(name: str) -> bool:
 
 
 # Paths Twilio requests: the webhook, its fallback, a media stream (token in the path), callbacks.
-TWILIO_ROUTES = ["/voice", "/voice/fallback", "/media/TOKEN", "/twilio/status", "/twilio/whisper"]
+TWILIO_ROUTES = [
+    "/voice",
+    "/voice/fallback",
+    "/voice/outbound",
+    "/media/TOKEN",
+    "/twilio/status",
+    "/twilio/whisper",
+    "/twilio/amd",
+]
 
 # Time the server needs after its drain to close sockets and exit, at least.
 DRAIN_MARGIN_SECS = 10

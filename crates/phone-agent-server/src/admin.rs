@@ -5,6 +5,7 @@
 //! | `GET /api/calls` | `{"calls": [...], "next_cursor": "…" or null}`, newest first; the items are records without their transcript |
 //! | `GET /api/calls/{sid}` | the whole record |
 //! | `GET /api/calls/{sid}/transcript` | `{"call_sid": …, "transcript": [...]}`, or plain text with `Accept: text/plain` |
+//! | `POST /api/calls` | places an outbound call (see [`crate::outbound`]); 201 `{"call_sid": …}` |
 //!
 //! Without a token every `/api` path is 404, exactly like an unknown path; with one, a request
 //! without `Authorization: Bearer <token>` or with another token is 401. Tokens are compared in
@@ -47,7 +48,9 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
     }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match (segments.as_slice(), req.method()) {
+    let method = req.method().clone();
+    match (segments.as_slice(), &method) {
+        (["api", "calls"], &Method::POST) => crate::outbound::place(state, req).await,
         (["api", "calls"], &Method::GET) => list(state, req.uri().query()).await,
         (["api", "calls", sid], &Method::GET) => get(state, sid, false, None).await,
         (["api", "calls", sid, "transcript"], &Method::GET) => {
@@ -58,7 +61,8 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
                 .is_some_and(|a| a.contains("text/plain"));
             get(state, sid, true, Some(plain)).await
         }
-        (["api", "calls"] | ["api", "calls", _] | ["api", "calls", _, "transcript"], _) => {
+        (["api", "calls"], _) => routes::method_not_allowed("GET, POST"),
+        (["api", "calls", _] | ["api", "calls", _, "transcript"], _) => {
             routes::method_not_allowed("GET")
         }
         _ => routes::text(StatusCode::NOT_FOUND, "not found\n"),

@@ -639,6 +639,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// The price table of the records' cost estimates.
     pub pricing: Pricing,
+    /// Outbound calls (`POST /api/calls`): allow-list, caller ID, AMD policy.
+    pub outbound: crate::outbound::settings::OutboundConfig,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,6 +669,7 @@ struct Raw {
     admin: RawAdmin,
     privacy: RawPrivacy,
     pricing: RawPricing,
+    outbound: crate::outbound::settings::RawOutbound,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1630,6 +1633,7 @@ impl Config {
         };
         let (database, admin, privacy, pricing) =
             crate::store::settings::validate(raw.database, raw.admin, raw.privacy, raw.pricing)?;
+        let outbound = crate::outbound::settings::validate(raw.outbound)?;
 
         // A billed back end must not be open to anyone who finds the URL.
         if backend != Backend::Echo
@@ -1654,6 +1658,18 @@ impl Config {
             },
             env_source,
         )?;
+        for p in &tools.profiles {
+            outbound
+                .amd
+                .with_overrides(
+                    p.on_machine.as_deref(),
+                    p.on_fax.as_deref(),
+                    p.on_unknown.as_deref(),
+                    p.voicemail_message.as_deref(),
+                    &format!("profiles.{}", p.name),
+                )
+                .map_err(|(key, message)| ConfigError::Key { key, message })?;
+        }
 
         Ok(Config {
             server,
@@ -1671,6 +1687,7 @@ impl Config {
             admin,
             privacy,
             pricing,
+            outbound,
         })
     }
 
@@ -1799,7 +1816,8 @@ impl Config {
 
 /// Parameter names the server writes into every `<Stream>` itself (`token` is kept reserved:
 /// the stream token used to be a parameter and now rides in the stream URL's path).
-pub const RESERVED_PARAMETERS: &[&str] = &["token", "call_sid", "from", "to", "profile"];
+pub const RESERVED_PARAMETERS: &[&str] =
+    &["token", "call_sid", "from", "to", "profile", "direction"];
 
 /// Turns an http(s)/ws(s) base URL into its ws(s) form without a trailing slash.
 fn normalize_ws_base(raw: &str) -> Result<String, String> {

@@ -16,6 +16,9 @@
 //! * `POST /twilio/status` — Twilio's call status callbacks (signed), into the call's record.
 //! * `GET /api/calls`, `/api/calls/{sid}`, `/api/calls/{sid}/transcript` — the call records
 //!   ([`store`], [`record`]), only with an admin token.
+//! * `POST /api/calls` — places an outbound call (admin token; destinations on an allow-list),
+//!   whose TwiML comes from `POST /voice/outbound`, with answering machine detection results
+//!   at `POST /twilio/amd` ([`outbound`]).
 //!
 //! The server only translates and wires: Twilio's protocol lives in `twilio-media`, OpenAI's in
 //! `openai-realtime`, the call logic (relay, playout tracking, barge-in, tools, timers) in
@@ -50,6 +53,7 @@
 pub mod adapters;
 mod admin;
 mod call;
+pub mod cli;
 pub mod config;
 mod console;
 mod fallback;
@@ -57,6 +61,7 @@ pub mod healthcheck;
 pub mod logging;
 mod media;
 mod metrics_server;
+pub mod outbound;
 mod profiles;
 pub mod prompt;
 pub mod record;

@@ -4,6 +4,7 @@
 //! ```text
 //! phone-agent-server                 run the server
 //! phone-agent-server --healthcheck   GET /health on the configured port (for containers)
+//! phone-agent-server call +1…        place an outbound call via the admin API (see cli)
 //! phone-agent-server --help | --version
 //! ```
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use phone_agent_server::config::Config;
-use phone_agent_server::{Server, healthcheck, logging, shutdown};
+use phone_agent_server::{Server, cli, healthcheck, logging, shutdown};
 
 const USAGE: &str = "\
 phone-agent-server: answer Twilio phone calls with an OpenAI realtime voice agent
@@ -23,6 +24,8 @@ phone-agent-server: answer Twilio phone calls with an OpenAI realtime voice agen
 USAGE:
     phone-agent-server                 run the server
     phone-agent-server --healthcheck   exit 0 if GET /health on the configured port answers 200
+    phone-agent-server call +15551234567 [--profile NAME] [--var KEY=VALUE]... [--from +1...]
+                                       place an outbound call through the running server
     phone-agent-server --help          this text
     phone-agent-server --version       the version
 
@@ -34,6 +37,9 @@ See .env.example and config/default.toml.";
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mode = args.next();
+    if mode.as_deref() == Some("call") {
+        return call_main(args.collect());
+    }
     if let Some(extra) = args.next() {
         eprintln!("phone-agent-server: unexpected argument {extra:?}\n\n{USAGE}");
         return ExitCode::from(2);
@@ -105,6 +111,49 @@ fn run() -> ExitCode {
         );
         ExitCode::SUCCESS
     })
+}
+
+/// `call …`: places an outbound call through the running server (see `cli`).
+fn call_main(args: Vec<String>) -> ExitCode {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", cli::CALL_USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let call = match cli::parse_call_args(args) {
+        Ok(call) => call,
+        Err(e) => {
+            eprintln!("phone-agent-server call: {e}\n\n{}", cli::CALL_USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("phone-agent-server call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("phone-agent-server call: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::place_call(&config, &call)) {
+        Ok(sid) => {
+            println!("{sid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("phone-agent-server call: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn healthcheck_main() -> ExitCode {

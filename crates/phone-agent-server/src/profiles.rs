@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{AgentConfig, Backend, Config};
+use crate::outbound::settings::AmdPolicy;
 use crate::tools::ToolSet;
 use crate::tools::config::McpServer;
 
@@ -29,6 +30,8 @@ pub(crate) struct Profile {
     pub(crate) agent: AgentConfig,
     pub(crate) tools: Arc<ToolSet>,
     pub(crate) mcp_servers: Vec<McpServer>,
+    /// What outbound calls of this profile do on AMD's verdict.
+    pub(crate) amd: AmdPolicy,
 }
 
 impl Profile {
@@ -116,6 +119,17 @@ impl Profiles {
                     p.transfer_destinations.as_deref(),
                 )),
                 mcp_servers,
+                amd: config
+                    .outbound
+                    .amd
+                    .with_overrides(
+                        p.on_machine.as_deref(),
+                        p.on_fax.as_deref(),
+                        p.on_unknown.as_deref(),
+                        p.voicemail_message.as_deref(),
+                        &format!("profiles.{}", p.name),
+                    )
+                    .map_err(|(key, message)| format!("invalid {key}: {message}"))?,
             });
             for n in &p.numbers {
                 by_number.insert(n.clone(), Arc::clone(&profile));
@@ -131,6 +145,7 @@ impl Profiles {
                 agent: config.agent.clone(),
                 tools: Arc::new(ToolSet::build(tools, None, None)),
                 mcp_servers: tools.mcp_servers.clone(),
+                amd: config.outbound.amd.clone(),
             })
         });
         Ok(Profiles {
@@ -158,6 +173,15 @@ impl Profiles {
                 );
                 &self.default
             }),
+        }
+    }
+
+    /// The profile with this name, if there is one (`default` is always there).
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Profile>> {
+        if name == self.default.name {
+            Some(&self.default)
+        } else {
+            self.by_name.get(name)
         }
     }
 

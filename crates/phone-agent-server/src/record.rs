@@ -33,7 +33,8 @@ pub struct CallRecord {
     pub stream_sid: Option<String>,
     /// Twilio `AccountSid`.
     pub account_sid: Option<String>,
-    /// `inbound` or `outbound` (from the voice webhook; `inbound` when unknown).
+    /// `inbound` or `outbound` (Twilio's `outbound-api`/`outbound-dial`; from the voice
+    /// webhook, `inbound` when unknown).
     pub direction: String,
     /// The caller's number (masked when `privacy.mask_numbers` is on).
     pub from: Option<String>,
@@ -78,6 +79,10 @@ pub struct CallRecord {
     /// Twilio's view of the call (status callbacks); filled in by the store when read.
     #[serde(default)]
     pub twilio: TwilioStatus,
+    /// Outbound calls: who answered, by answering machine detection (`human`,
+    /// `machine_end_beep`, `fax`, `unknown`, …); filled in by the store when read.
+    #[serde(default)]
+    pub answered_by: Option<String>,
     /// Turn events for the console's timeline (records stored before it have none).
     #[serde(default)]
     pub timeline: TimelineRecord,
@@ -381,6 +386,7 @@ impl Recorder {
             cost: CostEstimate::default(),
             latency: LatencyRecord::default(),
             twilio: TwilioStatus::default(),
+            answered_by: None,
             timeline: TimelineRecord::default(),
         };
         Recorder {

@@ -8,8 +8,10 @@
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
 //! | `/twilio/whisper` | `POST`, `GET` | a transfer's whisper to the callee (see [`crate::whisper`]) |
+//! | `/voice/outbound` | `POST` | TwiML of an outbound call placed by `POST /api/calls` (see [`crate::outbound`]) |
 //! | `/twilio/status` | `POST` | Twilio's call status callbacks (see [`crate::status`]) |
-//! | `/api/calls…` | `GET` | call records, with the admin token only (see [`crate::admin`]) |
+//! | `/twilio/amd` | `POST` | answering machine detection results of outbound calls (see [`crate::outbound::amd`]) |
+//! | `/api/calls…` | `GET`, `POST` | call records, outbound calls; with the admin token only (see [`crate::admin`]) |
 //! | `/console…` | `GET`, `POST` | the operator console, with the admin token only (see [`crate::console`]) |
 //!
 //! Anything else is 404 (also `/metrics`: metrics are served on their own listener, see
@@ -31,19 +33,23 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
     let route: &'static str = match req.uri().path() {
         "/voice" => "voice",
         "/voice/fallback" => "voice_fallback",
+        "/voice/outbound" => "voice_outbound",
         "/media" => "media",
         p if p.starts_with("/media/") => "media",
         "/health" => "health",
         "/ready" => "ready",
         "/twilio/whisper" => "whisper",
         "/twilio/status" => "status",
+        "/twilio/amd" => "amd",
         p if p == "/api" || p.starts_with("/api/") => "api",
         p if p == "/console" || p.starts_with("/console/") => "console",
         _ => "other",
     };
     let method = req.method().clone();
     let response = match (route, &method) {
-        ("voice", &Method::POST | &Method::GET) => crate::voice::handle(&state, req).await,
+        ("voice", &Method::POST | &Method::GET) => crate::voice::handle(&state, req, false).await,
+        ("voice_outbound", &Method::POST) => crate::voice::handle(&state, req, true).await,
+        ("voice_outbound", _) => method_not_allowed("POST"),
         ("voice", _) => method_not_allowed("GET, POST"),
         ("voice_fallback", &Method::POST) => crate::fallback::handle(&state, req).await,
         ("voice_fallback", _) => method_not_allowed("POST"),
@@ -55,6 +61,7 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("whisper", &Method::POST | &Method::GET) => crate::whisper::handle(&state, req).await,
         ("whisper", _) => method_not_allowed("GET, POST"),
         ("status", _) => crate::status::handle(&state, req).await,
+        ("amd", _) => crate::outbound::amd::handle(&state, req).await,
         ("api", _) => crate::admin::handle(&state, req).await,
         ("console", _) => crate::console::handle(&state, req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -61,6 +61,11 @@ pub const HTTP_REQUESTS: &str = "phone_agent_http_requests_total";
 pub const TWILIO_REST_REQUESTS: &str = "phone_agent_twilio_rest_requests_total";
 /// Counter: tool calls, by `kind` and `result`.
 pub const TOOL_CALLS: &str = "phone_agent_tool_calls_total";
+/// Counter: `POST /api/calls` outcomes, by `result` (`placed`, `refused`, `failed`,
+/// `unknown`).
+pub const OUTBOUND_CALLS: &str = "phone_agent_outbound_calls_total";
+/// Counter: answering machine detection results, by `answered_by` and the `action` taken.
+pub const AMD_RESULTS: &str = "phone_agent_amd_results_total";
 
 /// Upper bounds of the relay latency buckets (50 µs … 250 ms), in nanoseconds and as rendered.
 const RELAY_BUCKETS: [(u64, &str); 12] = [
@@ -220,6 +225,14 @@ fn describe() {
         TOOL_CALLS,
         "Tool calls by kind (builtin, webhook, mcp) and result."
     );
+    describe_counter!(
+        OUTBOUND_CALLS,
+        "Outbound call requests by result (placed, refused, failed, unknown)."
+    );
+    describe_counter!(
+        AMD_RESULTS,
+        "Answering machine detection results by answered_by and the action taken."
+    );
 }
 
 /// Runs the recorder's upkeep (histogram bucket maintenance) every `period` until cancelled.
@@ -251,6 +264,16 @@ pub(crate) fn rejected(reason: &'static str) {
 /// Counts a tool call by `kind` and `result`.
 pub(crate) fn tool_call(kind: &'static str, result: &'static str) {
     metrics::counter!(TOOL_CALLS, "kind" => kind, "result" => result).increment(1);
+}
+
+/// Counts an outbound call request by `result`.
+pub(crate) fn outbound_call(result: &'static str) {
+    metrics::counter!(OUTBOUND_CALLS, "result" => result).increment(1);
+}
+
+/// Counts an AMD result and the action taken.
+pub(crate) fn amd_result(answered_by: &'static str, action: &'static str) {
+    metrics::counter!(AMD_RESULTS, "answered_by" => answered_by, "action" => action).increment(1);
 }
 
 /// Counts a Twilio REST request by `result`.

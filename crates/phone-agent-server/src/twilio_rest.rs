@@ -10,9 +10,14 @@
 //!   secret, `TWILIO_API_KEY_SID` / `TWILIO_API_KEY_SECRET`; the path still names the
 //!   account);
 //! * form-encoded, each attempt bounded by `twilio.rest_timeout_ms`;
-//! * retried with exponential backoff (honouring a `Retry-After` of at most a few seconds) on
-//!   **429 and 5xx only**: a 4xx is an answer, and a timeout is not retried because the update
-//!   may have taken effect;
+//! * updates are retried with exponential backoff (honouring a `Retry-After` of at most a few
+//!   seconds) on **429 and 5xx only**: a 4xx is an answer, and a timeout is not retried
+//!   because the update may have taken effect;
+//! * **creates are never retried blindly**: a call placed twice is worse than an error the
+//!   user sees. Only a 429 (Twilio refused before creating anything) is retried; a timeout
+//!   after the request was sent, a 5xx or an unreadable 2xx answer is
+//!   [`RestCallError::OutcomeUnknown`] ("the call may have been placed"), and a connection
+//!   that never opened is [`RestCallError::Transport`] (nothing was sent);
 //! * Twilio error codes 20404 and 21220 mean the call is already gone
 //!   ([`UpdateOutcome::AlreadyGone`]): a hang-up has nothing left to do.
 //!
@@ -123,6 +128,29 @@ pub enum RestCallError {
         /// HTTP status.
         status: u16,
     },
+    /// A create was sent but its outcome is unknown (timeout after sending, a 5xx, an
+    /// unreadable answer): the call may have been placed. Never retried.
+    #[error(
+        "the outcome is unknown ({0}): the call may have been placed; it was not retried \
+         (check the Twilio console's call log before trying again)"
+    )]
+    OutcomeUnknown(String),
+}
+
+impl RestCallError {
+    /// Whether the request may have taken effect although it failed.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, RestCallError::OutcomeUnknown(_))
+    }
+}
+
+/// Which failures a request retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// 429 and 5xx (updates: repeating one is harmless).
+    Transient,
+    /// 429 only, and anything after sending is [`RestCallError::OutcomeUnknown`] (creates).
+    CreateOnce,
 }
 
 /// A Twilio REST client for one account. Cheap to clone.
@@ -173,7 +201,7 @@ impl TwilioRest {
         update: &UpdateCall,
     ) -> Result<UpdateOutcome, RestCallError> {
         let path = shapes::call_path(&self.account_sid, call_sid);
-        match self.post(&path, update.to_form()).await {
+        match self.post(&path, update.to_form(), Retry::Transient).await {
             Ok(_) => Ok(UpdateOutcome::Updated),
             Err(RestCallError::Api { error, .. })
                 if error.is_call_gone() || error.is_not_found() =>
@@ -185,23 +213,26 @@ impl TwilioRest {
     }
 
     /// Places an outbound call (`POST …/Calls.json`); returns the call resource Twilio
-    /// answered (`sid`, `status`, …).
+    /// answered (`sid`, `status`, …). Never retried except after a 429: see the module docs.
     pub async fn create_call(
         &self,
         create: &CreateCall,
     ) -> Result<serde_json::Value, RestCallError> {
         let path = shapes::calls_path(&self.account_sid);
-        let body = self.post(&path, create.to_form()).await?;
-        serde_json::from_slice(&body)
-            .map_err(|e| RestCallError::Transport(format!("the call resource is not JSON: {e}")))
+        let body = self
+            .post(&path, create.to_form(), Retry::CreateOnce)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            RestCallError::OutcomeUnknown(format!("Twilio's answer is not a call resource: {e}"))
+        })
     }
 
-    /// POSTs a form, retrying 429 and 5xx answers; the body of the 2xx answer.
-    async fn post(&self, path: &str, form: String) -> Result<Bytes, RestCallError> {
+    /// POSTs a form, retrying as `retry` says; the body of the 2xx answer.
+    async fn post(&self, path: &str, form: String, retry: Retry) -> Result<Bytes, RestCallError> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 1;
         loop {
-            match self.post_once(&url, form.clone()).await {
+            match self.post_once(&url, form.clone(), retry).await {
                 Ok(body) => {
                     tracing::debug!(path, attempt, "Twilio REST request done");
                     crate::telemetry::rest_request("ok");
@@ -234,7 +265,16 @@ impl TwilioRest {
         }
     }
 
-    async fn post_once(&self, url: &str, form: String) -> Result<Bytes, Failure> {
+    async fn post_once(&self, url: &str, form: String, retry: Retry) -> Result<Bytes, Failure> {
+        // After the request may have reached Twilio, a create's failure leaves its outcome
+        // unknown; before (no connection), nothing was sent.
+        let lost = |e: String, sent: bool| {
+            Failure::Final(if retry == Retry::CreateOnce && sent {
+                RestCallError::OutcomeUnknown(e)
+            } else {
+                RestCallError::Transport(e)
+            })
+        };
         let response = self
             .http
             .post(url)
@@ -245,7 +285,7 @@ impl TwilioRest {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| Failure::Final(RestCallError::Transport(describe(&e))))?;
+            .map_err(|e| lost(describe(&e), !e.is_connect()))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -253,11 +293,12 @@ impl TwilioRest {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = read_capped(response)
-            .await
-            .map_err(|e| Failure::Final(RestCallError::Transport(e)))?;
+        let body = read_capped(response).await.map_err(|e| lost(e, true))?;
         if (200..300).contains(&status) {
             return Ok(body);
+        }
+        if status >= 500 && retry == Retry::CreateOnce {
+            return Err(lost(format!("Twilio answered {status}"), true));
         }
         if status == 429 || status >= 500 {
             return Err(Failure::Retryable {

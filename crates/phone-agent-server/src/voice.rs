@@ -1,5 +1,8 @@
 //! `POST`/`GET /voice`: Twilio's voice webhook. Answers TwiML that connects the call to a
-//! bidirectional Media Stream on `/media`.
+//! bidirectional Media Stream on `/media`. `POST /voice/outbound` does the same for a call
+//! placed by `POST /api/calls` (see [`crate::outbound`]): its profile and prompt variables
+//! come from the URL's query (signed by Twilio), and its stream also carries
+//! `<Parameter name="direction" value="outbound"/>` and one `<Parameter>` per variable.
 //!
 //! Order of checks: request signature (403), account (403), draining or at capacity
 //! (`<Reject reason="busy"/>`; otherwise a call slot is **reserved** for this CallSid until its
@@ -120,11 +123,31 @@ pub(crate) async fn read_signed(
     Ok((parts, params))
 }
 
-pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+/// `/voice`, or with `outbound` `/voice/outbound`: the TwiML of a call placed by
+/// `POST /api/calls`, whose profile and prompt variables are in the (signed) query.
+pub(crate) async fn handle(
+    state: &AppState,
+    req: Request<Incoming>,
+    outbound: bool,
+) -> Response<Body> {
     let config = &state.config;
-    let (parts, params) = match read_signed(state, req, "/voice").await {
+    let path = if outbound {
+        "/voice/outbound"
+    } else {
+        "/voice"
+    };
+    let (parts, params) = match read_signed(state, req, path).await {
         Ok(read) => read,
         Err(response) => return response,
+    };
+    // Outbound: `profile=NAME&var.KEY=VALUE…`, written by crate::outbound and covered by
+    // Twilio's signature. Inbound `/voice` never reads its query.
+    let query: Vec<(String, String)> = if outbound {
+        form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect()
+    } else {
+        Vec::new()
     };
     let param = |name: &str| {
         params
@@ -155,13 +178,15 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
     let draining = state.is_draining();
     if draining || !state.calls.reserve(call_sid, Instant::now()) {
         let reason = if draining { "draining" } else { "busy" };
-        tracing::info!(call_sid, reason, "rejecting call as busy");
+        tracing::info!(call_sid, reason, outbound, "rejecting call as busy");
         crate::telemetry::rejected(reason);
-        return routes::twiml(
-            twiml::Response::new()
-                .reject(twiml::Reject::busy())
-                .to_xml(),
-        );
+        // `<Reject>` is for incoming calls; an answered outbound call is hung up.
+        let response = if outbound {
+            twiml::Response::new().hangup()
+        } else {
+            twiml::Response::new().reject(twiml::Reject::busy())
+        };
+        return routes::twiml(response.to_xml());
     }
 
     let stream_url = match &config.server.public_url {
@@ -203,8 +228,26 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
     }
     // The profile answering this number travels with the stream, so `/media` needs no
     // shared state to find it.
-    let profile = state.profiles.for_number(param("To"));
+    let profile = if outbound {
+        let name = query
+            .iter()
+            .find(|(k, _)| k == "profile")
+            .map(|(_, v)| v.as_str());
+        state.profiles.named(name)
+    } else {
+        state.profiles.for_number(param("To"))
+    };
     stream = stream.parameter("profile", profile.name.as_str());
+    if outbound {
+        stream = stream.parameter("direction", "outbound");
+        for (k, v) in &query {
+            if let Some(name) = k.strip_prefix(crate::outbound::VAR_PREFIX)
+                && !crate::config::RESERVED_PARAMETERS.contains(&name)
+            {
+                stream = stream.parameter(name, v.as_str());
+            }
+        }
+    }
     for (name, value) in &config.twilio.stream_parameters {
         stream = stream.parameter(name.as_str(), value.as_str());
     }
@@ -222,7 +265,7 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             account_sid: param("AccountSid").map(str::to_owned),
         }));
     }
-    tracing::info!(call_sid, profile = %profile.name, "answering call with a media stream");
+    tracing::info!(call_sid, profile = %profile.name, outbound, "answering call with a media stream");
     let mut response = twiml::Response::new().connect(stream);
     if config.fallback.enabled {
         // Runs when the stream ends while the call is still up: `/voice/fallback` decides

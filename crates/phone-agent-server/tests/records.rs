@@ -343,6 +343,7 @@ async fn tool_barge_in_hang_up(bridge: &Bridge, mock: &MockRealtime) -> (String,
             ],
             "barge_ins": [{"at_ms": true}],
         },
+        "answered_by": null,
     });
     (sid, expected)
 }

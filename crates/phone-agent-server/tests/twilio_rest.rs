@@ -1,5 +1,6 @@
 //! The Twilio REST client against the test kit's mock REST API: auth (Auth Token and API key),
-//! form bodies, "already gone" codes, retries on 429/5xx only.
+//! form bodies, "already gone" codes, retries on 429/5xx only for updates, and creates that are
+//! never retried once they may have reached Twilio (429 only).
 
 use std::time::Duration;
 
@@ -197,5 +198,83 @@ async fn an_unreachable_api_is_a_transport_error() {
         .update_call(SID, &UpdateCall::hang_up())
         .await
         .unwrap_err();
+    assert!(matches!(err, RestCallError::Transport(_)), "{err}");
+}
+
+fn create() -> CreateCall {
+    CreateCall::new(
+        "+15551234567",
+        "+15005550006",
+        CallSource::Url {
+            url: "https://bridge.example.com/voice/outbound?profile=default".into(),
+            method: None,
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_create_is_retried_after_429_only() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    rest.fail_next(429, 20429, "Too many requests");
+    let c = client(&rest, rest.account_sid(), rest.auth_token(), 3);
+    let call = c.create_call(&create()).await.unwrap();
+    assert_eq!(call["status"], "queued");
+    let statuses: Vec<u16> = rest.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 201]);
+
+    // A 5xx may come after the call was created: not retried, outcome unknown.
+    rest.fail_next(503, 20503, "Service unavailable");
+    let err = c.create_call(&create()).await.unwrap_err();
+    assert!(err.outcome_unknown(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the outcome is unknown (Twilio answered 503): the call may have been placed; it was \
+         not retried (check the Twilio console's call log before trying again)"
+    );
+    assert_eq!(rest.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_create_that_timed_out_is_not_retried_and_may_have_placed_the_call() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    rest.stall_next();
+    let c = TwilioRest::new(
+        http_client().unwrap(),
+        RestSettings {
+            base_url: rest.base_url(),
+            account_sid: rest.account_sid().to_owned(),
+            username: rest.account_sid().to_owned(),
+            password: Secret::new(rest.auth_token()),
+            timeout: Duration::from_millis(200),
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        },
+    );
+    let err = c.create_call(&create()).await.unwrap_err();
+    assert!(matches!(err, RestCallError::OutcomeUnknown(_)), "{err}");
+    // The mock did create it (the answer was lost): exactly one request, one call.
+    assert_eq!(rest.requests().len(), 1);
+    assert_eq!(rest.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_api_places_no_call_for_sure() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let c = TwilioRest::new(
+        http_client().unwrap(),
+        RestSettings {
+            base_url: format!("http://{addr}"),
+            account_sid: "AC00000000000000000000000000000001".into(),
+            username: "AC00000000000000000000000000000001".into(),
+            password: Secret::new("x"),
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+        },
+    );
+    let err = c.create_call(&create()).await.unwrap_err();
     assert!(matches!(err, RestCallError::Transport(_)), "{err}");
 }

@@ -302,12 +302,16 @@ struct RestState {
     requests: Vec<RestRequest>,
     watchers: HashMap<String, mpsc::UnboundedSender<CallControl>>,
     failures: VecDeque<(u16, u32, String)>,
+    /// Authenticated requests still to be stalled (handled, then never answered).
+    stalls: usize,
 }
 
 #[derive(Debug)]
 struct Shared {
     cfg: RestConfig,
     state: Observed<RestState>,
+    /// Cancelled when the mock stops (releases stalled requests).
+    stopped: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -343,6 +347,7 @@ impl MockTwilioRest {
         let shared = Arc::new(Shared {
             cfg,
             state: Observed::new(RestState::default()),
+            stopped: cancel.clone(),
         });
         let handler_shared = shared.clone();
         spawn_server(listener, cancel.clone(), move |req| {
@@ -422,6 +427,14 @@ impl MockTwilioRest {
     pub fn fail_next(&self, status: u16, code: u32, message: &str) {
         self.state()
             .update(|s| s.failures.push_back((status, code, message.to_string())));
+    }
+
+    /// Makes the next authenticated request succeed or fail as usual (it is recorded, and a
+    /// create does create the call) but **never answered** until the mock stops: what a
+    /// client sees when Twilio acted on a request and the answer was lost (a timeout after
+    /// sending). Queued stalls are used in order.
+    pub fn stall_next(&self) {
+        self.state().update(|s| s.stalls += 1);
     }
 
     /// Waits for the first request (received before or after the call) matching `pred`.
@@ -593,7 +606,17 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> ServerResponse {
     let reply = route(shared, &method, &path, &mut record);
     record.status = reply.status;
     record.response = reply.body.to_string();
-    shared.state.update(|s| s.requests.push(record));
+    let stall = shared.state.update(|s| {
+        s.requests.push(record);
+        let stall = authenticated && s.stalls > 0;
+        if stall {
+            s.stalls -= 1;
+        }
+        stall
+    });
+    if stall {
+        shared.stopped.cancelled().await;
+    }
     let mut response = json_response(
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &reply.body,

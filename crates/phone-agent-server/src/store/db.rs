@@ -77,6 +77,15 @@ pub struct StatusUpdate {
     pub account_sid: Option<String>,
 }
 
+/// An answering machine detection result (`/twilio/amd`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdUpdate {
+    /// `CallSid`.
+    pub call_sid: String,
+    /// `AnsweredBy`.
+    pub answered_by: String,
+}
+
 /// One write the call store makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -86,6 +95,8 @@ pub enum Write {
     Record(Box<CallRecord>),
     /// A status callback.
     Status(StatusUpdate),
+    /// An AMD result.
+    Amd(AmdUpdate),
 }
 
 impl Write {
@@ -95,6 +106,7 @@ impl Write {
             Write::Webhook(w) => &w.call_sid,
             Write::Record(r) => &r.call_sid,
             Write::Status(s) => &s.call_sid,
+            Write::Amd(a) => &a.call_sid,
         }
     }
 }
@@ -135,7 +147,7 @@ pub struct Db {
 }
 
 const COLUMNS: &str = "id, call_sid, created_at_ms, webhook_at_ms, direction, from_number, \
-    to_number, account_sid, twilio_status, ringing_at_ms, answered_at_ms, completed_at_ms, twilio_duration_secs, record";
+    to_number, account_sid, twilio_status, ringing_at_ms, answered_at_ms, completed_at_ms, twilio_duration_secs, answered_by, record";
 
 impl Db {
     /// A pool that connects on first use (so a database that is down at startup does not stop
@@ -320,6 +332,18 @@ impl Db {
                 .map(drop)
                 .map_err(DbError::new("storing the status callback"))
             }
+            Write::Amd(a) => sqlx::query(
+                "INSERT INTO calls (call_sid, created_at_ms, direction, answered_by) \
+                 VALUES ($1, $2, 'outbound', $3) \
+                 ON CONFLICT (call_sid) DO UPDATE SET answered_by = excluded.answered_by",
+            )
+            .bind(&a.call_sid)
+            .bind(crate::record::now_ms())
+            .bind(&a.answered_by)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(DbError::new("storing the AMD result")),
         }
     }
 
@@ -441,6 +465,7 @@ fn stored_call(row: &AnyRow) -> Result<StoredCall, DbError> {
         times.insert("webhook_at_ms".into(), at.into());
     }
     obj.insert("created_at_ms".into(), int("created_at_ms")?.into());
+    obj.insert("answered_by".into(), text("answered_by")?.into());
     let twilio = TwilioStatus {
         status: text("twilio_status")?,
         ringing_at_ms: int("ringing_at_ms")?,

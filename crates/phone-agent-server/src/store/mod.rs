@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use db::{Db, DbError, ListQuery, StatusUpdate, StoredCall, WebhookInfo, Write};
+pub use db::{AmdUpdate, Db, DbError, ListQuery, StatusUpdate, StoredCall, WebhookInfo, Write};
 
 use crate::config::DatabaseConfig;
 

@@ -120,6 +120,10 @@ pub(crate) struct RawProfile {
     tools: Option<Vec<String>>,
     mcp_servers: Option<Vec<String>>,
     transfer_destinations: Option<Vec<String>>,
+    voicemail_message: Option<String>,
+    on_machine: Option<String>,
+    on_fax: Option<String>,
+    on_unknown: Option<String>,
 }
 
 /// The raw sections, as deserialized.
@@ -293,6 +297,14 @@ pub struct Profile {
     pub mcp_servers: Option<Vec<String>>,
     /// Transfer destinations by name; `None`: all.
     pub transfer_destinations: Option<Vec<String>>,
+    /// Outbound calls: overrides of `outbound.voicemail_message`.
+    pub voicemail_message: Option<String>,
+    /// … of `outbound.on_machine`.
+    pub on_machine: Option<String>,
+    /// … of `outbound.on_fax`.
+    pub on_fax: Option<String>,
+    /// … of `outbound.on_unknown`.
+    pub on_unknown: Option<String>,
 }
 
 /// Everything the agent can do, validated.
@@ -719,6 +731,10 @@ pub(crate) fn validate(
             tools: p.tools,
             mcp_servers: p.mcp_servers,
             transfer_destinations: p.transfer_destinations,
+            voicemail_message: p.voicemail_message,
+            on_machine: p.on_machine,
+            on_fax: p.on_fax,
+            on_unknown: p.on_unknown,
             name,
         });
     }
