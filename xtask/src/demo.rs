@@ -467,6 +467,7 @@ async fn scenario(capture: LogCapture, console: Option<Duration>) -> anyhow::Res
     let caller_relay = CallerRelay::check(
         &report::caller_bytes_sent(&rec.timeline, &rec.caller_turns),
         &session.received_audio(),
+        sent_before_last_echo(&rec.timeline, &rec.caller_turns),
     );
     let truncated_item_heard = truncation.as_ref().and_then(|t| {
         let index = items.iter().position(|i| i.item_id == t.item_id)?;
@@ -525,6 +526,25 @@ async fn scenario(capture: LogCapture, console: Option<Duration>) -> anyhow::Res
     })
 }
 
+/// The caller bytes sent before the caller's last mark echo.
+///
+/// The server hangs up when the echo of the goodbye's last mark tells it the goodbye has
+/// played (or later, at the goodbye's `response.done`), and it reads the stream in order: every
+/// frame sent before that echo was read before the call ended and relayed. The caller keeps
+/// streaming until Twilio (the simulator) learns of the REST hang-up; the frames it sends
+/// after the echo reach a call that has already ended and are not relayed — how many depends
+/// only on how fast the hang-up round trip is, not on anything the server guarantees.
+fn sent_before_last_echo(
+    timeline: &[testkit::twilio::TimelineEntry],
+    caller_turns: &[Vec<u8>],
+) -> usize {
+    let end = timeline
+        .iter()
+        .rposition(|e| matches!(e.event, CallEvent::MarkEchoed { .. }))
+        .map_or(0, |i| i + 1);
+    report::caller_bytes_sent(&timeline[..end], caller_turns).len()
+}
+
 /// How the caller's audio reached the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CallerRelay {
@@ -534,25 +554,42 @@ pub(crate) struct CallerRelay {
     pub(crate) received: usize,
     /// Where the received bytes start in the sent ones, if they are a contiguous run of them.
     pub(crate) offset: Option<usize>,
+    /// Bytes sent before the server hung up (see [`sent_before_last_echo`]): these must arrive.
+    pub(crate) before_hang_up: usize,
+    /// Whether what was sent but not received is idle silence only.
+    pub(crate) missing_is_silence: bool,
 }
 
 impl CallerRelay {
     /// Compares what the caller sent with what the agent received (frames are never split,
-    /// so only frame-aligned offsets are tried).
-    pub(crate) fn check(sent: &[u8], received: &[u8]) -> CallerRelay {
+    /// so only frame-aligned offsets are tried); `before_hang_up` bytes were sent before the
+    /// server hung up.
+    pub(crate) fn check(sent: &[u8], received: &[u8], before_hang_up: usize) -> CallerRelay {
         let offset = (0..=sent.len().saturating_sub(received.len()))
             .step_by(testkit::audio::FRAME_BYTES)
             .find(|&o| sent[o..].starts_with(received));
+        let missing_is_silence = sent
+            .get(received.len()..)
+            .is_some_and(|tail| tail.iter().all(|&b| b == testkit::audio::SILENCE));
         CallerRelay {
             sent: sent.len(),
             received: received.len(),
             offset,
+            before_hang_up,
+            missing_is_silence,
         }
     }
 
     /// Whether every byte arrived, unchanged and in order.
     pub(crate) fn identical(&self) -> bool {
         self.offset == Some(0) && self.sent == self.received
+    }
+
+    /// What the server guarantees: everything sent until it hung up arrived unchanged and in
+    /// order, from the first byte; what it did not relay was sent after the hang-up and was
+    /// idle silence.
+    pub(crate) fn complete_until_hang_up(&self) -> bool {
+        self.offset == Some(0) && self.received >= self.before_hang_up && self.missing_is_silence
     }
 }
 
@@ -671,8 +708,8 @@ impl DemoReport {
                 truncation_ok,
             ),
             (
-                "caller → agent audio arrived byte-identical".into(),
-                self.caller_relay.identical(),
+                "caller → agent audio arrived byte-identical (all of it until the hang-up)".into(),
+                self.caller_relay.complete_until_hang_up(),
             ),
             (
                 "agent → caller audio arrived byte-identical".into(),
@@ -926,6 +963,15 @@ impl DemoReport {
                 secs(c.sent),
                 c.received
             )
+        } else if c.complete_until_hang_up() {
+            format!(
+                "{} sent, {} ({} bytes) received byte-identical: all of it until the server hung up \
+                 (the last {} ms of silence, sent after that, were not relayed)",
+                secs(c.sent),
+                secs(c.received),
+                c.received,
+                audio_ms(c.sent - c.received)
+            )
         } else {
             match c.offset {
                 Some(o) => format!(
@@ -1092,13 +1138,68 @@ mod tests {
     #[test]
     fn caller_relay_finds_frame_aligned_runs() {
         let sent: Vec<u8> = (0..800u32).map(|i| (i % 251) as u8).collect();
-        assert!(CallerRelay::check(&sent, &sent).identical());
-        let late = CallerRelay::check(&sent, &sent[320..]);
+        assert!(CallerRelay::check(&sent, &sent, 800).identical());
+        let late = CallerRelay::check(&sent, &sent[320..], 800);
         assert_eq!(late.offset, Some(320));
         assert!(!late.identical());
+        assert!(!late.complete_until_hang_up());
         let mut changed = sent.clone();
         changed[10] ^= 1;
-        assert_eq!(CallerRelay::check(&sent, &changed).offset, None);
+        assert_eq!(CallerRelay::check(&sent, &changed, 800).offset, None);
+    }
+
+    #[test]
+    fn caller_relay_accepts_only_silence_sent_after_the_hang_up_as_missing() {
+        let silence = testkit::audio::SILENCE;
+        let mut sent: Vec<u8> = (0..480u32).map(|i| (i % 251) as u8).collect();
+        sent.extend(std::iter::repeat_n(silence, 320));
+        // The last frame of silence was sent after the hang-up: not relayed, and that is fine.
+        let cut = CallerRelay::check(&sent, &sent[..640], 640);
+        assert!(!cut.identical());
+        assert!(cut.complete_until_hang_up());
+        // A frame sent before the hang-up is missing.
+        assert!(!CallerRelay::check(&sent, &sent[..480], 640).complete_until_hang_up());
+        // Speech is missing (even if sent after the hang-up).
+        assert!(!CallerRelay::check(&sent, &sent[..320], 320).complete_until_hang_up());
+        // All of it arrived.
+        assert!(CallerRelay::check(&sent, &sent, 640).complete_until_hang_up());
+    }
+
+    #[test]
+    fn sent_before_last_echo_stops_at_the_last_mark_echo() {
+        let t0 = Instant::now();
+        let frame = |idle| testkit::twilio::TimelineEntry {
+            at: t0,
+            event: CallEvent::MediaSent {
+                chunk: 1,
+                timestamp_ms: 0,
+                bytes: testkit::audio::FRAME_BYTES,
+                stamp: None,
+                idle,
+            },
+        };
+        let echo = |name: &str| testkit::twilio::TimelineEntry {
+            at: t0,
+            event: CallEvent::MarkEchoed {
+                name: name.into(),
+                cleared: false,
+            },
+        };
+        let turns = vec![vec![0x10u8; 2 * testkit::audio::FRAME_BYTES]];
+        let timeline = vec![
+            frame(false),
+            echo("m1"),
+            frame(false),
+            frame(true),
+            echo("m2"),
+            frame(true),
+            frame(true),
+        ];
+        assert_eq!(
+            sent_before_last_echo(&timeline, &turns),
+            3 * testkit::audio::FRAME_BYTES
+        );
+        assert_eq!(sent_before_last_echo(&timeline[..1], &turns), 0);
     }
 
     #[test]
