@@ -641,6 +641,8 @@ pub struct Config {
     pub pricing: Pricing,
     /// Outbound calls (`POST /api/calls`): allow-list, caller ID, AMD policy.
     pub outbound: crate::outbound::settings::OutboundConfig,
+    /// The end-of-call webhook.
+    pub call_webhook: crate::store::CallWebhookConfig,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,6 +672,7 @@ struct Raw {
     privacy: RawPrivacy,
     pricing: RawPricing,
     outbound: crate::outbound::settings::RawOutbound,
+    call_webhook: crate::store::webhook::RawCallWebhook,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1634,6 +1637,7 @@ impl Config {
         let (database, admin, privacy, pricing) =
             crate::store::settings::validate(raw.database, raw.admin, raw.privacy, raw.pricing)?;
         let outbound = crate::outbound::settings::validate(raw.outbound)?;
+        let call_webhook = crate::store::webhook::validate(raw.call_webhook)?;
 
         // A billed back end must not be open to anyone who finds the URL.
         if backend != Backend::Echo
@@ -1670,6 +1674,23 @@ impl Config {
                 )
                 .map_err(|(key, message)| ConfigError::Key { key, message })?;
         }
+        if call_webhook.url.is_some() {
+            if database == DatabaseConfig::Off {
+                return Err(ConfigError::Contradiction(
+                    "call_webhook.url is set but database.url is off: the webhook's outbox lives \
+                     in the call store (set database.url, or unset call_webhook.url)"
+                        .into(),
+                ));
+            }
+            if tools.signing_secret.is_none() {
+                return Err(ConfigError::Contradiction(
+                    "call_webhook.url is set but webhooks.signing_secret is empty: call records \
+                     (numbers, transcripts) must not go out unsigned; set \
+                     PHONE_AGENT_WEBHOOKS__SIGNING_SECRET"
+                        .into(),
+                ));
+            }
+        }
 
         Ok(Config {
             server,
@@ -1688,6 +1709,7 @@ impl Config {
             privacy,
             pricing,
             outbound,
+            call_webhook,
         })
     }
 

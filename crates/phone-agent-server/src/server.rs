@@ -353,7 +353,19 @@ impl Server {
             }
             (None, None) => StreamTokenKey::random(),
         };
-        let store = CallStore::start(&self.config.database)?;
+        let webhook = match (
+            &self.config.call_webhook.url,
+            &self.config.tools.signing_secret,
+        ) {
+            (Some(url), Some(secret)) => Some(crate::store::webhook::WebhookSetup {
+                config: self.config.call_webhook.clone(),
+                url: url.clone(),
+                secret: secret.clone(),
+                http: tool_services.http.clone(),
+            }),
+            _ => None,
+        };
+        let store = CallStore::start(&self.config.database, webhook)?;
         let state = Arc::new(AppState {
             store,
             open_calls: crate::status::OpenCalls::default(),
@@ -458,6 +470,14 @@ impl ServerHandle {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.state.calls.active()
+    }
+
+    /// The end-of-call webhook's counters (`None` without a store or `call_webhook.url`).
+    pub fn webhook_counts(&self) -> Option<crate::store::WebhookCounts> {
+        self.state
+            .store
+            .as_ref()
+            .and_then(CallStore::webhook_counts)
     }
 
     /// The call store's counters (`None` with `database.url = "off"`).

@@ -32,7 +32,7 @@ pub struct DbError {
 }
 
 impl DbError {
-    fn new(action: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
+    pub(crate) fn new(action: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
         move |source| DbError { action, source }
     }
 }
@@ -144,6 +144,8 @@ pub struct StoredCall {
 pub struct Db {
     pool: AnyPool,
     migrator: &'static Migrator,
+    /// Records also queue an end-of-call webhook delivery (`call_webhook.url` is set).
+    outbox: bool,
 }
 
 const COLUMNS: &str = "id, call_sid, created_at_ms, webhook_at_ms, direction, from_number, \
@@ -204,7 +206,23 @@ impl Db {
                 format!("database.url: {}", redact(&e.to_string())),
             )
         })?;
-        Ok(Some(Db { pool, migrator }))
+        Ok(Some(Db {
+            pool,
+            migrator,
+            outbox: false,
+        }))
+    }
+
+    /// From now on, each record written also queues its end-of-call webhook delivery (in the
+    /// same transaction).
+    pub(crate) fn with_outbox(mut self) -> Self {
+        self.outbox = true;
+        self
+    }
+
+    /// The pool (for the webhook worker's statements).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Applies the migrations not yet applied.
@@ -255,6 +273,11 @@ impl Db {
                     action: "encoding the record",
                     source: sqlx::Error::Encode(Box::new(e)),
                 })?;
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(DbError::new("storing the call record"))?;
                 sqlx::query(
                     "INSERT INTO calls (call_sid, created_at_ms, direction, from_number, \
                          to_number, account_sid, end_reason, ended_at_ms, record) \
@@ -277,10 +300,26 @@ impl Db {
                 .bind(&r.end_reason)
                 .bind(r.times.ended_at_ms)
                 .bind(json)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map(drop)
-                .map_err(DbError::new("storing the call record"))
+                .map_err(DbError::new("storing the call record"))?;
+                if self.outbox {
+                    // The call SID keys the delivery: a record written again is not sent again.
+                    sqlx::query(
+                        "INSERT INTO call_webhook_outbox (call_sid, created_at_ms, attempts, \
+                             next_attempt_at_ms) VALUES ($1, $2, 0, $3) \
+                         ON CONFLICT (call_sid) DO NOTHING",
+                    )
+                    .bind(&r.call_sid)
+                    .bind(r.times.ended_at_ms)
+                    .bind(r.times.ended_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(DbError::new("queueing the call webhook"))?;
+                }
+                tx.commit()
+                    .await
+                    .map_err(DbError::new("storing the call record"))
             }
             Write::Status(s) => {
                 let final_status = matches!(

@@ -14,19 +14,25 @@
 //!   that was down at startup comes up); until then the admin API answers 503.
 //! * At shutdown the writer gets [`FLUSH_TIMEOUT`] to write what is pending; anything left is
 //!   logged and counted as lost (`kind="lost"`).
+//! * With `call_webhook.url` set, each record is written with its outbox row and the delivery
+//!   worker ([`webhook`]) is woken after each record and once migrations are applied.
 
 pub mod db;
 pub mod settings;
+pub mod webhook;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use db::{AmdUpdate, Db, DbError, ListQuery, StatusUpdate, StoredCall, WebhookInfo, Write};
+pub use webhook::{CallWebhookConfig, WebhookCounts};
+
+use webhook::{WebhookSetup, WebhookStats};
 
 use crate::config::DatabaseConfig;
 
@@ -104,15 +110,30 @@ pub struct CallStore {
     ready: Arc<AtomicBool>,
     closing: CancellationToken,
     writer: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The end-of-call webhook worker, when configured.
+    webhook: Option<WebhookWorker>,
+}
+
+#[derive(Debug)]
+struct WebhookWorker {
+    stats: Arc<WebhookStats>,
+    stop: CancellationToken,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl CallStore {
-    /// Opens the store and starts its writer (inside a tokio runtime). `None` when
-    /// `database.url = "off"`.
-    pub fn start(config: &DatabaseConfig) -> std::io::Result<Option<CallStore>> {
-        let Some(db) = Db::open(config)? else {
+    /// Opens the store and starts its writer (inside a tokio runtime), and the end-of-call
+    /// webhook's worker when `webhook` is given. `None` when `database.url = "off"`.
+    pub(crate) fn start(
+        config: &DatabaseConfig,
+        webhook: Option<WebhookSetup>,
+    ) -> std::io::Result<Option<CallStore>> {
+        let Some(mut db) = Db::open(config)? else {
             return Ok(None);
         };
+        if webhook.is_some() {
+            db = db.with_outbox();
+        }
         metrics::describe_counter!(WRITES, "Call-store writes applied.");
         metrics::describe_counter!(
             ERRORS,
@@ -123,6 +144,7 @@ impl CallStore {
         let stats = Arc::new(StoreStats::default());
         let ready = Arc::new(AtomicBool::new(false));
         let closing = CancellationToken::new();
+        let wake = webhook.as_ref().map(|_| Arc::new(Notify::new()));
         let writer = Writer {
             db: db.clone(),
             rx,
@@ -130,8 +152,30 @@ impl CallStore {
             ready: Arc::clone(&ready),
             closing: closing.clone(),
             pending: VecDeque::new(),
+            wake: wake.clone(),
         };
         let task = tokio::spawn(writer.run());
+        let webhook = match (webhook, wake) {
+            (Some(setup), Some(wake)) => {
+                let stats = Arc::new(WebhookStats::default());
+                let stop = CancellationToken::new();
+                tracing::info!("end-of-call webhook on");
+                let worker = webhook::Worker {
+                    db: db.clone(),
+                    setup,
+                    wake,
+                    ready: Arc::clone(&ready),
+                    stats: Arc::clone(&stats),
+                    stop: stop.clone(),
+                };
+                Some(WebhookWorker {
+                    stats,
+                    stop,
+                    task: tokio::sync::Mutex::new(Some(tokio::spawn(worker.run()))),
+                })
+            }
+            _ => None,
+        };
         tracing::info!(database = config.kind(), "call store opened");
         Ok(Some(CallStore {
             db,
@@ -140,6 +184,7 @@ impl CallStore {
             ready,
             closing,
             writer: tokio::sync::Mutex::new(Some(task)),
+            webhook,
         }))
     }
 
@@ -174,13 +219,28 @@ impl CallStore {
         self.stats.snapshot()
     }
 
-    /// Stops the writer after it has written what is pending (at most [`FLUSH_TIMEOUT`]).
+    /// The end-of-call webhook's counters (`None` without `call_webhook.url`).
+    pub fn webhook_counts(&self) -> Option<WebhookCounts> {
+        self.webhook.as_ref().map(|w| w.stats.snapshot())
+    }
+
+    /// Stops the writer after it has written what is pending (at most [`FLUSH_TIMEOUT`]),
+    /// then the webhook worker (an attempt in flight is abandoned: its row stays pending for
+    /// the next start).
     pub async fn close(&self) {
         self.closing.cancel();
         if let Some(task) = self.writer.lock().await.take()
             && let Err(e) = task.await
         {
             tracing::error!(error = %e, "call store writer failed");
+        }
+        if let Some(webhook) = &self.webhook {
+            webhook.stop.cancel();
+            if let Some(task) = webhook.task.lock().await.take()
+                && let Err(e) = task.await
+            {
+                tracing::error!(error = %e, "call webhook worker failed");
+            }
         }
         self.db.close().await;
     }
@@ -193,6 +253,8 @@ struct Writer {
     ready: Arc<AtomicBool>,
     closing: CancellationToken,
     pending: VecDeque<Write>,
+    /// Woken when records (with their outbox rows) were written.
+    wake: Option<Arc<Notify>>,
 }
 
 impl Writer {
@@ -298,10 +360,16 @@ impl Writer {
             self.db.migrate().await?;
             self.ready.store(true, Ordering::Release);
             tracing::info!("call store: database ready (migrations applied)");
+            if let Some(wake) = &self.wake {
+                wake.notify_one();
+            }
         }
         while let Some(write) = self.pending.front() {
             match self.db.apply(write).await {
                 Ok(()) => {
+                    if let (Write::Record(_), Some(wake)) = (write, &self.wake) {
+                        wake.notify_one();
+                    }
                     self.pending.pop_front();
                     self.stats.written.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!(WRITES).increment(1);
