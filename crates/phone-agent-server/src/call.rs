@@ -43,6 +43,9 @@ use crate::tools::control::TwilioCallControl;
 use crate::tools::{CallContext, CallTools};
 use tokio::sync::OwnedSemaphorePermit;
 
+/// How long a call's task waits, after the call, for its recording to be finished.
+const RECORDING_FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Used when the prompt file cannot be read at call time (it was checked at startup).
 const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a phone call. \
     Keep answers short and speak naturally.";
@@ -243,7 +246,34 @@ async fn run_in_span<S>(
         record,
         live,
     };
+    let recording = if config.recording.enabled {
+        crate::recording::start(&config.recording, &info.call_id, Instant::now()).map(|r| {
+            caller.record_to(r.tap);
+            r.done
+        })
+    } else {
+        None
+    };
     let summary = run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await;
+    // The endpoint (and with it the recording's tap) is gone: the recording task finishes
+    // the file.
+    let recording_path = match recording {
+        Some(done) => match tokio::time::timeout(RECORDING_FINISH_TIMEOUT, done).await {
+            Ok(Ok(Some(done))) => Some(done.path.display().to_string()),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "recording task failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the recording is still being written; its path is not in the record"
+                );
+                None
+            }
+        },
+        None => None,
+    };
     state.call_ends.record(
         &info.call_id,
         crate::fallback::is_normal(summary.end_reason),
@@ -258,7 +288,7 @@ async fn run_in_span<S>(
             p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
             p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
         };
-        let record = record.finish(
+        let mut record = record.finish(
             &summary,
             [
                 relay(Direction::CallerToAgent),
@@ -267,6 +297,7 @@ async fn run_in_span<S>(
             &config.pricing,
             now_ms(),
         );
+        record.recording_path = recording_path;
         store.submit(Write::Record(Box::new(record)));
     }
 }

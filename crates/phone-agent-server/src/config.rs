@@ -643,6 +643,8 @@ pub struct Config {
     pub outbound: crate::outbound::settings::OutboundConfig,
     /// The end-of-call webhook.
     pub call_webhook: crate::store::CallWebhookConfig,
+    /// Call recordings.
+    pub recording: crate::recording::RecordingConfig,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,6 +675,7 @@ struct Raw {
     pricing: RawPricing,
     outbound: crate::outbound::settings::RawOutbound,
     call_webhook: crate::store::webhook::RawCallWebhook,
+    recording: crate::recording::RawRecording,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1638,6 +1641,7 @@ impl Config {
             crate::store::settings::validate(raw.database, raw.admin, raw.privacy, raw.pricing)?;
         let outbound = crate::outbound::settings::validate(raw.outbound)?;
         let call_webhook = crate::store::webhook::validate(raw.call_webhook)?;
+        let recording = crate::recording::validate(raw.recording)?;
 
         // A billed back end must not be open to anyone who finds the URL.
         if backend != Backend::Echo
@@ -1710,6 +1714,7 @@ impl Config {
             pricing,
             outbound,
             call_webhook,
+            recording,
         })
     }
 

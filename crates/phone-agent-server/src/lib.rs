@@ -65,6 +65,7 @@ pub mod outbound;
 mod profiles;
 pub mod prompt;
 pub mod record;
+pub mod recording;
 mod routes;
 mod server;
 pub mod shutdown;

@@ -56,6 +56,9 @@ pub struct CallRecord {
     pub end_reason: String,
     /// The error or close reason behind `end_reason`, if any.
     pub end_detail: Option<String>,
+    /// Where the call was transferred (the destination the agent asked for), if it was.
+    #[serde(default)]
+    pub transfer_target: Option<String>,
     /// Times the caller interrupted the agent.
     pub barge_ins: u32,
     /// Times the agent's lost connection was restored mid-call (a fresh session seeded with
@@ -76,6 +79,9 @@ pub struct CallRecord {
     pub cost: CostEstimate,
     /// Latency figures of this call.
     pub latency: LatencyRecord,
+    /// The call's recording (`recording.enabled`), a path as configured (`recording.dir`).
+    #[serde(default)]
+    pub recording_path: Option<String>,
     /// Twilio's view of the call (status callbacks); filled in by the store when read.
     #[serde(default)]
     pub twilio: TwilioStatus,
@@ -377,6 +383,7 @@ impl Recorder {
             duration_ms: 0,
             end_reason: String::new(),
             end_detail: None,
+            transfer_target: None,
             barge_ins: 0,
             reconnects: 0,
             recycles: 0,
@@ -385,6 +392,7 @@ impl Recorder {
             usage: UsageRecord::default(),
             cost: CostEstimate::default(),
             latency: LatencyRecord::default(),
+            recording_path: None,
             twilio: TwilioStatus::default(),
             answered_by: None,
             timeline: TimelineRecord::default(),
@@ -525,6 +533,10 @@ impl Recorder {
             }
             CallEvent::AgentReconnected { .. } => self.record.reconnects += 1,
             CallEvent::AgentRecycled { .. } => self.record.recycles += 1,
+            CallEvent::Action {
+                action: CallAction::Transfer { to },
+                ..
+            } => self.record.transfer_target = Some(to.clone()),
             CallEvent::Started(_)
             | CallEvent::AgentReconnecting { .. }
             | CallEvent::AgentReconnectFailed { .. }

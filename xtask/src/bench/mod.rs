@@ -104,6 +104,14 @@ pub(crate) struct BenchArgs {
     /// call has about 5 caller turns.
     #[arg(long, default_value_t = 0)]
     tool_calls: u32,
+    /// Run the server with call records off (`database.url = off`); by default it keeps them
+    /// as configured out of the box (SQLite in its working directory).
+    #[arg(long)]
+    no_records: bool,
+    /// Record every call to a WAV file (`recording.enabled`, in the server's working
+    /// directory; the files are deleted after each level).
+    #[arg(long)]
+    recording: bool,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -245,6 +253,7 @@ async fn run_levels(
             args,
         )
         .await?;
+        let _ = std::fs::remove_dir_all(workdir.join("data/recordings"));
         eprintln!("{}", result.json_line());
         if let Some(path) = &args.json {
             use std::io::Write as _;
@@ -414,7 +423,19 @@ async fn run_level(
             calls,
             backend,
             config_file.as_deref(),
-        ),
+        )
+        .into_iter()
+        .chain(
+            args.no_records
+                .then(|| ("PHONE_AGENT_DATABASE__URL".to_owned(), "off".to_owned())),
+        )
+        .chain(args.recording.then(|| {
+            (
+                "PHONE_AGENT_RECORDING__ENABLED".to_owned(),
+                "true".to_owned(),
+            )
+        }))
+        .collect::<Vec<_>>(),
     )
     .await?;
     let sim = testkit::twilio::CallSimulator::new(&format!("http://{}", server.addr))

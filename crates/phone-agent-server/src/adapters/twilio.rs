@@ -71,6 +71,8 @@ pub struct TwilioCaller<S> {
     closed: bool,
     /// Tells the call's tools when the greeting has been heard (see [`Self::watch_greeting`]).
     greeting: Option<GreetingWatch>,
+    /// The call's recording, when on (see [`Self::record_to`]).
+    recording: Option<crate::recording::RecordingTap>,
 }
 
 /// Watches playout until the greeting has been heard.
@@ -182,7 +184,14 @@ where
             audio_fed: false,
             closed: false,
             greeting: None,
+            recording: None,
         }
+    }
+
+    /// Hands every caller frame, agent chunk and `clear` to `tap` (a non-blocking queue send
+    /// each; see [`crate::recording`]). Dropping the endpoint ends the recording.
+    pub fn record_to(&mut self, tap: crate::recording::RecordingTap) {
+        self.recording = Some(tap);
     }
 
     /// Sets `over` once the agent's first speech (the greeting) has been heard in full: the
@@ -270,7 +279,12 @@ where
             };
             if let Some(event) = self.decoder.decode(&text) {
                 match &event {
-                    CallerEvent::Audio(_) => self.clock.received(Direction::CallerToAgent),
+                    CallerEvent::Audio(audio) => {
+                        self.clock.received(Direction::CallerToAgent);
+                        if let Some(tap) = &mut self.recording {
+                            tap.caller(audio);
+                        }
+                    }
                     CallerEvent::MarkPlayed(id) => {
                         if self
                             .greeting
@@ -473,6 +487,13 @@ where
         if !encode_command(sid, &command, &mut frame) {
             self.close_with(CloseCode::Normal, "call ended").await;
             return Ok(());
+        }
+        if let Some(tap) = &mut self.recording {
+            match &command {
+                CallerCommand::Audio(audio) => tap.agent(audio),
+                CallerCommand::Clear => tap.clear(),
+                _ => {}
+            }
         }
         match &command {
             CallerCommand::Audio(_) => self.audio_fed = true,
