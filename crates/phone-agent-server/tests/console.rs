@@ -609,3 +609,97 @@ async fn the_console_is_closed_without_the_admin_token() {
     }
     bridge.finish().await;
 }
+
+/// A recorded call: its page has a player, the player's URL serves exactly the file (only with
+/// the session cookie), and a recording whose file is gone is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_page_plays_the_calls_recording() {
+    let mock = MockRealtime::builder()
+        .script(Script::new().then(ResponseScript::say(GREETING, 600)))
+        .start()
+        .await
+        .unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("console-recording-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("calls.db").display().to_string();
+    let recordings = dir.join("recordings").display().to_string();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            ("PHONE_AGENT_DATABASE__URL", db.as_str()),
+            ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+            ("PHONE_AGENT_RECORDING__ENABLED", "true"),
+            ("PHONE_AGENT_RECORDING__DIR", recordings.as_str()),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let sid = call.call_sid().to_owned();
+    let session = session_of(&mock, &sid).await;
+    session.wait_for_response_done(1, WAIT).await.unwrap();
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    let (cookie, _) = sign_in(&bridge).await;
+    let with_cookie = [("cookie", cookie.as_str())];
+
+    // The call page, once the record is stored: a player pointing at the recording route.
+    let page_path = format!("/console/calls/{sid}");
+    let deadline = Instant::now() + WAIT;
+    let html = loop {
+        let r = raw(&bridge, ::http::Method::GET, &page_path, &with_cookie, "").await;
+        if r.status == 200 {
+            break r.text();
+        }
+        assert!(Instant::now() < deadline, "no record: {}", r.status);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let wav_path = format!("/console/calls/{sid}/recording.wav");
+    let player =
+        format!(r#"<audio id="recording" controls preload="none" src="{wav_path}"></audio>"#);
+    assert!(html.contains(&player), "{html}");
+
+    // With the session: exactly the file's bytes, as inline audio, under the console's CSP
+    // (whose `default-src 'self'` lets the page's player load it).
+    let file = PathBuf::from(&recordings).join(format!("{sid}.wav"));
+    let on_disk = std::fs::read(&file).unwrap();
+    assert!(on_disk.len() > 44, "a WAV with audio");
+    let r = raw(&bridge, ::http::Method::GET, &wav_path, &with_cookie, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("audio/wav"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("inline; filename=\"call-{sid}.wav\"").as_str())
+    );
+    assert!(
+        r.header("content-security-policy")
+            .unwrap()
+            .starts_with("default-src 'self';")
+    );
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.body[..], on_disk[..]);
+
+    // Without the session: sent to sign in like every console page, no audio.
+    let r = raw(&bridge, ::http::Method::GET, &wav_path, &[], "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/console/login"));
+    assert!(r.body.is_empty());
+    // Not a GET.
+    let r = raw(&bridge, ::http::Method::PUT, &wav_path, &with_cookie, "").await;
+    assert_eq!(r.status, 405);
+
+    // No such call, and a recording whose file is gone: 404.
+    let r = raw(
+        &bridge,
+        ::http::Method::GET,
+        "/console/calls/CA0000/recording.wav",
+        &with_cookie,
+        "",
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (404, "no recording\n"));
+    std::fs::remove_file(&file).unwrap();
+    let r = raw(&bridge, ::http::Method::GET, &wav_path, &with_cookie, "").await;
+    assert_eq!((r.status, r.text().as_str()), (404, "no recording\n"));
+    bridge.finish().await;
+}

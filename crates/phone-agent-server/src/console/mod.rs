@@ -11,6 +11,7 @@
 //! | `GET /console/events` | Server-Sent Events of the live calls (see [`sse`]) |
 //! | `GET /console/history` | stored calls, filters, totals (see [`history`]) |
 //! | `GET /console/calls/{sid}` | one call: record, timeline, transcript, tool calls |
+//! | `GET /console/calls/{sid}/recording.wav` | the call's recording (see [`recording`]) |
 //! | `POST /console/calls/{sid}/hangup`, `…/transfer` | actions on a live call (asked to confirm first) |
 //! | `GET /console/assets/console.{js,css}` | the embedded script and style sheet |
 //!
@@ -26,6 +27,7 @@ pub(crate) mod escape;
 pub(crate) mod history;
 pub(crate) mod live;
 pub(crate) mod pages;
+pub(crate) mod recording;
 pub(crate) mod sse;
 pub(crate) mod timeline;
 
@@ -159,9 +161,16 @@ async fn route(state: &AppState, token: &str, req: Request<Incoming>) -> Respons
             history_page(state, &session.csrf, req.uri().query()).await
         }
         (["console", "calls", sid], &Method::GET) => call_page(state, &session.csrf, sid).await,
-        (["console"] | ["console", "history"] | ["console", "calls", _], _) => {
-            routes::method_not_allowed("GET")
+        (["console", "calls", sid, "recording.wav"], &Method::GET) => {
+            recording::serve(state, sid).await
         }
+        (
+            ["console"]
+            | ["console", "history"]
+            | ["console", "calls", _]
+            | ["console", "calls", _, "recording.wav"],
+            _,
+        ) => routes::method_not_allowed("GET"),
         _ => routes::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -296,7 +305,7 @@ fn live_page(state: &AppState, csrf: &str) -> Response<Body> {
     page(StatusCode::OK, pages::live(&calls, csrf))
 }
 
-fn valid_sid(sid: &str) -> bool {
+pub(crate) fn valid_sid(sid: &str) -> bool {
     !sid.is_empty() && sid.len() <= 64 && sid.chars().all(|c| c.is_ascii_alphanumeric())
 }
 

@@ -312,6 +312,13 @@ pub(crate) fn call(csrf: &str, record: &CallRecord, timeline_svg: &str) -> Strin
         r.usage.output_audio_tokens,
         opt(&r.twilio.status)
     );
+    if r.recording_path.is_some() {
+        let _ = write!(
+            body,
+            r#"<h2>Recording</h2><audio id="recording" controls preload="none" src="/console/calls/{}/recording.wav"></audio>"#,
+            html(&r.call_sid)
+        );
+    }
     let _ = write!(
         body,
         r#"<h2>Timeline</h2><div class="timeline-box">{timeline_svg}</div><p class="legend"><span class="key caller">caller</span> <span class="key agent">agent</span> <span class="key interrupted">agent, cut by a barge-in</span> <span class="key barge">barge-in</span> <span class="key tool">tool call</span>; numbers above agent turns: ms from the turn's trigger to its first audio.</p>"#
