@@ -180,9 +180,9 @@ async fn the_console_shows_a_live_call_hangs_it_up_and_draws_its_timeline() {
     let sid = call.call_sid().to_owned();
     let section = format!("section.call[data-call=\"{sid}\"]");
     let session_handle = session_of(&mock, &sid).await;
-    browser.find(&section).await;
+    // The live page re-renders a call's section as events arrive: read it by selector.
     let shown = browser
-        .text(&browser.find(&format!("{section} dl")).await)
+        .wait_text(&format!("{section} dl"), |t| t.contains("+14*******34"))
         .await;
     assert!(shown.contains("+14*******34"), "numbers masked: {shown}");
     assert!(!shown.contains("+14155551234"), "{shown}");

@@ -229,16 +229,27 @@ impl Browser {
         let deadline = Instant::now() + PAGE_WAIT;
         loop {
             // The page may reload between finding and reading: read whatever is there now.
+            // An element replaced since it was found is "stale": read again on the next round.
             let mut last = String::new();
             for e in self.find_all(css).await.into_iter().take(1) {
-                let v = self
-                    .send(
-                        reqwest::Method::GET,
-                        &format!("/element/{}/text", e.0),
-                        None,
-                    )
-                    .await;
-                last = v.as_str().unwrap_or_default().to_owned();
+                let url = format!(
+                    "{}/session/{}/element/{}/text",
+                    self.base, self.session, e.0
+                );
+                let response = self
+                    .http
+                    .get(&url)
+                    .send()
+                    .await
+                    .expect("chromedriver answers");
+                let ok = response.status().is_success();
+                let text = response.text().await.expect("chromedriver body");
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if ok {
+                    last = v["value"].as_str().unwrap_or_default().to_owned();
+                } else {
+                    assert_eq!(v["value"]["error"], "stale element reference", "{text}");
+                }
             }
             if done(&last) {
                 return last;
