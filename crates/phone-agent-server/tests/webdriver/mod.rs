@@ -34,9 +34,14 @@ pub struct Browser {
     _profile: PathBuf,
 }
 
-/// One element of the page.
+/// One element of the page, with the selector that found it: the live page reloads itself when
+/// a call appears (and when its event stream falls behind), so an element found a moment ago
+/// may be stale by the time it is read or clicked; it is then found again by its selector.
 #[derive(Debug, Clone)]
-pub struct Element(String);
+pub struct Element {
+    id: String,
+    css: String,
+}
 
 impl Browser {
     /// Starts ChromeDriver and a headless Chromium, or (outside CI, binaries missing) returns
@@ -127,6 +132,19 @@ impl Browser {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        match self.try_send(method, path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// One WebDriver request; a WebDriver error is returned as `Err` with its message.
+    async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = if path == "/session" {
             format!("{}{path}", self.base)
         } else {
@@ -142,8 +160,35 @@ impl Browser {
         let status = response.status();
         let text = response.text().await.expect("chromedriver body");
         let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        assert!(status.is_success(), "WebDriver {path}: {status} {text}");
-        v["value"].clone()
+        if !status.is_success() {
+            return Err(format!("WebDriver {path}: {status} {text}"));
+        }
+        Ok(v["value"].clone())
+    }
+
+    /// Runs `action` (a request about element `e`, built by `path`) and, while the element is
+    /// stale because the page reloaded, finds it again by its selector and retries (bounded).
+    async fn on_element(
+        &self,
+        e: &Element,
+        method: reqwest::Method,
+        path: impl Fn(&str) -> String,
+        body: Option<Value>,
+    ) -> Value {
+        let deadline = Instant::now() + PAGE_WAIT;
+        let mut id = e.id.clone();
+        loop {
+            match self
+                .try_send(method.clone(), &path(&id), body.clone())
+                .await
+            {
+                Ok(v) => return v,
+                Err(err) if is_stale(&err) && Instant::now() < deadline => {
+                    id = self.find(&e.css).await.id;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -176,7 +221,12 @@ impl Browser {
         v.as_array()
             .into_iter()
             .flatten()
-            .filter_map(|e| e[ELEMENT].as_str().map(|id| Element(id.to_owned())))
+            .filter_map(|e| {
+                e[ELEMENT].as_str().map(|id| Element {
+                    id: id.to_owned(),
+                    css: css.to_owned(),
+                })
+            })
             .collect()
     }
 
@@ -198,23 +248,38 @@ impl Browser {
 
     /// An element's rendered text.
     pub async fn text(&self, e: &Element) -> String {
-        self.get(&format!("/element/{}/text", e.0))
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.on_element(
+            e,
+            reqwest::Method::GET,
+            |id| format!("/element/{id}/text"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     /// Clicks an element.
     pub async fn click(&self, e: &Element) {
-        self.post(&format!("/element/{}/click", e.0), json!({}))
-            .await;
+        self.on_element(
+            e,
+            reqwest::Method::POST,
+            |id| format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// Types into an element.
     pub async fn type_text(&self, e: &Element, text: &str) {
-        self.post(&format!("/element/{}/value", e.0), json!({ "text": text }))
-            .await;
+        self.on_element(
+            e,
+            reqwest::Method::POST,
+            |id| format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 
     /// Runs `script` in the page and returns its result.
@@ -232,23 +297,18 @@ impl Browser {
             // An element replaced since it was found is "stale": read again on the next round.
             let mut last = String::new();
             for e in self.find_all(css).await.into_iter().take(1) {
-                let url = format!(
-                    "{}/session/{}/element/{}/text",
-                    self.base, self.session, e.0
-                );
-                let response = self
-                    .http
-                    .get(&url)
-                    .send()
+                match self
+                    .try_send(
+                        reqwest::Method::GET,
+                        &format!("/element/{}/text", e.id),
+                        None,
+                    )
                     .await
-                    .expect("chromedriver answers");
-                let ok = response.status().is_success();
-                let text = response.text().await.expect("chromedriver body");
-                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                if ok {
-                    last = v["value"].as_str().unwrap_or_default().to_owned();
-                } else {
-                    assert_eq!(v["value"]["error"], "stale element reference", "{text}");
+                {
+                    Ok(v) => last = v.as_str().unwrap_or_default().to_owned(),
+                    // Reloaded between finding and reading: look again.
+                    Err(err) if is_stale(&err) => {}
+                    Err(err) => panic!("{err}"),
                 }
             }
             if done(&last) {
@@ -287,6 +347,11 @@ impl Browser {
         self.send(reqwest::Method::DELETE, "", None).await;
         self.session.clear();
     }
+}
+
+/// Whether a WebDriver error says the element is gone from the page (it reloaded).
+fn is_stale(error: &str) -> bool {
+    error.contains("stale element reference") || error.contains("no such element")
 }
 
 impl Drop for Browser {
