@@ -49,6 +49,10 @@ pub(crate) struct Args {
     /// up for a minute after it, so the call can be watched live and its page looked at.
     #[arg(long)]
     pub(crate) console: bool,
+    /// Connect the agent when the stream starts instead of pre-warming its session at /voice
+    /// (`agent.prewarm = false`), to compare the greeting's latency.
+    #[arg(long)]
+    pub(crate) no_prewarm: bool,
 }
 
 /// How long `--console` keeps the server up after the call.
@@ -115,7 +119,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         }
         return crate::demo_live::run(args.verbose);
     }
-    let report = execute(args.verbose, args.console.then_some(CONSOLE_LINGER))?;
+    let report = execute(
+        args.verbose,
+        args.console.then_some(CONSOLE_LINGER),
+        !args.no_prewarm,
+    )?;
     print!("{}", report.render());
     if let Some(path) = &args.out {
         crate::wav::write_pcm16(path, &report.heard_pcm)?;
@@ -139,7 +147,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 /// Runs the demo on a single-threaded runtime with the server's log events captured (and
 /// printed to stderr when `verbose`). With `console`, prints the console's URL first and keeps
 /// the server up that long after the call.
-pub(crate) fn execute(verbose: bool, console: Option<Duration>) -> anyhow::Result<DemoReport> {
+pub(crate) fn execute(
+    verbose: bool,
+    console: Option<Duration>,
+    prewarm: bool,
+) -> anyhow::Result<DemoReport> {
     let capture = LogCapture::default();
     let printer = verbose.then(|| {
         tracing_subscriber::fmt::layer()
@@ -159,7 +171,7 @@ pub(crate) fn execute(verbose: bool, console: Option<Duration>) -> anyhow::Resul
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(scenario(capture, console))
+    runtime.block_on(scenario(capture, console, prewarm))
 }
 
 /// The call's record from the admin API, pretty-printed, once the store has written it
@@ -280,7 +292,11 @@ fn item_audio(items: &[AssistantItem], n: usize) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("the mock agent produced no item #{}", n + 1))
 }
 
-async fn scenario(capture: LogCapture, console: Option<Duration>) -> anyhow::Result<DemoReport> {
+async fn scenario(
+    capture: LogCapture,
+    console: Option<Duration>,
+    prewarm: bool,
+) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     let mock = MockRealtime::builder()
         .script(script())
@@ -321,6 +337,7 @@ async fn scenario(capture: LogCapture, console: Option<Duration>) -> anyhow::Res
         ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true".to_string()),
         ("PHONE_AGENT_DATABASE__URL", database.display().to_string()),
         ("PHONE_AGENT_ADMIN__TOKEN", admin_token.clone()),
+        ("PHONE_AGENT_AGENT__PREWARM", prewarm.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -1221,7 +1238,7 @@ mod tests {
     #[test]
     fn the_demo_passes_every_check() {
         let _turn = crate::IN_PROCESS_SERVER.blocking_lock();
-        let report = execute(false, None).expect("the demo runs");
+        let report = execute(false, None, true).expect("the demo runs");
         let text = report.render();
         assert!(report.failures().is_empty(), "{text}");
         for section in [

@@ -173,6 +173,7 @@ mod tests {
                 verbose: false,
                 backend: demo::DemoBackend::Realtime,
                 console: false,
+                no_prewarm: false,
             }))
         ));
         let Ok(Command::Demo(args)) = parse(&["demo", "--console"]) else {
@@ -183,6 +184,10 @@ mod tests {
             panic!("`demo --backend live` parses");
         };
         assert_eq!(args.backend, demo::DemoBackend::Live);
+        let Ok(Command::Demo(args)) = parse(&["demo", "--no-prewarm"]) else {
+            panic!("`demo --no-prewarm` parses");
+        };
+        assert!(args.no_prewarm);
         let Ok(Command::Demo(args)) = parse(&["demo", "--out", "demo.wav", "--verbose"]) else {
             panic!("`demo --out --verbose` parses");
         };

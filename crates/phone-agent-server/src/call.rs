@@ -400,35 +400,44 @@ async fn connect_agent(
     let started = Instant::now();
     let result: Result<Box<dyn AgentEndpoint>, EndpointError> = match agent.backend {
         Backend::Realtime => {
-            let instructions = instructions_for_call(agent, &info).await;
-            let Some(endpoint) = &state.openai else {
-                return Err(EndpointError::Protocol(
-                    "the OpenAI endpoint is not configured".into(),
-                ));
+            // A session pre-warmed by `/voice` on this instance, if any (see crate::prewarm).
+            let prewarmed = match state.prewarms.claim(&info.call_id).await {
+                Some(Ok(agent)) => {
+                    tracing::debug!("using the agent session pre-warmed at /voice");
+                    Some(agent.with_clock(Arc::clone(&clock)))
+                }
+                Some(Err(e)) => {
+                    tracing::info!(error = %e, "the pre-warmed agent session failed; connecting now");
+                    None
+                }
+                None => None,
             };
-            let session = crate::adapters::realtime::session_config(
-                &config.openai,
-                agent,
-                instructions,
-                &setup.tools.definitions(),
-                &setup.profile.mcp_tools(),
-            )
-            .map_err(|e| EndpointError::Protocol(format!("session configuration: {e}")))?;
-            RealtimeAgent::connect(endpoint, &config.openai, &session, clock)
-                .await
-                .map(|realtime| {
-                    let realtime = realtime.with_side_channel(Arc::clone(&setup.context.side));
-                    let realtime = if setup.profile.mcp_servers.is_empty() {
-                        realtime
-                    } else {
-                        realtime.with_mcp(crate::adapters::realtime::McpPolicy::new(
-                            &setup.profile.mcp_servers,
-                            Arc::clone(&setup.context.side),
-                            Arc::clone(&setup.context.mcp),
-                        ))
-                    };
-                    Box::new(realtime) as Box<dyn AgentEndpoint>
-                })
+            let connected = match prewarmed {
+                Some(agent) => Ok(agent),
+                None => {
+                    connect_realtime(
+                        &state,
+                        &setup.profile,
+                        &setup.tools.definitions(),
+                        &info,
+                        clock,
+                    )
+                    .await
+                }
+            };
+            connected.map(|realtime| {
+                let realtime = realtime.with_side_channel(Arc::clone(&setup.context.side));
+                let realtime = if setup.profile.mcp_servers.is_empty() {
+                    realtime
+                } else {
+                    realtime.with_mcp(crate::adapters::realtime::McpPolicy::new(
+                        &setup.profile.mcp_servers,
+                        Arc::clone(&setup.context.side),
+                        Arc::clone(&setup.context.mcp),
+                    ))
+                };
+                Box::new(realtime) as Box<dyn AgentEndpoint>
+            })
         }
         Backend::Live => {
             let instructions = instructions_for_call(agent, &info).await;
@@ -463,6 +472,34 @@ async fn connect_agent(
         }
     }
     result
+}
+
+/// Connects an OpenAI Realtime session for the call described by `info` (at stream start, or
+/// pre-warmed at `/voice` with the parameters it writes into the stream) and configures it
+/// with the profile's settings, the rendered prompt and `definitions`.
+pub(crate) async fn connect_realtime(
+    state: &AppState,
+    profile: &Profile,
+    definitions: &[bridge_core::tools::ToolDefinition],
+    info: &CallerInfo,
+    clock: Arc<RelayClock>,
+) -> Result<RealtimeAgent, EndpointError> {
+    let config = &state.config;
+    let instructions = instructions_for_call(&profile.agent, info).await;
+    let Some(endpoint) = &state.openai else {
+        return Err(EndpointError::Protocol(
+            "the OpenAI endpoint is not configured".into(),
+        ));
+    };
+    let session = crate::adapters::realtime::session_config(
+        &config.openai,
+        &profile.agent,
+        instructions,
+        definitions,
+        &profile.mcp_tools(),
+    )
+    .map_err(|e| EndpointError::Protocol(format!("session configuration: {e}")))?;
+    RealtimeAgent::connect(endpoint, &config.openai, &session, clock).await
 }
 
 /// The prompt file rendered for this call (a generic prompt if it cannot be read).

@@ -391,6 +391,9 @@ pub struct AgentConfig {
     /// [`bridge_core::engine::CallConfig::agent_response_timeout`]); `None` (configured as 0):
     /// never.
     pub response_timeout: Option<Duration>,
+    /// Open the Realtime session when `/voice` answers (see [`crate::prewarm`]); GPT-Live is
+    /// never pre-warmed.
+    pub prewarm: bool,
 }
 
 /// OpenAI Realtime settings.
@@ -764,6 +767,7 @@ struct RawAgent {
     min_barge_in_ms: u64,
     goodbye_barge_in: String,
     response_timeout_secs: u64,
+    prewarm: bool,
 }
 
 /// The default greeting instructions.
@@ -792,6 +796,7 @@ impl Default for RawAgent {
             min_barge_in_ms: 0,
             goodbye_barge_in: "finish".into(),
             response_timeout_secs: 15,
+            prewarm: true,
         }
     }
 }
@@ -1519,6 +1524,7 @@ impl Config {
                 0 => None,
                 s => Some(Duration::from_secs(s)),
             },
+            prewarm: raw.agent.prewarm,
         };
 
         // --- live

@@ -62,6 +62,7 @@ pub mod logging;
 mod media;
 mod metrics_server;
 pub mod outbound;
+pub mod prewarm;
 mod profiles;
 pub mod prompt;
 pub mod record;
@@ -79,4 +80,5 @@ pub mod twilio_rest;
 mod voice;
 mod whisper;
 
+pub use prewarm::PrewarmCounts;
 pub use server::{Server, ServerHandle, ShutdownReport};

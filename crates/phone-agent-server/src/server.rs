@@ -74,6 +74,8 @@ pub(crate) struct AppState {
     pub(crate) open_calls: crate::status::OpenCalls,
     /// The operator console's sessions and live calls.
     pub(crate) console: crate::console::Console,
+    /// Agent sessions opened at `/voice`, waiting for their call's stream.
+    pub(crate) prewarms: Arc<crate::prewarm::Prewarms>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -369,6 +371,7 @@ impl Server {
         let state = Arc::new(AppState {
             store,
             open_calls: crate::status::OpenCalls::default(),
+            prewarms: Arc::default(),
             console: crate::console::Console::default(),
             token_key,
             used_streams: UsedStreams::new(MAX_TRACKED_STREAMS),
@@ -480,6 +483,11 @@ impl ServerHandle {
             .and_then(CallStore::webhook_counts)
     }
 
+    /// How the agent sessions pre-warmed at `/voice` ended so far.
+    pub fn prewarm_counts(&self) -> crate::PrewarmCounts {
+        self.state.prewarms.counts()
+    }
+
     /// The call store's counters (`None` with `database.url = "off"`).
     pub fn store_counts(&self) -> Option<StoreCounts> {
         self.state.store.as_ref().map(CallStore::counts)
@@ -585,6 +593,8 @@ async fn run(
             "some calls did not end in time"
         );
     }
+    // Sessions pre-warmed for calls whose stream never came here.
+    state.prewarms.close_all().await;
     if let Some(store) = &state.store {
         store.close().await;
     }

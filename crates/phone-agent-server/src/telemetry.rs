@@ -59,6 +59,9 @@ pub const ERRORS_TOTAL: &str = "phone_agent_errors_total";
 pub const HTTP_REQUESTS: &str = "phone_agent_http_requests_total";
 /// Counter: Twilio REST requests (after retries), by `result`.
 pub const TWILIO_REST_REQUESTS: &str = "phone_agent_twilio_rest_requests_total";
+/// Counter: pre-warmed agent sessions, by how they ended (`outcome`: `claimed`, `expired`,
+/// `failed`).
+pub const PREWARM_TOTAL: &str = "phone_agent_prewarm_total";
 /// Counter: tool calls, by `kind` and `result`.
 pub const TOOL_CALLS: &str = "phone_agent_tool_calls_total";
 /// Counter: `POST /api/calls` outcomes, by `result` (`placed`, `refused`, `failed`,
@@ -200,6 +203,11 @@ fn describe() {
         "Calls refused before they started, by reason."
     );
     describe_counter!(BARGE_INS, "Times the caller interrupted the agent.");
+    describe_counter!(
+        PREWARM_TOTAL,
+        "Agent sessions opened at /voice, by outcome: claimed by the call's stream, expired \
+         unclaimed (closed), failed to connect."
+    );
     describe_counter!(
         AGENT_RECONNECTS,
         "Agent connections lost mid-call and reconnected (outcome=reconnected) or given up \

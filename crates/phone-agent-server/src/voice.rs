@@ -18,6 +18,7 @@
 //! </Stream></Connect></Response>
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -126,7 +127,7 @@ pub(crate) async fn read_signed(
 /// `/voice`, or with `outbound` `/voice/outbound`: the TwiML of a call placed by
 /// `POST /api/calls`, whose profile and prompt variables are in the (signed) query.
 pub(crate) async fn handle(
-    state: &AppState,
+    state: &Arc<AppState>,
     req: Request<Incoming>,
     outbound: bool,
 ) -> Response<Body> {
@@ -218,13 +219,14 @@ pub(crate) async fn handle(
     } else {
         stream_url
     };
-    let mut stream = twiml::Stream::new(stream_url);
-    stream = stream.parameter("call_sid", call_sid);
+    // The stream's parameters, which Twilio hands back in `start`: the prompt's variables
+    // (also what a pre-warmed session is configured with).
+    let mut parameters: Vec<(String, String)> = vec![("call_sid".to_owned(), call_sid.to_owned())];
     if let Some(from) = param("From") {
-        stream = stream.parameter("from", from);
+        parameters.push(("from".to_owned(), from.to_owned()));
     }
     if let Some(to) = param("To") {
-        stream = stream.parameter("to", to);
+        parameters.push(("to".to_owned(), to.to_owned()));
     }
     // The profile answering this number travels with the stream, so `/media` needs no
     // shared state to find it.
@@ -237,18 +239,22 @@ pub(crate) async fn handle(
     } else {
         state.profiles.for_number(param("To"))
     };
-    stream = stream.parameter("profile", profile.name.as_str());
+    parameters.push(("profile".to_owned(), profile.name.clone()));
     if outbound {
-        stream = stream.parameter("direction", "outbound");
+        parameters.push(("direction".to_owned(), "outbound".to_owned()));
         for (k, v) in &query {
             if let Some(name) = k.strip_prefix(crate::outbound::VAR_PREFIX)
                 && !crate::config::RESERVED_PARAMETERS.contains(&name)
             {
-                stream = stream.parameter(name, v.as_str());
+                parameters.push((name.to_owned(), v.as_str().to_owned()));
             }
         }
     }
     for (name, value) in &config.twilio.stream_parameters {
+        parameters.push((name.clone(), value.clone()));
+    }
+    let mut stream = twiml::Stream::new(stream_url);
+    for (name, value) in &parameters {
         stream = stream.parameter(name.as_str(), value.as_str());
     }
     if let Err(e) = stream.validate() {
@@ -264,6 +270,12 @@ pub(crate) async fn handle(
             to: crate::status::stored_number(state, param("To")),
             account_sid: param("AccountSid").map(str::to_owned),
         }));
+    }
+    if profile.agent.backend == crate::config::Backend::Realtime
+        && profile.agent.prewarm
+        && state.openai.is_some()
+    {
+        prewarm(state, call_sid, param("AccountSid"), parameters, &profile);
     }
     tracing::info!(call_sid, profile = %profile.name, outbound, "answering call with a media stream");
     let mut response = twiml::Response::new().connect(stream);
@@ -290,4 +302,39 @@ fn host_of(headers: &http::HeaderMap) -> Option<&str> {
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ']))
+}
+
+/// Opens the call's Realtime session now, so it is ready when the stream starts (see
+/// crate::prewarm); closed if no stream claims it within the stream token's lifetime.
+fn prewarm(
+    state: &Arc<AppState>,
+    call_sid: &str,
+    account_sid: Option<&str>,
+    parameters: Vec<(String, String)>,
+    profile: &Arc<crate::profiles::Profile>,
+) {
+    let info = bridge_core::caller::CallerInfo {
+        call_id: call_sid.to_owned(),
+        stream_id: String::new(),
+        account_id: account_sid.map(str::to_owned),
+        parameters,
+    };
+    let definitions = match &state.tools {
+        Some(tools) => tools.definitions(),
+        None => profile.tools.definitions().to_vec(),
+    };
+    let (task_state, profile) = (Arc::clone(state), Arc::clone(profile));
+    let connect = async move {
+        // Replaced by the call's own clock when the stream claims the session.
+        let clock = Arc::new(crate::adapters::RelayClock::new());
+        let connected =
+            crate::call::connect_realtime(&task_state, &profile, &definitions, &info, clock).await;
+        if let Err(e) = &connected {
+            tracing::info!(call_sid = %info.call_id, error = %e, "pre-warming the agent session failed");
+        }
+        connected
+    };
+    state
+        .prewarms
+        .start(call_sid, state.config.twilio.stream_token_ttl, connect);
 }

@@ -427,6 +427,13 @@ impl RealtimeAgent {
         })
     }
 
+    /// Measures relay latency on `clock` from now on (a session pre-warmed before its call's
+    /// stream, and so its clock, existed).
+    pub fn with_clock(mut self, clock: Arc<RelayClock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Sends the events queued on `side` with the next command.
     pub fn with_side_channel(mut self, side: Arc<AgentSideChannel>) -> Self {
         self.side = Some(side);

@@ -77,6 +77,12 @@ pub async fn start_with(
     let mut env: HashMap<String, String> = HashMap::from([
         ("PUBLIC_URL".to_string(), base.clone()),
         ("PHONE_AGENT_DATABASE__URL".to_string(), "off".to_string()),
+        // These tests count agent connections per stream; pre-warming (on by default, covered
+        // by tests/prewarm.rs and the e2e tests) is opted into where a test wants it.
+        (
+            "PHONE_AGENT_AGENT__PREWARM".to_string(),
+            "false".to_string(),
+        ),
         (
             "PHONE_AGENT_METRICS__BIND".to_string(),
             "127.0.0.1:0".to_string(),
