@@ -275,7 +275,7 @@ pub(crate) async fn handle(
         && profile.agent.prewarm
         && state.openai.is_some()
     {
-        prewarm(state, call_sid, param("AccountSid"), parameters, &profile);
+        prewarm(state, call_sid, param("AccountSid"), parameters, profile);
     }
     tracing::info!(call_sid, profile = %profile.name, outbound, "answering call with a media stream");
     let mut response = twiml::Response::new().connect(stream);
