@@ -14,9 +14,11 @@
 //! List filters (query string): `since_ms` / `until_ms` (Unix epoch milliseconds, when the
 //! store first heard of the call), `number` (the `from` or the `to` number, exactly),
 //! `end_reason`, `direction` (`inbound`/`outbound`), `limit` (1–200, default 50) and `cursor`
-//! (the previous page's `next_cursor`). Pages follow the order calls were first stored, so
-//! calls stored while a client pages appear at the top and never shift the pages after the
-//! first.
+//! (the previous page's `next_cursor`). Pages follow the order in which the calls were first
+//! stored **as committed** (`list_seq`, drawn at commit under a lock in PostgreSQL; see
+//! migration 0004), not the order ids were drawn: a call committed while a client pages
+//! appears at the top, above every position already read, and never shifts, skips or repeats
+//! a call on the pages after the first, even when two instances write concurrently.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -125,7 +127,7 @@ fn parse_query(query: Option<&str>) -> Result<ListQuery, String> {
                     return Err(format!("limit must be between 1 and {MAX_LIMIT}"));
                 }
             }
-            "cursor" => q.before_id = Some(int(&value)?),
+            "cursor" => q.before = Some(int(&value)?),
             "since_ms" => q.since_ms = Some(int(&value)?),
             "until_ms" => q.until_ms = Some(int(&value)?),
             "number" => q.number = Some(value.into_owned()),
@@ -158,7 +160,7 @@ async fn list(state: &AppState, query: Option<&str>) -> Response<Body> {
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
             let next = more
-                .then(|| rows.last().map(|r| r.id.to_string()))
+                .then(|| rows.last().map(|r| r.seq.to_string()))
                 .flatten();
             let calls: Vec<serde_json::Value> = rows
                 .into_iter()
@@ -235,7 +237,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(q.limit, 2);
-        assert_eq!(q.before_id, Some(17));
+        assert_eq!(q.before, Some(17));
         assert_eq!(q.number.as_deref(), Some("+15551234567"));
         assert!(parse_query(Some("limit=0")).is_err());
         assert!(parse_query(Some("direction=sideways")).is_err());

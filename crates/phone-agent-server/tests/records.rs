@@ -712,3 +712,107 @@ async fn status_callbacks_are_signed_update_the_record_and_end_an_open_call() {
     assert_eq!(record["twilio"]["duration_secs"], 3);
     bridge.finish().await;
 }
+
+/// Inserts a call in an open transaction of its own, as another instance's store writer does
+/// (the server's writer commits each write in one transaction), and returns the id it drew.
+async fn insert_uncommitted(tx: &mut sqlx::PgConnection, sid: &str) -> i64 {
+    use sqlx::{Executor as _, Row as _};
+    tx.execute("BEGIN").await.unwrap();
+    let row = sqlx::query(
+        "INSERT INTO calls (call_sid, created_at_ms, direction) VALUES ($1, 0, 'inbound') \
+         RETURNING id",
+    )
+    .bind(sid)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    row.get::<i64, _>("id")
+}
+
+/// The race of issue 13: two transactions draw ids 3 and 4, the later one (4) commits first,
+/// a client reads the first page, and only then does id 3 commit. Paged by id, the call with
+/// id 3 would sit between two positions the client has already passed (below the top it saw,
+/// above its cursor): skipped by the following pages and by "what is new since the top". Paged
+/// by the position drawn at commit (migration 0004) it appears at the top: across the pages
+/// read before and after, and the new calls above the first page's top, every call appears
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_skips_and_repeats_no_call_committed_out_of_id_order_in_postgres() {
+    use sqlx::{Connection as _, Executor as _};
+    let Some(pg) = PgCluster::start_or_skip("paging in PostgreSQL").await else {
+        return;
+    };
+    let url = pg.create_database("paging").await.unwrap();
+    let mock = MockRealtime::start().await.unwrap();
+    let bridge = bridge(&mock, &url, &[]).await;
+    let sid = |n: u32| format!("CA{n:032}");
+    // A1 and A2 are stored by the server (its writer ran the migrations first).
+    for n in [1, 2] {
+        ring(&bridge, &sid(n), "+14155551234", "inbound").await;
+        stored_call(&bridge, &sid(n), |_| true).await;
+    }
+    // Two other writers: T1 draws its id before T2, T2 commits first.
+    let (t1, t2) = (sid(11), sid(12));
+    let mut w1 = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut w2 = sqlx::PgConnection::connect(&url).await.unwrap();
+    let id1 = insert_uncommitted(&mut w1, &t1).await;
+    let id2 = insert_uncommitted(&mut w2, &t2).await;
+    assert!(id1 < id2, "T1 drew {id1}, T2 {id2}");
+    w2.execute("COMMIT").await.unwrap();
+    // A3 is stored by the server while T1 is still open (nothing waits for T1).
+    ring(&bridge, &sid(3), "+14155551234", "inbound").await;
+    stored_call(&bridge, &sid(3), |_| true).await;
+
+    // The client reads the first page: T1 is not committed, so not there.
+    let page1 = api(&bridge, "/api/calls?limit=3", Some(ADMIN))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(sids(&page1), [sid(3), t2.clone(), sid(2)]);
+    let mut cursor = page1["next_cursor"].as_str().unwrap().to_owned();
+    let mut seen = sids(&page1);
+
+    // Now T1 commits: by id it would be between T2 and A2, both already read.
+    w1.execute("COMMIT").await.unwrap();
+
+    // The rest of the pages.
+    loop {
+        let page = api(
+            &bridge,
+            &format!("/api/calls?limit=3&cursor={cursor}"),
+            Some(ADMIN),
+        )
+        .await
+        .json()
+        .unwrap();
+        seen.extend(sids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [sid(3), t2.clone(), sid(2), sid(1)]);
+    // What is new: the calls above the first page's top.
+    let top = api(&bridge, "/api/calls?limit=200", Some(ADMIN))
+        .await
+        .json()
+        .unwrap();
+    let top = sids(&top);
+    let new: Vec<String> = top
+        .iter()
+        .take_while(|s| **s != page1["calls"][0]["call_sid"])
+        .cloned()
+        .collect();
+    assert_eq!(new, [t1.clone()]);
+    seen.extend(new);
+    let mut all = seen.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), seen.len(), "a call was listed twice: {seen:?}");
+    assert_eq!(all.len(), 5, "a call was skipped: {seen:?}");
+    // The list shows T1 at the top, in commit order.
+    assert_eq!(top, [t1, sid(3), t2, sid(2), sid(1)]);
+    w1.close().await.unwrap();
+    w2.close().await.unwrap();
+    bridge.finish().await;
+}

@@ -114,8 +114,8 @@ impl Write {
 /// Filters and page of `GET /api/calls`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
-    /// Only calls with an `id` below this (the cursor of the previous page).
-    pub before_id: Option<i64>,
+    /// Only calls listed below this position (the cursor of the previous page).
+    pub before: Option<i64>,
     /// Only calls this store first heard of at or after this time (Unix epoch ms).
     pub since_ms: Option<i64>,
     /// … and before this time.
@@ -133,8 +133,10 @@ pub struct ListQuery {
 /// One row: the record (or what is known of a call without one yet) and its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredCall {
-    /// Insertion order (the list's cursor).
-    pub id: i64,
+    /// The list position (`list_seq`, migration 0004): in the order the calls' first writes
+    /// committed, so a call committed later is always above every position a reader has seen
+    /// (the list's cursor).
+    pub seq: i64,
     /// The call as JSON: the record with the store's columns merged in.
     pub json: serde_json::Value,
 }
@@ -148,7 +150,7 @@ pub struct Db {
     outbox: bool,
 }
 
-const COLUMNS: &str = "id, call_sid, created_at_ms, webhook_at_ms, direction, from_number, \
+const COLUMNS: &str = "list_seq, call_sid, created_at_ms, webhook_at_ms, direction, from_number, \
     to_number, account_sid, twilio_status, ringing_at_ms, answered_at_ms, completed_at_ms, twilio_duration_secs, answered_by, record";
 
 impl Db {
@@ -396,7 +398,7 @@ impl Db {
         row.map(|r| stored_call(&r)).transpose()
     }
 
-    /// A page of calls, newest (highest id) first.
+    /// A page of calls, the last committed first (highest list position).
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<StoredCall>, DbError> {
         let mut sql = format!("SELECT {COLUMNS} FROM calls WHERE 1 = 1");
         let mut n = 0;
@@ -404,8 +406,8 @@ impl Db {
             n += 1;
             format!("${n}")
         };
-        if q.before_id.is_some() {
-            sql.push_str(&format!(" AND id < {}", next()));
+        if q.before.is_some() {
+            sql.push_str(&format!(" AND list_seq < {}", next()));
         }
         if q.since_ms.is_some() {
             sql.push_str(&format!(" AND created_at_ms >= {}", next()));
@@ -423,9 +425,9 @@ impl Db {
         if q.direction.is_some() {
             sql.push_str(&format!(" AND direction = {}", next()));
         }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", next()));
+        sql.push_str(&format!(" ORDER BY list_seq DESC LIMIT {}", next()));
         let mut query = sqlx::query(&sql);
-        if let Some(v) = q.before_id {
+        if let Some(v) = q.before {
             query = query.bind(v);
         }
         if let Some(v) = q.since_ms {
@@ -456,7 +458,7 @@ impl Db {
 /// columns the webhook and status callbacks maintain merged in.
 fn stored_call(row: &AnyRow) -> Result<StoredCall, DbError> {
     let get = DbError::new("reading a row");
-    let id: i64 = row.try_get("id").map_err(get)?;
+    let seq: i64 = row.try_get("list_seq").map_err(get)?;
     let text = |name: &'static str| -> Result<Option<String>, DbError> {
         row.try_get::<Option<String>, _>(name)
             .map_err(DbError::new("reading a row"))
@@ -516,7 +518,7 @@ fn stored_call(row: &AnyRow) -> Result<StoredCall, DbError> {
         "twilio".into(),
         serde_json::to_value(twilio).unwrap_or_default(),
     );
-    Ok(StoredCall { id, json })
+    Ok(StoredCall { seq, json })
 }
 
 /// Removes a password from a connection URL in an error message.
