@@ -803,7 +803,7 @@ async fn paging_skips_and_repeats_no_call_committed_out_of_id_order_in_postgres(
         .take_while(|s| **s != page1["calls"][0]["call_sid"])
         .cloned()
         .collect();
-    assert_eq!(new, [t1.clone()]);
+    assert_eq!(new, std::slice::from_ref(&t1));
     seen.extend(new);
     let mut all = seen.clone();
     all.sort();
