@@ -25,6 +25,8 @@ const CAPS: AgentCapabilities = AgentCapabilities {
     interrupts_itself: true,
     reports_speech: true,
     continuous_input: false,
+    restore_at_start: false,
+    final_close: false,
 };
 
 const BATCH: u64 = 1_000;

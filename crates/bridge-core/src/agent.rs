@@ -37,6 +37,18 @@ pub struct AgentCapabilities {
     /// Caller audio must keep flowing in real time, silence included (GPT-Live). The engine then
     /// never holds caller audio back once the agent is ready.
     pub continuous_input: bool,
+    /// A fresh session takes the conversation only as it starts (GPT-Live: the `input` history
+    /// of `session.start`). On a reconnect or recycle the engine then sends the
+    /// [`AgentCommand::Restore`] entries right after the connection, before
+    /// [`AgentEvent::Ready`], and the endpoint starts its session with them (at its first
+    /// `flush` or `recv`, whichever comes first). When false (Realtime) they follow `Ready`.
+    pub restore_at_start: bool,
+    /// [`AgentEvent::Closed`] is the agent ending the session for good (GPT-Live:
+    /// `session.closed` with a final reason such as `content` or `remote_hangup`): the call
+    /// ends, it is never reconnected. Such an endpoint reports a lost connection as an error
+    /// from `recv` instead. When false (Realtime), a close we did not ask for is a lost
+    /// connection (reconnected when configured).
+    pub final_close: bool,
 }
 
 /// One usage report (tokens for Realtime, billed seconds for GPT-Live).
@@ -169,6 +181,12 @@ pub enum AgentEvent {
         /// Whether the session is unusable after this error.
         fatal: bool,
     },
+    /// The session's lifetime ends soon and the agent is at a natural pause (nobody speaking,
+    /// nothing delegated): replace it with a fresh session now, the conversation replayed
+    /// (GPT-Live: before `expires_at`). With reconnects off, or tools or a goodbye still
+    /// running, the engine ignores it (the endpoint reports the next pause again, and ends the
+    /// session gracefully itself if none comes in time).
+    RecycleNow,
     /// The agent session ended.
     Closed {
         /// Why, as reported by the agent or the transport.

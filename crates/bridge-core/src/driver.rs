@@ -1058,6 +1058,8 @@ mod tests {
         interrupts_itself: true,
         reports_speech: true,
         continuous_input: false,
+        restore_at_start: false,
+        final_close: false,
     };
 
     /// Events in through a channel; each flush is one batch out; `recv` polls are counted.

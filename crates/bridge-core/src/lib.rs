@@ -46,6 +46,8 @@
 //!         interrupts_itself: true,
 //!         reports_speech: true,
 //!         continuous_input: false,
+//!         restore_at_start: false,
+//!         final_close: false,
 //!     },
 //!     t0,
 //! );

@@ -28,6 +28,8 @@ const REALTIME: AgentCapabilities = AgentCapabilities {
     interrupts_itself: true,
     reports_speech: true,
     continuous_input: false,
+    restore_at_start: false,
+    final_close: false,
 };
 
 // ------------------------------------------------------------------------------------------

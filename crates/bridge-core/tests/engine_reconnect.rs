@@ -410,3 +410,108 @@ fn a_hung_agent_is_reconnected() {
     );
     assert!(s.call.is_reconnecting());
 }
+
+fn live_line(speaker: Speaker, text: &str) -> In {
+    In::Agent(AgentEvent::Transcript {
+        speaker,
+        text: text.into(),
+        is_final: true,
+        timing: None,
+        item_id: None,
+    })
+}
+
+/// An agent that takes history only as its session starts (GPT-Live, `restore_at_start`):
+/// the conversation is restored right after the fresh connection, before `Ready`; `Ready`
+/// then brings only the resume request. A close it reports is final (`final_close`): never
+/// reconnected.
+#[test]
+fn an_agent_taking_history_at_start_gets_it_before_ready() {
+    let mut s = Scenario::ready(config(3), LIVE);
+    s.step(10, live_line(Speaker::Caller, "Where is my order?"));
+    s.step(20, live_line(Speaker::Agent, "Shipped"));
+    s.check(&[
+        (
+            100,
+            In::Lost("GPT-Live connection lost", true),
+            &[
+                "agent-lost",
+                "event reconnecting #1 \"GPT-Live connection lost\"",
+                "C audio 800 #7f",
+                "C mark 1",
+            ],
+        ),
+        (100, In::Timeout, &["connect-agent #1"]),
+        (
+            150,
+            In::Connected(LIVE),
+            &[
+                "A restore Message { speaker: Caller, text: \"Where is my order?\" }",
+                "A restore Message { speaker: Agent, text: \"Shipped\" }",
+            ],
+        ),
+        (
+            160,
+            ready(),
+            &[
+                "event reconnected after 1 attempts 60ms restored=2",
+                "A respond \"Pick up where you left off.\"",
+            ],
+        ),
+    ]);
+    let out = s.cmds(
+        200,
+        In::Agent(AgentEvent::Closed {
+            reason: "GPT-Live: a safety filter ended the session (content)".into(),
+        }),
+    );
+    assert!(!out.contains(&"agent-lost".to_owned()), "{out:?}");
+    assert!(!s.call.is_reconnecting());
+    assert!(s.call.is_finished());
+}
+
+/// `RecycleNow` (the agent is at a pause near its expiry) recycles the session at once when
+/// nothing else runs, and is ignored while a tool runs or without reconnects.
+#[test]
+fn an_agent_asking_to_be_recycled_is_replaced_at_once_with_the_conversation() {
+    let mut s = Scenario::ready(config(3), LIVE);
+    s.step(10, live_line(Speaker::Caller, "Hello?"));
+    s.check(&[
+        (
+            20,
+            tool_call("d1", "lookup", None),
+            &["event tool-started d1 lookup", "run d1 lookup {} for CA1"],
+        ),
+        // A tool is running: not a pause.
+        (30, In::Agent(AgentEvent::RecycleNow), &[]),
+        (
+            40,
+            tool_done("d1", "{}", None),
+            &[
+                "A tool-result d1 {}",
+                "event tool-finished d1 20ms",
+                "A respond",
+            ],
+        ),
+        (
+            50,
+            In::Agent(AgentEvent::RecycleNow),
+            &["A close", "agent-lost"],
+        ),
+        (50, In::Timeout, &["connect-agent #1"]),
+    ]);
+    assert!(s.call.is_reconnecting());
+    let out = s.cmds(80, In::Connected(LIVE));
+    assert_eq!(
+        out,
+        [
+            "A restore Message { speaker: Caller, text: \"Hello?\" }",
+            "A restore ToolCall { call_id: \"d1\", name: \"lookup\", arguments: \"{}\" }",
+            "A restore ToolOutput { call_id: \"d1\", output: \"{}\" }",
+        ]
+    );
+
+    let mut off = Scenario::ready(quiet_config(), LIVE);
+    assert!(off.cmds(10, In::Agent(AgentEvent::RecycleNow)).is_empty());
+    assert!(!off.call.is_reconnecting());
+}

@@ -44,6 +44,8 @@ const CAPS: AgentCapabilities = AgentCapabilities {
     interrupts_itself: true,
     reports_speech: true,
     continuous_input: false,
+    restore_at_start: false,
+    final_close: false,
 };
 
 fn b64(bytes: usize) -> String {

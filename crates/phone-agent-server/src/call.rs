@@ -217,6 +217,7 @@ async fn run_in_span<S>(
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
     let setup = AgentSetup {
+        call_deadline: tokio::time::Instant::now() + profile.agent.max_call_duration,
         profile,
         tools,
         context,
@@ -226,9 +227,11 @@ async fn run_in_span<S>(
         info.clone(),
         Arc::clone(&clock),
         setup.clone(),
+        false,
     ));
-    // A reconnect opens the session exactly like the first connect (same prompt, tools and
-    // settings); the engine replays the conversation once it is ready.
+    // A reconnect opens the session like the first connect (same prompt, tools and
+    // settings); the engine replays the conversation (Realtime: once it is ready; GPT-Live:
+    // into `session.start`).
     let reconnect = {
         let (state, info, clock) = (Arc::clone(&state), info.clone(), Arc::clone(&clock));
         move |attempt: u32| {
@@ -238,6 +241,7 @@ async fn run_in_span<S>(
                 info.clone(),
                 Arc::clone(&clock),
                 setup.clone(),
+                true,
             )
         }
     };
@@ -333,10 +337,11 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
     };
     let connect_budget =
         config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
-    // Only Realtime sessions are reconnected: GPT-Live takes history only in `session.start`
-    // (not replayed yet) and ends its sessions itself; the echo agent never drops.
+    // Realtime and GPT-Live sessions are reconnected (GPT-Live: the conversation goes into the
+    // fresh session's `session.start`); the echo agent never drops. GPT-Live recycles by
+    // `expires_at` (the adapter reports the pause), not by age.
     let r = &config.reconnect;
-    let reconnect = (backend == Backend::Realtime && r.enabled).then(|| ReconnectConfig {
+    let reconnect = (backend != Backend::Echo && r.enabled).then(|| ReconnectConfig {
         max_attempts: r.attempts,
         max_reconnects: r.max_per_call,
         max_gap: r.max_gap,
@@ -344,7 +349,7 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         max_backoff: r.max_backoff,
         hold_audio: r.hold_tone.then(hold_tone),
         resume_instructions: r.resume_instructions.clone(),
-        recycle_after: r.recycle_after,
+        recycle_after: r.recycle_after.filter(|_| backend == Backend::Realtime),
     });
     CallConfig {
         reconnect,
@@ -383,6 +388,8 @@ pub(crate) fn hold_tone() -> Base64Audio {
 /// What the agent session of a call is opened with.
 #[derive(Clone)]
 struct AgentSetup {
+    /// When the call reaches `agent.max_call_secs` (GPT-Live's wrap-up line ends it then).
+    call_deadline: tokio::time::Instant,
     profile: Arc<Profile>,
     tools: Arc<dyn ToolExecutor>,
     context: Arc<CallContext>,
@@ -394,6 +401,7 @@ async fn connect_agent(
     info: CallerInfo,
     clock: Arc<RelayClock>,
     setup: AgentSetup,
+    replaces: bool,
 ) -> Result<Box<dyn AgentEndpoint>, EndpointError> {
     let config = &state.config;
     let agent = &setup.profile.agent;
@@ -446,16 +454,23 @@ async fn connect_agent(
                     "the OpenAI endpoint is not configured".into(),
                 ));
             };
-            let mut live = config.live.clone();
-            // The graceful wrap-up also ends calls at the configured maximum duration.
-            live.session_cap = live.session_cap.min(agent.max_call_duration);
+            let live = &config.live;
             let session = crate::adapters::live::session_config(
-                &live,
+                live,
                 instructions,
                 &setup.tools.definitions(),
             )
             .map_err(|e| EndpointError::Protocol(format!("GPT-Live session configuration: {e}")))?;
-            LiveAgent::connect(endpoint, Arc::new(live), session, clock)
+            let reconnects = config.reconnect.enabled;
+            let plan = crate::adapters::live::LivePlan {
+                session,
+                replaces,
+                reconnects,
+                recycle: reconnects && !live.recycle_before.is_zero(),
+                // The graceful wrap-up also ends calls at the configured maximum duration.
+                call_deadline: setup.call_deadline,
+            };
+            LiveAgent::connect(endpoint, Arc::new(live.clone()), plan, clock)
                 .await
                 .map(|agent| Box::new(agent) as Box<dyn AgentEndpoint>)
         }

@@ -507,6 +507,10 @@ pub struct LiveConfig {
     pub session_cap: Duration,
     /// The wrap-up starts this long before `expires_at`.
     pub wrap_up_before: Duration,
+    /// Session recycling (with `[reconnect]` on): from this long before `expires_at` (or the
+    /// cap) the session is replaced at the next pause by a fresh one seeded with the
+    /// conversation; the wrap-up line stays the fallback. Zero: off.
+    pub recycle_before: Duration,
     /// The line said at the wrap-up.
     pub wrap_up_line: String,
     /// Time given to the wrap-up line before the call ends.
@@ -541,8 +545,8 @@ pub struct FallbackConfig {
     pub action: FallbackAction,
 }
 
-/// Reconnecting a Realtime call's agent session when its connection is lost mid-call (a TCP
-/// drop, a close we did not ask for, a 5xx or timeout when reconnecting). GPT-Live and echo
+/// Reconnecting a call's agent session (Realtime or GPT-Live) when its connection is lost
+/// mid-call (a TCP drop, a close we did not ask for, a 5xx or timeout when reconnecting). Echo
 /// calls are not reconnected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconnectSettings {
@@ -843,6 +847,7 @@ struct RawLive {
     client_tool: String,
     session_cap_secs: u64,
     wrap_up_before_secs: u64,
+    recycle_before_secs: u64,
     wrap_up_line: String,
     wrap_up_grace_secs: u64,
     close_timeout_ms: u64,
@@ -876,6 +881,7 @@ impl Default for RawLive {
             client_tool: String::new(),
             session_cap_secs: 6600,
             wrap_up_before_secs: 60,
+            recycle_before_secs: 600,
             wrap_up_line: DEFAULT_LIVE_WRAP_UP.into(),
             wrap_up_grace_secs: 8,
             close_timeout_ms: 3000,
@@ -1758,6 +1764,13 @@ impl Config {
         }
         let wrap_up_line = non_empty(raw.wrap_up_line)
             .ok_or_else(|| invalid("live.wrap_up_line", "must not be empty"))?;
+        if raw.recycle_before_secs != 0 && raw.recycle_before_secs <= raw.wrap_up_before_secs {
+            return Err(invalid(
+                "live.recycle_before_secs",
+                "must be 0 (off) or more than live.wrap_up_before_secs (recycling comes first, \
+                 the wrap-up line is its fallback)",
+            ));
+        }
         if raw.wrap_up_grace_secs == 0 || raw.wrap_up_grace_secs > 60 {
             return Err(invalid(
                 "live.wrap_up_grace_secs",
@@ -1787,6 +1800,7 @@ impl Config {
             client_tool,
             session_cap: Duration::from_secs(raw.session_cap_secs),
             wrap_up_before: Duration::from_secs(raw.wrap_up_before_secs),
+            recycle_before: Duration::from_secs(raw.recycle_before_secs),
             wrap_up_line,
             wrap_up_grace: Duration::from_secs(raw.wrap_up_grace_secs),
             close_timeout: Duration::from_millis(raw.close_timeout_ms),

@@ -475,8 +475,8 @@ async fn live_session_closed_by_the_service_ends_the_call() {
     }
 }
 
-/// Before `expires_at` the bridge says the wrap-up line and ends the call; a session that
-/// expires anyway ends the call as well.
+/// With reconnects (and so recycling) off: before `expires_at` the bridge says the wrap-up
+/// line and ends the call; a session that expires anyway ends the call as well.
 #[tokio::test]
 async fn live_session_expiry_is_wrapped_up_gracefully() {
     let mock = MockLive::builder()
@@ -491,6 +491,7 @@ async fn live_session_expiry_is_wrapped_up_gracefully() {
             ("PHONE_AGENT_LIVE__WRAP_UP_BEFORE_SECS", "61"),
             ("PHONE_AGENT_LIVE__WRAP_UP_GRACE_SECS", "1"),
             ("PHONE_AGENT_LIVE__WRAP_UP_LINE", "Time is up, goodbye!"),
+            ("PHONE_AGENT_RECONNECT__ENABLED", "false"),
         ],
     )
     .await;
@@ -680,5 +681,263 @@ async fn realtime_and_live_calls_run_side_by_side() {
         logs().call_ended(rt_call.call_sid(), WAIT).await.end_reason,
         "caller_hung_up"
     );
+    bridge.finish().await;
+}
+
+/// The transcript fragments of `ty` (`session.input_transcript.delta` or
+/// `session.output_transcript.delta`) the mock sent, joined and trimmed: one line, as the
+/// bridge groups them (the tests keep each side to one line).
+fn transcript_line(session: &LiveSessionHandle, ty: &str) -> String {
+    session
+        .server_events()
+        .iter()
+        .filter(|e| e.event_type == ty)
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e.raw.as_deref().unwrap()).unwrap();
+            v["delta"].as_str().unwrap().to_owned()
+        })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// A `session.start` `input` message as the reference spells it.
+fn input_message(role: &str, text: &str) -> serde_json::Value {
+    let kind = if role == "assistant" {
+        "output_text"
+    } else {
+        "input_text"
+    };
+    serde_json::json!({"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
+}
+
+/// The server's hold tone (call.rs): 250 ms of 440 Hz at −24 dBFS, then 750 ms of silence.
+fn hold_clip() -> Vec<u8> {
+    use bridge_core::audio::tone::{self, Tone};
+    use bridge_core::format::AudioFormat;
+    let mut clip = Vec::new();
+    Tone::with_dbfs(440.0, -24.0, 8000).ulaw_into(2000, &mut clip);
+    clip.extend_from_slice(&tone::silence_bytes(AudioFormat::Mulaw8k, 750));
+    clip
+}
+
+/// Waits until the caller has received `audio` (contiguous) from the bridge.
+async fn wait_received_containing(call: &ActiveCall, audio: &[u8]) {
+    let mut have = call.received_audio().len();
+    while !contains(&call.received_audio(), audio) {
+        have = call.wait_received_audio(have + 1, WAIT).await.unwrap();
+    }
+}
+
+/// GPT-Live's TCP connection drops while the model is answering: the bridge reconnects, the
+/// new session's `session.start` carries the conversation so far as `input` (the caller's
+/// line, the answer as far as its transcript had come, then the replay note), the resume is
+/// an instruction, the caller hears the hold tone in the gap, and audio flows again both ways.
+#[tokio::test]
+async fn live_drop_mid_answer_reconnects_with_the_conversation_in_session_start() {
+    let mock = MockLive::builder()
+        // Two words over 4 s: the second fragment comes 2 s into the answer, long after the
+        // drop below.
+        .script([LiveTurn::say("Shipped yesterday.", 4000)])
+        .caller_transcripts(&[" Where is my order?", " Thanks."])
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let first = live_session_of(&mock, call.call_sid()).await;
+    first.wait_for_started(WAIT).await.unwrap();
+    assert!(first.start_config().unwrap().get("input").is_none());
+
+    say(&call, audio::speech(400));
+    let answer = first.wait_for_utterance(1, WAIT).await.unwrap();
+    // The caller got the answer's first 200 ms: the bridge has read the fragment that came
+    // with its first delta.
+    wait_received_containing(&call, &answer.audio[..1600]).await;
+    first.drop_connection();
+
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    second.wait_for_started(WAIT).await.unwrap();
+    let start = second.start_config().unwrap();
+    let heard = transcript_line(&first, "session.output_transcript.delta");
+    assert!(
+        !heard.is_empty()
+            && "Shipped yesterday.".starts_with(&heard)
+            && heard != "Shipped yesterday.",
+        "mid-answer: {heard:?}"
+    );
+    assert_eq!(
+        start["input"],
+        serde_json::json!([
+            input_message("user", "Where is my order?"),
+            input_message("assistant", &heard),
+            input_message("developer", phone_agent_server::adapters::live::REPLAY_NOTE),
+        ]),
+        "{start:#}"
+    );
+    assert_eq!(
+        start["instructions"],
+        first.start_config().unwrap()["instructions"],
+        "the same prompt"
+    );
+    // The resume is an instruction to the model, not a line to read out.
+    let resume = second
+        .wait_for_event_type("session.instructions.append", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        resume.json["content"],
+        bridge_core::engine::DEFAULT_RESUME,
+        "{:?}",
+        resume.json
+    );
+    assert!(
+        second
+            .client_events_of_type("session.commentary.append")
+            .is_empty()
+    );
+
+    // Audio flows again: the caller's next turn reaches the new session, whose answer
+    // reaches the caller; the gap was filled with the hold tone.
+    let before = second.received_audio_len();
+    say(&call, audio::speech(400));
+    second
+        .wait_for_received_audio(before + 8 * 400, WAIT)
+        .await
+        .unwrap();
+    let again = second.wait_for_utterance_end(1, WAIT).await.unwrap();
+    wait_received_containing(&call, &again.audio).await;
+    assert!(
+        contains(&call.received_audio(), &hold_clip()),
+        "the caller heard the hold tone during the gap"
+    );
+
+    call.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    assert!(second.close_requested());
+    assert_eq!(mock.sessions().len(), 2, "one reconnect");
+    assert_no_violations(&call, &second);
+    bridge.finish().await;
+}
+
+/// A session near its `expires_at` is recycled at a pause: the old one is closed with
+/// `session.close`, the new one starts with the conversation as `input`, no wrap-up line is
+/// said, and the call goes on in the new session.
+#[tokio::test]
+async fn live_session_is_recycled_before_it_expires() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::say("Shipped yesterday.", 600)])
+        .caller_transcripts(&[" Where is my order?", " Thanks."])
+        // expires_at about 66 s after the start: the recycling window opens after about 4 s
+        // (the conversation below is over by then), the wrap-up line would come after 36 s.
+        .lifetime(Duration::from_secs(66))
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            ("PHONE_AGENT_LIVE__GREETING", "off"),
+            ("PHONE_AGENT_LIVE__RECYCLE_BEFORE_SECS", "62"),
+            ("PHONE_AGENT_LIVE__WRAP_UP_BEFORE_SECS", "30"),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let first = live_session_of(&mock, call.call_sid()).await;
+    first.wait_for_started(WAIT).await.unwrap();
+    say(&call, audio::speech(400));
+    let answer = first.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(answer.text, "Shipped yesterday.");
+
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    second.wait_for_started(WAIT).await.unwrap();
+    first.wait_closed(WAIT).await.unwrap();
+    assert!(
+        first.close_requested(),
+        "the old session closed with session.close"
+    );
+    assert_eq!(first.closed_reason().as_deref(), Some("close_requested"));
+    // The conversation happened before the switch, entirely in the first session.
+    assert_eq!(first.utterances().len(), 1);
+    assert_eq!(
+        second.start_config().unwrap()["input"],
+        serde_json::json!([
+            input_message("user", "Where is my order?"),
+            input_message("assistant", "Shipped yesterday."),
+            input_message("developer", phone_agent_server::adapters::live::REPLAY_NOTE),
+        ])
+    );
+    assert!(
+        first
+            .client_events_of_type("session.commentary.append")
+            .is_empty(),
+        "no wrap-up line"
+    );
+
+    // The call goes on in the new session.
+    let before = second.received_audio_len();
+    say(&call, audio::speech(400));
+    second
+        .wait_for_received_audio(before + 8 * 400, WAIT)
+        .await
+        .unwrap();
+    let again = second.wait_for_utterance_end(1, WAIT).await.unwrap();
+    wait_received_containing(&call, &again.audio).await;
+    call.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    assert_no_violations(&call, &second);
+    assert!(first.violations().is_empty(), "{:?}", first.violations());
+    bridge.finish().await;
+}
+
+/// With reconnects on, `session.closed` `expired` mid-call is a loss like a dropped socket: a
+/// fresh session carries the call on with the conversation in its `session.start`.
+#[tokio::test]
+async fn live_session_expired_mid_call_is_replaced() {
+    let mock = MockLive::builder()
+        .script([LiveTurn::say("Shipped yesterday.", 600)])
+        .caller_transcripts(&[" Where is my order?"])
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let first = live_session_of(&mock, call.call_sid()).await;
+    first.wait_for_started(WAIT).await.unwrap();
+    say(&call, audio::speech(400));
+    let answer = first.wait_for_utterance_end(1, WAIT).await.unwrap();
+    // The bridge has read the whole answer (and its transcript) once the caller got it all.
+    wait_received_containing(&call, &answer.audio).await;
+    first.close_session("expired");
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    second.wait_for_started(WAIT).await.unwrap();
+    assert_eq!(
+        second.start_config().unwrap()["input"],
+        serde_json::json!([
+            input_message("user", "Where is my order?"),
+            input_message("assistant", "Shipped yesterday."),
+            input_message("developer", phone_agent_server::adapters::live::REPLAY_NOTE),
+        ])
+    );
+    assert!(!first.close_requested());
+    call.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
+    assert_no_violations(&call, &second);
     bridge.finish().await;
 }

@@ -132,7 +132,13 @@
 //!    [`CallEvent::AgentReconnectFailed`]).
 //! 4. On the fresh session's `Ready`: one [`AgentCommand::Restore`] per context entry, then
 //!    one response with [`ReconnectConfig::resume_instructions`];
-//!    [`CallEvent::AgentReconnected`].
+//!    [`CallEvent::AgentReconnected`]. An agent with
+//!    [`AgentCapabilities::restore_at_start`] (GPT-Live) gets the entries right after the
+//!    connection instead, before `Ready` (its session starts with them).
+//!
+//! An agent with [`AgentCapabilities::final_close`] reports losses as errors; its
+//! [`AgentEvent::Closed`] ends the call. [`AgentEvent::RecycleNow`] (the agent at a pause
+//! near its expiry) recycles the session at once when no tool or goodbye is pending.
 //!
 //! Nothing of this touches the per-frame path of a healthy call: caller audio checks the gap
 //! only where it already branches on "agent not ready".
@@ -271,6 +277,9 @@ pub struct Call {
     gap: Option<Gap>,
     /// The session is old enough to be recycled at the next pause.
     recycle_due: bool,
+    /// The agent reported a pause ([`AgentEvent::RecycleNow`]) in this input: the playout
+    /// and caller-speech checks of the recycling pause are the agent's.
+    agent_pause: bool,
     /// Why and how the call ended, once it has.
     ended: Option<(EndReason, Option<String>)>,
 }
@@ -318,6 +327,7 @@ impl Call {
             context: Conversation::new(config_context),
             gap: None,
             recycle_due: false,
+            agent_pause: false,
             ended: None,
         }
     }
@@ -445,9 +455,15 @@ impl Call {
                 message,
                 fatal,
             } => self.on_agent_error(code, message, fatal, now),
+            AgentEvent::RecycleNow => {
+                // Recycled below (`after_input`) if nothing else is going on; otherwise ignored.
+                self.agent_pause = self.config.reconnect.is_some();
+            }
             AgentEvent::Closed { reason } => {
                 // Nothing ends a Realtime session but us: a close we did not ask for is a loss.
-                if !self.lose_agent(&reason, true, now) {
+                // An agent whose closes are final (GPT-Live) reports losses as errors instead.
+                let fin = self.caps.is_some_and(|c| c.final_close);
+                if fin || !self.lose_agent(&reason, true, now) {
                     self.end(EndReason::AgentClosed, Some(reason), now);
                 }
             }
@@ -481,6 +497,13 @@ impl Call {
         // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
         self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
         self.playout.set_format(out);
+        if capabilities.restore_at_start && self.gap.is_some() {
+            // The fresh session starts with the conversation (before `Ready`).
+            for item in self.context.items() {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::Restore(item)));
+            }
+        }
         self.after_input(now);
     }
 
@@ -1392,9 +1415,11 @@ impl Call {
         self.turns = Turns::default();
         let items = self.context.items();
         let restored = items.len();
-        for item in items {
-            self.out
-                .push_back(Output::Agent(AgentCommand::Restore(item)));
+        if !self.caps.is_some_and(|c| c.restore_at_start) {
+            for item in items {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::Restore(item)));
+            }
         }
         self.stats.context_dropped = self.context.dropped();
         if gap.recycle {
@@ -1457,13 +1482,14 @@ impl Call {
     /// At a natural pause, a session due for recycling is switched for a fresh one: the old
     /// one is dropped, a new one opened, the conversation replayed (see [`ReconnectConfig`]).
     fn recycle_at_pause(&mut self, now: Instant) {
+        let quiet = std::mem::take(&mut self.agent_pause)
+            || (!self.playout.is_playing() && !self.caller_speaking);
         let pause = self.ready
             && self.gap.is_none()
-            && !self.playout.is_playing()
+            && quiet
             && self.turns.is_idle()
             && self.tools.none_running()
-            && !self.actions.is_pending()
-            && !self.caller_speaking;
+            && !self.actions.is_pending();
         let Some(reconnect) = &self.config.reconnect else {
             return;
         };
@@ -1537,9 +1563,10 @@ impl Call {
         if self.finished {
             return;
         }
-        if self.recycle_due {
+        if self.recycle_due || self.agent_pause {
             self.recycle_at_pause(now);
         }
+        self.agent_pause = false;
         self.watch_agent(now);
         let Some(idle) = &self.config.idle else {
             return;

@@ -20,6 +20,8 @@ pub const REALTIME: AgentCapabilities = AgentCapabilities {
     interrupts_itself: true,
     reports_speech: true,
     continuous_input: false,
+    restore_at_start: false,
+    final_close: false,
 };
 
 /// Realtime GA with `interrupt_response: false` (the engine must cancel).
@@ -36,6 +38,8 @@ pub const LIVE: AgentCapabilities = AgentCapabilities {
     interrupts_itself: true,
     reports_speech: false,
     continuous_input: true,
+    restore_at_start: true,
+    final_close: true,
 };
 
 /// One input to the machine.

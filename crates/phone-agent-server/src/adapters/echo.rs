@@ -194,6 +194,8 @@ impl AgentEndpoint for EchoAgent {
             interrupts_itself: true,
             reports_speech: true,
             continuous_input: false,
+            restore_at_start: false,
+            final_close: false,
         }
     }
 

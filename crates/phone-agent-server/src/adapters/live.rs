@@ -50,8 +50,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bridge_core::agent::{
-    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, Speaker, ToolCallRequest,
-    TranscriptTiming, Usage,
+    AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ContextItem, Speaker,
+    ToolCallRequest, TranscriptTiming, Usage,
 };
 use bridge_core::caller::EndpointError;
 use bridge_core::format::{AudioFormat, Base64Audio};
@@ -62,8 +62,9 @@ use openai_realtime::client::{
     close_live_session, close_with_reason,
 };
 use openai_realtime::live::{
-    self as lv, ClientEvent, CloseReason, Delegation, FunctionTool, ResponsesDelegationConfig,
-    ServerEvent, SessionConfig, SessionConfigBuilder, write_input_audio_append,
+    self as lv, ClientEvent, CloseReason, Delegation, FunctionTool, InitialItem, MAX_INPUT_ITEMS,
+    ResponsesDelegationConfig, ServerEvent, SessionConfig, SessionConfigBuilder,
+    write_input_audio_append,
 };
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
@@ -83,6 +84,88 @@ const CONTEXT_LINES: usize = 12;
 const MAX_APPEND_CHARS: usize = 1800;
 /// Bound on the WebSocket closing handshake after `session.closed`.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `session.start`'s `input` cap in rendered tokens (PROTOCOLS-LIVE.md §4, §9).
+pub const MAX_INPUT_TOKENS: usize = 8192;
+/// Characters per token assumed when estimating the rendered size of the replayed history:
+/// deliberately low (English averages about 4), so the estimate errs towards "too big".
+const CHARS_PER_TOKEN: usize = 3;
+/// Tokens assumed per message for its role and framing.
+const TOKENS_PER_MESSAGE: usize = 4;
+/// Silence on both sides (no transcript fragment, silent output) this long is a pause at
+/// which a session near its expiry is recycled.
+pub const RECYCLE_PAUSE: Duration = Duration::from_millis(1000);
+/// The last history item of a session that replaces an earlier one of the same call.
+pub const REPLAY_NOTE: &str = "Everything above happened earlier in this phone call, before \
+    the connection to the voice service was renewed. Continue the same conversation from \
+    here; do not greet the caller again.";
+
+/// The `input` history that seeds a session replacing an earlier one of the same call: the
+/// conversation so far ([`ContextItem`]s, oldest first) as text-only messages (caller lines
+/// as `user`, agent lines as `assistant`, tool calls, their outputs and the engine's notes
+/// as `developer` context; GPT-Live's voice model has no function-call items), then
+/// [`REPLAY_NOTE`]. Within the caps of PROTOCOLS-LIVE.md §4.2/§9: at most
+/// [`MAX_INPUT_ITEMS`] messages and [`MAX_INPUT_TOKENS`] estimated rendered tokens
+/// (characters / [`CHARS_PER_TOKEN`] + [`TOKENS_PER_MESSAGE`] each); beyond either the
+/// **oldest** messages are dropped first. Returns the items and how many were dropped.
+pub fn replay_input(context: &[ContextItem]) -> (Vec<InitialItem>, usize) {
+    let mut items: Vec<InitialItem> = context
+        .iter()
+        .filter_map(|item| {
+            let message = match item {
+                ContextItem::Message {
+                    speaker: Speaker::Caller,
+                    text,
+                } => InitialItem::user(text.as_str()),
+                ContextItem::Message {
+                    speaker: Speaker::Agent,
+                    text,
+                } => InitialItem::assistant(text.as_str()),
+                ContextItem::ToolCall {
+                    name, arguments, ..
+                } => InitialItem::developer(format!(
+                    "The backend called the tool {name} with the arguments {arguments}."
+                )),
+                ContextItem::ToolOutput { output, .. } => {
+                    InitialItem::developer(format!("The tool returned: {output}"))
+                }
+                ContextItem::Note { text } => InitialItem::developer(text.as_str()),
+            };
+            (!message.text.trim().is_empty()).then_some(message)
+        })
+        .collect();
+    items.push(InitialItem::developer(REPLAY_NOTE));
+    let tokens = |item: &InitialItem| {
+        item.text.chars().count().div_ceil(CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE
+    };
+    let mut total: usize = items.iter().map(tokens).sum();
+    let mut dropped = 0;
+    // The note (last) always stays.
+    while items.len() > 1 && (items.len() > MAX_INPUT_ITEMS || total > MAX_INPUT_TOKENS) {
+        total -= tokens(&items[0]);
+        items.remove(0);
+        dropped += 1;
+    }
+    (items, dropped)
+}
+
+/// How one GPT-Live session of a call is opened, besides the `[live]` settings.
+#[derive(Debug, Clone)]
+pub struct LivePlan {
+    /// The `session.start` (its `input` is filled from the replayed conversation).
+    pub session: SessionConfig,
+    /// This session replaces an earlier one of the same call (a reconnect or a recycle): it
+    /// starts with the conversation the engine restores, and text the engine asks to be said
+    /// (the resume instructions) goes as `session.instructions.append`, not as a line.
+    pub replaces: bool,
+    /// Lost sessions are reconnected (`[reconnect]` on): `session.closed` `expired` is then a
+    /// loss to reconnect from, not the end of the call.
+    pub reconnects: bool,
+    /// Replace the session at a pause before it expires ([`AgentEvent::RecycleNow`]) instead
+    /// of ending the call with the wrap-up line (which stays the fallback).
+    pub recycle: bool,
+    /// When the call reaches `agent.max_call_secs`: the wrap-up line ends it then.
+    pub call_deadline: Instant,
+}
 
 /// The `session.start` for one call.
 pub fn session_config(
@@ -180,6 +263,13 @@ pub struct LiveDecoder {
     counted: HashSet<String>,
     lines: [Line; 2],
     history: VecDeque<(Speaker, String)>,
+    /// `session.closed` `expired` is a loss (reconnects on), not a final close.
+    expired_is_loss: bool,
+    /// The session replaces an earlier one: text to be said is an instruction (the resume).
+    replaces: bool,
+    /// The session was lost (`session.closed` `connection_lost`, or `expired` with
+    /// reconnects): reported as a transport error once the events before it are out.
+    lost: Option<String>,
 }
 
 impl LiveDecoder {
@@ -198,7 +288,33 @@ impl LiveDecoder {
             counted: HashSet::new(),
             lines: [Line::default(), Line::default()],
             history: VecDeque::new(),
+            expired_is_loss: false,
+            replaces: false,
+            lost: None,
         }
+    }
+
+    /// Treats `session.closed` `expired` as a loss to reconnect from (`[reconnect]` on).
+    pub fn with_expired_as_loss(mut self, on: bool) -> Self {
+        self.expired_is_loss = on;
+        self
+    }
+
+    /// The session replaces an earlier one of the call: a `CreateResponse` with text (the
+    /// resume instructions) goes as `session.instructions.append`.
+    pub fn replacing(mut self, on: bool) -> Self {
+        self.replaces = on;
+        self
+    }
+
+    /// Whether the session was lost (see [`LiveDecoder::with_expired_as_loss`]); taken once.
+    pub fn take_lost(&mut self) -> Option<String> {
+        self.lost.take()
+    }
+
+    /// No backend call or client delegation is waiting for its answer.
+    pub fn nothing_delegated(&self) -> bool {
+        self.pending_calls.is_empty() && self.client_delegations.is_empty()
     }
 
     /// The session, once started.
@@ -340,7 +456,17 @@ impl LiveDecoder {
                     billed_seconds = closed.usage.map(|u| u.seconds),
                     "GPT-Live session closed"
                 );
-                out.push_back(closed_event(&closed.reason));
+                let reason = &closed.reason;
+                if *reason == CloseReason::CONNECTION_LOST
+                    || (*reason == CloseReason::EXPIRED && self.expired_is_loss)
+                {
+                    self.lost = Some(format!(
+                        "GPT-Live session lost (session.closed: {})",
+                        reason.as_str()
+                    ));
+                } else {
+                    out.push_back(closed_event(reason));
+                }
             }
             ServerEvent::Error(error) => {
                 let code = error.code().map(|c| c.as_str().to_owned());
@@ -499,6 +625,12 @@ impl LiveDecoder {
             }
             AgentCommand::CreateResponse {
                 instructions: Some(text),
+            } if self.replaces => {
+                // The resume after a reconnect: direction for the model, not a line to say.
+                out.push(ClientEvent::instructions_append(clip(&text), None).to_json());
+            }
+            AgentCommand::CreateResponse {
+                instructions: Some(text),
             } => {
                 // The greeting: said aloud, verbatim, once the session has started.
                 out.push(ClientEvent::commentary_append(clip(&text), None).to_json());
@@ -516,8 +648,8 @@ impl LiveDecoder {
             AgentCommand::AddContext { text } => {
                 out.push(ClientEvent::thinking_append(clip(&text), None).to_json());
             }
-            // GPT-Live takes history only in `session.start`: no replay mid-session (the server
-            // reconnects only Realtime sessions).
+            // GPT-Live takes history only in `session.start`: restored entries are collected
+            // by the endpoint before the start (`restore_at_start`), never sent mid-session.
             AgentCommand::Truncate { .. }
             | AgentCommand::CancelResponse { .. }
             | AgentCommand::Restore(_)
@@ -597,6 +729,11 @@ fn silence_append(ms: u64) -> String {
 enum WrapUp {
     /// Not armed (session not started yet, or no limit).
     Idle,
+    /// Waiting for the recycling window to open (`expires_at − live.recycle_before`).
+    RecycleAt,
+    /// The window is open: at the next pause the engine is asked to recycle the session
+    /// ([`AgentEvent::RecycleNow`]); the timer is armed for the wrap-up line as the fallback.
+    Recycling,
     /// Waiting for the moment to say the line.
     Armed,
     /// The line was appended; the session ends when the timer fires again.
@@ -627,6 +764,23 @@ pub struct LiveAgent {
     wrap_up_timer: Pin<Box<Sleep>>,
     /// Output lead: when the first agent audio arrived, and how much has been forwarded since.
     output: Option<(Instant, Duration)>,
+    /// The `session.start` not sent yet: it goes out at the first `flush` or `recv`, with the
+    /// conversation restored before it (`restore_at_start`).
+    start: Option<SessionConfig>,
+    restored: Vec<ContextItem>,
+    /// The serialized `session.start` being written (cancel-safe resend).
+    start_json: Option<String>,
+    /// A loss to report once the events before it are out; then the stream ends.
+    pending_error: Option<EndpointError>,
+    failed: bool,
+    plan_recycle: bool,
+    call_deadline: Instant,
+    /// Last transcript fragment (either side) and last non-silent output while recycling.
+    last_activity: Instant,
+    /// When the engine was last asked to recycle.
+    recycle_asked: Option<Instant>,
+    /// When the wrap-up line is due (set when the session starts).
+    wrap_up_at: Instant,
 }
 
 impl std::fmt::Debug for LiveAgent {
@@ -646,34 +800,44 @@ fn transport(e: TransportError) -> EndpointError {
 }
 
 impl LiveAgent {
-    /// Connects and sends `session.start`; `Ready` follows as an event on `session.started`.
+    /// Connects. `session.start` follows at the endpoint's first `flush` or `recv` (after
+    /// the engine's [`AgentCommand::Restore`] entries, for a session that replaces another);
+    /// `Ready` follows as an event on `session.started`. A refusal that retrying cannot fix
+    /// (401/403/404, TLS) is [`EndpointError::Protocol`], never retried.
     pub async fn connect(
         endpoint: &Endpoint,
         settings: Arc<LiveConfig>,
-        session: SessionConfig,
+        plan: LivePlan,
         clock: Arc<RelayClock>,
     ) -> Result<Self, EndpointError> {
-        let connection = endpoint
-            .connect(&Target::live())
-            .await
-            .map_err(|e| EndpointError::Transport(format!("connecting to GPT-Live: {e}")))?;
+        let connection = endpoint.connect(&Target::live()).await.map_err(|e| {
+            if e.is_transient() {
+                EndpointError::Transport(format!("connecting to GPT-Live: {e}"))
+            } else {
+                crate::telemetry::error("agent_connect_permanent");
+                tracing::error!(
+                    error = %e,
+                    "GPT-Live refused the connection permanently (not retried): check \
+                     OPENAI_API_KEY and OPENAI_BASE_URL"
+                );
+                EndpointError::Protocol(format!("GPT-Live refused the connection (permanent): {e}"))
+            }
+        })?;
         tracing::debug!(
             attempts = connection.info().attempts(),
             request_id = connection.info().request_id(),
             "connected to GPT-Live"
         );
-        let (mut sender, receiver) = connection.split();
-        sender
-            .send_text(ClientEvent::session_start(session).to_json())
-            .await
-            .map_err(transport)?;
+        let (sender, receiver) = connection.split();
         let mut gap_check = tokio::time::interval(GAP_CHECK);
         gap_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let now = Instant::now();
         Ok(LiveAgent {
             sender,
             receiver,
-            decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone()),
+            decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone())
+                .with_expired_as_loss(plan.reconnects)
+                .replacing(plan.replaces),
             settings,
             queued: VecDeque::new(),
             outgoing: Vec::new(),
@@ -688,7 +852,51 @@ impl LiveAgent {
             wrap_up: WrapUp::Idle,
             wrap_up_timer: Box::pin(tokio::time::sleep_until(now)),
             output: None,
+            start: Some(plan.session),
+            restored: Vec::new(),
+            start_json: None,
+            pending_error: None,
+            failed: false,
+            plan_recycle: plan.recycle,
+            call_deadline: plan.call_deadline,
+            last_activity: now,
+            recycle_asked: None,
+            wrap_up_at: now,
         })
+    }
+
+    /// Sends `session.start` if it has not been sent, with the restored conversation as its
+    /// `input`. Cancel-safe: the serialized event is kept until the sink took it.
+    async fn send_start(&mut self) -> Result<(), EndpointError> {
+        if let Some(mut session) = self.start.take() {
+            if !self.restored.is_empty() || self.decoder.replaces {
+                let (input, dropped) = replay_input(&self.restored);
+                if dropped > 0 {
+                    tracing::info!(
+                        dropped,
+                        kept = input.len(),
+                        "GPT-Live history cap: oldest replayed entries dropped"
+                    );
+                }
+                session.input = input;
+                self.restored = Vec::new();
+            }
+            self.start_json = Some(ClientEvent::session_start(session).to_json());
+        }
+        if let Some(text) = &self.start_json {
+            self.sender
+                .feed_text(text.clone())
+                .await
+                .map_err(transport)?;
+            self.start_json = None;
+            self.needs_flush = true;
+        }
+        Ok(())
+    }
+
+    /// The session has not been started yet (`session.start` not written).
+    fn start_pending(&self) -> bool {
+        self.start.is_some() || self.start_json.is_some()
     }
 
     /// The session id and expiry, once started.
@@ -728,7 +936,10 @@ impl LiveAgent {
         }
     }
 
-    /// Arms the wrap-up at the earlier of `expires_at − wrap_up_before` and the cap.
+    /// Arms the session's end: the wrap-up line at the earliest of `expires_at −
+    /// live.wrap_up_before`, the cap (`live.session_cap` after connecting) minus the same and
+    /// the call's deadline; before it, when recycling is on and the session (not the call)
+    /// ends first, the recycling window from `live.recycle_before` before the session's end.
     fn arm_wrap_up(&mut self) {
         let Some(started) = self.decoder.started() else {
             return;
@@ -737,18 +948,57 @@ impl LiveAgent {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let left = u64::try_from(started.expires_at - now_unix).unwrap_or(0);
-        let before_expiry = Duration::from_secs(left).saturating_sub(self.settings.wrap_up_before);
-        let cap = self
-            .settings
-            .session_cap
-            .saturating_sub(self.connected_at.elapsed());
-        let at = Instant::now() + before_expiry.min(cap);
-        tracing::debug!(
-            in_secs = before_expiry.min(cap).as_secs(),
-            "GPT-Live wrap-up armed"
-        );
+        let now = Instant::now();
+        let session_end =
+            (now + Duration::from_secs(left)).min(self.connected_at + self.settings.session_cap);
+        let at = session_end
+            .checked_sub(self.settings.wrap_up_before)
+            .unwrap_or(now)
+            .min(self.call_deadline)
+            .max(now);
+        self.wrap_up_at = at;
+        let recycle_at = session_end
+            .checked_sub(self.settings.recycle_before)
+            .unwrap_or(now)
+            .max(now);
+        if self.plan_recycle && recycle_at < at && at < self.call_deadline {
+            tracing::debug!(
+                in_secs = (recycle_at - now).as_secs(),
+                wrap_up_in_secs = (at - now).as_secs(),
+                "GPT-Live recycling armed"
+            );
+            self.wrap_up_timer.as_mut().reset(recycle_at);
+            self.wrap_up = WrapUp::RecycleAt;
+            return;
+        }
+        tracing::debug!(in_secs = (at - now).as_secs(), "GPT-Live wrap-up armed");
         self.wrap_up_timer.as_mut().reset(at);
         self.wrap_up = WrapUp::Armed;
+    }
+
+    /// While the recycling window is open: at a pause (no transcript fragment and no speech
+    /// in the output for [`RECYCLE_PAUSE`], nothing delegated), ask the engine to recycle,
+    /// at most once per pause length.
+    fn maybe_ask_recycle(&mut self) {
+        if self.wrap_up != WrapUp::Recycling || !self.decoder.nothing_delegated() {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last_activity) < RECYCLE_PAUSE
+            || self
+                .recycle_asked
+                .is_some_and(|t| now.duration_since(t) < RECYCLE_PAUSE)
+        {
+            return;
+        }
+        tracing::info!("GPT-Live session near its expiry, at a pause: asking to recycle it");
+        self.recycle_asked = Some(now);
+        // The lines so far are complete (a pause is longer than a line gap): the engine keeps
+        // them for the replay.
+        let mut out = VecDeque::new();
+        self.decoder.finish_lines(&mut out);
+        self.queued.extend(out);
+        self.queued.push_back(AgentEvent::RecycleNow);
     }
 
     /// Feeds the encoded messages of the current command. Cancel-safe: a message leaves
@@ -786,9 +1036,39 @@ impl LiveAgent {
         Ok(())
     }
 
+    /// The session was lost: the lines being assembled go out, then the loss (a transient
+    /// transport error: the engine reconnects when configured).
+    fn lose(&mut self, reason: String) {
+        tracing::info!(reason, "GPT-Live session lost");
+        let mut out = VecDeque::new();
+        self.decoder.finish_lines(&mut out);
+        self.queued.extend(out);
+        self.pending_error = Some(EndpointError::Transport(reason));
+    }
+
+    /// While recycling: a transcript fragment or speech in the output among the events from
+    /// `from` on ends the current pause.
+    fn note_activity(&mut self, from: usize) {
+        let active = self.queued.range(from..).any(|e| match e {
+            AgentEvent::Transcript { .. } => true,
+            AgentEvent::Audio { audio, .. } => !audio.decode().is_ok_and(|b| is_silence(&b)),
+            _ => false,
+        });
+        if active {
+            self.last_activity = Instant::now();
+        }
+    }
+
     async fn on_wrap_up_timer(&mut self) -> Result<(), EndpointError> {
         match self.wrap_up {
-            WrapUp::Armed => {
+            WrapUp::RecycleAt => {
+                self.wrap_up = WrapUp::Recycling;
+                // Speech must be absent for a whole pause from now on.
+                self.last_activity = Instant::now();
+                let at = self.wrap_up_at;
+                self.wrap_up_timer.as_mut().reset(at);
+            }
+            WrapUp::Armed | WrapUp::Recycling => {
                 tracing::info!("GPT-Live session lifetime nearly reached: saying the wrap-up line");
                 let line = ClientEvent::commentary_append(clip(&self.settings.wrap_up_line), None)
                     .to_json();
@@ -821,6 +1101,8 @@ impl AgentEndpoint for LiveAgent {
             interrupts_itself: true,
             reports_speech: false,
             continuous_input: true,
+            restore_at_start: true,
+            final_close: true,
         }
     }
 
@@ -828,6 +1110,19 @@ impl AgentEndpoint for LiveAgent {
         loop {
             if let Some(event) = self.queued.pop_front() {
                 return Some(Ok(event));
+            }
+            if let Some(error) = self.pending_error.take() {
+                self.failed = true;
+                return Some(Err(error));
+            }
+            if self.failed {
+                return None;
+            }
+            if self.start_pending()
+                && !self.closed
+                && let Err(e) = self.send_start().await
+            {
+                return Some(Err(e));
             }
             if self.needs_flush && !self.closed {
                 // Cancel-safe: an interrupted flush leaves the data in the write buffer and
@@ -838,13 +1133,17 @@ impl AgentEndpoint for LiveAgent {
                 self.needs_flush = false;
             }
             let started = self.decoder.started().is_some() && !self.closed;
-            let wrap_up = started && matches!(self.wrap_up, WrapUp::Armed | WrapUp::Said);
+            let wrap_up = started
+                && matches!(
+                    self.wrap_up,
+                    WrapUp::RecycleAt | WrapUp::Recycling | WrapUp::Armed | WrapUp::Said
+                );
             tokio::select! {
                 biased;
                 // Cancel-safe: `Receiver::recv` loses nothing when dropped, and what follows is
                 // synchronous.
-                incoming = self.receiver.recv() => match incoming? {
-                    Ok(Incoming::Text(text)) => {
+                incoming = self.receiver.recv() => match incoming {
+                    Some(Ok(Incoming::Text(text))) => {
                         let before = self.queued.len();
                         let was_started = self.decoder.started().is_some();
                         self.decoder.decode(&text, &mut self.queued);
@@ -852,22 +1151,45 @@ impl AgentEndpoint for LiveAgent {
                             self.clock.received(Direction::AgentToCaller);
                             self.keep_lead_short(before);
                         }
+                        if self.wrap_up == WrapUp::Recycling {
+                            self.note_activity(before);
+                        }
                         if !was_started && self.decoder.started().is_some() {
                             self.arm_wrap_up();
                         }
+                        if let Some(lost) = self.decoder.take_lost() {
+                            self.lose(lost);
+                        }
                     }
-                    Ok(Incoming::Close(reason)) => {
+                    Some(Ok(Incoming::Close(reason))) => {
                         if self.decoder.is_closed() {
                             return None;
                         }
-                        let mut out = VecDeque::new();
-                        self.decoder.finish_lines(&mut out);
-                        self.queued.extend(out);
-                        self.queued.push_back(close_frame_event(reason.as_ref(), self.decoder.started().is_some()));
+                        let started = self.decoder.started().is_some();
+                        let normal = matches!(reason.as_ref().map(|r| r.code), Some(1000 | 1001) | None);
+                        if started && !normal {
+                            let text = reason.as_ref().map_or_else(String::new, |r| r.to_string());
+                            self.lose(format!("GPT-Live closed the socket without session.closed ({text})"));
+                        } else {
+                            let mut out = VecDeque::new();
+                            self.decoder.finish_lines(&mut out);
+                            self.queued.extend(out);
+                            self.queued.push_back(close_frame_event(reason.as_ref(), started));
+                        }
                     }
-                    Ok(_) => {}
-                    Err(TransportError::Closed) => return None,
-                    Err(e) => return Some(Err(transport(e))),
+                    Some(Ok(_)) => {}
+                    None | Some(Err(TransportError::Closed)) => {
+                        if self.decoder.is_closed() || self.closed {
+                            return None;
+                        }
+                        self.lose("GPT-Live connection lost without session.closed".into());
+                    }
+                    Some(Err(e)) => {
+                        if self.decoder.is_closed() || self.closed {
+                            return Some(Err(transport(e)));
+                        }
+                        self.lose(format!("GPT-Live connection lost: {e}"));
+                    }
                 },
                 // Both branches below only feed the send buffer. If the future is dropped
                 // while a feed is pending, a silence frame is lost (harmless) or the wrap-up
@@ -876,6 +1198,7 @@ impl AgentEndpoint for LiveAgent {
                     if let Err(e) = self.on_gap_check().await {
                         return Some(Err(e));
                     }
+                    self.maybe_ask_recycle();
                 }
                 () = self.wrap_up_timer.as_mut(), if wrap_up => {
                     if let Err(e) = self.on_wrap_up_timer().await {
@@ -903,6 +1226,12 @@ impl AgentEndpoint for LiveAgent {
                 self.close().await;
                 Ok(())
             }
+            AgentCommand::Restore(item) => {
+                if self.start_pending() {
+                    self.restored.push(item);
+                }
+                Ok(())
+            }
             other => {
                 // Fed again after a dropped pending feed: its messages are still queued.
                 if self.outgoing.is_empty() {
@@ -916,6 +1245,9 @@ impl AgentEndpoint for LiveAgent {
     async fn flush(&mut self) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
+        }
+        if self.start_pending() {
+            self.send_start().await?;
         }
         self.sender.flush().await.map_err(transport)?;
         self.needs_flush = false;
@@ -934,7 +1266,7 @@ impl LiveAgent {
             .started()
             .map(|s| s.id.clone())
             .unwrap_or_default();
-        if !self.decoder.is_closed() {
+        if !self.decoder.is_closed() && !self.start_pending() {
             let _ = self.sender.flush().await;
             match close_live_session(
                 &mut self.sender,

@@ -694,6 +694,8 @@ impl AgentEndpoint for RealtimeAgent {
             interrupts_itself: self.interrupts_itself,
             reports_speech: true,
             continuous_input: false,
+            restore_at_start: false,
+            final_close: false,
         }
     }
 
