@@ -522,3 +522,55 @@ async fn the_call_subcommand_places_a_call_through_the_running_server() {
     server.handle.shutdown();
     server.handle.wait().await;
 }
+
+/// The AMD action's REST update is retried with bounded backoff when Twilio fails
+/// transiently (5xx, 429), and never on a 4xx (an answer: repeating it changes nothing).
+#[tokio::test]
+async fn the_amd_action_is_retried_on_transient_failures_and_not_on_4xx() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let server = server(&rest, &[]).await;
+    let account = rest.account_sid().to_owned();
+    let updates = |sid: &str| -> Vec<(u16, Vec<(String, String)>)> {
+        rest.requests()
+            .into_iter()
+            .filter(|r| r.kind == RequestKind::UpdateCall && r.call_sid.as_deref() == Some(sid))
+            .map(|r| (r.status, r.params))
+            .collect()
+    };
+    let hang_up = pairs(&[("Status", "completed")]);
+
+    // Twilio answers 503, then 429, then accepts: three attempts, the last one took.
+    let sid = placed_sid(&server, json!({"to": TO, "profile": "sales"})).await;
+    rest.fail_next(503, 20500, "Service Unavailable");
+    rest.fail_next(429, 20429, "Too Many Requests");
+    let r = signed_post(
+        &server,
+        "/twilio/amd?profile=sales",
+        &amd_form(&account, &sid, "machine_end_beep"),
+    )
+    .await;
+    // The route answers once its action is done.
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        updates(&sid),
+        vec![
+            (503, hang_up.clone()),
+            (429, hang_up.clone()),
+            (200, hang_up.clone())
+        ]
+    );
+
+    // A 4xx is final: one attempt.
+    let sid = placed_sid(&server, json!({"to": TO, "profile": "sales"})).await;
+    rest.fail_next(400, 20001, "Invalid request");
+    let r = signed_post(
+        &server,
+        "/twilio/amd?profile=sales",
+        &amd_form(&account, &sid, "machine_end_beep"),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(updates(&sid), vec![(400, hang_up.clone())]);
+    server.handle.shutdown();
+    server.handle.wait().await;
+}
