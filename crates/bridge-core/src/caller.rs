@@ -49,6 +49,14 @@ pub enum CallerEvent {
     Dtmf(char),
     /// The caller hung up or the provider stopped the stream (Twilio `stop`).
     Hangup,
+    /// The caller is a voicemail box that is recording now (answering machine detection heard
+    /// the beep, out of band): the agent is asked for a message following `instructions`, and
+    /// the call hangs up once that message has been heard, exactly like a goodbye (see
+    /// [`crate::engine::CallEvent::LeaveMessage`] for whether the engine took it).
+    LeaveMessage {
+        /// For the agent's response (for an agent that says text verbatim, the message).
+        instructions: String,
+    },
 }
 
 /// Something the engine wants done on the caller side.

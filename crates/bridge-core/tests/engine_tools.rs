@@ -4,6 +4,7 @@
 mod engine_support;
 
 use bridge_core::agent::ResponseStatus;
+use bridge_core::caller::CallerEvent;
 use bridge_core::engine::{CallConfig, GoodbyeBargeIn};
 use bridge_core::tools::CallAction;
 use engine_support::*;
@@ -594,5 +595,95 @@ fn successful_transfer_ends_the_call_as_transferred() {
     assert_eq!(
         s.cmds(90, In::ActionDone(Ok(()))),
         ["A close", "C close", "finished transferred"]
+    );
+}
+
+// ---- a voicemail message (CallerEvent::LeaveMessage) ------------------------------------------
+
+fn leave_message(instructions: &str) -> In {
+    In::Caller(CallerEvent::LeaveMessage {
+        instructions: instructions.to_owned(),
+    })
+}
+
+/// The caller is a voicemail box recording now: the agent is asked for the message, and the
+/// hang-up follows its last heard byte, exactly like a goodbye.
+#[test]
+fn a_voicemail_message_is_asked_for_and_hung_up_after_once_it_was_heard() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.check(&[
+        (
+            0,
+            leave_message("Leave the message."),
+            &["event leave-message", "A respond \"Leave the message.\""],
+        ),
+        (100, response_started("vm"), &[]),
+        (
+            200,
+            agent_audio("vm", "v1", 1, 160),
+            &[
+                "event first-audio Voicemail 200ms",
+                "C audio 160 #01",
+                "C mark 1",
+            ],
+        ),
+        (
+            200,
+            agent_audio("vm", "v1", 2, 160),
+            &["C audio 160 #02", "C mark 2"],
+        ),
+        (210, audio_done("vm", "v1"), &[]),
+        (210, response_done("vm", ResponseStatus::Completed), &[]),
+        (220, echo(1), &[]),
+        (
+            240,
+            echo(2),
+            &[
+                "event action Hangup",
+                "action hangup",
+                "A close",
+                "C close",
+                "event ended hung_up_by_agent",
+                "finished hung_up_by_agent",
+            ],
+        ),
+    ]);
+}
+
+/// What the agent is saying when the message is asked for is finished first; the message's
+/// response follows it.
+#[test]
+fn a_voicemail_message_waits_for_the_running_response() {
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, response_started("hello"));
+    s.step(0, agent_audio("hello", "h1", 1, 160));
+    assert_eq!(
+        s.step(10, leave_message("Leave it.")),
+        ["event leave-message"],
+        "held back while a response runs"
+    );
+    s.check(&[(
+        20,
+        response_done("hello", ResponseStatus::Completed),
+        &["A respond \"Leave it.\""],
+    )]);
+}
+
+/// Before the agent is ready, or while a call action is pending, nothing is asked: the
+/// caller side is told why (and leaves the message some other way).
+#[test]
+fn a_voicemail_message_is_refused_before_the_agent_is_ready_or_during_a_goodbye() {
+    let mut s = Scenario::new(quiet_config());
+    s.step(0, started());
+    assert_eq!(
+        s.step(5, leave_message("Leave it.")),
+        ["event leave-message refused: the agent is not ready"]
+    );
+    let mut s = Scenario::ready(quiet_config(), REALTIME);
+    s.step(0, tool_call("c1", "end_call", None));
+    s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    assert_eq!(
+        s.step(20, leave_message("Leave it.")),
+        ["event leave-message refused: a call action is already pending"]
     );
 }

@@ -34,6 +34,8 @@ use crate::adapters::realtime::{McpStats, RealtimeAgent};
 use crate::adapters::twilio::TwilioCaller;
 use crate::adapters::{Direction, RelayClock};
 use crate::config::{AgentConfig, Backend, Config};
+use crate::outbound::settings::AmdAction;
+use crate::outbound::voicemail::{AgentVoicemail, Controlled, VoicemailRoute};
 use crate::profiles::Profile;
 use crate::record::{Percentiles, RecordContext, Recorder, now_ms};
 use crate::server::AppState;
@@ -159,7 +161,27 @@ async fn run_in_span<S>(
     let mcp_stats = Arc::clone(&context.mcp);
     // Ended by the server's shutdown, or by Twilio's final status callback for this call.
     let end = state.calls.end_all.child_token();
-    let open = state.open_calls.open(&info.call_id, end.clone());
+    // An outbound call whose profile has the agent leave voicemails: `/twilio/amd` reaches it
+    // through a bounded channel into its caller side (no cost for any other call).
+    let voicemail = Arc::clone(&context.voicemail);
+    let (voicemail_route, voicemail_rx) = if info.parameter("direction") == Some("outbound")
+        && profile.amd.on_machine == AmdAction::AgentVoicemail
+        && backend != Backend::Echo
+    {
+        let variables = crate::prompt::call_variables(&info)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let (route, rx) =
+            VoicemailRoute::new(variables, backend == Backend::Live, Arc::clone(&voicemail));
+        (Some(route), Some(rx))
+    } else {
+        (None, None)
+    };
+    let agent_voicemail = voicemail_route.is_some();
+    let open = state
+        .open_calls
+        .open(&info.call_id, end.clone(), voicemail_route);
     let live = crate::console::enabled(&state).then(|| {
         state.console.live.open(crate::console::live::NewCall {
             context: Arc::clone(&context),
@@ -249,6 +271,11 @@ async fn run_in_span<S>(
         backend: backend.as_str(),
         record,
         live,
+        voicemail: agent_voicemail.then(|| VoicemailWatch {
+            state: Arc::clone(&voicemail),
+            services: Arc::clone(&state.tool_services),
+            call_sid: info.call_id.clone(),
+        }),
     };
     let recording = if config.recording.enabled {
         crate::recording::start(&config.recording, &info.call_id, Instant::now()).map(|r| {
@@ -258,7 +285,19 @@ async fn run_in_span<S>(
     } else {
         None
     };
-    let summary = run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await;
+    let summary = match voicemail_rx {
+        Some(rx) => {
+            let caller = Controlled::new(caller, rx);
+            run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await
+        }
+        None => run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await,
+    };
+    if agent_voicemail {
+        // A message asked for and not left (the agent failed, the call ended first): `<Say>`.
+        voicemail
+            .fall_back(&state.tool_services, &info.call_id)
+            .await;
+    }
     // The endpoint (and with it the recording's tap) is gone: the recording task finishes
     // the file.
     let recording_path = match recording {
@@ -556,10 +595,49 @@ struct Observer {
     record: Option<Recorder>,
     /// The call's entry among the console's live calls (while the console is on).
     live: Option<crate::console::live::LiveEntry>,
+    /// The agent-voicemail state (`agent_voicemail` calls only).
+    voicemail: Option<VoicemailWatch>,
+}
+
+/// What the observer of an `agent_voicemail` call needs: the state, and REST for the fallback.
+struct VoicemailWatch {
+    state: Arc<AgentVoicemail>,
+    services: Arc<crate::tools::ToolServices>,
+    call_sid: String,
+}
+
+impl VoicemailWatch {
+    fn on_event(&self, event: &CallEvent) {
+        match event {
+            CallEvent::LeaveMessage { refused: None } => {
+                tracing::info!("the agent is leaving the voicemail message");
+                self.state.accepted();
+            }
+            CallEvent::LeaveMessage {
+                refused: Some(reason),
+            } => {
+                tracing::warn!(reason = %reason, "the agent cannot leave the voicemail message: <Say> instead");
+                let (state, services, call_sid) = (
+                    Arc::clone(&self.state),
+                    Arc::clone(&self.services),
+                    self.call_sid.clone(),
+                );
+                tokio::spawn(async move { state.fall_back(&services, &call_sid).await });
+            }
+            CallEvent::Action {
+                action: bridge_core::tools::CallAction::Hangup,
+                timed_out: false,
+            } => self.state.heard(),
+            _ => {}
+        }
+    }
 }
 
 impl CallObserver for Observer {
     fn on_event(&mut self, event: &CallEvent) {
+        if let Some(voicemail) = &self.voicemail {
+            voicemail.on_event(event);
+        }
         if let Some(record) = &mut self.record {
             record.on_event(event, now_ms());
         }
@@ -567,7 +645,10 @@ impl CallObserver for Observer {
             live.on_event(event);
         }
         match event {
-            CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::Ended(_) => {}
+            CallEvent::Started(_)
+            | CallEvent::Usage(_)
+            | CallEvent::Ended(_)
+            | CallEvent::LeaveMessage { .. } => {}
             CallEvent::AgentReady { connect_latency } => {
                 metrics::histogram!(crate::telemetry::AGENT_CONNECT_SECONDS, "backend" => self.backend)
                     .record(connect_latency.as_secs_f64());

@@ -1686,6 +1686,7 @@ impl Config {
                     p.on_fax.as_deref(),
                     p.on_unknown.as_deref(),
                     p.voicemail_message.as_deref(),
+                    p.voicemail_instructions.as_deref(),
                     &format!("profiles.{}", p.name),
                 )
                 .map_err(|(key, message)| ConfigError::Key { key, message })?;

@@ -127,6 +127,7 @@ impl Profiles {
                         p.on_fax.as_deref(),
                         p.on_unknown.as_deref(),
                         p.voicemail_message.as_deref(),
+                        p.voicemail_instructions.as_deref(),
                         &format!("profiles.{}", p.name),
                     )
                     .map_err(|(key, message)| format!("invalid {key}: {message}"))?,

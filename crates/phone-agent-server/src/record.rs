@@ -544,6 +544,7 @@ impl Recorder {
             | CallEvent::Usage(_)
             | CallEvent::Action { .. }
             | CallEvent::Error { .. }
+            | CallEvent::LeaveMessage { .. }
             | CallEvent::Ended(_) => {}
         }
     }
@@ -600,6 +601,7 @@ pub fn trigger_name(trigger: LatencyTrigger) -> &'static str {
         T::Dtmf => "dtmf",
         T::Reprompt => "reprompt",
         T::Resumed => "resumed",
+        T::Voicemail => "voicemail",
     }
 }
 

@@ -41,6 +41,8 @@ pub(crate) struct OpenCalls {
 struct OpenCall {
     end: CancellationToken,
     completed: Arc<AtomicBool>,
+    /// How `/twilio/amd` hands the call a message to leave (`agent_voicemail` calls only).
+    voicemail: Option<crate::outbound::voicemail::VoicemailRoute>,
 }
 
 /// Keeps a call registered in [`OpenCalls`] while it runs.
@@ -68,7 +70,12 @@ impl Drop for OpenCallGuard<'_> {
 
 impl OpenCalls {
     /// Registers a call; cancelling `end` ends it.
-    pub(crate) fn open(&self, call_sid: &str, end: CancellationToken) -> OpenCallGuard<'_> {
+    pub(crate) fn open(
+        &self,
+        call_sid: &str,
+        end: CancellationToken,
+        voicemail: Option<crate::outbound::voicemail::VoicemailRoute>,
+    ) -> OpenCallGuard<'_> {
         let completed = Arc::new(AtomicBool::new(false));
         if let Ok(mut calls) = self.calls.lock() {
             calls.insert(
@@ -76,6 +83,7 @@ impl OpenCalls {
                 OpenCall {
                     end,
                     completed: Arc::clone(&completed),
+                    voicemail,
                 },
             );
         }
@@ -84,6 +92,17 @@ impl OpenCalls {
             call_sid: call_sid.to_owned(),
             completed,
         }
+    }
+
+    /// The route into a call whose stream is open here, for its voicemail message.
+    pub(crate) fn voicemail_route(
+        &self,
+        call_sid: &str,
+    ) -> Option<crate::outbound::voicemail::VoicemailRoute> {
+        self.calls
+            .lock()
+            .ok()
+            .and_then(|calls| calls.get(call_sid).and_then(|c| c.voicemail.clone()))
     }
 
     /// Ends the call if its stream is open here; whether it was.

@@ -151,6 +151,8 @@ pub enum LatencyTrigger {
     Reprompt,
     /// We asked the reconnected agent to pick up the conversation.
     Resumed,
+    /// We asked the agent to leave a message on a voicemail box.
+    Voicemail,
 }
 
 /// Where an error reported by [`CallEvent::Error`] came from.
@@ -235,6 +237,15 @@ pub enum CallEvent {
     Reprompted,
     /// A usage report (as received; totals are in the summary).
     Usage(Usage),
+    /// A [`crate::caller::CallerEvent::LeaveMessage`] arrived. `refused: None`: the message
+    /// was asked for, and the next [`CallEvent::Action`] (a hang-up) follows it — with
+    /// `timed_out: false` once it has been heard. `Some(reason)`: nothing was asked (the agent
+    /// is not ready, or a call action is already pending); the caller side must leave the
+    /// message some other way.
+    LeaveMessage {
+        /// Why the message was not asked for.
+        refused: Option<String>,
+    },
     /// A call action is being executed now (its goodbye has been heard or the guard expired).
     Action {
         /// The action.

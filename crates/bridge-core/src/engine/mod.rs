@@ -401,6 +401,7 @@ impl Call {
             CallerEvent::MarkPlayed(mark) => self.on_mark_played(mark, now),
             CallerEvent::Dtmf(digit) => self.on_dtmf(digit, now),
             CallerEvent::Hangup => self.end(EndReason::CallerHungUp, None, now),
+            CallerEvent::LeaveMessage { instructions } => self.leave_message(instructions, now),
         }
         self.after_input(now);
     }
@@ -1294,6 +1295,37 @@ impl Call {
                 .map(|i| i.call_id.clone())
                 .unwrap_or_default(),
         }));
+    }
+
+    /// The caller is a voicemail box recording now: ask for the message and hang up once it
+    /// has been heard (the goodbye's phases and guard), or refuse when that cannot be done.
+    /// What the agent is saying already is finished first (the request is held back).
+    fn leave_message(&mut self, instructions: String, now: Instant) {
+        let refused = if !self.ready || self.gap.is_some() {
+            Some("the agent is not ready")
+        } else if self.actions.is_pending() {
+            Some("a call action is already pending")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.emit(CallEvent::LeaveMessage {
+                refused: Some(reason.to_owned()),
+            });
+            return;
+        }
+        self.actions.request(CallAction::Hangup);
+        self.timers
+            .set(Timer::Goodbye, now + self.config.goodbye_timeout);
+        self.emit(CallEvent::LeaveMessage { refused: None });
+        self.context.note(&instructions);
+        if self.caller_speaking && self.caps.is_some_and(|c| c.reports_speech) {
+            // The agent answers the sound it hears by itself; the instructions go with it.
+            self.out.push_back(Output::Agent(AgentCommand::AddContext {
+                text: instructions.clone(),
+            }));
+        }
+        self.request_response(Some(instructions), LatencyTrigger::Voicemail, now);
     }
 
     /// The goodbye was heard (or its guard fired): output the action. A hang-up ends the call

@@ -369,6 +369,10 @@ fn render_event(e: &CallEvent) -> String {
             format!("first-audio {trigger:?} {}ms", latency.as_millis())
         }
         CallEvent::Reprompted => "reprompted".into(),
+        CallEvent::LeaveMessage { refused } => match refused {
+            None => "leave-message".into(),
+            Some(reason) => format!("leave-message refused: {reason}"),
+        },
         CallEvent::Usage(u) => format!("usage in={} out={}", u.input_tokens, u.output_tokens),
         CallEvent::Action { action, timed_out } => {
             format!(

@@ -14,13 +14,14 @@
 //!
 //! `voicemail` updates the live call with `<Response><Say>MESSAGE</Say><Hangup/></Response>`
 //! (which ends its media stream: the agent stops and Twilio says the message after the beep);
+//! `agent_voicemail` hands the message to the call's agent when the call's stream is open on
+//! this instance (see [`super::voicemail`]), and falls back to that `<Say>` otherwise;
 //! `hangup` updates it with `Status=completed`. A call already over (Twilio 21220/20404) is
 //! fine. The profile comes from the callback URL, written there by `POST /api/calls`.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use twilio_media::rest::UpdateCall;
-use twilio_media::twiml;
 
 use super::settings::AmdAction;
 use crate::routes::{self, Body};
@@ -81,16 +82,44 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
             answered_by: answered_by.chars().take(32).collect(),
         }));
     }
+    // Invariant: configuration validation refuses `voicemail` and `agent_voicemail` without a
+    // message.
+    let message = profile.amd.voicemail_message.as_deref().unwrap_or_default();
+    let say = match action {
+        AmdAction::AgentVoicemail => {
+            let route = state.open_calls.voicemail_route(call_sid);
+            match route {
+                Some(route)
+                    if route.leave_message(&profile.amd.voicemail_instructions, message) =>
+                {
+                    tracing::info!(call_sid, "AMD: the call's agent leaves the voicemail");
+                    false
+                }
+                Some(_) => {
+                    tracing::info!(
+                        call_sid,
+                        "AMD: the call cannot take the message; <Say> instead"
+                    );
+                    true
+                }
+                None => {
+                    tracing::info!(
+                        call_sid,
+                        "AMD: the call's stream is not open on this instance; <Say> instead"
+                    );
+                    true
+                }
+            }
+        }
+        AmdAction::Voicemail => true,
+        AmdAction::Converse | AmdAction::Hangup => false,
+    };
     let update = match action {
         AmdAction::Converse => None,
+        AmdAction::AgentVoicemail if !say => None,
         AmdAction::Hangup => Some(UpdateCall::hang_up()),
-        AmdAction::Voicemail => {
-            // Invariant: configuration validation refuses `voicemail` without a message.
-            let message = profile.amd.voicemail_message.as_deref().unwrap_or_default();
-            let xml = twiml::Response::new()
-                .say(twiml::Say::new(message))
-                .hangup()
-                .to_xml();
+        AmdAction::Voicemail | AmdAction::AgentVoicemail => {
+            let xml = super::voicemail::say_twiml(message);
             match UpdateCall::twiml(xml) {
                 Ok(update) => Some(update),
                 Err(e) => {

@@ -38,6 +38,7 @@
 
 pub mod amd;
 pub mod settings;
+pub(crate) mod voicemail;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

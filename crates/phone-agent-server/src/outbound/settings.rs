@@ -17,9 +17,21 @@ pub enum AmdAction {
     Converse,
     /// Leave the profile's voicemail message (`<Say>`), then hang up.
     Voicemail,
+    /// The live call's agent leaves the message (`voicemail_instructions`), and the call hangs
+    /// up once it has been heard; `<Say>` is the fallback. Machines only (after the beep).
+    AgentVoicemail,
     /// Hang up at once (REST `Status=completed`).
     Hangup,
 }
+
+/// What [`AmdAction::parse`] accepts, for error messages.
+const ACTIONS: &str = "converse, voicemail, agent_voicemail, hangup";
+
+/// What the agent is told when it is to leave the message and the profile says nothing else
+/// (`{{voicemail_message}}` is the profile's message; the call's variables apply too).
+pub const DEFAULT_VOICEMAIL_INSTRUCTIONS: &str = "You have reached a voicemail box and the \
+    beep has sounded: the recording runs now. Leave this message in your own words, in one \
+    go, and then stop talking (the call ends after it): {{voicemail_message}}";
 
 impl AmdAction {
     /// Parses `converse`, `voicemail` or `hangup`.
@@ -27,6 +39,7 @@ impl AmdAction {
         match s.trim() {
             "converse" => Some(AmdAction::Converse),
             "voicemail" => Some(AmdAction::Voicemail),
+            "agent_voicemail" => Some(AmdAction::AgentVoicemail),
             "hangup" => Some(AmdAction::Hangup),
             _ => None,
         }
@@ -37,6 +50,7 @@ impl AmdAction {
         match self {
             AmdAction::Converse => "converse",
             AmdAction::Voicemail => "voicemail",
+            AmdAction::AgentVoicemail => "agent_voicemail",
             AmdAction::Hangup => "hangup",
         }
     }
@@ -51,8 +65,12 @@ pub struct AmdPolicy {
     pub on_fax: AmdAction,
     /// `unknown` (and `machine_start`, which only `MachineDetection=Enable` sends).
     pub on_unknown: AmdAction,
-    /// Said (`<Say>`) on `voicemail`; required when any action is `voicemail`.
+    /// Said (`<Say>`) on `voicemail`, and the fallback of `agent_voicemail`; required when any
+    /// action is one of them.
     pub voicemail_message: Option<String>,
+    /// What the agent is told on `agent_voicemail` (a template: `{{voicemail_message}}` and
+    /// the call's variables).
+    pub voicemail_instructions: String,
 }
 
 impl AmdPolicy {
@@ -74,6 +92,7 @@ impl AmdPolicy {
         on_fax: Option<&str>,
         on_unknown: Option<&str>,
         voicemail_message: Option<&str>,
+        voicemail_instructions: Option<&str>,
         key: &str,
     ) -> Result<AmdPolicy, (String, String)> {
         let action = |value: Option<&str>, field: &str, current: AmdAction| match value {
@@ -81,7 +100,7 @@ impl AmdPolicy {
             Some(v) => AmdAction::parse(v).ok_or_else(|| {
                 (
                     format!("{key}.{field}"),
-                    format!("{v:?} is not one of converse, voicemail, hangup"),
+                    format!("{v:?} is not one of {ACTIONS}"),
                 )
             }),
         };
@@ -93,18 +112,39 @@ impl AmdPolicy {
                 Some(m) => non_empty(m.to_owned()),
                 None => self.voicemail_message.clone(),
             },
+            voicemail_instructions: match voicemail_instructions
+                .and_then(|i| non_empty(i.to_owned()))
+            {
+                Some(i) => i,
+                None => self.voicemail_instructions.clone(),
+            },
         };
         policy
             .check()
-            .map_err(|m| (format!("{key}.voicemail_message"), m))?;
+            .map_err(|(field, m)| (format!("{key}.{field}"), m))?;
         Ok(policy)
     }
 
-    fn check(&self) -> Result<(), String> {
-        let uses_voicemail =
-            [self.on_machine, self.on_fax, self.on_unknown].contains(&AmdAction::Voicemail);
+    /// The field at fault and what is wrong.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (field, action) in [("on_fax", self.on_fax), ("on_unknown", self.on_unknown)] {
+            if action == AmdAction::AgentVoicemail {
+                return Err((
+                    field,
+                    "\"agent_voicemail\" is for machines (on_machine): it speaks after the beep"
+                        .into(),
+                ));
+            }
+        }
+        let uses_voicemail = [self.on_machine, self.on_fax, self.on_unknown]
+            .iter()
+            .any(|a| matches!(a, AmdAction::Voicemail | AmdAction::AgentVoicemail));
         if uses_voicemail && self.voicemail_message.is_none() {
-            return Err("an action is \"voicemail\" but voicemail_message is empty".into());
+            return Err((
+                "voicemail_message",
+                "an action is \"voicemail\" or \"agent_voicemail\" but voicemail_message is empty"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -143,6 +183,7 @@ pub(crate) struct RawOutbound {
     on_fax: String,
     on_unknown: String,
     voicemail_message: String,
+    voicemail_instructions: String,
 }
 
 impl Default for RawOutbound {
@@ -155,6 +196,7 @@ impl Default for RawOutbound {
             on_fax: "hangup".into(),
             on_unknown: "converse".into(),
             voicemail_message: String::new(),
+            voicemail_instructions: DEFAULT_VOICEMAIL_INSTRUCTIONS.into(),
         }
     }
 }
@@ -218,21 +260,25 @@ pub(crate) fn validate(raw: RawOutbound) -> Result<OutboundConfig, ConfigError> 
             )
         })?;
     let action = |setting: &'static str, value: &str| {
-        AmdAction::parse(value).ok_or_else(|| {
-            invalid(
-                setting,
-                format!("{value:?} is not one of converse, voicemail, hangup"),
-            )
-        })
+        AmdAction::parse(value)
+            .ok_or_else(|| invalid(setting, format!("{value:?} is not one of {ACTIONS}")))
     };
     let amd = AmdPolicy {
         on_machine: action("outbound.on_machine", &raw.on_machine)?,
         on_fax: action("outbound.on_fax", &raw.on_fax)?,
         on_unknown: action("outbound.on_unknown", &raw.on_unknown)?,
         voicemail_message: non_empty(raw.voicemail_message),
+        voicemail_instructions: non_empty(raw.voicemail_instructions)
+            .unwrap_or_else(|| DEFAULT_VOICEMAIL_INSTRUCTIONS.to_owned()),
     };
-    amd.check()
-        .map_err(|m| invalid("outbound.voicemail_message", m))?;
+    amd.check().map_err(|(field, m)| {
+        let setting = match field {
+            "on_fax" => "outbound.on_fax",
+            "on_unknown" => "outbound.on_unknown",
+            _ => "outbound.voicemail_message",
+        };
+        invalid(setting, m)
+    })?;
     Ok(OutboundConfig {
         allowed_destinations: allowed,
         from,
@@ -251,6 +297,7 @@ mod tests {
             on_fax: AmdAction::Hangup,
             on_unknown: AmdAction::Converse,
             voicemail_message: Some("Call us back.".into()),
+            voicemail_instructions: DEFAULT_VOICEMAIL_INSTRUCTIONS.into(),
         }
     }
 
@@ -273,26 +320,53 @@ mod tests {
     #[test]
     fn overrides_and_their_errors() {
         let p = policy()
-            .with_overrides(Some("hangup"), None, None, None, "profiles.x")
+            .with_overrides(Some("hangup"), None, None, None, None, "profiles.x")
             .unwrap();
         assert_eq!(p.on_machine, AmdAction::Hangup);
         assert_eq!(
             policy()
-                .with_overrides(Some("shout"), None, None, None, "profiles.x")
+                .with_overrides(Some("shout"), None, None, None, None, "profiles.x")
                 .unwrap_err(),
             (
                 "profiles.x.on_machine".to_owned(),
-                "\"shout\" is not one of converse, voicemail, hangup".to_owned()
+                "\"shout\" is not one of converse, voicemail, agent_voicemail, hangup".to_owned()
             )
         );
         assert_eq!(
             policy()
-                .with_overrides(None, None, None, Some(" "), "profiles.x")
+                .with_overrides(None, None, None, Some(" "), None, "profiles.x")
                 .unwrap_err(),
             (
                 "profiles.x.voicemail_message".to_owned(),
-                "an action is \"voicemail\" but voicemail_message is empty".to_owned()
+                "an action is \"voicemail\" or \"agent_voicemail\" but voicemail_message is empty"
+                    .to_owned()
             )
+        );
+        let agent = policy()
+            .with_overrides(
+                Some("agent_voicemail"),
+                None,
+                None,
+                None,
+                Some("Say {{voicemail_message}}"),
+                "profiles.x",
+            )
+            .unwrap();
+        assert_eq!(agent.on_machine, AmdAction::AgentVoicemail);
+        assert_eq!(agent.voicemail_instructions, "Say {{voicemail_message}}");
+        assert_eq!(
+            policy()
+                .with_overrides(
+                    None,
+                    None,
+                    Some("agent_voicemail"),
+                    None,
+                    None,
+                    "profiles.x"
+                )
+                .unwrap_err()
+                .0,
+            "profiles.x.on_unknown"
         );
     }
 

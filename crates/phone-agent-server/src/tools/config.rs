@@ -121,6 +121,7 @@ pub(crate) struct RawProfile {
     mcp_servers: Option<Vec<String>>,
     transfer_destinations: Option<Vec<String>>,
     voicemail_message: Option<String>,
+    voicemail_instructions: Option<String>,
     on_machine: Option<String>,
     on_fax: Option<String>,
     on_unknown: Option<String>,
@@ -299,6 +300,8 @@ pub struct Profile {
     pub transfer_destinations: Option<Vec<String>>,
     /// Outbound calls: overrides of `outbound.voicemail_message`.
     pub voicemail_message: Option<String>,
+    /// … of `outbound.voicemail_instructions`.
+    pub voicemail_instructions: Option<String>,
     /// … of `outbound.on_machine`.
     pub on_machine: Option<String>,
     /// … of `outbound.on_fax`.
@@ -732,6 +735,7 @@ pub(crate) fn validate(
             mcp_servers: p.mcp_servers,
             transfer_destinations: p.transfer_destinations,
             voicemail_message: p.voicemail_message,
+            voicemail_instructions: p.voicemail_instructions,
             on_machine: p.on_machine,
             on_fax: p.on_fax,
             on_unknown: p.on_unknown,

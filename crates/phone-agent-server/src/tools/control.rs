@@ -64,6 +64,16 @@ impl CallControl for TwilioCallControl {
     async fn execute(&self, info: &CallerInfo, action: &CallAction) -> Result<(), ControlError> {
         match action {
             CallAction::Hangup => {
+                if let Some(twiml) = self.call.voicemail.take_fallback() {
+                    // The hang-up after an agent voicemail whose message was not heard in time
+                    // (the guard expired, or the engine could not ask for it): `<Say>` it.
+                    tracing::warn!(
+                        "the agent's voicemail message was not heard: leaving it with <Say>"
+                    );
+                    crate::outbound::voicemail::say_over_rest(&self.services, &info.call_id, twiml)
+                        .await;
+                    return Ok(());
+                }
                 let Some(rest) = &self.services.rest else {
                     tracing::info!(
                         "hanging up by closing the media stream (Twilio REST is not configured)"

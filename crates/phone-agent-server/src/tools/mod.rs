@@ -227,6 +227,8 @@ pub(crate) struct CallContext {
     pub(crate) transfer: Mutex<Option<PendingTransfer>>,
     /// MCP activity, for the call summary.
     pub(crate) mcp: Arc<crate::adapters::realtime::McpStats>,
+    /// The `agent_voicemail` state (outbound calls answered by a machine).
+    pub(crate) voicemail: Arc<crate::outbound::voicemail::AgentVoicemail>,
 }
 
 impl CallContext {
@@ -252,6 +254,7 @@ impl CallContext {
             side_supported,
             greeting_over: Arc::new(AtomicBool::new(!greeting)),
             transfer: Mutex::new(None),
+            voicemail: Arc::default(),
             mcp: Arc::default(),
         }
     }
