@@ -58,6 +58,10 @@ enum Command {
     /// Load-test the release server: concurrent simulated calls per level; latency, loss,
     /// CPU and memory per call (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// The bench's reference relay (a measuring stick, not a product): a minimal Twilio ↔
+    /// Realtime relay configured by the server's environment; `bench --reference-relay` runs it.
+    #[command(hide = true)]
+    ReferenceRelay,
     /// Calls through the server binary while the mock agent fails on purpose (connect refused,
     /// 401, TCP dropped or hung mid-answer); fails if a caller was left in silence (neither the
     /// agent nor the fallback line) or an agent session leaked.
@@ -74,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             exit_on_error(runtime().and_then(|rt| rt.block_on(mock_agent::run(args))))
         }
         Command::Bench(args) => exit_on_error(bench::run(args)),
+        Command::ReferenceRelay => exit_on_error(bench::relay::main()),
         Command::Chaos(args) => exit_on_error(chaos::run(&args)),
     }
 }

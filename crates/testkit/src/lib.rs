@@ -11,6 +11,7 @@
 //! | [`rest`] | the Twilio REST `Calls` API (hang-up, transfer, outbound calls) with Basic auth | [`rest::MockTwilioRest`] |
 //! | [`haproxy`] | a real HAProxy load balancer (Debian's `haproxy`, generated configuration in a temp dir, round-robin over the given servers, health checks, runtime API) | [`haproxy::Haproxy`] |
 //! | [`postgres`] | a throwaway PostgreSQL cluster (Debian's server binaries, temp dir, free loopback port) | [`postgres::PgCluster`] |
+//! | lean mode: [`openai::lean`], [`twilio::lean`], [`lean`] | the same peers (Realtime GA and GPT-Live agent; Twilio caller with real 20 ms pacing and real playout) with nothing recorded but counters and latencies, for thousands of concurrent calls (`cargo xtask bench`) | [`openai::lean::LeanAgent`], [`twilio::lean::run`] |
 //! | [`audio`] | μ-law tones, speech-like bursts, WAV/`espeak-ng` speech, and *stamps* that make frames identifiable end to end | [`audio::CallerAudio`], [`audio::stamp`] |
 //!
 //! **Independent by design.** The kit implements the wire protocols directly from the
@@ -95,6 +96,7 @@
 pub mod audio;
 pub mod haproxy;
 pub mod http;
+pub mod lean;
 pub mod live;
 pub mod openai;
 pub mod postgres;

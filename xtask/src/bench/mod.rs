@@ -5,9 +5,10 @@
 //! * **the server** — `target/release/phone-agent-server`, started once per level with its
 //!   configuration in the environment (`OPENAI_BASE_URL` pointing at the mock, Twilio
 //!   signatures on, JSON logs at `info`, metrics on), in an empty working directory;
-//! * **the load process** — this one (re-executed as a release build): the simulated Twilio
-//!   callers ([`caller`]) and the mock OpenAI Realtime service ([`agent`]), one task per call
-//!   and one per agent session, on one tokio runtime. They share a clock, so each frame's
+//! * **the load process** — this one (re-executed as a release build): the test kit's peers in
+//!   their lean mode — simulated Twilio callers ([`testkit::twilio::lean`]) and the mock OpenAI
+//!   Realtime / GPT-Live service ([`testkit::openai::lean`]) — one task per call and one per
+//!   agent session, on one tokio runtime. They share a clock, so each frame's
 //!   latency is a difference of two readings of the same clock; the frames are identified by
 //!   stamps embedded in the μ-law bytes, which the bridge passes through untouched.
 //!
@@ -28,12 +29,16 @@
 //! `--backend live` runs the same load through the GPT-Live back end (the mock then speaks
 //! GPT-Live; barge-in has no events there, so its columns stay empty).
 //!
+//! `--reference-relay` runs every level a second time, right after the server, against the
+//! reference relay ([`relay`]): the least a Twilio ↔ Realtime relay does, as its own release
+//! process (`xtask reference-relay`) under the same load, reported with the same figures (its
+//! rows and JSON lines say `reference-relay`). It is a measuring stick for the server's CPU,
+//! memory and latency, not a product.
+//!
 //! Nothing here asserts timings: the numbers are reported (BENCHMARKS.md), never tested.
 
-mod agent;
-mod caller;
+pub(crate) mod relay;
 mod server;
-mod shared;
 mod stats;
 mod webhook;
 
@@ -46,11 +51,11 @@ use anyhow::{Context, bail};
 use tokio::time::Instant;
 
 use crate::ci::workspace_root;
-use agent::{MockAgent, Registry};
-use caller::{CallOutcome, Failure, LevelContext};
 pub(crate) use server::ServerProcess;
-use shared::CallSlot;
 use stats::{Dist, Frames, LevelResult, ToolResult};
+use testkit::lean::CallSlot;
+use testkit::openai::lean::{API_KEY, LeanAgent, LeanTool, Registry};
+use testkit::twilio::lean::{self as caller, CallOutcome, Failure, LevelContext};
 use webhook::ToolWebhook;
 
 /// The Twilio account the simulated calls belong to.
@@ -112,6 +117,34 @@ pub(crate) struct BenchArgs {
     /// directory; the files are deleted after each level).
     #[arg(long)]
     recording: bool,
+    /// After the server, run each level against the reference relay too (a minimal
+    /// Twilio ↔ Realtime relay, its own release process, same load, same figures): the
+    /// measuring stick for the server's CPU, memory and latency. Realtime only, no tools.
+    #[arg(long)]
+    reference_relay: bool,
+}
+
+/// What a level's calls are placed against.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// The phone-agent server binary.
+    PhoneAgent(PathBuf),
+    /// The reference relay: `bin` run with `args` (`xtask reference-relay`) and `env` on top of
+    /// the server's environment.
+    ReferenceRelay {
+        bin: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+}
+
+impl Target {
+    fn subject(&self) -> stats::Subject {
+        match self {
+            Target::PhoneAgent(_) => stats::Subject::PhoneAgent,
+            Target::ReferenceRelay { .. } => stats::Subject::ReferenceRelay,
+        }
+    }
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -195,6 +228,23 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if levels.is_empty() || levels.contains(&0) {
         bail!("--levels needs positive numbers of calls");
     }
+    if args.reference_relay
+        && (args.backend != crate::demo::DemoBackend::Realtime
+            || args.tool_calls > 0
+            || args.recording)
+    {
+        bail!(
+            "--reference-relay needs --backend realtime, no --tool-calls and no --recording (the relay does none of them)"
+        );
+    }
+    let mut targets = vec![Target::PhoneAgent(server_bin)];
+    if args.reference_relay {
+        targets.push(Target::ReferenceRelay {
+            bin: std::env::current_exe().context("finding the xtask binary")?,
+            args: vec!["reference-relay".to_owned()],
+            env: Vec::new(),
+        });
+    }
     if args.tool_calls > 0 && args.backend != crate::demo::DemoBackend::Realtime {
         bail!(
             "--tool-calls needs --backend realtime (the lean mock makes Realtime function calls)"
@@ -204,17 +254,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the load runtime")?;
-    runtime.block_on(run_levels(&root, &server_bin, &levels, duration, &args))
+    runtime.block_on(run_levels(&root, &targets, &levels, duration, &args))
 }
 
 async fn run_levels(
     root: &Path,
-    server_bin: &Path,
+    targets: &[Target],
     levels: &[usize],
     duration: Duration,
     args: &BenchArgs,
 ) -> anyhow::Result<()> {
-    shared::init_clock();
+    testkit::lean::init_clock();
     let max_level = levels.iter().copied().max().unwrap_or(0);
     check_fd_limit(max_level)?;
     eprintln!("{}", machine_summary());
@@ -240,31 +290,28 @@ async fn run_levels(
             duration.as_secs_f64(),
             ramp.as_secs_f64()
         );
-        if let Some(limit) = args.wait_idle {
-            wait_idle(limit).await;
+        for target in targets {
+            if let Some(limit) = args.wait_idle {
+                wait_idle(limit).await;
+            }
+            if matches!(target, Target::ReferenceRelay { .. }) {
+                eprintln!("    the same level against the reference relay");
+            }
+            let result =
+                run_level(target, &workdir, &prompt_path, calls, duration, ramp, args).await?;
+            let _ = std::fs::remove_dir_all(workdir.join("data/recordings"));
+            eprintln!("{}", result.json_line());
+            if let Some(path) = &args.json {
+                use std::io::Write as _;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                writeln!(f, "{}", result.json_line())?;
+            }
+            results.push(result);
         }
-        let result = run_level(
-            server_bin,
-            &workdir,
-            &prompt_path,
-            calls,
-            duration,
-            ramp,
-            args,
-        )
-        .await?;
-        let _ = std::fs::remove_dir_all(workdir.join("data/recordings"));
-        eprintln!("{}", result.json_line());
-        if let Some(path) = &args.json {
-            use std::io::Write as _;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            writeln!(f, "{}", result.json_line())?;
-        }
-        results.push(result);
     }
     let _ = std::fs::remove_dir_all(&workdir);
 
@@ -366,7 +413,7 @@ fn server_env(
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.to_owned()),
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID.to_owned()),
-        ("OPENAI_API_KEY", agent::API_KEY.to_owned()),
+        ("OPENAI_API_KEY", API_KEY.to_owned()),
         ("OPENAI_BASE_URL", agent_base_url.to_owned()),
         ("PROMPT_PATH", prompt.display().to_string()),
         (
@@ -389,7 +436,7 @@ fn self_cpu_ticks() -> u64 {
 }
 
 async fn run_level(
-    server_bin: &Path,
+    target: &Target,
     workdir: &Path,
     prompt: &Path,
     calls: usize,
@@ -400,7 +447,12 @@ async fn run_level(
     let (backend, tool_calls) = (args.backend, args.tool_calls);
     let ticks_per_s = server::clock_ticks() as f64;
     let registry = Arc::new(Registry::default());
-    let mock = MockAgent::start(Arc::clone(&registry), tool_calls)
+    let tool = LeanTool {
+        name: webhook::TOOL_NAME,
+        arguments: webhook::TOOL_ARGUMENTS,
+        answer: webhook::TOOL_ANSWER,
+    };
+    let mock = LeanAgent::start(Arc::clone(&registry), tool_calls, tool)
         .await
         .context("starting the mock agent")?;
     let mut hook = None;
@@ -414,8 +466,13 @@ async fn run_level(
         hook = Some(h);
         config_file = Some(path);
     }
-    let server = ServerProcess::start(
-        server_bin,
+    let (bin, bin_args, extra_env) = match target {
+        Target::PhoneAgent(bin) => (bin, &[][..], &[][..]),
+        Target::ReferenceRelay { bin, args, env } => (bin, &args[..], &env[..]),
+    };
+    let server = ServerProcess::start_with_args(
+        bin,
+        bin_args,
         workdir,
         &server_env(
             &mock.base_url(),
@@ -435,6 +492,7 @@ async fn run_level(
                 "true".to_owned(),
             )
         }))
+        .chain(extra_env.iter().cloned())
         .collect::<Vec<_>>(),
     )
     .await?;
@@ -542,6 +600,7 @@ async fn run_level(
     }
 
     let mut r = LevelResult {
+        subject: target.subject(),
         calls,
         duration_s: duration.as_secs_f64(),
         ramp_s: ramp.as_secs_f64(),
@@ -691,6 +750,85 @@ mod tests {
         let a = parse(&["--tool-calls", "3", "--levels", "100"]).expect("tool calls");
         assert_eq!(a.tool_calls, 3);
         assert!(parse(&["--tool-calls", "-1"]).is_err());
+    }
+
+    /// Set in the environment of [`reference_relay_child`]'s process.
+    const RELAY_CHILD_ENV: &str = "XTASK_TEST_REFERENCE_RELAY_CHILD";
+
+    /// Does nothing in a normal test run. [`reference_relay_level`] runs this test binary
+    /// with this test alone and [`RELAY_CHILD_ENV`] set: the process is then the reference
+    /// relay (`xtask reference-relay`), until the level sends it SIGTERM.
+    #[test]
+    fn reference_relay_child() {
+        if std::env::var_os(RELAY_CHILD_ENV).is_some() {
+            super::relay::main().expect("the reference relay");
+        }
+    }
+
+    /// A small level through the reference relay, run as its own process like
+    /// `--reference-relay` runs it, with the test kit's lean peers (four warm-up calls, then
+    /// three 4 s calls): every call placed, greeted and hung up, nothing lost, duplicated,
+    /// reordered or misrouted either way, every Twilio message well-formed, marks echoed after
+    /// playout, every barge-in answered with a `clear`.
+    #[test]
+    fn reference_relay_level() {
+        let exe = std::env::current_exe().expect("the test binary");
+        let target = super::Target::ReferenceRelay {
+            bin: exe,
+            args: [
+                "bench::tests::reference_relay_child",
+                "--exact",
+                "--nocapture",
+                "--quiet",
+                "--test-threads=1",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            env: vec![(RELAY_CHILD_ENV.to_owned(), "1".to_owned())],
+        };
+        let args = parse(&["--reference-relay"]).expect("options");
+        let dir =
+            std::env::temp_dir().join(format!("xtask-reference-relay-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let prompt = dir.join("prompt.md");
+        std::fs::write(&prompt, "Test call {{call_sid}}.\n").expect("prompt");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let r = runtime
+            .block_on(async {
+                testkit::lean::init_clock();
+                super::run_level(
+                    &target,
+                    &dir,
+                    &prompt,
+                    3,
+                    Duration::from_secs(4),
+                    Duration::from_secs(1),
+                    &args,
+                )
+                .await
+            })
+            .expect("the level");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(r.subject, super::stats::Subject::ReferenceRelay);
+        assert_eq!(r.failed, 0, "{:?}", r.first_failure);
+        assert_eq!(r.first_audio.n, 3);
+        for (dir, f) in [("c→a", &r.c2a_frames), ("a→c", &r.a2c_frames)] {
+            assert!(f.expected > 0, "{dir}: no frames");
+            assert_eq!(
+                (f.lost, f.duplicated, f.reordered, f.misrouted),
+                (0, 0, 0, 0),
+                "{dir}"
+            );
+        }
+        assert_eq!((r.violations, r.agent_protocol_errors), (0, 0));
+        assert!(r.marks_echoed > 0);
+        assert!(r.barge_attempts > 0);
+        assert_eq!((r.clears, r.unexpected_clears), (r.barge_attempts, 0));
+        assert_eq!((r.server_warnings, r.server_errors), (0, 0));
+        assert!(r.json_line().contains(r#""bench":"reference-relay""#));
     }
 
     #[test]

@@ -114,8 +114,20 @@ impl ServerProcess {
         dir: &Path,
         env: &[(String, String)],
     ) -> anyhow::Result<ServerProcess> {
+        Self::start_with_args(bin, &[], dir, env).await
+    }
+
+    /// [`ServerProcess::start`] with command-line arguments (the reference relay is
+    /// `xtask reference-relay`).
+    pub(crate) async fn start_with_args(
+        bin: &Path,
+        args: &[String],
+        dir: &Path,
+        env: &[(String, String)],
+    ) -> anyhow::Result<ServerProcess> {
         let mut cmd = Command::new(bin);
-        cmd.current_dir(dir)
+        cmd.args(args)
+            .current_dir(dir)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

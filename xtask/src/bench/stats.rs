@@ -72,6 +72,34 @@ impl Dist {
     }
 }
 
+/// What a level's calls went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// The phone-agent server.
+    #[default]
+    PhoneAgent,
+    /// The reference relay (`--reference-relay`).
+    ReferenceRelay,
+}
+
+impl Subject {
+    /// The JSON line's `bench` field.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Subject::PhoneAgent => "phone-agent",
+            Subject::ReferenceRelay => "reference-relay",
+        }
+    }
+
+    /// The table's first column: the calls, and which relay unless it is the server.
+    fn label(self, calls: usize) -> String {
+        match self {
+            Subject::PhoneAgent => calls.to_string(),
+            Subject::ReferenceRelay => format!("{calls} (reference relay)"),
+        }
+    }
+}
+
 /// `--tool-calls`: the tool round trips of one level.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ToolResult {
@@ -133,6 +161,8 @@ impl Frames {
 /// Everything measured at one level.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LevelResult {
+    /// What the calls went through.
+    pub(crate) subject: Subject,
     pub(crate) calls: usize,
     pub(crate) duration_s: f64,
     pub(crate) ramp_s: f64,
@@ -177,7 +207,7 @@ impl LevelResult {
     /// The machine-readable line.
     pub(crate) fn json_line(&self) -> String {
         let mut line = json!({
-            "bench": "phone-agent",
+            "bench": self.subject.name(),
             "calls": self.calls,
             "duration_s": self.duration_s,
             "ramp_s": self.ramp_s,
@@ -230,7 +260,7 @@ pub(crate) fn table(results: &[LevelResult]) -> String {
     for r in results {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {}/{}/{}, {}/{}/{} | {}/{} |\n",
-            r.calls,
+            r.subject.label(r.calls),
             r.failed,
             r.c2a.cell(),
             r.a2c.cell(),
@@ -252,7 +282,7 @@ pub(crate) fn table(results: &[LevelResult]) -> String {
     for r in results {
         out.push_str(&format!(
             "| {} | {:.3}, {:.3} | {:.1} | {:.1} / {:.1} | {:.3} | {} / {} | {:.0}% |\n",
-            r.calls,
+            r.subject.label(r.calls),
             r.cpu_ms_per_call_s,
             r.cpu_ms_per_call_s_total,
             r.rss_kib_per_call,

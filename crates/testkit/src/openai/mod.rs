@@ -79,6 +79,7 @@
 //! ```
 
 mod engine;
+pub mod lean;
 mod record;
 mod script;
 mod vad;

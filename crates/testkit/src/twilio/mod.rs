@@ -59,6 +59,7 @@
 //! ```
 
 mod call;
+pub mod lean;
 mod playout;
 mod script;
 pub mod signature;

@@ -1,4 +1,8 @@
-//! One simulated Twilio call, lean enough to run a thousand of them next to the server.
+//! Lean mode of the call simulator: one simulated Twilio call, lean enough to run a thousand
+//! of them next to the server (`cargo xtask bench`). [`CallSimulator`]'s own calls record and
+//! validate every event and can be awaited step by step; a lean call ([`run`]) only counts and
+//! measures, and returns a [`CallOutcome`] at the end. Its agent is
+//! [`openai::lean`](crate::openai::lean); what both share is [`crate::lean`].
 //!
 //! The call is placed like Twilio places it — the signed voice webhook through the test kit's
 //! [`CallSimulator`] (TwiML parsed, per-call token taken from its `<Parameter>`s), then the
@@ -6,7 +10,7 @@
 //!
 //! * `connected`, `start`, and a 160-byte μ-law `media` frame every 20 ms on the real clock
 //!   (the schedule does not drift: frame `k` is due at `start + 20 ms · k`), each stamped with
-//!   the call, its sequence number and whether it is "speech" ([`shared::stamp_id`]); frames are
+//!   the call, its sequence number and whether it is "speech" ([`shared::stamp_id`](crate::lean::stamp_id)); frames are
 //!   written from pre-encoded base64 (only the 15 stamped bytes are encoded per frame);
 //! * **real playout** of the server's audio: queued back to back at 8 bytes/ms, a `mark` is
 //!   echoed only once the audio before it has played, `clear` drops the queue and echoes every
@@ -28,10 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::twilio::CallSimulator;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use testkit::twilio::CallSimulator;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -39,13 +43,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
-use super::agent::Registry;
-use super::shared::{self, CallSlot, SeqTracker, Stamp, StampScanner};
+use crate::lean::{self as shared, CallSlot, SeqTracker, Stamp, StampScanner};
+use crate::openai::lean::Registry;
 
-const FRAME_BYTES: usize = testkit::audio::FRAME_BYTES;
+const FRAME_BYTES: usize = crate::audio::FRAME_BYTES;
 const FRAME: Duration = Duration::from_millis(20);
 /// Playout and mark echoes continue this long after the last frame before `stop`.
-pub(crate) const DRAIN: Duration = Duration::from_millis(400);
+pub const DRAIN: Duration = Duration::from_millis(400);
 /// The caller speaks this many frames (600 ms) per turn.
 const SPEECH_FRAMES: u32 = 30;
 /// Barge in once this much of an answer has been heard (1.2 s).
@@ -57,30 +61,37 @@ const QUIET_BEFORE_SPEAKING: Duration = Duration::from_millis(800);
 /// Nanoseconds of audio per μ-law byte.
 const NS_PER_BYTE: u64 = 125_000;
 
-/// What the whole level shares.
+/// What all the lean calls of a level share.
 #[derive(Debug)]
-pub(crate) struct LevelContext {
-    pub(crate) sim: CallSimulator,
+pub struct LevelContext {
+    /// Places the calls (signed voice webhook, TwiML).
+    sim: CallSimulator,
     /// `host:port` of the server.
-    pub(crate) server_addr: String,
-    pub(crate) auth_token: String,
-    pub(crate) registry: Arc<Registry>,
+    server_addr: String,
+    /// Signs the Media Stream upgrades.
+    auth_token: String,
+    /// Where each call registers its [`CallSlot`] for the lean agent to find.
+    registry: Arc<Registry>,
     /// Pre-encoded base64 of frame bytes 15..160: silence, and "speech".
-    pub(crate) silence_tail: String,
-    pub(crate) speech_tail: String,
-    pub(crate) silence_head: [u8; 15],
-    pub(crate) speech_head: [u8; 15],
+    silence_tail: String,
+    speech_tail: String,
+    /// Frame bytes 0..15 (stamped per frame), silence and "speech".
+    silence_head: [u8; 15],
+    speech_head: [u8; 15],
 }
 
 impl LevelContext {
-    pub(crate) fn new(
+    /// Calls placed through `sim` (its public URL, auth token and account), streams opened
+    /// to `server_addr` (`host:port`) signed with `auth_token`, sessions found through
+    /// `registry` (the lean agent's).
+    pub fn new(
         sim: CallSimulator,
         server_addr: String,
         auth_token: String,
         registry: Arc<Registry>,
     ) -> LevelContext {
-        let silence = [testkit::audio::SILENCE; FRAME_BYTES];
-        let speech = testkit::audio::speech(20);
+        let silence = [crate::audio::SILENCE; FRAME_BYTES];
+        let speech = crate::audio::speech(20);
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let head = |b: &[u8]| {
             let mut h = [0u8; 15];
@@ -102,7 +113,7 @@ impl LevelContext {
 
 /// Why a call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// The voice webhook failed or did not answer `<Connect><Stream>`.
     Webhook,
     /// The Media Stream upgrade failed.
@@ -116,7 +127,8 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The name in the bench's `failures` counts.
+    pub fn as_str(self) -> &'static str {
         match self {
             Failure::Webhook => "webhook",
             Failure::Upgrade => "upgrade",
@@ -129,30 +141,43 @@ impl Failure {
 
 /// What one call measured.
 #[derive(Debug, Default)]
-pub(crate) struct CallOutcome {
-    pub(crate) failure: Option<Failure>,
-    pub(crate) detail: String,
+pub struct CallOutcome {
+    /// Why the call failed, if it did.
+    pub failure: Option<Failure>,
+    /// The failure's detail (an error message).
+    pub detail: String,
     /// Caller frames sent (the last sequence number).
-    pub(crate) frames_sent: u32,
+    pub frames_sent: u32,
     /// The mock's last agent frame when the caller stopped sending.
-    pub(crate) agent_frames_expected: u32,
-    pub(crate) agent_frames: SeqTracker,
-    pub(crate) a2c_us: Vec<u32>,
-    pub(crate) barge_us: Vec<u32>,
-    pub(crate) first_audio_us: Option<u32>,
-    pub(crate) lag_us: Vec<u32>,
-    pub(crate) barge_attempts: u64,
-    pub(crate) clears: u64,
-    pub(crate) unexpected_clears: u64,
-    pub(crate) violations: u64,
-    pub(crate) misrouted: u64,
-    pub(crate) marks_echoed: u64,
+    pub agent_frames_expected: u32,
+    /// Stamped agent frames received.
+    pub agent_frames: SeqTracker,
+    /// Agent → caller latency of each stamped agent frame (µs).
+    pub a2c_us: Vec<u32>,
+    /// Barge-in latency (µs): the agent's `speech_started` sent → `clear` received.
+    pub barge_us: Vec<u32>,
+    /// `start` sent → the first agent audio received (µs).
+    pub first_audio_us: Option<u32>,
+    /// How late each caller frame left after its schedule (µs).
+    pub lag_us: Vec<u32>,
+    /// Times the caller started speaking into the agent's audio.
+    pub barge_attempts: u64,
+    /// `clear`s that answered a barge-in.
+    pub clears: u64,
+    /// `clear`s with no barge-in to answer.
+    pub unexpected_clears: u64,
+    /// Server messages that were not well-formed Media Streams messages of this stream.
+    pub violations: u64,
+    /// Agent frames stamped for another call.
+    pub misrouted: u64,
+    /// `mark`s echoed (after their audio played, or at a `clear`).
+    pub marks_echoed: u64,
     /// When the stream started and ended (for call-seconds).
-    pub(crate) streamed: Duration,
+    pub streamed: Duration,
 }
 
 /// Places call `idx` at `start`, streams until `end`, hangs up.
-pub(crate) async fn run(
+pub async fn run(
     ctx: Arc<LevelContext>,
     slot: Arc<CallSlot>,
     call_sid: String,
@@ -190,7 +215,7 @@ pub(crate) async fn run(
             return outcome;
         }
     };
-    let stream_sid = testkit::sid::new_sid("MZ");
+    let stream_sid = crate::sid::new_sid("MZ");
     let mut caller = Caller {
         ws,
         ctx: Arc::clone(&ctx),
@@ -229,7 +254,7 @@ async fn open_stream(ctx: &LevelContext, url: &str) -> Result<WebSocketStream<Tc
     let mut req = format!("ws://{}{path}", ctx.server_addr)
         .into_client_request()
         .map_err(|e| e.to_string())?;
-    let sig = testkit::twilio::signature::sign::<&str, &str>(&ctx.auth_token, url, &[]);
+    let sig = crate::twilio::signature::sign::<&str, &str>(&ctx.auth_token, url, &[]);
     let h = req.headers_mut();
     h.insert(
         http::header::HOST,
@@ -425,7 +450,7 @@ impl Caller {
         } else {
             (self.ctx.silence_head, &self.ctx.silence_tail)
         };
-        testkit::audio::stamp(&mut head, shared::stamp_id(self.slot.idx, chunk, speech));
+        crate::audio::stamp(&mut head, shared::stamp_id(self.slot.idx, chunk, speech));
         let timestamp = u64::from(chunk - 1) * 20;
         let mut text = String::with_capacity(160 + tail.len() + self.stream_sid.len());
         text.push_str(r#"{"event":"media","sequenceNumber":""#);

@@ -1,9 +1,13 @@
-//! A lean mock of the OpenAI Realtime GA service for the benchmark.
+//! Lean mode of the OpenAI peers: one mock serving Realtime GA (`/v1/realtime`) and GPT-Live
+//! (`/v1/live/sessions`) sessions by the thousand, for `cargo xtask bench`.
 //!
-//! The test kit's `MockRealtime` records every event and runs a real energy VAD: right for
-//! tests, too heavy to run a thousand sessions next to the server on two cores. This mock
-//! speaks the same wire protocol (the GA event shapes the test kit sends) with the least work
-//! per frame:
+//! [`MockRealtime`](super::MockRealtime) and [`MockLive`](crate::live::MockLive) record every
+//! event, validate it and run a real energy VAD: right for tests, too heavy to run a thousand
+//! sessions next to the server on two cores. [`LeanAgent`] speaks the same wire protocols (the
+//! event shapes those mocks send) with the least work per frame and records nothing but
+//! counters and latencies, which each session deposits in its call's
+//! [`CallSlot`](crate::lean::CallSlot) when it ends (the caller side is
+//! [`twilio::lean`](crate::twilio::lean); what both share is [`crate::lean`]):
 //!
 //! * `input_audio_buffer.append` is recognised without building a JSON value and only the
 //!   first 20 base64 characters are decoded: enough for the frame's stamp (call, sequence
@@ -28,7 +32,7 @@
 //!
 //! With `--tool-calls N` (Realtime only), the first N caller turns of each call are answered
 //! with a function call instead of audio: a completed response whose one output item is a
-//! `function_call` of the bench's webhook tool ([`super::webhook`]), in the GA event order
+//! `function_call` of the configured tool ([`LeanTool`]), in the GA event order
 //! (`response.created`, `output_item.added`, `function_call_arguments.delta`/`.done`,
 //! `output_item.done`, `response.done`). The server runs the webhook and sends the
 //! `function_call_output` and a `response.create`, which the mock answers with audio as
@@ -55,11 +59,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::shared::{self, AgentReport, CallSlot, Stamp};
-use super::webhook;
+use crate::lean::{self as shared, AgentReport, CallSlot, Stamp};
 
 /// Audio per response.
-pub(crate) const RESPONSE_MS: u64 = 2_500;
+pub const RESPONSE_MS: u64 = 2_500;
 /// Bytes per audio delta (100 ms of μ-law).
 const DELTA_BYTES: usize = 800;
 /// Deltas are sent at this multiple of real time.
@@ -69,19 +72,42 @@ const SILENCE_FRAMES: u32 = 25;
 /// `prefix_padding_ms`.
 const PREFIX_PADDING_MS: u64 = 300;
 /// The API key the benchmark configures.
-pub(crate) const API_KEY: &str = "sk-bench-0000000000000000";
+pub const API_KEY: &str = "sk-bench-0000000000000000";
 
 const APPEND_PREFIX: &str = r#"{"type":"input_audio_buffer.append","audio":""#;
 const LIVE_APPEND_PREFIX: &str = r#"{"type":"session.input_audio.append","audio":""#;
 
+/// The tool the lean agent's function calls name (`--tool-calls` in the benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeanTool {
+    /// The tool's name, as the server has it configured.
+    pub name: &'static str,
+    /// The arguments of every call.
+    pub arguments: &'static str,
+    /// The `function_call_output` the server must send back (compared as JSON values).
+    pub answer: &'static str,
+}
+
+impl Default for LeanTool {
+    /// The benchmark's `order_status` tool.
+    fn default() -> Self {
+        LeanTool {
+            name: "order_status",
+            arguments: r#"{"order_id":"A1234"}"#,
+            answer: r#"{"status":"shipped","eta":"tomorrow"}"#,
+        }
+    }
+}
+
 /// Calls by call SID, registered by the caller simulator before it places the call.
 #[derive(Debug, Default)]
-pub(crate) struct Registry {
+pub struct Registry {
     calls: Mutex<HashMap<String, Arc<CallSlot>>>,
 }
 
 impl Registry {
-    pub(crate) fn register(&self, call_sid: &str, slot: Arc<CallSlot>) {
+    /// Registers call `call_sid` (before it is placed).
+    pub fn register(&self, call_sid: &str, slot: Arc<CallSlot>) {
         self.lock().insert(call_sid.to_owned(), slot);
     }
 
@@ -97,13 +123,13 @@ impl Registry {
 
 /// The running mock.
 #[derive(Debug)]
-pub(crate) struct MockAgent {
+pub struct LeanAgent {
     addr: SocketAddr,
     accept: tokio::task::JoinHandle<()>,
     /// Sessions whose socket is still open.
     live: Arc<AtomicUsize>,
     /// Sessions that never named a known call.
-    pub(crate) orphans: Arc<AtomicUsize>,
+    pub orphans: Arc<AtomicUsize>,
 }
 
 /// A function call sent and not yet answered.
@@ -113,13 +139,14 @@ struct PendingTool {
     sent_ns: u64,
 }
 
-impl MockAgent {
+impl LeanAgent {
     /// Binds `127.0.0.1:0` and serves sessions for the calls in `registry`; each session
-    /// answers its first `tool_calls` caller turns with a function call (0: never).
-    pub(crate) async fn start(
+    /// answers its first `tool_calls` caller turns with a function call of `tool` (0: never).
+    pub async fn start(
         registry: Arc<Registry>,
         tool_calls: u32,
-    ) -> std::io::Result<MockAgent> {
+        tool: LeanTool,
+    ) -> std::io::Result<LeanAgent> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let live = Arc::new(AtomicUsize::new(0));
@@ -139,12 +166,12 @@ impl MockAgent {
                     (Arc::clone(&registry), Arc::clone(&l), Arc::clone(&o));
                 live.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(Box::pin(async move {
-                    session(tcp, registry, orphans, tool_calls).await;
+                    session(tcp, registry, orphans, tool_calls, tool).await;
                     live.fetch_sub(1, Ordering::Relaxed);
                 }));
             }
         });
-        Ok(MockAgent {
+        Ok(LeanAgent {
             addr,
             accept,
             live,
@@ -153,17 +180,17 @@ impl MockAgent {
     }
 
     /// `OPENAI_BASE_URL` for the server.
-    pub(crate) fn base_url(&self) -> String {
+    pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
 
     /// Sessions still open.
-    pub(crate) fn live_sessions(&self) -> usize {
+    pub fn live_sessions(&self) -> usize {
         self.live.load(Ordering::Relaxed)
     }
 }
 
-impl Drop for MockAgent {
+impl Drop for LeanAgent {
     fn drop(&mut self) {
         self.accept.abort();
     }
@@ -174,6 +201,7 @@ async fn session(
     registry: Arc<Registry>,
     orphans: Arc<AtomicUsize>,
     tool_calls: u32,
+    tool: LeanTool,
 ) {
     let _ = tcp.set_nodelay(true);
     let is_live = std::sync::atomic::AtomicBool::new(false);
@@ -205,6 +233,7 @@ async fn session(
     s.live = is_live.load(Ordering::Relaxed);
     if !s.live {
         s.tools_left = tool_calls;
+        s.tool = tool;
     }
     s.run(&registry).await;
     match s.slot.take() {
@@ -248,6 +277,8 @@ struct Session {
     tools_left: u32,
     /// The function call awaiting its output.
     tool_pending: Option<PendingTool>,
+    /// The tool the function calls name.
+    tool: LeanTool,
 }
 
 impl Session {
@@ -265,10 +296,10 @@ impl Session {
             last_item: None,
             active: None,
             agent_seq: 0,
-            tone: testkit::audio::tone(
-                testkit::audio::AGENT_TONE_HZ,
-                testkit::audio::AGENT_TONE_AMPLITUDE,
-                (DELTA_BYTES / testkit::audio::BYTES_PER_MS) as u32,
+            tone: crate::audio::tone(
+                crate::audio::AGENT_TONE_HZ,
+                crate::audio::AGENT_TONE_AMPLITUDE,
+                (DELTA_BYTES / crate::audio::BYTES_PER_MS) as u32,
             ),
             stamp_buf: Vec::with_capacity(16),
             closed: false,
@@ -276,6 +307,7 @@ impl Session {
             live_pending: 0,
             tools_left: 0,
             tool_pending: None,
+            tool: LeanTool::default(),
         }
     }
 
@@ -531,7 +563,7 @@ impl Session {
         self.active = Some(Active {
             id: String::new(),
             item_id: String::new(),
-            bytes_left: (RESPONSE_MS as usize) * testkit::audio::BYTES_PER_MS,
+            bytes_left: (RESPONSE_MS as usize) * crate::audio::BYTES_PER_MS,
             deltas: 0,
             next_delta: Instant::now(),
         });
@@ -539,14 +571,14 @@ impl Session {
 
     /// GPT-Live: one output delta (speech while speaking, else silence).
     async fn send_live_delta(&mut self) {
-        let mut audio = vec![testkit::audio::SILENCE; DELTA_BYTES];
+        let mut audio = vec![crate::audio::SILENCE; DELTA_BYTES];
         let mut seqs = Vec::new();
         if let (Some(a), Some(slot)) = (self.active.as_mut(), self.slot.clone()) {
             let n = a.bytes_left.min(DELTA_BYTES);
             audio[..n].copy_from_slice(&self.tone[..n]);
-            for frame in audio[..n].chunks_mut(testkit::audio::FRAME_BYTES) {
+            for frame in audio[..n].chunks_mut(crate::audio::FRAME_BYTES) {
                 self.agent_seq += 1;
-                if testkit::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
+                if crate::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
                     seqs.push(self.agent_seq);
                 }
             }
@@ -573,7 +605,7 @@ impl Session {
     async fn on_audio(&mut self, b64: &str) {
         let now = shared::now_ns();
         let bytes = b64.len() / 4 * 3;
-        self.audio_ms += (bytes / testkit::audio::BYTES_PER_MS) as u64;
+        self.audio_ms += (bytes / crate::audio::BYTES_PER_MS) as u64;
         if self.live {
             self.live_pending += bytes;
             while self.live_pending >= DELTA_BYTES {
@@ -590,13 +622,13 @@ impl Session {
                     .decode_vec(head, &mut self.stamp_buf)
                     .ok()
             })
-            .and_then(|()| testkit::audio::read_stamp(&self.stamp_buf))
+            .and_then(|()| crate::audio::read_stamp(&self.stamp_buf))
             .map(Stamp::from_id);
         let Some(stamp) = stamp else {
             // GPT-Live: the bridge fills gaps in Twilio's stream (here: before the first and
             // after the last caller frame) with μ-law silence, which carries no stamp.
             let gap_silence =
-                self.live && self.stamp_buf.iter().all(|&b| b == testkit::audio::SILENCE);
+                self.live && self.stamp_buf.iter().all(|&b| b == crate::audio::SILENCE);
             if !gap_silence {
                 self.report.unstamped += 1;
             }
@@ -735,7 +767,7 @@ impl Session {
         self.active = Some(Active {
             id,
             item_id,
-            bytes_left: (RESPONSE_MS as usize) * testkit::audio::BYTES_PER_MS,
+            bytes_left: (RESPONSE_MS as usize) * crate::audio::BYTES_PER_MS,
             deltas: 0,
             next_delta: Instant::now(),
         });
@@ -748,8 +780,8 @@ impl Session {
         let item_id = self.id("item");
         let call_id = self.id("call");
         self.report.tool_calls += 1;
-        let name = webhook::TOOL_NAME;
-        let args = webhook::TOOL_ARGUMENTS;
+        let name = self.tool.name;
+        let args = self.tool.arguments;
         self.emit(
             "response.created",
             json!({"response": {"object": "realtime.response", "id": id,
@@ -830,7 +862,7 @@ impl Session {
         self.report
             .tool_rtt_us
             .push(shared::micros_between(pending.sent_ns, now));
-        if !is_tool_answer(item.get("output").and_then(Value::as_str)) {
+        if !is_tool_answer(item.get("output").and_then(Value::as_str), self.tool.answer) {
             self.report.tool_bad_outputs += 1;
         }
     }
@@ -845,10 +877,10 @@ impl Session {
         };
         let n = a.bytes_left.min(DELTA_BYTES);
         let mut audio = self.tone[..n].to_vec();
-        let mut seqs = Vec::with_capacity(n.div_ceil(testkit::audio::FRAME_BYTES));
-        for frame in audio.chunks_mut(testkit::audio::FRAME_BYTES) {
+        let mut seqs = Vec::with_capacity(n.div_ceil(crate::audio::FRAME_BYTES));
+        for frame in audio.chunks_mut(crate::audio::FRAME_BYTES) {
             self.agent_seq += 1;
-            if testkit::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
+            if crate::audio::stamp(frame, shared::stamp_id(slot.idx, self.agent_seq, false)) {
                 seqs.push(self.agent_seq);
             }
         }
@@ -865,8 +897,7 @@ impl Session {
         text.push_str(r#""}"#);
         a.bytes_left -= n;
         a.deltas += 1;
-        a.next_delta +=
-            Duration::from_millis(n as u64 / testkit::audio::BYTES_PER_MS as u64 / SPEED);
+        a.next_delta += Duration::from_millis(n as u64 / crate::audio::BYTES_PER_MS as u64 / SPEED);
         let transcript = (a.deltas % 2 == 1).then(|| {
             json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0,
                 "content_index": 0, "delta": "word "})
@@ -955,11 +986,11 @@ fn push_hex(out: &mut String, n: u64) {
 
 /// Whether a `function_call_output`'s `output` is the bench webhook's answer (the same JSON
 /// value; the server may re-serialise it).
-fn is_tool_answer(output: Option<&str>) -> bool {
+fn is_tool_answer(output: Option<&str>, answer: &str) -> bool {
     let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
     output
         .and_then(parse)
-        .is_some_and(|v| Some(v) == parse(webhook::TOOL_ANSWER))
+        .is_some_and(|v| Some(v) == parse(answer))
 }
 
 /// The first `CA` + 32 hex digits in `text`.
@@ -979,17 +1010,19 @@ fn find_call_sid(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_call_sid, is_tool_answer};
+    use super::{LeanTool, find_call_sid, is_tool_answer};
 
     #[test]
     fn the_tool_output_must_be_the_webhook_answer() {
-        assert!(is_tool_answer(Some(super::webhook::TOOL_ANSWER)));
-        assert!(is_tool_answer(Some(
-            r#"{ "eta": "tomorrow", "status": "shipped" }"#
-        )));
-        assert!(!is_tool_answer(Some(r#"{"error":"timed out"}"#)));
-        assert!(!is_tool_answer(Some("shipped")));
-        assert!(!is_tool_answer(None));
+        let answer = LeanTool::default().answer;
+        assert!(is_tool_answer(Some(answer), answer));
+        assert!(is_tool_answer(
+            Some(r#"{ "eta": "tomorrow", "status": "shipped" }"#),
+            answer
+        ));
+        assert!(!is_tool_answer(Some(r#"{"error":"timed out"}"#), answer));
+        assert!(!is_tool_answer(Some("shipped"), answer));
+        assert!(!is_tool_answer(None, answer));
     }
 
     #[test]

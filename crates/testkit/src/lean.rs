@@ -1,5 +1,7 @@
-//! What the simulated caller and the mock agent of one call share: frame stamps, send times,
-//! and sequence tracking.
+//! Lean mode of the peers (`cargo xtask bench`): what a lean caller
+//! ([`twilio::lean`](crate::twilio::lean)) and the lean agent
+//! ([`openai::lean`](crate::openai::lean)) of one call share: frame stamps, send times, and
+//! sequence tracking.
 //!
 //! Both run in the load process, so they read one clock ([`now_ns`]): a frame's latency is
 //! the receiver's clock minus the sender's, read from a per-call ring of send times indexed by
@@ -11,7 +13,7 @@ use std::time::Instant;
 
 /// Send times kept per direction (power of two). 1024 frames is 20 s of audio: far more than
 /// any frame spends in flight.
-pub(crate) const RING: usize = 1024;
+pub const RING: usize = 1024;
 
 /// Bits of a stamp id holding the frame's sequence number.
 const SEQ_BITS: u32 = 20;
@@ -27,46 +29,47 @@ static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 /// Nanoseconds since the load process's epoch (monotonic; 0 is never returned, so 0 can
 /// mean "unset").
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     to_ns(Instant::now())
 }
 
 /// `t` in nanoseconds since the epoch (at least 1).
-pub(crate) fn to_ns(t: Instant) -> u64 {
+pub fn to_ns(t: Instant) -> u64 {
     let epoch = *EPOCH.get_or_init(Instant::now);
     u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX) + 1
 }
 
 /// The instant `ns` nanoseconds after the epoch (the inverse of [`to_ns`]).
-pub(crate) fn from_ns(ns: u64) -> Instant {
+pub fn from_ns(ns: u64) -> Instant {
     let epoch = *EPOCH.get_or_init(Instant::now);
     epoch + std::time::Duration::from_nanos(ns.saturating_sub(1))
 }
 
 /// Initializes the epoch (call before any call starts).
-pub(crate) fn init_clock() {
+pub fn init_clock() {
     let _ = now_ns();
 }
 
 /// The stamp id of frame `seq` of call `call`, optionally flagged as speech.
-pub(crate) fn stamp_id(call: u32, seq: u32, speech: bool) -> u32 {
+pub fn stamp_id(call: u32, seq: u32, speech: bool) -> u32 {
     let flag = if speech { SPEECH_BIT } else { 0 };
     flag | ((call & CALL_MASK) << SEQ_BITS) | (seq & SEQ_MASK)
 }
 
 /// A decoded stamp id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
+pub struct Stamp {
     /// Call index (mod 2048).
-    pub(crate) call: u32,
+    pub call: u32,
     /// Frame sequence number (from 1, mod 2^20).
-    pub(crate) seq: u32,
+    pub seq: u32,
     /// The caller frame carries speech.
-    pub(crate) speech: bool,
+    pub speech: bool,
 }
 
 impl Stamp {
-    pub(crate) fn from_id(id: u32) -> Stamp {
+    /// Decodes a stamp id.
+    pub fn from_id(id: u32) -> Stamp {
         Stamp {
             call: (id >> SEQ_BITS) & CALL_MASK,
             seq: id & SEQ_MASK,
@@ -75,35 +78,36 @@ impl Stamp {
     }
 
     /// Whether the stamp belongs to call `idx`.
-    pub(crate) fn is_call(&self, idx: u32) -> bool {
+    pub fn is_call(&self, idx: u32) -> bool {
         self.call == idx & CALL_MASK
     }
 }
 
 /// Microseconds between two instants in ns (0 if `to` is before `from`), saturated to u32.
-pub(crate) fn micros_between(from_ns: u64, to_ns: u64) -> u32 {
+pub fn micros_between(from_ns: u64, to_ns: u64) -> u32 {
     u32::try_from(to_ns.saturating_sub(from_ns) / 1_000).unwrap_or(u32::MAX)
 }
 
 /// Per-call state shared by the caller task and the mock agent's session for that call.
 #[derive(Debug)]
-pub(crate) struct CallSlot {
+pub struct CallSlot {
     /// The call's index in the level.
-    pub(crate) idx: u32,
+    pub idx: u32,
     /// Caller frame `seq` was sent at `caller_sent[seq % RING]` (ns).
-    pub(crate) caller_sent: Box<[AtomicU64]>,
+    pub caller_sent: Box<[AtomicU64]>,
     /// Agent frame `seq` was sent by the mock at `agent_sent[seq % RING]` (ns).
-    pub(crate) agent_sent: Box<[AtomicU64]>,
+    pub agent_sent: Box<[AtomicU64]>,
     /// The last agent frame the mock has sent (0 = none).
-    pub(crate) agent_last_seq: AtomicU32,
+    pub agent_last_seq: AtomicU32,
     /// When the mock last sent `input_audio_buffer.speech_started` (ns, 0 = never).
-    pub(crate) speech_started_at: AtomicU64,
+    pub speech_started_at: AtomicU64,
     /// What the mock agent observed, deposited when its session ends.
-    pub(crate) agent_report: Mutex<Option<AgentReport>>,
+    pub agent_report: Mutex<Option<AgentReport>>,
 }
 
 impl CallSlot {
-    pub(crate) fn new(idx: u32) -> CallSlot {
+    /// The slot of call `idx` (the call's index in the level).
+    pub fn new(idx: u32) -> CallSlot {
         let ring = || (0..RING).map(|_| AtomicU64::new(0)).collect();
         CallSlot {
             idx,
@@ -115,30 +119,36 @@ impl CallSlot {
         }
     }
 
-    pub(crate) fn set_caller_sent(&self, seq: u32, at: u64) {
+    /// Records when caller frame `seq` was sent.
+    pub fn set_caller_sent(&self, seq: u32, at: u64) {
         self.caller_sent[seq as usize % RING].store(at, Ordering::Relaxed);
     }
 
-    pub(crate) fn caller_sent(&self, seq: u32) -> u64 {
+    /// When caller frame `seq` was sent (0: unknown).
+    pub fn caller_sent(&self, seq: u32) -> u64 {
         self.caller_sent[seq as usize % RING].load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_agent_sent(&self, seq: u32, at: u64) {
+    /// Records when agent frame `seq` was sent.
+    pub fn set_agent_sent(&self, seq: u32, at: u64) {
         self.agent_sent[seq as usize % RING].store(at, Ordering::Relaxed);
     }
 
-    pub(crate) fn agent_sent(&self, seq: u32) -> u64 {
+    /// When agent frame `seq` was sent (0: unknown).
+    pub fn agent_sent(&self, seq: u32) -> u64 {
         self.agent_sent[seq as usize % RING].load(Ordering::Relaxed)
     }
 
-    pub(crate) fn deposit(&self, report: AgentReport) {
+    /// The agent session's report, deposited when it ends.
+    pub fn deposit(&self, report: AgentReport) {
         // A poisoned lock only means another thread panicked while holding it; the value is
         // still a plain Option.
         let mut slot = self.agent_report.lock().unwrap_or_else(|p| p.into_inner());
         *slot = Some(report);
     }
 
-    pub(crate) fn take_report(&self) -> Option<AgentReport> {
+    /// Takes the agent session's report (`None`: no session found this call).
+    pub fn take_report(&self) -> Option<AgentReport> {
         self.agent_report
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -148,45 +158,48 @@ impl CallSlot {
 
 /// What the mock agent saw of one call.
 #[derive(Debug, Default)]
-pub(crate) struct AgentReport {
+pub struct AgentReport {
     /// Caller frames received, in order of arrival.
-    pub(crate) caller_frames: SeqTracker,
+    pub caller_frames: SeqTracker,
     /// Caller → agent latencies (µs) of frames sent after the session was ready.
-    pub(crate) latencies_us: Vec<u32>,
+    pub latencies_us: Vec<u32>,
     /// Caller frames that arrived carrying another call's stamp.
-    pub(crate) misrouted: u64,
+    pub misrouted: u64,
     /// Appends whose audio carried no readable stamp.
-    pub(crate) unstamped: u64,
+    pub unstamped: u64,
     /// Client events the mock could not parse or did not expect.
-    pub(crate) protocol_errors: u64,
+    pub protocol_errors: u64,
     /// Responses started, and how many were cut by the caller's speech.
-    pub(crate) responses: u64,
-    pub(crate) responses_cancelled: u64,
+    pub responses: u64,
+    /// Responses cut by the caller's speech.
+    pub responses_cancelled: u64,
     /// `conversation.item.truncate` received.
-    pub(crate) truncates: u64,
+    pub truncates: u64,
     /// `--tool-calls`: function calls sent.
-    pub(crate) tool_calls: u64,
+    pub tool_calls: u64,
     /// Tool round trips (µs): `response.done` of the function call sent → its
     /// `function_call_output` received.
-    pub(crate) tool_rtt_us: Vec<u32>,
+    pub tool_rtt_us: Vec<u32>,
     /// `function_call_output`s that answered no pending call or carried another output than
     /// the webhook's answer (a tool error).
-    pub(crate) tool_bad_outputs: u64,
+    pub tool_bad_outputs: u64,
 }
 
 /// Tracks a stream of sequence numbers (from 1): in order, lost (gaps), duplicated and
 /// reordered, with a window of the last [`RING`] numbers.
 #[derive(Debug, Clone)]
-pub(crate) struct SeqTracker {
+pub struct SeqTracker {
     /// The next number expected.
     next: u32,
     seen: Box<[u64; RING / 64]>,
     /// Distinct numbers received.
-    pub(crate) received: u64,
+    pub received: u64,
     /// Numbers skipped (a later one arrived first), minus those that arrived late.
-    pub(crate) gaps: u64,
-    pub(crate) duplicated: u64,
-    pub(crate) reordered: u64,
+    pub gaps: u64,
+    /// Numbers received again.
+    pub duplicated: u64,
+    /// Numbers that arrived after a later one (and were not duplicates).
+    pub reordered: u64,
 }
 
 impl Default for SeqTracker {
@@ -209,7 +222,7 @@ impl SeqTracker {
     }
 
     /// Records `seq`.
-    pub(crate) fn on(&mut self, seq: u32) {
+    pub fn on(&mut self, seq: u32) {
         if seq >= self.next {
             let skipped = seq - self.next;
             if skipped as usize >= RING {
@@ -242,12 +255,12 @@ impl SeqTracker {
     }
 
     /// The highest number received (0 = none).
-    pub(crate) fn highest(&self) -> u32 {
+    pub fn highest(&self) -> u32 {
         self.next - 1
     }
 
     /// Frames lost out of `1..=last_sent`: the gaps plus the tail that never arrived.
-    pub(crate) fn lost(&self, last_sent: u32) -> u64 {
+    pub fn lost(&self, last_sent: u32) -> u64 {
         self.gaps + u64::from(last_sent.saturating_sub(self.highest()))
     }
 }
@@ -256,16 +269,16 @@ impl SeqTracker {
 /// any byte): keeps the last `STAMP_LEN - 1` bytes of each piece to catch stamps that
 /// straddle two pieces.
 #[derive(Debug, Default)]
-pub(crate) struct StampScanner {
+pub struct StampScanner {
     buf: Vec<u8>,
 }
 
-const STAMP_LEN: usize = testkit::audio::STAMP_LEN;
+const STAMP_LEN: usize = crate::audio::STAMP_LEN;
 
 impl StampScanner {
     /// Scans `piece` (following everything scanned before) and calls `found` with the id of
     /// each stamp completed by it.
-    pub(crate) fn scan(&mut self, piece: &[u8], mut found: impl FnMut(u32)) {
+    pub fn scan(&mut self, piece: &[u8], mut found: impl FnMut(u32)) {
         let carry = self.buf.len();
         self.buf.extend_from_slice(piece);
         let bytes = &self.buf[..];
@@ -274,7 +287,7 @@ impl StampScanner {
             // Stamps start with the magic byte 0x7A; skip quickly to candidates.
             if bytes[i] == 0x7A
                 && i + STAMP_LEN > carry
-                && let Some(id) = testkit::audio::read_stamp(&bytes[i..])
+                && let Some(id) = crate::audio::read_stamp(&bytes[i..])
             {
                 found(id);
                 i += STAMP_LEN;
@@ -327,7 +340,7 @@ mod tests {
 
     #[test]
     fn scanner_finds_stamps_across_pieces() {
-        let mut audio = testkit::audio::agent_tone(100, 100); // five stamped 20 ms frames
+        let mut audio = crate::audio::agent_tone(100, 100); // five stamped 20 ms frames
         audio.extend_from_slice(&[0xFF; 7]);
         let mut ids = Vec::new();
         let mut scanner = StampScanner::default();
