@@ -494,12 +494,17 @@ async fn connect_agent(
                 ));
             };
             let live = &config.live;
-            let session = crate::adapters::live::session_config(
+            let mut session = crate::adapters::live::session_config(
                 live,
                 instructions,
                 &setup.tools.definitions(),
             )
             .map_err(|e| EndpointError::Protocol(format!("GPT-Live session configuration: {e}")))?;
+            if live.safety_identifier
+                && let Some(from) = info.parameter("from").filter(|f| !f.is_empty())
+            {
+                session.safety_identifier = Some(state.token_key.pseudonym(from));
+            }
             let reconnects = config.reconnect.enabled;
             let plan = crate::adapters::live::LivePlan {
                 session,

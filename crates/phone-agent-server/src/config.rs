@@ -399,6 +399,8 @@ pub struct AgentConfig {
 /// OpenAI Realtime settings.
 #[derive(Debug, Clone)]
 pub struct OpenAiConfig {
+    /// How the key is sent on the WebSocket upgrade (Realtime and GPT-Live alike).
+    pub auth: OpenAiAuth,
     /// API key (`OPENAI_API_KEY`).
     pub api_key: Option<Secret>,
     /// Model (`OPENAI_MODEL`).
@@ -520,6 +522,9 @@ pub struct LiveConfig {
     /// How long a tool-requested hang-up or transfer waits for the goodbye (GPT-Live has no
     /// response boundaries to tell when it ended).
     pub goodbye_timeout: Duration,
+    /// Send `session.safety_identifier`: a keyed pseudonym of the caller's number
+    /// (`StreamTokenKey::pseudonym`), for OpenAI's abuse detection. Never the number itself.
+    pub safety_identifier: bool,
 }
 
 /// Settings of the built-in echo agent.
@@ -543,6 +548,16 @@ pub struct FallbackConfig {
     pub say: Option<String>,
     /// What happens after the line.
     pub action: FallbackAction,
+}
+
+/// How the OpenAI key is presented on the WebSocket upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenAiAuth {
+    /// `Authorization: Bearer <key>` (OpenAI; Azure with a Microsoft Entra token).
+    #[default]
+    Bearer,
+    /// `api-key: <key>` (an Azure OpenAI resource key).
+    ApiKey,
 }
 
 /// Reconnecting a call's agent session (Realtime or GPT-Live) when its connection is lost
@@ -809,6 +824,7 @@ impl Default for RawAgent {
 #[serde(default, deny_unknown_fields)]
 struct RawOpenAi {
     api_key: String,
+    auth: String,
     model: String,
     base_url: String,
     connect_timeout_ms: u64,
@@ -823,6 +839,7 @@ impl Default for RawOpenAi {
     fn default() -> Self {
         RawOpenAi {
             api_key: String::new(),
+            auth: "bearer".into(),
             model: DEFAULT_MODEL.into(),
             base_url: DEFAULT_OPENAI_BASE_URL.into(),
             connect_timeout_ms: 5000,
@@ -852,6 +869,7 @@ struct RawLive {
     wrap_up_grace_secs: u64,
     close_timeout_ms: u64,
     goodbye_timeout_secs: u64,
+    safety_identifier: bool,
 }
 
 /// The default GPT-Live model.
@@ -886,6 +904,7 @@ impl Default for RawLive {
             wrap_up_grace_secs: 8,
             close_timeout_ms: 3000,
             goodbye_timeout_secs: 6,
+            safety_identifier: true,
         }
     }
 }
@@ -1399,7 +1418,18 @@ impl Config {
                 ));
             }
         };
+        let auth = match raw.openai.auth.trim() {
+            "" | "bearer" => OpenAiAuth::Bearer,
+            "api-key" | "api_key" => OpenAiAuth::ApiKey,
+            other => {
+                return Err(invalid(
+                    "openai.auth",
+                    format!("{other:?} is not one of bearer, api-key"),
+                ));
+            }
+        };
         let openai = OpenAiConfig {
+            auth,
             api_key,
             model,
             base_url,
@@ -1806,6 +1836,7 @@ impl Config {
             wrap_up_grace: Duration::from_secs(raw.wrap_up_grace_secs),
             close_timeout: Duration::from_millis(raw.close_timeout_ms),
             goodbye_timeout: Duration::from_secs(raw.goodbye_timeout_secs),
+            safety_identifier: raw.safety_identifier,
         })
     }
 

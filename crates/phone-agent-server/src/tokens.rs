@@ -123,6 +123,24 @@ impl StreamTokenKey {
         )
     }
 
+    /// A stable pseudonym of `value` (a caller's number) for a third party: `caller-` and the
+    /// first 128 bits of HMAC-SHA256 under this key (domain-separated from stream tokens), as
+    /// hex. Not reversible without the key (a plain hash of a phone number would be, by brute
+    /// force); the same across instances and restarts when the key is configured
+    /// (`twilio.stream_token_secret` or the auth token), per process otherwise.
+    pub fn pseudonym(&self, value: &str) -> String {
+        let mut mac = hmac(&self.key);
+        mac.update(b"phone-agent pseudonym v1\0");
+        mac.update(value.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(7 + 32);
+        out.push_str("caller-");
+        for b in &digest[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
     /// A token valid for `ttl` from now.
     pub fn mint_for(&self, call_sid: &str, account_sid: Option<&str>, ttl: Duration) -> String {
         self.mint(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bridge_core::tools::{ToolDefinition, ToolExecutor, ToolInvocation, ToolOutput};
-use e2e_support::{Bridge, Proxy, WAIT, expected_caller_audio, logs, say};
+use e2e_support::{AUTH_TOKEN, Bridge, Proxy, WAIT, expected_caller_audio, logs, say};
 use testkit::audio::{self, FRAME_BYTES, SILENCE};
 use testkit::live::{LiveSessionHandle, LiveSocketEnd, LiveTurn, MockLive};
 use testkit::twilio::{ActiveCall, CallEvent};
@@ -939,5 +939,78 @@ async fn live_session_expired_mid_call_is_replaced() {
     let ended = logs().call_ended(call.call_sid(), WAIT).await;
     assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
     assert_no_violations(&call, &second);
+    bridge.finish().await;
+}
+
+/// Azure resource keys: with `openai.auth = "api-key"` the key goes in the `api-key` header
+/// (no `Authorization`), and it never appears in the logs. The strict mock accepts the
+/// `session.start`, which carries `safety_identifier`: a keyed pseudonym of the caller's number,
+/// never the number.
+#[tokio::test]
+async fn live_azure_api_key_header_and_safety_identifier() {
+    const KEY: &str = "azure-resource-key-e2e-9f3b";
+    const FROM: &str = "+15005550006";
+    let mock = MockLive::builder().azure().start().await.unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            ("PHONE_AGENT_LIVE__GREETING", "off"),
+            ("OPENAI_API_KEY", KEY),
+            ("PHONE_AGENT_OPENAI__AUTH", "api-key"),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().from(FROM).connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    assert_eq!(session.request_header("api-key").as_deref(), Some(KEY));
+    assert_eq!(session.request_header("authorization"), None);
+
+    let start = session.start_config().unwrap();
+    let expected = phone_agent_server::tokens::StreamTokenKey::derived_from_auth_token(AUTH_TOKEN)
+        .pseudonym(FROM);
+    assert_eq!(start["safety_identifier"], expected.as_str());
+    assert!(expected.starts_with("caller-") && expected.len() == 7 + 32);
+    assert!(!expected.contains("5005550006"));
+    assert!(
+        session.violations().is_empty(),
+        "{:?}",
+        session.violations()
+    );
+
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    logs().call_ended(call.call_sid(), WAIT).await;
+    let logged = serde_json::to_string(&logs().lines()).unwrap();
+    assert!(!logged.contains(KEY), "the key was logged");
+    bridge.finish().await;
+
+    // Off: no safety_identifier.
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            ("PHONE_AGENT_LIVE__GREETING", "off"),
+            ("PHONE_AGENT_LIVE__SAFETY_IDENTIFIER", "false"),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().from(FROM).connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    assert!(
+        session
+            .start_config()
+            .unwrap()
+            .get("safety_identifier")
+            .is_none()
+    );
+    assert_eq!(
+        session.request_header("authorization").as_deref(),
+        Some("Bearer sk-e2e")
+    );
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
     bridge.finish().await;
 }

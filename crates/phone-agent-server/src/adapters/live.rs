@@ -1328,6 +1328,68 @@ mod tests {
     const STARTED: &str = r#"{"type":"session.started","event_id":"e1","session":{"id":"rtc_abc","expires_at":1796000000,"model":"gpt-live-1","status":"active","audio":{"format":{"type":"audio/pcmu","rate":8000}}}}"#;
 
     #[test]
+    fn replayed_history_keeps_the_newest_within_the_caps() {
+        let msg = |speaker, text: &str| ContextItem::Message {
+            speaker,
+            text: text.into(),
+        };
+        let (items, dropped) = replay_input(&[
+            msg(Speaker::Caller, "Hi"),
+            msg(Speaker::Agent, " "),
+            ContextItem::ToolCall {
+                call_id: "c1".into(),
+                name: "lookup".into(),
+                arguments: "{}".into(),
+            },
+            ContextItem::ToolOutput {
+                call_id: "c1".into(),
+                output: "{\"ok\":true}".into(),
+            },
+            ContextItem::Note {
+                text: "The caller pressed 3 on the keypad.".into(),
+            },
+        ]);
+        assert_eq!(dropped, 0);
+        let json: Vec<String> = items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap())
+            .collect();
+        assert_eq!(
+            json[..4],
+            [
+                r#"{"type":"message","role":"user","content":[{"type":"input_text","text":"Hi"}]}"#,
+                r#"{"type":"message","role":"developer","content":[{"type":"input_text","text":"The backend called the tool lookup with the arguments {}."}]}"#,
+                r#"{"type":"message","role":"developer","content":[{"type":"input_text","text":"The tool returned: {\"ok\":true}"}]}"#,
+                r#"{"type":"message","role":"developer","content":[{"type":"input_text","text":"The caller pressed 3 on the keypad."}]}"#,
+            ]
+        );
+        assert_eq!(items[4].text, REPLAY_NOTE, "the note comes last");
+
+        // 200 lines: the newest 127 and the note (128 messages).
+        let many: Vec<ContextItem> = (0..200)
+            .map(|i| msg(Speaker::Caller, &format!("line {i}")))
+            .collect();
+        let (items, dropped) = replay_input(&many);
+        assert_eq!((items.len(), dropped), (MAX_INPUT_ITEMS, 73));
+        assert_eq!(items[0].text, "line 73");
+        // Long lines: the estimated tokens stay within the cap, the oldest go first.
+        let long: Vec<ContextItem> = (0..10)
+            .map(|i| msg(Speaker::Agent, &format!("{i}{}", "x".repeat(6000))))
+            .collect();
+        let (items, dropped) = replay_input(&long);
+        let tokens: usize = items
+            .iter()
+            .map(|i| i.text.chars().count().div_ceil(CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE)
+            .sum();
+        assert!(tokens <= MAX_INPUT_TOKENS, "{tokens}");
+        assert_eq!(dropped, 10 - (items.len() - 1));
+        assert!(
+            items[items.len() - 2].text.starts_with('9'),
+            "the newest kept"
+        );
+    }
+
+    #[test]
     fn silence_is_the_quietest_mulaw_segment() {
         assert!(is_silence(&[0xFF, 0x7F, 0xF3, 0x7A]));
         assert!(!is_silence(&[0xFF, 0x80]));

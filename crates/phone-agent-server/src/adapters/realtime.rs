@@ -29,7 +29,7 @@ use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolDefinition;
 use bytes::Bytes;
 use openai_realtime::client::{
-    ApiKey, Endpoint, Incoming, MAX_MESSAGE_SIZE, Receiver, RetryPolicy, Sender, Target,
+    ApiKey, AuthStyle, Endpoint, Incoming, MAX_MESSAGE_SIZE, Receiver, RetryPolicy, Sender, Target,
     TransportError, WebSocketConfig, close_with_reason,
 };
 use openai_realtime::realtime::{
@@ -48,6 +48,10 @@ use crate::config::{AgentConfig, NoiseReduction, OpenAiConfig, TurnDetection};
 pub fn endpoint(openai: &OpenAiConfig) -> Result<Endpoint, String> {
     let key = openai.api_key.as_ref().ok_or("OPENAI_API_KEY is not set")?;
     Endpoint::builder(ApiKey::new(key.expose()))
+        .auth_style(match openai.auth {
+            crate::config::OpenAiAuth::Bearer => AuthStyle::Bearer,
+            crate::config::OpenAiAuth::ApiKey => AuthStyle::AzureApiKey,
+        })
         .base_url(openai.base_url.clone())
         .connect_timeout(openai.connect_timeout)
         .retry(RetryPolicy {

@@ -169,6 +169,8 @@ impl LiveTurn {
 #[derive(Debug, Clone)]
 pub(crate) struct LiveConfig {
     pub(crate) api_key: Option<String>,
+    /// Azure: the key may come in the `api-key` header (a resource key).
+    pub(crate) azure: bool,
     pub(crate) delta_bytes: usize,
     pub(crate) lifetime: Duration,
     pub(crate) no_audio_expiry: Duration,
@@ -185,6 +187,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             api_key: None,
+            azure: false,
             delta_bytes: 800,
             lifetime: Duration::from_secs(2 * 3600),
             no_audio_expiry: Duration::from_secs(31),
@@ -217,6 +220,13 @@ impl MockLiveBuilder {
     /// The input transcripts of the caller's turns, in order (default ` (caller speech)`).
     pub fn caller_transcripts(mut self, texts: &[&str]) -> Self {
         self.caller_transcripts = texts.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    /// Behave as an Azure OpenAI resource: the key may also come in the `api-key` header (a
+    /// resource key; `Authorization: Bearer` stands for an Entra ID token).
+    pub fn azure(mut self) -> Self {
+        self.cfg.azure = true;
         self
     }
 
@@ -771,7 +781,17 @@ fn handle_upgrade(shared: Arc<Shared>, mut req: Request<Incoming>) -> ServerResp
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| {
+            // Azure OpenAI: a resource key in `api-key` (or an Entra token as Bearer, above).
+            req.headers()
+                .get("api-key")
+                .filter(|_| shared.cfg.azure)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+        });
     let Some(key) = key else {
         return refuse(openai_error(
             StatusCode::UNAUTHORIZED,
