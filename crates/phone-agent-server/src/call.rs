@@ -238,7 +238,9 @@ async fn run_in_span<S>(
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
+    let live_billing = Arc::new(crate::adapters::live::LiveBilling::default());
     let setup = AgentSetup {
+        live_billing: Arc::clone(&live_billing),
         call_deadline: tokio::time::Instant::now() + profile.agent.max_call_duration,
         profile,
         tools,
@@ -292,6 +294,12 @@ async fn run_in_span<S>(
         }
         None => run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await,
     };
+    let mut summary = summary;
+    // GPT-Live's final usage arrives with `session.closed`, after our `session.close` at
+    // teardown: after the summary was made. The sessions' total replaces the last snapshot.
+    if let Some(total) = live_billing.settled() {
+        summary.usage.billed_seconds = Some(total.max(summary.usage.billed_seconds.unwrap_or(0.0)));
+    }
     if agent_voicemail {
         // A message asked for and not left (the agent failed, the call ended first): `<Say>`.
         voicemail
@@ -427,6 +435,8 @@ pub(crate) fn hold_tone() -> Base64Audio {
 /// What the agent session of a call is opened with.
 #[derive(Clone)]
 struct AgentSetup {
+    /// GPT-Live: the call's billed seconds across its sessions.
+    live_billing: Arc<crate::adapters::live::LiveBilling>,
     /// When the call reaches `agent.max_call_secs` (GPT-Live's wrap-up line ends it then).
     call_deadline: tokio::time::Instant,
     profile: Arc<Profile>,
@@ -513,6 +523,7 @@ async fn connect_agent(
                 recycle: reconnects && !live.recycle_before.is_zero(),
                 // The graceful wrap-up also ends calls at the configured maximum duration.
                 call_deadline: setup.call_deadline,
+                billing: Arc::clone(&setup.live_billing),
             };
             LiveAgent::connect(endpoint, Arc::new(live.clone()), plan, clock)
                 .await
@@ -791,6 +802,7 @@ fn log_summary(summary: &CallSummary, mcp: &McpStats) {
         output_tokens = summary.usage.output_tokens,
         input_audio_tokens = summary.usage.input_audio_tokens,
         output_audio_tokens = summary.usage.output_audio_tokens,
+        billed_seconds = summary.usage.billed_seconds,
         caller_audio_ms = summary.caller_audio_ms,
         agent_audio_ms = summary.agent_audio_ms,
         late_audio_dropped_ms = summary.late_audio_dropped_ms,

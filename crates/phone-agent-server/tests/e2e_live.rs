@@ -1014,3 +1014,57 @@ async fn live_azure_api_key_header_and_safety_identifier() {
     session.wait_closed(WAIT).await.unwrap();
     bridge.finish().await;
 }
+
+/// The `seconds` of the last `ty` event the mock sent (`session.usage.updated` or
+/// `session.closed`).
+fn usage_sent(session: &LiveSessionHandle, ty: &str) -> Option<f64> {
+    session
+        .server_events()
+        .iter()
+        .rev()
+        .find(|e| e.event_type == ty)
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e.raw.as_deref().unwrap()).unwrap();
+            v["usage"]["seconds"].as_f64().unwrap()
+        })
+}
+
+/// The final usage that `session.closed` brings after our `session.close` (at teardown, after
+/// the call's summary was made) is the call's billed seconds; with a reconnect, the sessions'
+/// seconds add up (the lost one's last `session.usage.updated`, unconfirmed).
+#[tokio::test]
+async fn live_final_usage_after_session_close_is_the_calls_billed_seconds() {
+    let mock = MockLive::builder()
+        .usage_interval_ms(300)
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, ("PHONE_AGENT_LIVE__GREETING", "off")],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let first = live_session_of(&mock, call.call_sid()).await;
+    first
+        .wait_for_server_event("session.usage.updated", 2, WAIT)
+        .await
+        .unwrap();
+    first.drop_connection();
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    second.wait_for_started(WAIT).await.unwrap();
+    call.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    let lost = usage_sent(&first, "session.usage.updated").unwrap();
+    let last = usage_sent(&second, "session.closed").expect("session.closed carries usage");
+    assert!(second.close_requested());
+    let billed = ended.line["billed_seconds"]
+        .as_f64()
+        .expect("billed seconds logged");
+    assert!(
+        (billed - (lost + last)).abs() < 1e-9,
+        "billed {billed} = {lost} (lost session) + {last} (final)"
+    );
+    bridge.finish().await;
+}

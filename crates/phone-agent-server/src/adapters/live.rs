@@ -148,6 +148,34 @@ pub fn replay_input(context: &[ContextItem]) -> (Vec<InitialItem>, usize) {
     (items, dropped)
 }
 
+/// The billed voice seconds of a call's GPT-Live sessions. Each session reports cumulative
+/// seconds of its own; a call with reconnects or recycles has several. The adapter reports
+/// `settled + this session's seconds` (so the engine's replace-the-snapshot rule gives the
+/// call's total) and settles each session when it ends: its final usage from
+/// `session.closed` (also when that arrives after our `session.close`, during teardown, when
+/// the call's summary is already made: the server reads [`LiveBilling::settled`] then), or
+/// the last `session.usage.updated` (unconfirmed) when the session was lost.
+#[derive(Debug, Default)]
+pub struct LiveBilling {
+    settled: std::sync::Mutex<Option<f64>>,
+}
+
+impl LiveBilling {
+    /// Seconds of the sessions that ended, if any reported usage.
+    pub fn settled(&self) -> Option<f64> {
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn base(&self) -> f64 {
+        self.settled().unwrap_or(0.0)
+    }
+
+    fn settle(&self, seconds: f64) {
+        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        *settled = Some(settled.unwrap_or(0.0) + seconds);
+    }
+}
+
 /// How one GPT-Live session of a call is opened, besides the `[live]` settings.
 #[derive(Debug, Clone)]
 pub struct LivePlan {
@@ -165,6 +193,8 @@ pub struct LivePlan {
     pub recycle: bool,
     /// When the call reaches `agent.max_call_secs`: the wrap-up line ends it then.
     pub call_deadline: Instant,
+    /// The call's billed seconds across its sessions.
+    pub billing: Arc<LiveBilling>,
 }
 
 /// The `session.start` for one call.
@@ -270,6 +300,10 @@ pub struct LiveDecoder {
     /// The session was lost (`session.closed` `connection_lost`, or `expired` with
     /// reconnects): reported as a transport error once the events before it are out.
     lost: Option<String>,
+    /// Billed seconds of the call's earlier sessions, added to this session's reports.
+    billed_base: f64,
+    /// This session's latest cumulative seconds, and whether `session.closed` confirmed them.
+    billed: Option<(f64, bool)>,
 }
 
 impl LiveDecoder {
@@ -291,7 +325,28 @@ impl LiveDecoder {
             expired_is_loss: false,
             replaces: false,
             lost: None,
+            billed_base: 0.0,
+            billed: None,
         }
+    }
+
+    /// Adds `base` seconds (the call's earlier sessions) to the usage this session reports.
+    pub fn with_billed_base(mut self, base: f64) -> Self {
+        self.billed_base = base;
+        self
+    }
+
+    /// This session's latest billed seconds and whether `session.closed` confirmed them.
+    pub fn billed(&self) -> Option<(f64, bool)> {
+        self.billed
+    }
+
+    fn usage_seconds(&mut self, seconds: f64, confirmed: bool, out: &mut VecDeque<AgentEvent>) {
+        self.billed = Some((seconds, confirmed));
+        out.push_back(AgentEvent::Usage(Usage {
+            billed_seconds: Some(self.billed_base + seconds),
+            ..Usage::default()
+        }));
     }
 
     /// Treats `session.closed` `expired` as a loss to reconnect from (`[reconnect]` on).
@@ -435,20 +490,14 @@ impl LiveDecoder {
             ServerEvent::SessionStarted(started) => self.on_started(&started.session, out),
             ServerEvent::InputTranscriptDelta(delta) => self.fragment(Speaker::Caller, &delta, out),
             ServerEvent::OutputTranscriptDelta(delta) => self.fragment(Speaker::Agent, &delta, out),
-            ServerEvent::UsageUpdated(usage) => out.push_back(AgentEvent::Usage(Usage {
-                billed_seconds: Some(usage.usage.seconds),
-                ..Usage::default()
-            })),
+            ServerEvent::UsageUpdated(usage) => self.usage_seconds(usage.usage.seconds, false, out),
             ServerEvent::DelegationCreated(created) => self.on_delegation(&created, out),
             ServerEvent::ResponseEvent(event) => self.on_response_event(&event, out),
             ServerEvent::SessionClosed(closed) => {
                 self.closed = true;
                 self.finish_lines(out);
                 if let Some(usage) = closed.usage {
-                    out.push_back(AgentEvent::Usage(Usage {
-                        billed_seconds: Some(usage.seconds),
-                        ..Usage::default()
-                    }));
+                    self.usage_seconds(usage.seconds, true, out);
                 }
                 tracing::info!(
                     session_id = self.started.as_ref().map_or("", |s| s.id.as_str()),
@@ -781,6 +830,9 @@ pub struct LiveAgent {
     recycle_asked: Option<Instant>,
     /// When the wrap-up line is due (set when the session starts).
     wrap_up_at: Instant,
+    billing: Arc<LiveBilling>,
+    /// This session's seconds were added to `billing`.
+    settled: bool,
 }
 
 impl std::fmt::Debug for LiveAgent {
@@ -837,7 +889,8 @@ impl LiveAgent {
             receiver,
             decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone())
                 .with_expired_as_loss(plan.reconnects)
-                .replacing(plan.replaces),
+                .replacing(plan.replaces)
+                .with_billed_base(plan.billing.base()),
             settings,
             queued: VecDeque::new(),
             outgoing: Vec::new(),
@@ -862,7 +915,25 @@ impl LiveAgent {
             last_activity: now,
             recycle_asked: None,
             wrap_up_at: now,
+            billing: plan.billing,
+            settled: false,
         })
+    }
+
+    /// Adds this session's billed seconds to the call's, once (at its end).
+    fn settle_billing(&mut self) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        if let Some((seconds, confirmed)) = self.decoder.billed() {
+            if !confirmed {
+                tracing::info!(
+                    billed_seconds = seconds,
+                    "GPT-Live session ended without session.closed: final usage unconfirmed"
+                );
+            }
+            self.billing.settle(seconds);
+        }
     }
 
     /// Sends `session.start` if it has not been sent, with the restored conversation as its
@@ -1258,6 +1329,13 @@ impl AgentEndpoint for LiveAgent {
     }
 }
 
+impl Drop for LiveAgent {
+    fn drop(&mut self) {
+        // A session dropped without `close` (lost, or retired by a reconnect).
+        self.settle_billing();
+    }
+}
+
 impl LiveAgent {
     /// `session.close`, wait (bounded) for `session.closed`, then the closing handshake.
     async fn close(&mut self) {
@@ -1283,6 +1361,18 @@ impl LiveAgent {
                                 _ => None,
                             }
                         });
+                    // Transcript fragments that came after our `session.close` are logged at
+                    // debug like every transcript; the final usage goes into the call's total
+                    // (the record reads it after the call: `LiveBilling`).
+                    let mut late = VecDeque::new();
+                    for frame in &report.frames {
+                        if !frame.as_str().contains("\"session.closed\"") {
+                            self.decoder.decode(frame, &mut late);
+                        }
+                    }
+                    if let Some(usage) = closed.as_ref().and_then(|c| c.usage) {
+                        self.decoder.usage_seconds(usage.seconds, true, &mut late);
+                    }
                     match (&report.end, closed) {
                         (CloseEnd::SessionClosed, Some(closed)) => tracing::info!(
                             session_id,
@@ -1300,6 +1390,7 @@ impl LiveAgent {
                 Err(e) => tracing::debug!(error = %e, "sending session.close"),
             }
         }
+        self.settle_billing();
         match close_with_reason(
             &mut self.sender,
             &mut self.receiver,
