@@ -207,6 +207,17 @@ pub struct CallConfig {
     /// The bound of the conversation kept for a reconnect's replay. Default
     /// [`ContextLimits::default`].
     pub context: ContextLimits,
+    /// Handing the call over at shutdown ([`super::Call::shutdown`]): wait at most this long
+    /// for a natural pause (nobody speaking, nothing playing, no response or tool in flight),
+    /// then end the stream with the conversation emitted ([`super::CallEvent::HandedOver`],
+    /// [`super::EndReason::HandedOver`]) — at the pause, or anyway when the wait runs out.
+    /// `None`: shutdown ends the call at once ([`super::EndReason::Shutdown`]). Default `None`.
+    pub handover: Option<Duration>,
+    /// A conversation to seed the call's first agent session with (a call handed over by
+    /// another instance): replayed ([`crate::agent::AgentCommand::Restore`]) as soon as the
+    /// session is ready, before any caller audio; the greeting is not requested then (the
+    /// caller heard it already). Kept within [`CallConfig::context`]. Default empty.
+    pub restore: Vec<crate::agent::ContextItem>,
 }
 
 impl Default for CallConfig {
@@ -230,6 +241,8 @@ impl Default for CallConfig {
             control_timeout: Duration::from_secs(5),
             reconnect: None,
             context: ContextLimits::default(),
+            handover: None,
+            restore: Vec::new(),
         }
     }
 }

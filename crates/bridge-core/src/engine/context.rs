@@ -202,6 +202,17 @@ impl Conversation {
         });
     }
 
+    /// Seeds the conversation with one restored from elsewhere (a handed-over call), within
+    /// the bound.
+    pub(crate) fn seed(&mut self, items: &[ContextItem]) {
+        for item in items {
+            self.push(Entry {
+                item: item.clone(),
+                item_id: None,
+            });
+        }
+    }
+
     /// The items to seed a fresh session with, oldest first.
     pub(crate) fn items(&self) -> Vec<ContextItem> {
         self.entries.iter().map(|e| e.item.clone()).collect()

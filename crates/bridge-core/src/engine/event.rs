@@ -31,6 +31,9 @@ pub enum EndReason {
     Transferred,
     /// The server is shutting down.
     Shutdown,
+    /// The server is shutting down and handed the call over: the stream ended at a pause with
+    /// the conversation saved ([`CallEvent::HandedOver`]) for another instance to resume.
+    HandedOver,
     /// The caller connection failed.
     CallerError,
 }
@@ -50,6 +53,7 @@ impl EndReason {
             EndReason::HungUpByAgent => "hung_up_by_agent",
             EndReason::Transferred => "transferred",
             EndReason::Shutdown => "shutdown",
+            EndReason::HandedOver => "handed_over",
             EndReason::CallerError => "caller_error",
         }
     }
@@ -289,6 +293,16 @@ pub enum CallEvent {
         gap: Duration,
         /// Conversation entries replayed.
         restored: usize,
+    },
+    /// The call is being handed over ([`super::CallConfig::handover`]): the conversation so
+    /// far, to be saved for the instance that resumes the call
+    /// ([`super::CallConfig::restore`]). Emitted just before [`CallEvent::Ended`] with
+    /// [`EndReason::HandedOver`].
+    HandedOver {
+        /// The conversation, oldest first, as a fresh session would be seeded with it.
+        context: Vec<crate::agent::ContextItem>,
+        /// Whether the call reached a pause (`false`: the bounded wait ran out).
+        at_pause: bool,
     },
     /// Reconnecting gave up; the call ends ([`EndReason::AgentFailed`]).
     AgentReconnectFailed {

@@ -280,6 +280,10 @@ pub struct Call {
     /// The agent reported a pause ([`AgentEvent::RecycleNow`]) in this input: the playout
     /// and caller-speech checks of the recycling pause are the agent's.
     agent_pause: bool,
+    /// The server is draining: hand the call over at the next pause.
+    handover_due: bool,
+    /// A restored conversation waits for the first session's `Ready` to be replayed.
+    restore_pending: bool,
     /// Why and how the call ended, once it has.
     ended: Option<(EndReason, Option<String>)>,
 }
@@ -298,6 +302,9 @@ impl Call {
         if let Some(t) = config.caller_inactivity_timeout {
             timers.set(Timer::CallerInactivity, now + t);
         }
+        let mut context = Conversation::new(config_context);
+        context.seed(&config.restore);
+        let restore_pending = !config.restore.is_empty();
         Call {
             config,
             caller_format,
@@ -317,17 +324,20 @@ impl Call {
             piece_unit: 3,
             playout: Playout::default(),
             turns: Turns::default(),
-            greeted: false,
+            // A restored call was greeted by the instance that handed it over.
+            greeted: restore_pending,
             turn_start: None,
             caller_speaking: false,
             reprompted: false,
             tools: ToolCalls::default(),
             actions: CallActions::default(),
             stats: Stats::default(),
-            context: Conversation::new(config_context),
+            context,
             gap: None,
             recycle_due: false,
             agent_pause: false,
+            handover_due: false,
+            restore_pending,
             ended: None,
         }
     }
@@ -498,7 +508,9 @@ impl Call {
         // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
         self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
         self.playout.set_format(out);
-        if capabilities.restore_at_start && self.gap.is_some() {
+        if capabilities.restore_at_start && (self.gap.is_some() || self.restore_pending) {
+            // A handed-over call's conversation goes with the first connection too.
+            self.restore_pending = false;
             // The fresh session starts with the conversation (before `Ready`).
             for item in self.context.items() {
                 self.out
@@ -654,6 +666,7 @@ impl Call {
                     }
                 }
                 Timer::Recycle => self.recycle_due = true,
+                Timer::Handover => self.hand_over(false, now),
                 Timer::AgentResponse => {
                     // A hung connection is a lost one: reconnected when that is configured,
                     // otherwise the call ends into the fallback.
@@ -727,9 +740,55 @@ impl Call {
         }
     }
 
-    /// The server is draining: end the call cleanly now.
+    /// The server is draining. With [`CallConfig::handover`] and a conversation under way
+    /// (the caller's stream started, an agent session ready or being reconnected), the call
+    /// is handed over at the next pause, or when the wait runs out
+    /// ([`CallEvent::HandedOver`], then [`EndReason::HandedOver`]); otherwise it ends cleanly
+    /// now ([`EndReason::Shutdown`]).
     pub fn shutdown(&mut self, now: Instant) {
-        self.end(EndReason::Shutdown, None, now);
+        if self.finished || self.handover_due {
+            return;
+        }
+        match self.config.handover {
+            Some(wait) if self.info.is_some() && (self.ready || self.gap.is_some()) => {
+                tracing::info!("handing the call over at the next pause");
+                self.handover_due = true;
+                self.timers.set(Timer::Handover, now + wait);
+                self.after_input(now);
+            }
+            _ => self.end(EndReason::Shutdown, None, now),
+        }
+    }
+
+    /// Hands the call over if it is at a pause (a reconnect gap counts as one: no session
+    /// is talking).
+    fn handover_at_pause(&mut self, now: Instant) {
+        let pause = self.gap.is_some()
+            || (self.ready
+                && !self.playout.is_playing()
+                && self.turns.is_idle()
+                && self.tools.none_running()
+                && !self.actions.is_pending()
+                && !self.caller_speaking);
+        if pause {
+            self.hand_over(true, now);
+        }
+    }
+
+    /// Ends the stream with the conversation so far emitted for the next instance.
+    fn hand_over(&mut self, at_pause: bool, now: Instant) {
+        if self.finished {
+            return;
+        }
+        self.context.connection_lost();
+        let context = self.context.items();
+        tracing::info!(
+            items = context.len(),
+            at_pause,
+            "call handed over; conversation saved"
+        );
+        self.emit(CallEvent::HandedOver { context, at_pause });
+        self.end(EndReason::HandedOver, None, now);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -854,6 +913,16 @@ impl Call {
         self.emit(CallEvent::AgentReady {
             connect_latency: now.saturating_duration_since(self.started_at),
         });
+        if std::mem::take(&mut self.restore_pending) {
+            // A handed-over call: its conversation first, then the caller's audio.
+            let items = self.context.items();
+            tracing::info!(restored = items.len(), "conversation restored from a handover");
+            for item in items {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::Restore(item)));
+            }
+            self.stats.context_dropped = self.context.dropped();
+        }
         while let Some(buffered) = self.pre_ready.pop_front() {
             match buffered {
                 Buffered::Audio(audio) => {
@@ -1594,6 +1663,12 @@ impl Call {
     fn after_input(&mut self, now: Instant) {
         if self.finished {
             return;
+        }
+        if self.handover_due {
+            self.handover_at_pause(now);
+            if self.finished {
+                return;
+            }
         }
         if self.recycle_due || self.agent_pause {
             self.recycle_at_pause(now);

@@ -33,9 +33,12 @@ pub(crate) enum Timer {
     Hold,
     /// The session reached [`super::ReconnectConfig::recycle_after`]: recycle at a pause.
     Recycle,
+    /// The bounded wait for a pause before a handover ([`super::CallConfig::handover`]) ran
+    /// out: hand over anyway.
+    Handover,
 }
 
-const COUNT: usize = 10;
+const COUNT: usize = 11;
 const ALL: [Timer; COUNT] = [
     Timer::MaxDuration,
     Timer::AgentConnect,
@@ -47,6 +50,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Reconnect,
     Timer::Hold,
     Timer::Recycle,
+    Timer::Handover,
 ];
 
 /// The table: at most one deadline per [`Timer`].

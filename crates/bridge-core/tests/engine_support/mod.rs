@@ -400,6 +400,9 @@ fn render_event(e: &CallEvent) -> String {
             "reconnected after {attempts} attempts {}ms restored={restored}",
             gap.as_millis()
         ),
+        CallEvent::HandedOver { context, at_pause } => {
+            format!("handed-over items={} at_pause={at_pause}", context.len())
+        }
         CallEvent::AgentRecycled { gap, restored } => {
             format!("recycled {}ms restored={restored}", gap.as_millis())
         }
