@@ -20,7 +20,7 @@
 //! (agent audio is recognised by the mock's stamps, so the hold tone of a reconnect does not
 //! count), then hangs up. When the server ends the stream instead, the simulated Twilio goes
 //! on with the TwiML as Twilio does (the `<Redirect>` after `</Connect>`, fetched signed from
-//! `/voice/fallback`) and "plays" what it answers. Each call is classified ([`Outcome`]):
+//! `/voice/next`) and "plays" what it answers. Each call is classified ([`Outcome`]):
 //! normal end, continued after a reconnect (the agent's connection was lost and a fresh
 //! session went on talking: `[reconnect]` is on by default), fallback line heard, or
 //! **silent** — the call ended with neither the agent's answer nor the fallback line, or the

@@ -38,12 +38,24 @@ fn shutdown_waits_for_the_answer_to_be_heard_then_hands_over() {
         (
             30,
             agent_audio("r1", "i1", 0x11, 160),
-            &["event first-audio Greeting 30ms", "C audio 160 #11", "C mark 1"],
+            &[
+                "event first-audio Greeting 30ms",
+                "C audio 160 #11",
+                "C mark 1",
+            ],
         ),
         // Draining while the answer plays: nothing happens yet.
         (40, In::Shutdown, &[]),
-        (50, transcript(Speaker::Agent, "Nine to five."), &["event transcript Agent \"Nine to five.\""]),
-        (60, response_done("r1", bridge_core::agent::ResponseStatus::Completed), &[]),
+        (
+            50,
+            transcript(Speaker::Agent, "Nine to five."),
+            &["event transcript Agent \"Nine to five.\""],
+        ),
+        (
+            60,
+            response_done("r1", bridge_core::agent::ResponseStatus::Completed),
+            &[],
+        ),
     ]);
     // The last mark's echo: the answer was heard, nobody speaks, nothing runs: a pause.
     let out = s.outputs(70, echo(1));

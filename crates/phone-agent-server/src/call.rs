@@ -159,8 +159,43 @@ async fn run_in_span<S>(
         }),
     };
     let mcp_stats = Arc::clone(&context.mcp);
-    // Ended by the server's shutdown, or by Twilio's final status callback for this call.
-    let end = state.calls.end_all.child_token();
+    let mut config_of_call = call_config(config, &profile.agent);
+    // A stream resuming a call another instance handed over: seeded with its conversation.
+    let resumed = info
+        .parameter(crate::handover::HANDOVER_PARAMETER)
+        .and_then(|n| n.parse::<u32>().ok());
+    let mut handovers = 0;
+    if let Some(n) = resumed {
+        handovers = n;
+        config_of_call.greeting = None;
+        match crate::handover::load(&state, &info.call_id).await {
+            Some((items, saved)) => {
+                handovers = saved.max(n);
+                metrics::counter!(crate::handover::HANDOVERS, "side" => "in").increment(1);
+                tracing::info!(
+                    items = items.len(),
+                    handovers,
+                    "resuming a handed-over call"
+                );
+                config_of_call.restore = items;
+            }
+            None => tracing::warn!("resuming a handed-over call without its conversation"),
+        }
+    }
+    if config.shutdown.handover
+        && config.fallback.enabled
+        && state.store.is_some()
+        && backend == Backend::Realtime
+    {
+        config_of_call.handover = Some(config.shutdown.handover_wait);
+    }
+    // Ended by the server's shutdown (handed over when the server stops listening, when the
+    // call can be), or by Twilio's final status callback for this call.
+    let end = if config_of_call.handover.is_some() {
+        state.calls.handover_all.child_token()
+    } else {
+        state.calls.end_all.child_token()
+    };
     // An outbound call whose profile has the agent leave voicemails: `/twilio/amd` reaches it
     // through a bounded channel into its caller side (no cost for any other call).
     let voicemail = Arc::clone(&context.voicemail);
@@ -191,7 +226,6 @@ async fn run_in_span<S>(
             mask_numbers: config.privacy.mask_numbers,
         })
     });
-    let mut config_of_call = call_config(config, &profile.agent);
     if let Some(longest) = profile.tools.longest_timeout() {
         // The webhook's own timeout answers first, with a clearer error.
         config_of_call.tool_timeout = config_of_call
@@ -269,6 +303,8 @@ async fn run_in_span<S>(
             )
         }
     };
+    let end_save = crate::handover::EndSave::default();
+    caller.save_before_close(end_save.clone());
     let mut observer = Observer {
         backend: backend.as_str(),
         record,
@@ -278,6 +314,14 @@ async fn run_in_span<S>(
             services: Arc::clone(&state.tool_services),
             call_sid: info.call_id.clone(),
         }),
+        end: StreamEndSaver {
+            state: Arc::clone(&state),
+            call_sid: info.call_id.clone(),
+            parameters: info.parameters.clone(),
+            handovers,
+            context: None,
+            save: end_save.clone(),
+        },
     };
     let recording = if config.recording.enabled {
         crate::recording::start(&config.recording, &info.call_id, Instant::now()).map(|r| {
@@ -325,11 +369,8 @@ async fn run_in_span<S>(
         },
         None => None,
     };
-    state.call_ends.record(
-        &info.call_id,
-        crate::fallback::is_normal(summary.end_reason),
-        Instant::now(),
-    );
+    // Saved before the stream closed; a caller who hung up has no stream to close.
+    end_save.wait().await;
     log_summary(&summary, &mcp_stats);
     if let (Some(store), Some(mut record)) = (&state.store, observer.record.take()) {
         if open.completed_by_twilio() {
@@ -349,6 +390,23 @@ async fn run_in_span<S>(
             now_ms(),
         );
         record.recording_path = recording_path;
+        let handed_over = summary.end_reason == Some(bridge_core::engine::EndReason::HandedOver);
+        record.handovers = handovers + u32::from(handed_over);
+        if resumed.is_some() {
+            // One record per call: the earlier parts' merged into this one.
+            match store.db() {
+                Some(db) => match db.record(&info.call_id).await {
+                    Ok(Some(earlier)) => record.continue_from(earlier),
+                    Ok(None) => tracing::warn!("the record of the call's earlier part is missing"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not read the earlier part's record")
+                    }
+                },
+                None => {
+                    tracing::warn!("the call store is not ready: the earlier part is not merged")
+                }
+            }
+        }
         store.submit(Write::Record(Box::new(record)));
     }
 }
@@ -613,6 +671,8 @@ struct Observer {
     live: Option<crate::console::live::LiveEntry>,
     /// The agent-voicemail state (`agent_voicemail` calls only).
     voicemail: Option<VoicemailWatch>,
+    /// Saves why the stream ended before it is closed (see [`crate::handover`]).
+    end: StreamEndSaver,
 }
 
 /// What the observer of an `agent_voicemail` call needs: the state, and REST for the fallback.
@@ -649,6 +709,51 @@ impl VoicemailWatch {
     }
 }
 
+/// What the observer needs to save why the call's stream ended.
+struct StreamEndSaver {
+    state: Arc<AppState>,
+    call_sid: String,
+    parameters: Vec<(String, String)>,
+    /// Handovers before this stream.
+    handovers: u32,
+    /// The conversation, when the engine handed the call over.
+    context: Option<Vec<bridge_core::agent::ContextItem>>,
+    save: crate::handover::EndSave,
+}
+
+impl StreamEndSaver {
+    fn ended(&mut self, summary: &CallSummary) {
+        let outcome = crate::handover::outcome_of(summary.end_reason);
+        let handed_over = outcome == crate::store::StreamOutcome::HandedOver;
+        let end = crate::store::StreamEnd {
+            call_sid: self.call_sid.clone(),
+            outcome,
+            context: self
+                .context
+                .take()
+                .filter(|_| handed_over)
+                .map(|c| crate::handover::context_to_json(&c)),
+            parameters: handed_over.then(|| crate::handover::parameters_to_json(&self.parameters)),
+            handovers: self.handovers + u32::from(handed_over),
+        };
+        // The agent is gone for good and REST is configured: the fallback is played through
+        // REST before the stream closes (Twilio then skips the redirect); saved as a normal end
+        // so that a redirect, were it run anyway, hangs up without speaking again.
+        let by_rest = outcome == crate::store::StreamOutcome::Failed
+            && crate::handover::agent_gone(summary.end_reason)
+            && self.state.config.fallback.enabled
+            && self.state.tool_services.rest.is_some();
+        let state = Arc::clone(&self.state);
+        self.save.start(async move {
+            let mut end = end;
+            if by_rest && crate::handover::fallback_by_rest(&state, &end.call_sid).await {
+                end.outcome = crate::store::StreamOutcome::Normal;
+            }
+            crate::handover::save(state, end).await;
+        });
+    }
+}
+
 impl CallObserver for Observer {
     fn on_event(&mut self, event: &CallEvent) {
         if let Some(voicemail) = &self.voicemail {
@@ -661,10 +766,17 @@ impl CallObserver for Observer {
             live.on_event(event);
         }
         match event {
-            CallEvent::Started(_)
-            | CallEvent::Usage(_)
-            | CallEvent::Ended(_)
-            | CallEvent::LeaveMessage { .. } => {}
+            CallEvent::Started(_) | CallEvent::Usage(_) | CallEvent::LeaveMessage { .. } => {}
+            CallEvent::Ended(summary) => self.end.ended(summary),
+            CallEvent::HandedOver { context, at_pause } => {
+                metrics::counter!(crate::handover::HANDOVERS, "side" => "out").increment(1);
+                tracing::info!(
+                    items = context.len(),
+                    at_pause,
+                    "call handed over: its conversation is saved for the next instance"
+                );
+                self.end.context = Some(context.clone());
+            }
             CallEvent::AgentReady { connect_latency } => {
                 metrics::histogram!(crate::telemetry::AGENT_CONNECT_SECONDS, "backend" => self.backend)
                     .record(connect_latency.as_secs_f64());

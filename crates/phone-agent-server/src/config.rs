@@ -590,6 +590,21 @@ pub struct ReconnectSettings {
     pub recycle_after: Option<Duration>,
 }
 
+/// Handing calls over to another instance when this one shuts down (see
+/// `crate::handover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownSettings {
+    /// On SIGTERM, end each Realtime call's stream at a natural pause with its conversation
+    /// saved in the call store, for another instance to resume (needs `database.url`;
+    /// without a store calls drain as before).
+    pub handover: bool,
+    /// The longest wait for a pause before the stream is ended anyway.
+    pub handover_wait: Duration,
+    /// What a caller hears when a call cannot be resumed (nothing saved for it): `<Say>`
+    /// this, then `<Hangup/>`; `None` hangs up without a word.
+    pub goodbye: Option<String>,
+}
+
 /// The end of the fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FallbackAction {
@@ -647,6 +662,8 @@ pub struct Config {
     pub fallback: FallbackConfig,
     /// Reconnecting a lost agent connection.
     pub reconnect: ReconnectSettings,
+    /// Call handover at shutdown.
+    pub shutdown: ShutdownSettings,
     /// Logging.
     pub log: LogConfig,
     /// Metrics.
@@ -684,6 +701,7 @@ struct Raw {
     echo: RawEcho,
     fallback: RawFallback,
     reconnect: RawReconnect,
+    shutdown: RawShutdown,
     log: RawLog,
     metrics: RawMetrics,
     tools: Vec<crate::tools::config::RawWebhookTool>,
@@ -997,6 +1015,28 @@ struct RawFallback {
     say: String,
     action: String,
     dial: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawShutdown {
+    handover: bool,
+    handover_wait_ms: u64,
+    goodbye: String,
+}
+
+/// The default goodbye of a call that cannot be resumed.
+pub const DEFAULT_HANDOVER_GOODBYE: &str =
+    "Sorry, we could not continue this call. Please call again. Goodbye.";
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        RawShutdown {
+            handover: true,
+            handover_wait_ms: 5000,
+            goodbye: DEFAULT_HANDOVER_GOODBYE.into(),
+        }
+    }
 }
 
 /// The default fallback line.
@@ -1661,6 +1701,20 @@ impl Config {
                 ));
             }
         };
+        if !(100..=60_000).contains(&raw.shutdown.handover_wait_ms) {
+            return Err(invalid(
+                "shutdown.handover_wait_ms",
+                format!(
+                    "{} is out of range (100 to 60000 ms)",
+                    raw.shutdown.handover_wait_ms
+                ),
+            ));
+        }
+        let shutdown = ShutdownSettings {
+            handover: raw.shutdown.handover,
+            handover_wait: Duration::from_millis(raw.shutdown.handover_wait_ms),
+            goodbye: non_empty(raw.shutdown.goodbye).filter(|s| !s.eq_ignore_ascii_case("off")),
+        };
         let fallback = FallbackConfig {
             enabled: raw.fallback.enabled,
             say: fallback_say,
@@ -1748,6 +1802,7 @@ impl Config {
             echo,
             fallback,
             reconnect,
+            shutdown,
             log,
             metrics,
             tools,

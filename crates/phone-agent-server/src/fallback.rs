@@ -1,33 +1,17 @@
 //! The fallback after the media stream: never silent when a call fails.
 //!
-//! The `/voice` TwiML ends with `<Redirect method="POST">PUBLIC/voice/fallback</Redirect>`
-//! after `</Connect>`. Twilio runs it only when the stream ended while the call is still up
-//! (PROTOCOLS.md §2, §5.6): when the caller hung up, the call is gone and nothing runs. It runs
-//! when the server closed the stream, which is either a normal end (the agent hung up without
-//! REST call control, an idle caller, the maximum duration) or a failure (the agent could not
-//! connect or died, the server shut down). `POST /voice/fallback` (signed like `/voice`) tells
-//! them apart from the call's end reason, which this instance recorded when the call ended:
-//!
-//! * normal end → `<Hangup/>` (nothing is said);
-//! * failure, or a call this instance does not know (it crashed, or the stream ran on another
-//!   instance behind a load balancer) → the configured `[fallback]`: `<Say>` the line, then
-//!   `<Hangup/>` or `<Dial>` a fallback number.
-//!
-//! A transfer or hang-up through Twilio's REST API replaces the call's TwiML, so the redirect
-//! does not run then either.
+//! Which end is normal ([`is_normal`]), the fallback's verbs ([`fallback_twiml`]) and, for a
+//! server without a call store, this instance's memory of how its calls ended ([`CallEnds`]).
+//! The route that plays them is `/voice/next` ([`crate::handover`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bridge_core::engine::EndReason;
-use http::{Request, Response};
-use hyper::body::Incoming;
 use twilio_media::twiml;
 
 use crate::config::{FallbackAction, FallbackConfig};
-use crate::routes::{self, Body};
-use crate::server::AppState;
 
 /// How long an ended call's reason is remembered for its redirect (Twilio requests it right
 /// after the stream closed).
@@ -91,30 +75,6 @@ pub(crate) fn fallback_twiml(config: &FallbackConfig) -> twiml::Response {
         FallbackAction::Hangup => response.hangup(),
         FallbackAction::Dial(number) => response.dial(twiml::Dial::number(number.as_str())),
     }
-}
-
-/// `POST /voice/fallback`.
-pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
-    let (_, params) = match crate::voice::read_signed(state, req, "/voice/fallback").await {
-        Ok(read) => read,
-        Err(response) => return response,
-    };
-    let call_sid = params
-        .iter()
-        .find(|(k, _)| k == "CallSid")
-        .map_or("", |(_, v)| v.as_str());
-    let normal = state.call_ends.ended_normally(call_sid);
-    if normal == Some(true) {
-        tracing::info!(call_sid, "stream ended normally: hanging up");
-        return routes::twiml(twiml::Response::new().hangup().to_xml());
-    }
-    tracing::warn!(
-        call_sid,
-        known = normal.is_some(),
-        "the call's stream ended abnormally: playing the fallback"
-    );
-    crate::telemetry::error("fallback_played");
-    routes::twiml(fallback_twiml(&state.config.fallback).to_xml())
 }
 
 #[cfg(test)]

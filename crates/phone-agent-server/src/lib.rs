@@ -5,11 +5,13 @@
 //!
 //! * `POST /voice` — Twilio's voice webhook; reserves the call's capacity and answers TwiML
 //!   that opens a bidirectional Media Stream to `wss://<PUBLIC_URL host>/media/<token>` (a
-//!   stateless per-call token, see [`tokens`]), followed by a redirect to the fallback.
+//!   stateless per-call token, see [`tokens`]), followed by a redirect to `/voice/next`.
 //! * `GET /media/<token>` — the Media Stream WebSocket; each call is relayed to one agent session
 //!   by bridge-core's engine through the [`adapters`].
-//! * `POST /voice/fallback` — requested by Twilio when the stream ended with the caller still on
-//!   the line: `<Hangup/>` after a normal end, the configured `[fallback]` otherwise.
+//! * `POST /voice/next` (also at its old path `/voice/fallback`) — requested by Twilio when the
+//!   stream ended with the caller still on the line: from why it ended (saved in the call store
+//!   by the instance that ran it), a resumed stream after a handover, `<Hangup/>` after a
+//!   normal end, the configured `[fallback]` otherwise (see [`handover`]).
 //! * `GET /health`, `GET /ready` — liveness, readiness (503 while draining).
 //! * `GET /metrics` — Prometheus metrics, on a separate listener (`metrics.bind`, default
 //!   `127.0.0.1:9090`), never on the call port.
@@ -57,6 +59,7 @@ pub mod cli;
 pub mod config;
 mod console;
 mod fallback;
+pub mod handover;
 pub mod healthcheck;
 pub mod logging;
 mod media;

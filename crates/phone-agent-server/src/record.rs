@@ -69,6 +69,12 @@ pub struct CallRecord {
     /// conversation replayed into a fresh session).
     #[serde(default)]
     pub recycles: u32,
+    /// Times the call was handed over to another server instance at shutdown (its stream
+    /// ended at a pause, another instance resumed it with the conversation). A handed-over
+    /// call has one record: the last part's, with the earlier parts merged in
+    /// ([`CallRecord::continue_from`]).
+    #[serde(default)]
+    pub handovers: u32,
     /// Both sides' final lines, in the order they became final.
     pub transcript: Vec<Turn>,
     /// Tool calls, in the order they started.
@@ -387,6 +393,7 @@ impl Recorder {
             barge_ins: 0,
             reconnects: 0,
             recycles: 0,
+            handovers: 0,
             transcript: Vec::new(),
             tool_calls: Vec::new(),
             usage: UsageRecord::default(),
@@ -539,6 +546,7 @@ impl Recorder {
             } => self.record.transfer_target = Some(to.clone()),
             CallEvent::Started(_)
             | CallEvent::AgentReconnecting { .. }
+            | CallEvent::HandedOver { .. }
             | CallEvent::AgentReconnectFailed { .. }
             | CallEvent::Reprompted
             | CallEvent::Usage(_)
@@ -588,6 +596,76 @@ impl Recorder {
         r.latency.relay_caller_to_agent = relay[0];
         r.latency.relay_agent_to_caller = relay[1];
         self.record
+    }
+}
+
+impl CallRecord {
+    /// Makes this record (a part resumed after a handover) the whole call's: the earlier
+    /// part's turns, tool calls, timeline and counters come first (their times stay relative
+    /// to the call's first stream start, this part's are shifted onto it), the start and the
+    /// first-audio figures are the earlier part's, usage and cost are summed.
+    pub fn continue_from(&mut self, earlier: CallRecord) {
+        let offset =
+            u64::try_from(self.times.stream_started_at_ms - earlier.times.stream_started_at_ms)
+                .unwrap_or(0);
+        for turn in &mut self.transcript {
+            turn.at_ms += offset;
+        }
+        for tool in &mut self.tool_calls {
+            tool.at_ms += offset;
+        }
+        for mark in &mut self.timeline.agent_turns {
+            mark.at_ms += offset;
+        }
+        for mark in &mut self.timeline.barge_ins {
+            mark.at_ms += offset;
+        }
+        let mut transcript = earlier.transcript;
+        transcript.append(&mut self.transcript);
+        self.transcript = transcript;
+        let mut tools = earlier.tool_calls;
+        tools.append(&mut self.tool_calls);
+        self.tool_calls = tools;
+        let mut turns = earlier.timeline.agent_turns;
+        turns.append(&mut self.timeline.agent_turns);
+        self.timeline.agent_turns = turns;
+        let mut barge_ins = earlier.timeline.barge_ins;
+        barge_ins.append(&mut self.timeline.barge_ins);
+        self.timeline.barge_ins = barge_ins;
+        self.times.webhook_at_ms = earlier.times.webhook_at_ms.or(self.times.webhook_at_ms);
+        self.times.stream_started_at_ms = earlier.times.stream_started_at_ms;
+        self.times.agent_ready_at_ms = earlier
+            .times
+            .agent_ready_at_ms
+            .or(self.times.agent_ready_at_ms);
+        self.times.first_agent_audio_at_ms = earlier
+            .times
+            .first_agent_audio_at_ms
+            .or(self.times.first_agent_audio_at_ms);
+        if earlier.latency.first_audio_ms.is_some() {
+            self.latency.first_audio_ms = earlier.latency.first_audio_ms;
+        }
+        if earlier.latency.agent_connect_ms.is_some() {
+            self.latency.agent_connect_ms = earlier.latency.agent_connect_ms;
+        }
+        self.duration_ms =
+            u64::try_from(self.times.ended_at_ms - self.times.stream_started_at_ms).unwrap_or(0);
+        self.barge_ins += earlier.barge_ins;
+        self.reconnects += earlier.reconnects;
+        self.recycles += earlier.recycles;
+        self.handovers = self.handovers.max(earlier.handovers);
+        let (a, b) = (&mut self.usage, earlier.usage);
+        a.input_tokens += b.input_tokens;
+        a.output_tokens += b.output_tokens;
+        a.input_audio_tokens += b.input_audio_tokens;
+        a.output_audio_tokens += b.output_audio_tokens;
+        a.billed_seconds = match (a.billed_seconds, b.billed_seconds) {
+            (Some(x), Some(y)) => Some(x + y),
+            (x, y) => x.or(y),
+        };
+        self.cost.usd += earlier.cost.usd;
+        self.stream_sid = self.stream_sid.take().or(earlier.stream_sid);
+        self.transfer_target = self.transfer_target.take().or(earlier.transfer_target);
     }
 }
 

@@ -3,7 +3,7 @@
 //! | route | methods | answer |
 //! |---|---|---|
 //! | `/voice` | `POST`, `GET` | TwiML opening the Media Stream (see [`crate::voice`]) |
-//! | `/voice/fallback` | `POST` | after the stream: `<Hangup/>` or the fallback (see [`crate::fallback`]) |
+//! | `/voice/next`, `/voice/fallback` | `POST` | after the stream: a resumed stream (handover), `<Hangup/>`, a goodbye or the fallback (see [`crate::handover`]) |
 //! | `/media` | `GET` (WebSocket upgrade) | the call (see [`crate::media`]) |
 //! | `/health` | `GET`, `HEAD` | `{"status":"ok"}` while the process runs |
 //! | `/ready` | `GET`, `HEAD` | 200 `{"status":"ready"}`, 503 `{"status":"draining"}` during shutdown |
@@ -32,6 +32,7 @@ pub(crate) type Body = Full<Bytes>;
 pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let route: &'static str = match req.uri().path() {
         "/voice" => "voice",
+        "/voice/next" => "voice_next",
         "/voice/fallback" => "voice_fallback",
         "/voice/outbound" => "voice_outbound",
         "/media" => "media",
@@ -51,8 +52,13 @@ pub(crate) async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Resp
         ("voice_outbound", &Method::POST) => crate::voice::handle(&state, req, true).await,
         ("voice_outbound", _) => method_not_allowed("POST"),
         ("voice", _) => method_not_allowed("GET, POST"),
-        ("voice_fallback", &Method::POST) => crate::fallback::handle(&state, req).await,
-        ("voice_fallback", _) => method_not_allowed("POST"),
+        ("voice_next", &Method::POST) => {
+            crate::handover::handle(&state, req, crate::handover::NEXT_PATH).await
+        }
+        ("voice_fallback", &Method::POST) => {
+            crate::handover::handle(&state, req, "/voice/fallback").await
+        }
+        ("voice_next" | "voice_fallback", _) => method_not_allowed("POST"),
         ("media", &Method::GET) => crate::media::handle(&state, req),
         ("media", _) => method_not_allowed("GET"),
         ("health", &Method::GET | &Method::HEAD) => json(StatusCode::OK, r#"{"status":"ok"}"#),

@@ -10,7 +10,9 @@
 //!    webhooks and the streams of calls answered before are served);
 //! 2. stop accepting (the listener is dropped); idle keep-alive connections are closed,
 //!    in-flight requests finish;
-//! 3. calls in progress continue for up to `server.shutdown_grace`;
+//! 3. calls that can be handed over (`shutdown.handover`, a call store, Realtime) end their
+//!    streams at their next pause with the conversation saved, for another instance to resume
+//!    (see [`crate::handover`]); the others continue for up to `server.shutdown_grace`;
 //! 4. then every remaining call is ended through the engine's shutdown (both sockets closed).
 //!
 //! Upgraded WebSockets are invisible to hyper's connection tracking, so calls are tracked with a
@@ -104,6 +106,10 @@ pub(crate) struct Calls {
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the shutdown grace period is over: every call ends.
     pub(crate) end_all: CancellationToken,
+    /// Cancelled when the server stops listening at shutdown (a child of `end_all`): calls
+    /// that can be handed over (`shutdown.handover`) end their streams at the next pause
+    /// with their conversation saved (see [`crate::handover`]).
+    pub(crate) handover_all: CancellationToken,
     slots: Arc<Semaphore>,
     pending: Arc<Semaphore>,
     reservations: std::sync::Mutex<HashMap<String, (OwnedSemaphorePermit, Instant)>>,
@@ -125,9 +131,11 @@ impl Drop for CallSlot {
 
 impl Calls {
     fn new(max: usize, max_pending: usize, reservation_ttl: Duration) -> Self {
+        let end_all = CancellationToken::new();
         Calls {
             tracker: TaskTracker::new(),
-            end_all: CancellationToken::new(),
+            handover_all: end_all.child_token(),
+            end_all,
             slots: Arc::new(Semaphore::new(max)),
             pending: Arc::new(Semaphore::new(max_pending)),
             reservations: std::sync::Mutex::new(HashMap::new()),
@@ -564,7 +572,15 @@ async fn run(
     state.console.closing.cancel();
     connections.close();
 
-    // Calls: let them finish within the grace period, then end them.
+    // Calls that can be handed over go now, each at its next pause; the others may finish
+    // within the grace period, then they are ended.
+    if state.config.shutdown.handover && state.store.is_some() && calls_at_shutdown > 0 {
+        tracing::info!(
+            calls = calls_at_shutdown,
+            "handing calls over to other instances at their next pause"
+        );
+    }
+    state.calls.handover_all.cancel();
     state.calls.tracker.close();
     let mut calls_ended = 0;
     if tokio::time::timeout(

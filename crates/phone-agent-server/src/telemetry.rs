@@ -213,6 +213,11 @@ fn describe() {
         "Agent connections lost mid-call and reconnected (outcome=reconnected) or given up \
          (outcome=failed)."
     );
+    metrics::describe_counter!(
+        crate::handover::HANDOVERS,
+        "Calls handed over between instances at shutdown: side=out (the stream ended at a \
+         pause with the conversation saved), side=in (a handed-over call resumed here)."
+    );
     describe_histogram!(
         AGENT_CONNECT_SECONDS,
         Unit::Seconds,

@@ -190,34 +190,11 @@ pub(crate) async fn handle(
         return routes::twiml(response.to_xml());
     }
 
-    let stream_url = match &config.server.public_url {
-        Some(public) => public.media_url(),
-        None => match parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-        {
-            Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
-                format!("wss://{host}/media")
-            }
-            _ => {
-                return routes::text(
-                    StatusCode::BAD_REQUEST,
-                    "no Host header; set PUBLIC_URL to the address Twilio uses\n",
-                );
-            }
-        },
-    };
-
-    let stream_url = if config.twilio.require_stream_token {
-        let token = state.token_key.mint_for(
-            call_sid,
-            param("AccountSid").filter(|a| !a.is_empty()),
-            config.twilio.stream_token_ttl,
+    let Some(stream_url) = stream_url(state, &parts.headers, call_sid, param("AccountSid")) else {
+        return routes::text(
+            StatusCode::BAD_REQUEST,
+            "no Host header; set PUBLIC_URL to the address Twilio uses\n",
         );
-        format!("{stream_url}/{token}")
-    } else {
-        stream_url
     };
     // The stream's parameters, which Twilio hands back in `start`: the prompt's variables
     // (also what a pre-warmed session is configured with).
@@ -279,21 +256,53 @@ pub(crate) async fn handle(
     }
     tracing::info!(call_sid, profile = %profile.name, outbound, "answering call with a media stream");
     let mut response = twiml::Response::new().connect(stream);
-    if config.fallback.enabled {
-        // Runs when the stream ends while the call is still up: `/voice/fallback` decides
-        // whether the caller hears the fallback (see crate::fallback).
-        let base = match &config.server.public_url {
-            Some(public) => public.http_base().to_owned(),
-            None => format!(
-                "https://{host}",
-                host = host_of(&parts.headers).unwrap_or_default()
-            ),
-        };
-        response = response.redirect(
-            twiml::Redirect::new(format!("{base}/voice/fallback")).method(twiml::Method::Post),
-        );
+    if let Some(redirect) = after_stream(state, &parts.headers) {
+        response = response.redirect(redirect);
     }
     routes::twiml(response.to_xml())
+}
+
+/// The media stream URL of a call, with a fresh stream token when tokens are required;
+/// `None` without `PUBLIC_URL` and without a usable `Host` header.
+pub(crate) fn stream_url(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    call_sid: &str,
+    account_sid: Option<&str>,
+) -> Option<String> {
+    let config = &state.config;
+    let url = match &config.server.public_url {
+        Some(public) => public.media_url(),
+        None => format!("wss://{}/media", host_of(headers)?),
+    };
+    if !config.twilio.require_stream_token {
+        return Some(url);
+    }
+    let token = state.token_key.mint_for(
+        call_sid,
+        account_sid.filter(|a| !a.is_empty()),
+        config.twilio.stream_token_ttl,
+    );
+    Some(format!("{url}/{token}"))
+}
+
+/// What follows `</Connect>`: the redirect to `/voice/next`, which decides from why the
+/// stream ended (see [`crate::handover`]); `None` with `fallback.enabled = false`.
+pub(crate) fn after_stream(state: &AppState, headers: &http::HeaderMap) -> Option<twiml::Redirect> {
+    if !state.config.fallback.enabled {
+        return None;
+    }
+    let base = match &state.config.server.public_url {
+        Some(public) => public.http_base().to_owned(),
+        None => format!(
+            "https://{host}",
+            host = host_of(headers).unwrap_or_default()
+        ),
+    };
+    Some(
+        twiml::Redirect::new(format!("{base}{}", crate::handover::NEXT_PATH))
+            .method(twiml::Method::Post),
+    )
 }
 
 /// The request's `Host` header, when it is a plain host name (no path or spaces).

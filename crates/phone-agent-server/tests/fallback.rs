@@ -20,7 +20,7 @@ async fn after_stream(server: &TestServer, call_sid: &str) -> Twiml {
     Twiml::parse(&r.text()).unwrap()
 }
 
-/// The `/voice` answer continues after `</Connect>` with a redirect to `/voice/fallback`.
+/// The `/voice` answer continues after `</Connect>` with a redirect to `/voice/next`.
 fn assert_redirects_after_the_stream(server: &TestServer, twiml: &str) {
     let doc = Twiml::parse(twiml).unwrap();
     let redirect = doc
@@ -32,7 +32,7 @@ fn assert_redirects_after_the_stream(server: &TestServer, twiml: &str) {
             _ => None,
         })
         .unwrap_or_else(|| panic!("nothing after </Connect>: {twiml}"));
-    assert_eq!(redirect, server.url("/voice/fallback"));
+    assert_eq!(redirect, server.url("/voice/next"));
 }
 
 /// An agent that refuses the connection for good (401) is not retried: the stream ends at once

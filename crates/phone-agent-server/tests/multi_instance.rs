@@ -530,6 +530,8 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
         ),
         ("PHONE_AGENT_DATABASE__URL", database.as_str()),
         ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+        // This test documents the drain without handover (tests/handover.rs covers handover).
+        ("PHONE_AGENT_SHUTDOWN__HANDOVER", "false"),
         ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", NOTICE_SECS),
         ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", GRACE_SECS),
         ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),

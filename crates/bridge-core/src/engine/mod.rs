@@ -916,7 +916,10 @@ impl Call {
         if std::mem::take(&mut self.restore_pending) {
             // A handed-over call: its conversation first, then the caller's audio.
             let items = self.context.items();
-            tracing::info!(restored = items.len(), "conversation restored from a handover");
+            tracing::info!(
+                restored = items.len(),
+                "conversation restored from a handover"
+            );
             for item in items {
                 self.out
                     .push_back(Output::Agent(AgentCommand::Restore(item)));

@@ -73,6 +73,8 @@ pub struct TwilioCaller<S> {
     greeting: Option<GreetingWatch>,
     /// The call's recording, when on (see [`Self::record_to`]).
     recording: Option<crate::recording::RecordingTap>,
+    /// Awaited before a normal close (see [`Self::save_before_close`]).
+    end_save: Option<crate::handover::EndSave>,
 }
 
 /// Watches playout until the greeting has been heard.
@@ -185,7 +187,14 @@ where
             closed: false,
             greeting: None,
             recording: None,
+            end_save: None,
         }
+    }
+
+    /// Waits for `save` (why the stream ends, see [`crate::handover`]) before the stream is
+    /// closed normally, so the redirect Twilio runs next finds it on any instance.
+    pub fn save_before_close(&mut self, save: crate::handover::EndSave) {
+        self.end_save = Some(save);
     }
 
     /// Hands every caller frame, agent chunk and `clear` to `tap` (a non-blocking queue send
@@ -237,6 +246,11 @@ where
     async fn close_with(&mut self, code: CloseCode, reason: &str) {
         if self.closed {
             return;
+        }
+        if code == CloseCode::Normal
+            && let Some(save) = self.end_save.take()
+        {
+            save.wait().await;
         }
         self.closed = true;
         let frame = CloseFrame {

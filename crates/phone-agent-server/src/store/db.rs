@@ -35,6 +35,15 @@ impl DbError {
     pub(crate) fn new(action: &'static str) -> impl FnOnce(sqlx::Error) -> DbError {
         move |source| DbError { action, source }
     }
+
+    /// Whether no connection could be had (the pool timed out, the socket failed): the
+    /// database may be down or just coming back, so the write is not to blame.
+    pub(crate) fn is_unavailable(&self) -> bool {
+        matches!(
+            self.source,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        )
+    }
 }
 
 /// What the voice webhook tells the store about a call.
@@ -128,6 +137,52 @@ pub struct ListQuery {
     pub direction: Option<String>,
     /// At most this many.
     pub limit: i64,
+}
+
+/// Why a call's media stream ended, as `/voice/next` needs it (table `call_streams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// A normal end (the agent hung up, an idle caller, the maximum duration): hang up.
+    Normal,
+    /// The agent failed or could not connect, the server ended it: the fallback.
+    Failed,
+    /// Handed over at shutdown: resume with the saved conversation.
+    HandedOver,
+}
+
+impl StreamOutcome {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StreamOutcome::Normal => "normal",
+            StreamOutcome::Failed => "failed",
+            StreamOutcome::HandedOver => "handed_over",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "normal" => Some(StreamOutcome::Normal),
+            "failed" => Some(StreamOutcome::Failed),
+            "handed_over" => Some(StreamOutcome::HandedOver),
+            _ => None,
+        }
+    }
+}
+
+/// One row of `call_streams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// Twilio `CallSid`.
+    pub call_sid: String,
+    /// Why the stream ended.
+    pub outcome: StreamOutcome,
+    /// Handed over: the conversation (JSON, see `crate::handover`).
+    pub context: Option<String>,
+    /// Handed over: the stream's parameters (JSON, see `crate::handover`).
+    pub parameters: Option<String>,
+    /// Times the call was handed over so far.
+    pub handovers: u32,
 }
 
 /// One row: the record (or what is known of a call without one yet) and its position.
@@ -282,8 +337,8 @@ impl Db {
                     .map_err(DbError::new("storing the call record"))?;
                 sqlx::query(
                     "INSERT INTO calls (call_sid, created_at_ms, direction, from_number, \
-                         to_number, account_sid, end_reason, ended_at_ms, record) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         to_number, account_sid, end_reason, ended_at_ms, record, handovers) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (call_sid) DO UPDATE SET \
                          direction = COALESCE(calls.direction, excluded.direction), \
                          from_number = COALESCE(calls.from_number, excluded.from_number), \
@@ -291,7 +346,12 @@ impl Db {
                          account_sid = COALESCE(calls.account_sid, excluded.account_sid), \
                          end_reason = excluded.end_reason, \
                          ended_at_ms = excluded.ended_at_ms, \
-                         record = excluded.record",
+                         record = excluded.record, \
+                         handovers = excluded.handovers \
+                     WHERE calls.record IS NULL OR calls.handovers < excluded.handovers \
+                         OR (calls.handovers = excluded.handovers \
+                             AND (excluded.end_reason <> 'handed_over' \
+                                  OR calls.end_reason = 'handed_over'))",
                 )
                 .bind(&r.call_sid)
                 .bind(r.times.stream_started_at_ms)
@@ -302,10 +362,13 @@ impl Db {
                 .bind(&r.end_reason)
                 .bind(r.times.ended_at_ms)
                 .bind(json)
+                .bind(i64::from(r.handovers))
                 .execute(&mut *tx)
                 .await
                 .map_err(DbError::new("storing the call record"))?;
-                if self.outbox {
+                // A part handed over to another instance is not the call's final record: the
+                // webhook waits for the last part's.
+                if self.outbox && r.end_reason != "handed_over" {
                     // The call SID keys the delivery: a record written again is not sent again.
                     sqlx::query(
                         "INSERT INTO call_webhook_outbox (call_sid, created_at_ms, attempts, \
@@ -386,6 +449,69 @@ impl Db {
             .map(drop)
             .map_err(DbError::new("storing the AMD result")),
         }
+    }
+
+    /// Saves why `call_sid`'s stream ended (before the stream is closed, so the redirect that
+    /// follows finds it on any instance). `handed_over` carries the conversation and the
+    /// stream's parameters, and counts the handover.
+    pub async fn save_stream_end(&self, end: &StreamEnd) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO call_streams (call_sid, outcome, context, parameters, handovers, \
+                 updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (call_sid) DO UPDATE SET outcome = excluded.outcome, \
+                 context = excluded.context, parameters = excluded.parameters, \
+                 handovers = excluded.handovers, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&end.call_sid)
+        .bind(end.outcome.as_str())
+        .bind(end.context.as_deref())
+        .bind(end.parameters.as_deref())
+        .bind(i64::from(end.handovers))
+        .bind(crate::record::now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(DbError::new("saving why a stream ended"))?;
+        Ok(())
+    }
+
+    /// Why `call_sid`'s latest stream ended, if saved.
+    pub async fn stream_end(&self, call_sid: &str) -> Result<Option<StreamEnd>, DbError> {
+        let row = sqlx::query(
+            "SELECT call_sid, outcome, context, parameters, handovers FROM call_streams \
+             WHERE call_sid = $1",
+        )
+        .bind(call_sid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(DbError::new("reading why a stream ended"))?;
+        let Some(row) = row else { return Ok(None) };
+        let read = || DbError::new("reading why a stream ended");
+        let outcome: String = row.try_get("outcome").map_err(read())?;
+        let Some(outcome) = StreamOutcome::parse(&outcome) else {
+            return Ok(None);
+        };
+        Ok(Some(StreamEnd {
+            call_sid: row.try_get("call_sid").map_err(read())?,
+            outcome,
+            context: row.try_get("context").map_err(read())?,
+            parameters: row.try_get("parameters").map_err(read())?,
+            handovers: u32::try_from(row.try_get::<i64, _>("handovers").map_err(read())?)
+                .unwrap_or(0),
+        }))
+    }
+
+    /// The stored record of `call_sid` (`None`: no record yet).
+    pub async fn record(&self, call_sid: &str) -> Result<Option<CallRecord>, DbError> {
+        let row = sqlx::query("SELECT record FROM calls WHERE call_sid = $1")
+            .bind(call_sid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(DbError::new("reading a call record"))?;
+        let Some(row) = row else { return Ok(None) };
+        let json: Option<String> = row
+            .try_get("record")
+            .map_err(DbError::new("reading a call record"))?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     /// One call by SID.

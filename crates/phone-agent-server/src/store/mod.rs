@@ -29,7 +29,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use db::{AmdUpdate, Db, DbError, ListQuery, StatusUpdate, StoredCall, WebhookInfo, Write};
+pub use db::{
+    AmdUpdate, Db, DbError, ListQuery, StatusUpdate, StoredCall, StreamEnd, StreamOutcome,
+    WebhookInfo, Write,
+};
 pub use webhook::{CallWebhookConfig, WebhookCounts};
 
 use webhook::{WebhookSetup, WebhookStats};
@@ -375,7 +378,9 @@ impl Writer {
                     metrics::counter!(WRITES).increment(1);
                 }
                 Err(e) => {
-                    if !self.db.ping().await {
+                    // No connection at all is an outage even when a ping gets through
+                    // (the database just came back, other tasks waited for the pool).
+                    if e.is_unavailable() || !self.db.ping().await {
                         return Err(e);
                     }
                     tracing::error!(

@@ -551,6 +551,47 @@ impl PlacedCall {
     /// or the end of a document. Returns the verbs executed in order, redirects included
     /// (at most 10 redirects are followed, as a loop guard).
     pub async fn after_stream(&self) -> Result<Vec<twiml::Verb>, SimError> {
+        Ok(self.run_after_stream(false).await?.0)
+    }
+
+    /// Sends this call's later requests (redirects, streams) to `server` instead
+    /// (`http://127.0.0.1:PORT`), as a load balancer would route them to another instance;
+    /// the public URL and signatures stay the same.
+    pub fn reach(mut self, server: &str) -> Self {
+        self.builder.sim = self
+            .builder
+            .sim
+            .clone()
+            .with(|c| c.server = server.trim_end_matches('/').to_string());
+        self
+    }
+
+    /// Like [`Self::after_stream`], but a fetched document with `<Connect><Stream>` is
+    /// connected, as Twilio does: the call goes on with a new stream (same call SID). Returns
+    /// the verbs executed before it and, when the call went on, the new document as a
+    /// [`PlacedCall`] (open its stream with [`Self::open_stream`]; its own
+    /// [`Self::after_stream`] follows what comes after that stream).
+    pub async fn follow_after_stream(
+        &self,
+    ) -> Result<(Vec<twiml::Verb>, Option<PlacedCall>), SimError> {
+        let (executed, next) = self.run_after_stream(true).await?;
+        Ok((
+            executed,
+            next.map(|(response, twiml)| PlacedCall {
+                call_sid: self.call_sid.clone(),
+                account_sid: self.account_sid.clone(),
+                params: self.params.clone(),
+                response,
+                twiml: Ok(twiml),
+                builder: self.builder.clone(),
+            }),
+        ))
+    }
+
+    async fn run_after_stream(
+        &self,
+        connect: bool,
+    ) -> Result<(Vec<twiml::Verb>, Option<(HttpResponse, Twiml)>), SimError> {
         use twiml::Verb;
         let twiml = self.twiml.as_ref().map_err(Clone::clone)?;
         let mut pending: std::collections::VecDeque<Verb> = twiml
@@ -609,12 +650,16 @@ impl PlacedCall {
                             body: response.text(),
                         });
                     }
-                    pending = Twiml::parse(&response.text())?.verbs.into();
+                    let doc = Twiml::parse(&response.text())?;
+                    if connect && doc.stream().is_some() {
+                        return Ok((executed, Some((response, doc))));
+                    }
+                    pending = doc.verbs.into();
                 }
                 _ => {}
             }
         }
-        Ok(executed)
+        Ok((executed, None))
     }
 
     /// Opens the Media Stream named by the TwiML.

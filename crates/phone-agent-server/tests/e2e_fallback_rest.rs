@@ -1,0 +1,109 @@
+//! Spoken fallback through REST (issue 15, item 3): when the agent cannot come back and
+//! Twilio REST is configured, the live call is updated with the `[fallback]` TwiML, so the
+//! caller hears it even if the redirect after the stream never runs; the two never both speak.
+//! (Its own test binary: the reconnect metrics of `e2e_reconnect.rs` are process-wide.)
+
+mod e2e_support;
+
+use e2e_support::*;
+use testkit::openai::{MockRealtime, ResponseFault, ResponseScript, Script};
+use testkit::twilio::twiml::{Twiml, Verb};
+
+const GREETING: &str = "Hello, this is Acme. How can I help you today?";
+
+/// POSTs Twilio's redirect after the stream, signed, and parses the answer.
+async fn after_stream(bridge: &Bridge, call_sid: &str) -> Twiml {
+    let form = vec![
+        ("AccountSid", bridge.sim.account().to_owned()),
+        ("CallSid", call_sid.to_owned()),
+        ("CallStatus", "in-progress".to_owned()),
+    ];
+    let signature =
+        testkit::twilio::signature::sign(AUTH_TOKEN, &format!("{PUBLIC}/voice/next"), &form);
+    let r = testkit::http::post_form(
+        &format!("http://{}/voice/next", bridge.addr),
+        &[("x-twilio-signature", signature.as_str())],
+        &form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    Twiml::parse(&r.text()).unwrap()
+}
+
+/// With Twilio REST configured, an agent that cannot come back (a 401 refusal, or 5xx until
+/// the attempts run out) gets the fallback played on the live call through REST: exactly the
+/// `[fallback]` TwiML at the REST API, the stream ended, no session left open, and the
+/// redirect after the stream (should Twilio run it) hangs up without speaking again.
+#[tokio::test]
+async fn an_agent_that_cannot_come_back_gets_the_fallback_through_rest() {
+    for (status, refusals) in [(401, 1), (503, 3)] {
+        let mock = MockRealtime::builder()
+            .script(Script::new().no_fallback())
+            .start()
+            .await
+            .unwrap();
+        mock.push_session_script(
+            Script::new()
+                .then(ResponseScript::say(GREETING, 2000).fault(ResponseFault::DropAfterDeltas(2))),
+        );
+        for _ in 0..refusals {
+            mock.push_refusal(status);
+        }
+        let rest = testkit::rest::MockTwilioRest::start().await.unwrap();
+        let rest_url = rest.base_url();
+        let mut bridge = Bridge::start(
+            &mock.base_url(),
+            &[
+                ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
+                ("PHONE_AGENT_RECONNECT__ATTEMPTS", "3"),
+                ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
+                ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
+                ("TWILIO_ACCOUNT_SID", rest.account_sid()),
+                ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_url.as_str()),
+            ],
+        )
+        .await;
+        bridge.sim = testkit::twilio::CallSimulator::new(&format!("http://{}", bridge.addr))
+            .public_url(PUBLIC)
+            .auth_token(AUTH_TOKEN)
+            .account_sid(rest.account_sid())
+            .rest(&rest);
+        let call = bridge.sim.call().connect().await.unwrap();
+        let first = session_of(&mock, call.call_sid()).await;
+        first.wait_closed(WAIT).await.unwrap();
+        let update = rest.wait_for_update(call.call_sid(), WAIT).await.unwrap();
+        assert_eq!(
+            update.param("Twiml"),
+            Some(
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
+                    phone_agent_server::config::DEFAULT_FALLBACK_SAY
+                )
+                .as_str()
+            ),
+            "{update:?}"
+        );
+        assert!(update.succeeded());
+        call.wait_closed(WAIT).await.unwrap();
+        let ended = logs().call_ended(call.call_sid(), WAIT).await;
+        assert_eq!(ended.end_reason, "agent_failed", "{:?}", ended.line);
+        assert_eq!(mock.refused_upgrades().len(), refusals);
+        let sessions = mock.sessions();
+        assert_eq!(sessions.len(), 1);
+        assert!(
+            sessions.iter().all(|s| s.closed().is_some()),
+            "a session leaked"
+        );
+        // One update only, and the redirect would not speak a second time.
+        let updates = rest
+            .requests()
+            .into_iter()
+            .filter(|r| r.call_sid.as_deref() == Some(call.call_sid()))
+            .count();
+        assert_eq!(updates, 1);
+        let after = after_stream(&bridge, call.call_sid()).await;
+        assert_eq!(after.verbs, [Verb::Hangup], "{after:?}");
+        bridge.finish().await;
+    }
+}

@@ -1,0 +1,409 @@
+//! Call handover on shutdown (issue 15, item 5): two processes of the real binary share one
+//! call store (an SQLite file in WAL mode: both open it, `busy_timeout` serialises writers).
+//! A call runs on instance A; A gets SIGTERM; at the next pause A ends the stream with the
+//! conversation saved; the simulated Twilio follows the `<Redirect>` after `</Connect>` like
+//! Twilio and lands on instance B (as a load balancer that took A out would send it), which
+//! answers a new `<Connect><Stream>` for the same CallSid; B's agent session is seeded with
+//! exactly the saved conversation (no second greeting) and the caller hears B's agent.
+//!
+//! Also: `/voice/next` for a handed-over call with nothing saved answers a spoken goodbye, a
+//! forged signature is refused (403), and the call keeps one record.
+#![allow(clippy::print_stderr)]
+
+mod e2e_support;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e_support::{AUTH_TOKEN, PROMPT, WAIT, say, session_of};
+use serde_json::{Value, json};
+use testkit::audio;
+use testkit::openai::{MockRealtime, ResponseScript, Script, SessionHandle};
+use testkit::twilio::twiml::{Twiml, Verb};
+use testkit::twilio::{CallEnd, CallSimulator};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const GREETING: &str = "Thanks for calling Acme, how can I help?";
+const ANSWER: &str = "Your parcel arrives on Friday.";
+const AFTER: &str = "Is there anything else about the parcel?";
+/// The public URL both instances sign and mint for (the load balancer's, in production).
+const PUBLIC: &str = "http://public.handover.test";
+const GOODBYE: &str = "Sorry, we could not continue this call. Please call again. Goodbye.";
+
+struct Instance {
+    child: tokio::process::Child,
+    pid: String,
+    addr: SocketAddr,
+    lines: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Instance {
+    async fn start(name: &str, env: &[(&str, String)]) -> Instance {
+        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("handover-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_phone-agent-server"));
+        command.current_dir(&dir).env_clear();
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the server binary");
+        let pid = child.id().expect("running").to_string();
+        let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let addr = tokio::time::timeout(WAIT, async {
+            loop {
+                let line = reader.next_line().await.unwrap().expect("server output");
+                let v: Value = serde_json::from_str(&line).expect("JSON log line");
+                if v["message"] == "phone-agent server listening" {
+                    return v["local_addr"].as_str().unwrap().parse().unwrap();
+                }
+            }
+        })
+        .await
+        .expect("the instance starts");
+        let sink = Arc::clone(&lines);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    sink.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+                }
+            }
+        });
+        Instance {
+            child,
+            pid,
+            addr,
+            lines,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn logged(&self, message: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|l| l["message"] == message)
+    }
+
+    fn sigterm(&self) {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+}
+
+fn env(mock: &MockRealtime, database: &str, prompt: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PORT", "0".into()),
+        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1".into()),
+        ("PHONE_AGENT_AGENT__PREWARM", "false".into()),
+        ("PUBLIC_URL", PUBLIC.into()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.into()),
+        ("OPENAI_API_KEY", "sk-e2e".into()),
+        ("OPENAI_BASE_URL", mock.base_url()),
+        ("PROMPT_PATH", prompt.into()),
+        (
+            "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
+            "200".into(),
+        ),
+        ("PHONE_AGENT_DATABASE__URL", database.into()),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "0".into()),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", "10".into()),
+        ("PHONE_AGENT_METRICS__BIND", "off".into()),
+        ("PHONE_AGENT_LOG__FORMAT", "json".into()),
+        ("PHONE_AGENT_AGENT__GREETING", "Greet the caller.".into()),
+    ]
+}
+
+/// The items the bridge created in `session`, as (role, text).
+fn created_items(session: &SessionHandle) -> Vec<Value> {
+    session
+        .client_events()
+        .iter()
+        .filter(|e| e.event_type() == "conversation.item.create")
+        .map(|e| e.json().unwrap()["item"].clone())
+        .collect()
+}
+
+/// The caller's line as the mock transcribed it.
+fn caller_transcript(session: &SessionHandle) -> String {
+    session
+        .server_events()
+        .iter()
+        .find(|e| e.event_type == "conversation.item.input_audio_transcription.completed")
+        .map(|e| e.json().unwrap()["transcript"].as_str().unwrap().to_owned())
+        .expect("the caller's line was transcribed")
+}
+
+/// Reads a call's record from the shared store until `pred` holds (the writer is a background
+/// task: bounded wait, no fixed sleep).
+async fn record_when(
+    db: &phone_agent_server::store::Db,
+    call_sid: &str,
+    pred: impl Fn(&phone_agent_server::record::CallRecord) -> bool,
+) -> phone_agent_server::record::CallRecord {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(r)) = db.record(call_sid).await
+            && pred(&r)
+        {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the record of {call_sid} never matched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_a_call_over_to_another_instance_with_its_conversation() {
+    let mock = MockRealtime::builder()
+        .script(Script::new().no_fallback())
+        .start()
+        .await
+        .unwrap();
+    mock.push_session_script(
+        Script::new()
+            .then(ResponseScript::say(GREETING, 600))
+            .then(ResponseScript::say(ANSWER, 600)),
+    );
+    mock.push_session_script(Script::new().then(ResponseScript::say(AFTER, 600)));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    let database = format!("sqlite://{}", db_path.display());
+    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let mut a = Instance::start("a", &env).await;
+    let b = Instance::start("b", &env).await;
+
+    let sim = CallSimulator::new(&a.url())
+        .public_url(PUBLIC)
+        .auth_token(AUTH_TOKEN);
+    let placed = sim.call().place().await.unwrap();
+    let call = placed.open_stream().await.unwrap();
+    let first = session_of(&mock, call.call_sid()).await;
+
+    // The greeting, then a question and its answer, all heard on instance A.
+    first.wait_for_response_done(1, WAIT).await.unwrap();
+    let greeting = first.assistant_items()[0].audio.clone();
+    call.wait_heard(greeting.len(), WAIT).await.unwrap();
+    say(&call, audio::speech(300));
+    first.wait_for_response_done(2, WAIT).await.unwrap();
+    let answer = first.assistant_items()[1].audio.clone();
+    call.wait_heard(greeting.len() + answer.len(), WAIT)
+        .await
+        .unwrap();
+    call.wait_playout_idle(WAIT).await.unwrap();
+    let question = caller_transcript(&first);
+
+    // A drains: at this pause it ends the stream with the conversation saved, and exits.
+    a.sigterm();
+    let end = call.wait_closed(WAIT).await.unwrap();
+    assert!(matches!(end, CallEnd::ServerClosed { .. }), "{end:?}");
+    first.wait_closed(WAIT).await.unwrap();
+    let status = tokio::time::timeout(WAIT, a.child.wait())
+        .await
+        .expect("A exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(a.logged("call handed over: its conversation is saved for the next instance"));
+
+    // Twilio runs the redirect after </Connect>; the load balancer sends it to B.
+    let placed = placed.reach(&b.url());
+    let (executed, next) = placed.follow_after_stream().await.unwrap();
+    assert!(
+        matches!(executed.as_slice(), [Verb::Redirect { url, .. }] if url == &format!("{PUBLIC}/voice/next")),
+        "{executed:?}"
+    );
+    let next = next.expect("B answers a new stream for the same call");
+    let stream = next.stream().expect("<Connect><Stream>");
+    assert!(
+        stream
+            .parameters
+            .iter()
+            .any(|(k, v)| k == "handover" && v == "1"),
+        "{:?}",
+        stream.parameters
+    );
+    let resumed = next.open_stream().await.unwrap();
+    assert_eq!(resumed.call_sid(), call.call_sid());
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+
+    // B's session got exactly the conversation, as the caller heard it, and no greeting.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while created_items(&second).len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no replay at B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        created_items(&second),
+        [
+            json!({"type": "message", "role": "assistant",
+                   "content": [{"type": "output_text", "text": GREETING}]}),
+            json!({"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": question}]}),
+            json!({"type": "message", "role": "assistant",
+                   "content": [{"type": "output_text", "text": ANSWER}]}),
+        ]
+    );
+    assert!(
+        second.client_events_of_type("response.create").is_empty(),
+        "no greeting after a handover"
+    );
+
+    // The conversation goes on at B: the caller speaks, B's agent answers, the caller hears it.
+    say(&resumed, audio::speech(300));
+    second.wait_for_response_done(1, WAIT).await.unwrap();
+    let after = second.assistant_items()[0].audio.clone();
+    let heard = resumed.wait_heard(after.len(), WAIT).await.unwrap();
+    assert_eq!(heard, after, "the caller hears B's agent");
+    assert!(
+        resumed.violations().is_empty(),
+        "{:?}",
+        resumed.violations()
+    );
+
+    resumed.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    assert_eq!(mock.sessions().len(), 2, "one session per instance");
+
+    // One record for the call: B's part merged onto A's, the handover counted.
+    let db =
+        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+            path: db_path.clone(),
+        })
+        .unwrap()
+        .unwrap();
+    let record = record_when(&db, call.call_sid(), |r| r.end_reason == "caller_hung_up").await;
+    assert_eq!(record.handovers, 1);
+    let agent_lines: Vec<&str> = record
+        .transcript
+        .iter()
+        .filter(|t| t.speaker == "agent")
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(agent_lines, [GREETING, ANSWER, AFTER]);
+    let rows = sqlx_count(&db, call.call_sid()).await;
+    assert_eq!(rows, 1, "one record");
+    db.close().await;
+    drop(b);
+}
+
+/// Rows of `calls` for one call SID.
+async fn sqlx_count(db: &phone_agent_server::store::Db, call_sid: &str) -> usize {
+    let q = phone_agent_server::store::ListQuery {
+        limit: 100,
+        ..Default::default()
+    };
+    db.list(&q)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.json["call_sid"] == call_sid)
+        .count()
+}
+
+/// `/voice/next` signed over its public URL.
+async fn post_next(instance: &Instance, call_sid: &str, forge: bool) -> (u16, String) {
+    let form = vec![
+        (
+            "AccountSid",
+            "AC00000000000000000000000000000000".to_owned(),
+        ),
+        ("CallSid", call_sid.to_owned()),
+        ("CallStatus", "in-progress".to_owned()),
+    ];
+    let key = if forge {
+        "ffffffffffffffffffffffffffffffff"
+    } else {
+        AUTH_TOKEN
+    };
+    let signature = testkit::twilio::signature::sign(key, &format!("{PUBLIC}/voice/next"), &form);
+    let r = testkit::http::post_form(
+        &format!("{}/voice/next", instance.url()),
+        &[("x-twilio-signature", signature.as_str())],
+        &form,
+    )
+    .await
+    .unwrap();
+    (r.status, r.text())
+}
+
+#[tokio::test]
+async fn a_resume_with_nothing_saved_says_goodbye_and_a_forged_one_is_refused() {
+    let mock = MockRealtime::start().await.unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handover-goodbye-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    let database = format!("sqlite://{}", db_path.display());
+    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let b = Instance::start("goodbye", &env).await;
+
+    // Handed over, but nothing to resume with (the conversation was lost).
+    let sid = "CA00000000000000000000000000000901";
+    let db =
+        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+            path: db_path,
+        })
+        .unwrap()
+        .unwrap();
+    let end = phone_agent_server::store::StreamEnd {
+        call_sid: sid.to_owned(),
+        outcome: phone_agent_server::store::StreamOutcome::HandedOver,
+        context: None,
+        parameters: None,
+        handovers: 1,
+    };
+    // The instance applies the migrations when its writer first reaches the file.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while db.save_stream_end(&end).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never got its tables"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = post_next(&b, sid, false).await;
+    assert_eq!(status, 200, "{body}");
+    let doc = Twiml::parse(&body).unwrap();
+    assert_eq!(
+        doc.verbs,
+        [
+            Verb::Say {
+                text: GOODBYE.to_owned(),
+                voice: None,
+                language: None,
+            },
+            Verb::Hangup
+        ],
+        "{body}"
+    );
+
+    // A forged signature: refused before anything is read.
+    let (status, _) = post_next(&b, sid, true).await;
+    assert_eq!(status, 403);
+    assert!(mock.sessions().is_empty(), "no agent session opened");
+    db.close().await;
+}
