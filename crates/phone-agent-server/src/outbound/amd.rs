@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use twilio_media::rest::UpdateCall;
 
 use super::settings::AmdAction;
+use super::voicemail::Handed;
 use crate::routes::{self, Body};
 use crate::server::AppState;
 use crate::status::{param, read_signed_form};
@@ -88,18 +89,18 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>) -> Response
     let say = match action {
         AmdAction::AgentVoicemail => {
             let route = state.open_calls.voicemail_route(call_sid);
-            match route {
-                Some(route)
-                    if route.leave_message(&profile.amd.voicemail_instructions, message) =>
-                {
+            match route.map(|r| r.leave_message(&profile.amd.voicemail_instructions, message)) {
+                Some(Handed::Taken) => {
                     tracing::info!(call_sid, "AMD: the call's agent leaves the voicemail");
                     false
                 }
-                Some(_) => {
-                    tracing::info!(
-                        call_sid,
-                        "AMD: the call cannot take the message; <Say> instead"
-                    );
+                Some(Handed::AlreadyAsked) => {
+                    // A repeated callback: the first one's message (or fallback) stands.
+                    tracing::info!(call_sid, "AMD: the message was asked for already");
+                    false
+                }
+                Some(Handed::Closed) => {
+                    tracing::info!(call_sid, "AMD: the call is ending; <Say> instead");
                     true
                 }
                 None => {

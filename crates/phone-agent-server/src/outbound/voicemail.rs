@@ -157,6 +157,17 @@ pub(crate) async fn say_over_rest(services: &ToolServices, call_sid: &str, twiml
     }
 }
 
+/// What handing a message to a call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handed {
+    /// The call's agent will leave it (or the call falls back itself).
+    Taken,
+    /// A message was asked for already (a repeated AMD callback): nothing to do.
+    AlreadyAsked,
+    /// The call is ending: the caller of the route leaves it with `<Say>`.
+    Closed,
+}
+
 /// How `/twilio/amd` reaches a call whose stream is open on this instance.
 #[derive(Debug, Clone)]
 pub(crate) struct VoicemailRoute {
@@ -188,9 +199,8 @@ impl VoicemailRoute {
         )
     }
 
-    /// Hands the message to the call: false when the call cannot take it (a message was asked
-    /// already, or the call is ending), and the caller should leave it with `<Say>`.
-    pub(crate) fn leave_message(&self, instructions: &str, message: &str) -> bool {
+    /// Hands the message to the call.
+    pub(crate) fn leave_message(&self, instructions: &str, message: &str) -> Handed {
         let mut vars: Vec<(&str, &str)> = self
             .variables
             .iter()
@@ -205,17 +215,17 @@ impl VoicemailRoute {
             crate::prompt::render(instructions, &vars)
         };
         if !self.state.request(say_twiml(message)) {
-            return false;
+            return Handed::AlreadyAsked;
         }
         match self
             .tx
             .try_send(CallerEvent::LeaveMessage { instructions: text })
         {
-            Ok(()) => true,
+            Ok(()) => Handed::Taken,
             Err(_) => {
                 // The call's task is gone or going: the caller owns the fallback now.
                 self.state.take_fallback();
-                false
+                Handed::Closed
             }
         }
     }
@@ -301,14 +311,21 @@ mod tests {
             false,
             Arc::clone(&state),
         );
-        assert!(route.leave_message("For {{name}}: {{voicemail_message}}", "Call back."));
+        assert_eq!(
+            route.leave_message("For {{name}}: {{voicemail_message}}", "Call back."),
+            Handed::Taken
+        );
         assert_eq!(
             rx.recv().await,
             Some(CallerEvent::LeaveMessage {
                 instructions: "For Ada: Call back.".into()
             })
         );
-        assert!(!route.leave_message("again", "again"), "once per call");
+        assert_eq!(
+            route.leave_message("again", "again"),
+            Handed::AlreadyAsked,
+            "once per call"
+        );
         assert_eq!(
             state.take_fallback().as_deref(),
             Some(say_twiml("Call back.").as_str())
