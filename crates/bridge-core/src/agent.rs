@@ -11,12 +11,8 @@
 //!   handled inside the model, no truncation, no speech events; input must keep flowing. The
 //!   adapter declares this in [`AgentCapabilities`] and the engine adapts.
 
-use std::future::Future;
-use std::pin::Pin;
-
-pub use crate::endpoint::EndpointError;
+pub use crate::endpoint::{Endpoint, EndpointError};
 use crate::format::{AudioFormat, Base64Audio};
-use async_trait::async_trait;
 
 /// What an agent back end can do; the engine adapts its behaviour to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +37,13 @@ pub struct AgentCapabilities {
     /// of `session.start`). On a reconnect or recycle the engine then sends the
     /// [`AgentCommand::Restore`] entries right after the connection, before
     /// [`AgentEvent::Ready`], and the endpoint starts its session with them (at its first
-    /// `flush` or `recv`, whichever comes first). When false (Realtime) they follow `Ready`.
+    /// `poll_flush` or `poll_recv`, whichever comes first). When false (Realtime) they follow
+    /// `Ready`.
     pub restore_at_start: bool,
     /// [`AgentEvent::Closed`] is the agent ending the session for good (GPT-Live:
     /// `session.closed` with a final reason such as `content` or `remote_hangup`): the call
     /// ends, it is never reconnected. Such an endpoint reports a lost connection as an error
-    /// from `recv` instead. When false (Realtime), a close we did not ask for is a lost
+    /// from `poll_recv` instead. When false (Realtime), a close we did not ask for is a lost
     /// connection (reconnected when configured).
     pub final_close: bool,
 }
@@ -268,63 +265,20 @@ pub enum AgentCommand {
     /// Sent after the session is ready and before any response is requested; back ends that
     /// cannot add history mid-session ignore it.
     Restore(ContextItem),
-    /// End the session gracefully (GPT-Live `session.close`; Realtime closes the socket).
+    /// End the session gracefully (GPT-Live `session.close`; Realtime closes the socket). The
+    /// driver performs it with [`Endpoint::close`], after everything queued before it.
     Close,
 }
 
-/// The AI leg of a call. The same cancel-safety and feed/flush rules as
-/// [`crate::caller::CallerEndpoint`] apply.
-#[async_trait]
-pub trait AgentEndpoint: Send {
+/// The AI leg of a call: an [`Endpoint`] of agent events and commands, and what the back end
+/// can do. Reads, writes and the closing handshake follow [`Endpoint`]'s rules.
+pub trait AgentEndpoint: Endpoint<Event = AgentEvent, Command = AgentCommand> {
     /// What this agent can do.
     fn capabilities(&self) -> AgentCapabilities;
-
-    /// The next event; `None` once the session has closed.
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>>;
-
-    /// Queues a command for sending.
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError>;
-
-    /// Writes everything queued by [`Self::feed`].
-    async fn flush(&mut self) -> Result<(), EndpointError>;
 }
 
-/// The boxed future of an [`AgentEndpoint`] method (what `#[async_trait]` methods return).
-type BoxedFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Forwards to the boxed endpoint, returning its future as is (an `async fn` here would box
-/// a second future around it on every call, i.e. per frame).
 impl<T: AgentEndpoint + ?Sized> AgentEndpoint for Box<T> {
     fn capabilities(&self) -> AgentCapabilities {
         (**self).capabilities()
-    }
-
-    fn recv<'a, 'async_trait>(
-        &'a mut self,
-    ) -> BoxedFuture<'async_trait, Option<Result<AgentEvent, EndpointError>>>
-    where
-        'a: 'async_trait,
-        Self: 'async_trait,
-    {
-        (**self).recv()
-    }
-
-    fn feed<'a, 'async_trait>(
-        &'a mut self,
-        command: AgentCommand,
-    ) -> BoxedFuture<'async_trait, Result<(), EndpointError>>
-    where
-        'a: 'async_trait,
-        Self: 'async_trait,
-    {
-        (**self).feed(command)
-    }
-
-    fn flush<'a, 'async_trait>(&'a mut self) -> BoxedFuture<'async_trait, Result<(), EndpointError>>
-    where
-        'a: 'async_trait,
-        Self: 'async_trait,
-    {
-        (**self).flush()
     }
 }

@@ -4,7 +4,6 @@
 //! Nothing here knows about JSON, WebSockets or Twilio's message names.
 
 use crate::format::{AudioFormat, Base64Audio};
-use async_trait::async_trait;
 
 /// Identifies one playout mark. The engine allocates ids in increasing order per call; the
 /// adapter turns them into wire names (for Twilio, a short string) and parses echoes back.
@@ -68,64 +67,22 @@ pub enum CallerCommand {
     Mark(MarkId),
     /// Discard all queued, unplayed audio at once (barge-in). Pending marks are echoed.
     Clear,
-    /// End the media stream and the connection to the caller.
+    /// End the media stream and the connection to the caller. The driver performs it with
+    /// [`Endpoint::close`] (the closing handshake), after everything queued before it.
     Close,
 }
 
-pub use crate::endpoint::EndpointError;
+pub use crate::endpoint::{Endpoint, EndpointError};
 
-/// The telephony leg of a call.
-///
-/// `recv` must be **cancel-safe**: the driver polls it inside `tokio::select!` and may drop the
-/// future when another branch wins; no event may be lost when that happens.
-///
-/// `recv` must also keep the [`Future`] contract to the letter: when it
-/// returns `Pending`, the waker it was polled with must be woken once an event is available —
-/// also when the event was produced by `feed` rather than by the network. The driver re-polls
-/// a side only after its waker fired (or after it returned an event), so an endpoint that
-/// waits to be polled again by chance would stall.
-///
-/// Sends are split into `feed` (queue a command) and `flush` (write everything queued), so the
-/// driver can put a media message and its mark on the wire with one write.
-///
-/// `feed` and `flush` must be **cancel-safe** too: the driver polls them without waiting and
-/// drops a pending future (so that a peer that does not read never stalls the other side); it
-/// asks again when the endpoint wakes it. A dropped pending `feed` must not have sent its
-/// command (it is fed again), a dropped pending `flush` must lose nothing (`SinkExt::feed` and
-/// `SinkExt::flush` behave so). The one exception is the final `Close`: it is only ever fed
-/// at teardown and awaited to completion, so an adapter may perform its closing handshake
-/// there.
-#[async_trait]
-pub trait CallerEndpoint: Send {
+/// The telephony leg of a call: an [`Endpoint`] of caller events and commands, and the audio
+/// format it speaks. Reads, writes and the closing handshake follow [`Endpoint`]'s rules.
+pub trait CallerEndpoint: Endpoint<Event = CallerEvent, Command = CallerCommand> {
     /// The audio format of [`CallerEvent::Audio`] and [`CallerCommand::Audio`].
     fn format(&self) -> AudioFormat;
-
-    /// The next event; `None` once the connection has closed. Recoverable problems (a malformed
-    /// message) should be logged by the adapter and skipped, not returned as errors.
-    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>>;
-
-    /// Queues a command for sending.
-    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError>;
-
-    /// Writes everything queued by [`Self::feed`].
-    async fn flush(&mut self) -> Result<(), EndpointError>;
 }
 
-#[async_trait]
 impl<T: CallerEndpoint + ?Sized> CallerEndpoint for Box<T> {
     fn format(&self) -> AudioFormat {
         (**self).format()
-    }
-
-    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-        (**self).recv().await
-    }
-
-    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
-        (**self).feed(command).await
-    }
-
-    async fn flush(&mut self) -> Result<(), EndpointError> {
-        (**self).flush().await
     }
 }

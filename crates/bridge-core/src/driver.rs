@@ -1,18 +1,20 @@
 //! The thin async driver: runs one [`Call`] over a caller endpoint and an agent endpoint.
 //!
 //! [`run_call`] is the whole call as one task. It owns the two endpoints, the agent's
-//! connection future, the running tool calls and the timers, and does nothing but move values:
-//! every input goes into the state machine, and after each input all outputs are drained into
-//! each side's **outbox**; then each side is written as far as it takes commands *now* — fed,
-//! then flushed once (a media message and its mark leave in one write). A side that does not
-//! take them (its peer stopped reading) keeps them queued and wakes the task when it can take
-//! more; meanwhile both sides are read and the other side is written, so a slow Twilio socket
-//! never freezes caller→agent audio or barge-in. It decides nothing about the call.
+//! connection future, the running tool calls and call actions, and the timers, and does
+//! nothing but move values: every input goes into the state machine, and after each input all
+//! outputs are drained into each side's **outbox**; then each side is written as far as it
+//! takes commands *now* ([`Endpoint::poll_ready`] / [`Endpoint::start_send`], then one
+//! [`Endpoint::poll_flush`]: a media message and its mark leave in one write). A side that does
+//! not take them (its peer stopped reading) keeps them queued and wakes the task when it can
+//! take more; meanwhile both sides are read and the other side is written, so a slow Twilio
+//! socket never freezes caller→agent audio or barge-in. It decides nothing about the call.
 //!
 //! The loop, in one sitting: drain outputs → write what each side takes now → `select!` over
-//! {shutdown, agent connection, caller side (its blocked writes, then its reads), agent side
-//! (same), tool results, the engine's timer, the stall timer} → feed the result to the engine
-//! → repeat. Reads go through a small per-side wake-up gate (`Gate`), so a side with nothing to
+//! {shutdown, agent connection, caller side (its blocked writes, then [`Endpoint::poll_recv`]),
+//! agent side (same), tool results, call-control results, the engine's timer, the stall timer}
+//! → feed the result to the engine → repeat. Each side's reads (and the shutdown signal) are
+//! polled with a waker of their own ([`Wakeup`]), only after it fired, so a side with nothing to
 //! read is not polled for the other side's traffic.
 //!
 //! Guarantees:
@@ -22,14 +24,22 @@
 //! * Tool calls run concurrently on a [`JoinSet`], each bounded by
 //!   [`CallConfig::tool_timeout`] (a slow tool never stalls audio); they are aborted at
 //!   teardown.
+//! * Call control ([`CallControl`]: a REST hang-up or transfer) runs as a task of its own too,
+//!   bounded by [`CallConfig::control_timeout`]; its result goes back to the engine
+//!   ([`Call::action_finished`]) while audio and barge-in keep flowing. The end of the caller's
+//!   stream read meanwhile is held until the result is in (Twilio stops the stream as soon as a
+//!   transfer's TwiML takes over, maybe before the REST answer): the call ends as transferred,
+//!   or as hung up if the transfer failed. At teardown the actions still running are awaited
+//!   (each within its bound) before the sides are closed: a hang-up is the REST request that
+//!   ends the phone call.
 //! * Each side has its own bounded outbox ([`OUTBOX_LIMIT`] commands). Policy for a side that
 //!   does not take its commands: after [`CallConfig::send_timeout`] blocked, or when its outbox
 //!   is full, the call ends ([`crate::engine::EndReason::CallerError`] /
 //!   [`crate::engine::EndReason::AgentFailed`], with "send timed out" or "… not reading" as the
 //!   detail); the other side is closed normally.
-//! * Whatever happens, both endpoints are sent [`CallerCommand::Close`] /
-//!   [`AgentCommand::Close`] (unless their transport already failed) and dropped when the call
-//!   ends; a connection still in progress is dropped. The agent session never outlives the
+//! * Whatever happens, both endpoints are closed with [`Endpoint::close`] (their closing
+//!   handshake, after whatever was queued for them; unless their transport already failed) and
+//!   dropped when the call ends; a connection still in progress is dropped. The agent session never outlives the
 //!   call.
 //! * Time comes from `tokio::time`, so tests run on paused time.
 //!
@@ -60,18 +70,20 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::task::AtomicWaker;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{AgentCommand, AgentEndpoint, AgentEvent};
-use crate::caller::{CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError};
+use crate::caller::{CallerCommand, CallerEndpoint, CallerEvent, CallerInfo};
+use crate::endpoint::{Endpoint, EndpointError};
 use crate::engine::{Call, CallConfig, CallEvent, CallSummary, ErrorSource, Output};
 use crate::tools::{CallAction, ToolExecutor, ToolOutput};
 
@@ -110,12 +122,14 @@ pub struct ControlError(pub String);
 
 /// Executes call control requested by tools (for Twilio: REST updates of the live call).
 ///
-/// The driver calls it when the engine outputs [`Output::Action`] — after the agent's goodbye
-/// has been heard. A hang-up ends the call whatever the result (the media stream is closed);
-/// a transfer's result goes back to the engine ([`Call::action_finished`]): on success the call
-/// ends as [`crate::engine::EndReason::Transferred`] (so the transfer must have been started,
-/// e.g. by replacing the call's TwiML, before this returns), on failure the agent is told and
-/// the call goes on.
+/// The driver runs it as a task of its own (bounded by [`CallConfig::control_timeout`]) when
+/// the engine outputs [`Output::Action`] — after the agent's goodbye has been heard; audio and
+/// barge-in keep flowing meanwhile. A hang-up ends the call whatever the result (the media
+/// stream is closed once the hang-up has returned); a transfer's result goes back to the engine
+/// ([`Call::action_finished`]): on success the call ends as
+/// [`crate::engine::EndReason::Transferred`] (so the transfer must have been started, e.g. by
+/// replacing the call's TwiML, before this returns), on failure the agent is told and the call
+/// goes on.
 #[async_trait]
 pub trait CallControl: Send + Sync {
     /// Executes `action` for the call described by `call`.
@@ -205,31 +219,31 @@ impl<A: Send + 'static> Reconnect<A> for NoReconnect {
 /// marks, far more than a healthy peer ever leaves queued, and a few hundred KiB at most.
 pub const OUTBOX_LIMIT: usize = 512;
 
-/// One side's writes, as the driver sees them: commands waiting to be fed, and whether what
-/// was fed still needs a flush.
+/// One side's writes, as the driver sees them: commands waiting to be sent, and whether what
+/// was sent still needs a flush.
 ///
-/// Writes never block the call task: [`Outbox::poll_write`] feeds and flushes as far as the
+/// Writes never block the call task: [`Outbox::poll_write`] sends and flushes as far as the
 /// endpoint accepts **now** and returns `Pending` otherwise (the endpoint wakes the task when
 /// it can take more). Meanwhile both sides are still read and the other side is still written,
 /// so a slow peer delays only its own commands. A side that stays blocked for
 /// [`CallConfig::send_timeout`], or whose outbox reaches [`OUTBOX_LIMIT`], ends the call.
 struct Outbox<T> {
     queue: VecDeque<T>,
-    /// Commands were fed since the last completed flush.
+    /// Commands were sent since the last completed flush.
     unflushed: bool,
     /// A write failed, or the side was given up: never write again.
     dead: bool,
     /// `Close` has been queued.
     closed: bool,
-    /// `recv` returned `None` or an error: stop reading.
+    /// `poll_recv` returned `None` or an error: stop reading.
     eof: bool,
     /// Since when the endpoint has refused to take more (`None`: it is keeping up).
     blocked_since: Option<Instant>,
 }
 
 /// A side's command, as far as the driver needs to know it.
-trait Command: Clone {
-    /// The command that ends the side (a close handshake: only ever awaited to completion).
+trait Command {
+    /// The command that ends the side: performed with [`Endpoint::close`], never sent.
     fn is_close(&self) -> bool;
 }
 
@@ -271,32 +285,26 @@ impl<T: Command> Outbox<T> {
         !self.dead && (self.unflushed || self.queue.front().is_some_and(|c| !c.is_close()))
     }
 
-    /// Feeds every queued command, then flushes, as far as the endpoint takes them without
-    /// waiting. `Ready(Ok)`: everything is on the wire. A pending `feed` or `flush` future is
-    /// dropped and asked again later (the endpoint traits require both to be cancel-safe); the
-    /// command stays queued, hence the clone (a reference count for audio).
-    fn poll_write<E>(
+    /// Sends every queued command, then flushes, as far as the endpoint takes them without
+    /// waiting. `Ready(Ok)`: everything up to a queued `Close` is on the wire.
+    fn poll_write<E: Endpoint<Command = T> + ?Sized>(
         &mut self,
         endpoint: &mut E,
-        feed: FeedFn<E, T>,
-        flush: FlushFn<E>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), EndpointError>> {
-        while let Some(command) = self.queue.front() {
-            if command.is_close() {
-                break;
-            }
-            match feed(endpoint, command.clone()).as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.queue.pop_front();
-                    self.unflushed = true;
-                }
+        while self.queue.front().is_some_and(|c| !c.is_close()) {
+            match endpoint.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return self.blocked(),
             }
+            if let Some(command) = self.queue.pop_front() {
+                endpoint.start_send(command)?;
+                self.unflushed = true;
+            }
         }
         if self.unflushed {
-            match flush(endpoint).as_mut().poll(cx) {
+            match endpoint.poll_flush(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return self.blocked(),
@@ -313,25 +321,22 @@ impl<T: Command> Outbox<T> {
         Poll::Pending
     }
 
-    /// Writes everything, the final `Close` included, each command awaited to completion
-    /// (a close handshake is never cut short), waiting at most `limit` in all (teardown only).
-    async fn finish<E>(
+    /// Writes everything, then performs the queued `Close` with [`Endpoint::close`] (a close
+    /// handshake is never cut short by the driver's own polling), waiting at most `limit` in
+    /// all (teardown only).
+    async fn finish<E: Endpoint<Command = T> + ?Sized>(
         &mut self,
         endpoint: &mut E,
-        feed: FeedFn<E, T>,
-        flush: FlushFn<E>,
         limit: Duration,
     ) {
         if self.dead {
             return;
         }
         let write = async {
-            while let Some(command) = self.queue.pop_front() {
-                feed(endpoint, command).await?;
-                self.unflushed = true;
-            }
-            if self.unflushed {
-                flush(endpoint).await?;
+            std::future::poll_fn(|cx| self.poll_write(endpoint, cx)).await?;
+            if self.closed {
+                self.queue.clear();
+                endpoint.close().await?;
             }
             Ok::<(), EndpointError>(())
         };
@@ -396,6 +401,15 @@ where
     let mut agent_out: Outbox<AgentCommand> = Outbox::new();
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
+    // Call control (REST hang-up, transfer) in flight, off the call's path.
+    let mut actions: JoinSet<(CallAction, Result<(), ControlError>)> = JoinSet::new();
+    // Actions output during the current drain: started once what was queued before them has
+    // been written (the goodbye's last mark is on the wire before the REST request leaves).
+    let mut requested: Vec<CallAction> = Vec::new();
+    // The end of the caller's stream, read while call control was in flight: held until its
+    // result (Twilio ends the stream as soon as a transfer replaces the call's TwiML, maybe
+    // before the REST request returns; the result says whether the call was transferred).
+    let mut held_end: Option<Option<Result<CallerEvent, EndpointError>>> = None;
     let mut shutdown_seen = false;
     // Created once, not per loop turn: a fresh `cancelled()` future registers (and on drop
     // unregisters) a waiter under the token's lock, a fresh `sleep_until` inserts into (and
@@ -410,10 +424,10 @@ where
     let stall = sleep_until(Instant::now());
     tokio::pin!(stall);
     let mut stall_armed: Option<Instant> = None;
-    let caller_reads = Gate::new();
-    let agent_reads = Gate::new();
+    let caller_reads = Wakeup::new();
+    let agent_reads = Wakeup::new();
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
-    let shutdown_gate = Gate::new();
+    let shutdown_wakeup = Wakeup::new();
     // The side that just delivered an event (it may have more already buffered, with no new
     // wake-up coming), and how many events were read in a row without a flush.
     let mut more: Option<Which> = None;
@@ -482,7 +496,7 @@ where
                             tokio::spawn(retire(endpoint, old, send_timeout));
                         }
                         connect = None;
-                        agent_reads.reset();
+                        agent_reads.set();
                         if matches!(more, Some(Which::Agent)) {
                             more = None;
                         }
@@ -490,33 +504,7 @@ where
                     Output::ConnectAgent { attempt } => {
                         connect = Some(reconnect.connect(attempt));
                     }
-                    Output::Action(action) => {
-                        // Put what is queued (the goodbye's last mark, …) on the wire first, as
-                        // far as the sides take it now.
-                        write_now(&mut caller, agent.as_mut(), &mut caller_out, &mut agent_out)
-                            .await;
-                        let info = call.caller_info().cloned().unwrap_or_default();
-                        let result =
-                            match timeout(control_timeout, control.execute(&info, &action)).await {
-                                Ok(result) => result,
-                                Err(_) => Err(ControlError("timed out".to_owned())),
-                            };
-                        if call.is_finished() {
-                            // A hang-up: the call has ended with the media stream whatever
-                            // the result; a failure is only reported.
-                            if let Err(e) = result {
-                                observer.on_event(&CallEvent::Error {
-                                    source: ErrorSource::Control,
-                                    code: None,
-                                    message: format!("{action:?}: {e}"),
-                                    fatal: false,
-                                });
-                            }
-                        } else {
-                            // A transfer: the engine ends the call or tells the agent.
-                            call.action_finished(result.map_err(|e| e.0), now());
-                        }
-                    }
+                    Output::Action(action) => requested.push(action),
                     Output::Event(event) => observer.on_event(&event),
                     Output::Finished(summary) => finished = Some(summary),
                 }
@@ -531,25 +519,30 @@ where
             {
                 let ready = match which {
                     Which::Caller if !caller_out.eof => {
-                        match poll_once(caller_reads.read(Some(&mut caller), caller_recv::<C>))
-                            .await
-                        {
+                        match poll_once(&caller_reads, &mut caller).await {
                             Poll::Ready(event) => {
-                                on_caller_event(&mut call, &mut caller_out, event);
+                                caller_event(
+                                    &mut call,
+                                    &mut caller_out,
+                                    &mut held_end,
+                                    !actions.is_empty(),
+                                    event,
+                                );
                                 true
                             }
                             Poll::Pending => false,
                         }
                     }
-                    Which::Agent if !agent_out.eof => {
-                        match poll_once(agent_reads.read(agent.as_mut(), agent_recv::<A>)).await {
+                    Which::Agent if !agent_out.eof => match agent.as_mut() {
+                        Some(endpoint) => match poll_once(&agent_reads, endpoint).await {
                             Poll::Ready(event) => {
                                 on_agent_event(&mut call, &mut agent_out, event);
                                 true
                             }
                             Poll::Pending => false,
-                        }
-                    }
+                        },
+                        None => false,
+                    },
                     Which::Caller | Which::Agent => false,
                 };
                 if ready {
@@ -571,6 +564,18 @@ where
             if let Some(e) = agent_err {
                 call.agent_lost(e.to_string(), e.is_transient(), now());
             }
+        }
+        // Call control starts now that what was queued before it is written.
+        for action in requested.drain(..) {
+            let control = Arc::clone(&control);
+            let info = call.caller_info().cloned().unwrap_or_default();
+            actions.spawn(async move {
+                let result = match timeout(control_timeout, control.execute(&info, &action)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ControlError("timed out".to_owned())),
+                };
+                (action, result)
+            });
         }
         if let Some(summary) = finished {
             break summary;
@@ -601,8 +606,9 @@ where
         let caller_readable = !caller_out.eof;
         tokio::select! {
             biased;
-            () = std::future::poll_fn(|cx| shutdown_gate.poll(shutdown_signal.as_mut(), cx)),
-                if !shutdown_seen => {
+            () = std::future::poll_fn(|cx| {
+                shutdown_wakeup.poll(cx, |cx| shutdown_signal.as_mut().poll(cx))
+            }), if !shutdown_seen => {
                 shutdown_seen = true;
                 call.shutdown(now());
             }
@@ -615,6 +621,7 @@ where
                     Ok(endpoint) => {
                         let capabilities = endpoint.capabilities();
                         agent = Some(endpoint);
+                        agent_reads.set();
                         call.agent_connected(capabilities, now());
                     }
                     Err(e) if e.is_transient() => call.agent_connect_failed(e.to_string(), now()),
@@ -622,11 +629,12 @@ where
                 }
             }
             progress = std::future::poll_fn(|cx| poll_side(
-                &mut caller, &mut caller_out, caller_readable, &caller_reads,
-                caller_recv::<C>, caller_feed::<C>, caller_flush::<C>, cx,
+                &mut caller, &mut caller_out, caller_readable, &caller_reads, cx,
             )), if caller_readable || caller_out.has_work() => match progress {
                 Progress::Event(event) => {
-                    on_caller_event(&mut call, &mut caller_out, event);
+                    caller_event(
+                        &mut call, &mut caller_out, &mut held_end, !actions.is_empty(), event,
+                    );
                     more = Some(Which::Caller);
                 }
                 Progress::Written => {}
@@ -637,8 +645,7 @@ where
             },
             progress = std::future::poll_fn(|cx| match agent.as_mut() {
                 Some(endpoint) => poll_side(
-                    endpoint, &mut agent_out, agent_readable, &agent_reads,
-                    agent_recv::<A>, agent_feed::<A>, agent_flush::<A>, cx,
+                    endpoint, &mut agent_out, agent_readable, &agent_reads, cx,
                 ),
                 None => Poll::Pending,
             }), if agent_readable || (agent.is_some() && agent_out.has_work()) => match progress {
@@ -665,6 +672,14 @@ where
                     }
                 }
             },
+            Some(joined) = actions.join_next(), if !actions.is_empty() => {
+                action_done(&mut call, observer, joined);
+                if actions.is_empty()
+                    && let Some(event) = held_end.take()
+                {
+                    on_caller_event(&mut call, &mut caller_out, event);
+                }
+            }
             () = &mut timer, if deadline.is_some() && armed.is_some() => {
                 armed = None;
                 let now = now();
@@ -687,47 +702,80 @@ where
         }
     };
 
-    // Teardown: tools, then both sides (whatever the engine already queued), the billed agent
-    // session first, each bounded by `send_timeout`, then drop.
+    // Teardown: tools, then the call control still running (a hang-up is what ends the phone
+    // call; each is bounded by `control_timeout`), then both sides (whatever the engine
+    // already queued, then the closing handshake), the billed agent session first, each
+    // bounded by `send_timeout`, then drop.
     tasks.abort_all();
+    while let Some(joined) = actions.join_next().await {
+        action_done(&mut call, observer, joined);
+    }
     if let Some(endpoint) = agent.as_mut()
         && !agent_out.dead
     {
         if !agent_out.closed {
             agent_out.queue.push_back(AgentCommand::Close);
+            agent_out.closed = true;
         }
-        agent_out
-            .finish(endpoint, agent_feed::<A>, agent_flush::<A>, send_timeout)
-            .await;
+        agent_out.finish(endpoint, send_timeout).await;
     }
     if !caller_out.dead {
         if !caller_out.closed {
             caller_out.queue.push_back(CallerCommand::Close);
+            caller_out.closed = true;
         }
-        caller_out
-            .finish(
-                &mut caller,
-                caller_feed::<C>,
-                caller_flush::<C>,
-                send_timeout,
-            )
-            .await;
+        caller_out.finish(&mut caller, send_timeout).await;
     }
     drop(agent);
     drop(connect);
     summary
 }
 
-/// Writes what was queued for a retired agent session, its `Close` included (the close
-/// handshake), bounded by `limit`, then drops it.
+/// A call action's result, back to the engine: a transfer's outcome decides whether the call
+/// goes on; once the call has ended (a hang-up ends it at once) a failure is only reported.
+fn action_done(
+    call: &mut Call,
+    observer: &mut dyn CallObserver,
+    joined: Result<(CallAction, Result<(), ControlError>), tokio::task::JoinError>,
+) {
+    let (action, result) = match joined {
+        Ok(done) => done,
+        // A panicking `CallControl`: its action is lost; say so (the call goes on or ends
+        // as it would after a failure).
+        Err(e) => {
+            observer.on_event(&CallEvent::Error {
+                source: ErrorSource::Control,
+                code: None,
+                message: format!("call control task failed: {e}"),
+                fatal: false,
+            });
+            call.action_finished(Err("call control failed".to_owned()), now());
+            return;
+        }
+    };
+    if call.is_finished() {
+        if let Err(e) = result {
+            observer.on_event(&CallEvent::Error {
+                source: ErrorSource::Control,
+                code: None,
+                message: format!("{action:?}: {e}"),
+                fatal: false,
+            });
+        }
+    } else {
+        // A transfer: the engine ends the call or tells the agent.
+        call.action_finished(result.map_err(|e| e.0), now());
+    }
+}
+
+/// Writes what was queued for a retired agent session, then closes it (the close handshake),
+/// bounded by `limit`, then drops it.
 async fn retire<A: AgentEndpoint>(
     mut endpoint: A,
     mut outbox: Outbox<AgentCommand>,
     limit: Duration,
 ) {
-    outbox
-        .finish(&mut endpoint, agent_feed::<A>, agent_flush::<A>, limit)
-        .await;
+    outbox.finish(&mut endpoint, limit).await;
 }
 
 /// Why a side's outbox overflowed, for the end reason's detail.
@@ -748,31 +796,26 @@ enum Progress<E> {
     WriteFailed(EndpointError),
 }
 
-/// Polls one side: its blocked writes first (they need the same `&mut` endpoint), then its
-/// reads (through its [`Gate`]).
-#[allow(clippy::too_many_arguments)]
-fn poll_side<E, Ev, T: Command>(
+/// Polls one side: its blocked writes first, then its reads (through its [`Wakeup`]).
+fn poll_side<E: Endpoint>(
     endpoint: &mut E,
-    outbox: &mut Outbox<T>,
+    outbox: &mut Outbox<E::Command>,
     readable: bool,
-    reads: &Gate,
-    recv: RecvFn<E, Option<Result<Ev, EndpointError>>>,
-    feed: FeedFn<E, T>,
-    flush: FlushFn<E>,
+    reads: &Wakeup,
     cx: &mut Context<'_>,
-) -> Poll<Progress<Ev>> {
+) -> Poll<Progress<E::Event>>
+where
+    E::Command: Command,
+{
     if outbox.has_work() {
-        match outbox.poll_write(endpoint, feed, flush, cx) {
+        match outbox.poll_write(endpoint, cx) {
             Poll::Ready(Ok(())) => return Poll::Ready(Progress::Written),
             Poll::Ready(Err(e)) => return Poll::Ready(Progress::WriteFailed(e)),
             Poll::Pending => {}
         }
     }
-    if readable {
-        let mut read = reads.read(Some(endpoint), recv);
-        if let Poll::Ready(event) = Pin::new(&mut read).poll(cx) {
-            return Poll::Ready(Progress::Event(event));
-        }
+    if readable && let Poll::Ready(event) = reads.poll(cx, |cx| endpoint.poll_recv(cx)) {
+        return Poll::Ready(Progress::Event(event));
     }
     Poll::Pending
 }
@@ -780,72 +823,28 @@ fn poll_side<E, Ev, T: Command>(
 /// Writes what each side takes without waiting; returns the errors (the side is then dead).
 async fn write_now<C: CallerEndpoint, A: AgentEndpoint>(
     caller: &mut C,
-    agent: Option<&mut A>,
+    mut agent: Option<&mut A>,
     caller_out: &mut Outbox<CallerCommand>,
     agent_out: &mut Outbox<AgentCommand>,
 ) -> (Option<EndpointError>, Option<EndpointError>) {
-    let mut errors = (None, None);
-    if caller_out.has_work()
-        && let Poll::Ready(Err(e)) = poll_once(std::future::poll_fn(|cx| {
-            caller_out.poll_write(caller, caller_feed::<C>, caller_flush::<C>, cx)
-        }))
-        .await
-    {
-        caller_out.dead = true;
-        errors.0 = Some(e);
-    }
-    if let Some(agent) = agent
-        && agent_out.has_work()
-        && let Poll::Ready(Err(e)) = poll_once(std::future::poll_fn(|cx| {
-            agent_out.poll_write(agent, agent_feed::<A>, agent_flush::<A>, cx)
-        }))
-        .await
-    {
-        agent_out.dead = true;
-        errors.1 = Some(e);
-    }
-    errors
-}
-
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// An endpoint's `feed`, as `#[async_trait]` declares it.
-type FeedFn<E, T> = for<'x> fn(&'x mut E, T) -> Boxed<'x, Result<(), EndpointError>>;
-/// An endpoint's `flush`, as `#[async_trait]` declares it.
-type FlushFn<E> = for<'x> fn(&'x mut E) -> Boxed<'x, Result<(), EndpointError>>;
-
-fn caller_feed<C: CallerEndpoint>(
-    caller: &mut C,
-    command: CallerCommand,
-) -> Boxed<'_, Result<(), EndpointError>> {
-    caller.feed(command)
-}
-
-fn caller_flush<C: CallerEndpoint>(caller: &mut C) -> Boxed<'_, Result<(), EndpointError>> {
-    caller.flush()
-}
-
-fn agent_feed<A: AgentEndpoint>(
-    agent: &mut A,
-    command: AgentCommand,
-) -> Boxed<'_, Result<(), EndpointError>> {
-    agent.feed(command)
-}
-
-fn agent_flush<A: AgentEndpoint>(agent: &mut A) -> Boxed<'_, Result<(), EndpointError>> {
-    agent.flush()
-}
-
-fn caller_recv<C: CallerEndpoint>(
-    caller: &mut C,
-) -> Boxed<'_, Option<Result<CallerEvent, EndpointError>>> {
-    caller.recv()
-}
-
-fn agent_recv<A: AgentEndpoint>(
-    agent: &mut A,
-) -> Boxed<'_, Option<Result<AgentEvent, EndpointError>>> {
-    agent.recv()
+    std::future::poll_fn(|cx| {
+        let mut errors = (None, None);
+        if caller_out.has_work()
+            && let Poll::Ready(Err(e)) = caller_out.poll_write(caller, cx)
+        {
+            caller_out.dead = true;
+            errors.0 = Some(e);
+        }
+        if let Some(agent) = agent.as_deref_mut()
+            && agent_out.has_work()
+            && let Poll::Ready(Err(e)) = agent_out.poll_write(agent, cx)
+        {
+            agent_out.dead = true;
+            errors.1 = Some(e);
+        }
+        Poll::Ready(errors)
+    })
+    .await
 }
 
 /// Most events read in a row from one side before the outputs are flushed.
@@ -856,6 +855,23 @@ const READ_BATCH: usize = 16;
 enum Which {
     Caller,
     Agent,
+}
+
+/// A caller event, or the end of the caller's stream held while call control is in flight
+/// (`in_flight`): no more reads from the caller, the event is fed once the result is in.
+fn caller_event(
+    call: &mut Call,
+    side: &mut Outbox<CallerCommand>,
+    held_end: &mut Option<Option<Result<CallerEvent, EndpointError>>>,
+    in_flight: bool,
+    event: Option<Result<CallerEvent, EndpointError>>,
+) {
+    if in_flight && !matches!(event, Some(Ok(ref e)) if *e != CallerEvent::Hangup) {
+        side.eof = true;
+        *held_end = Some(event);
+    } else {
+        on_caller_event(call, side, event);
+    }
 }
 
 fn on_caller_event(
@@ -899,144 +915,82 @@ fn on_agent_event(
     }
 }
 
-/// Polls `fut` once.
-async fn poll_once<F: Future>(fut: F) -> Poll<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+/// Reads `endpoint` once through `reads`, without waiting (nothing buffered: `Pending`).
+async fn poll_once<E: Endpoint + ?Sized>(
+    reads: &Wakeup,
+    endpoint: &mut E,
+) -> Poll<Option<Result<E::Event, EndpointError>>> {
+    std::future::poll_fn(|cx| Poll::Ready(reads.poll(cx, |cx| endpoint.poll_recv(cx)))).await
 }
 
 /// Wake-up tracking for one source of events (a side's reads, the shutdown signal).
 ///
-/// The call task wakes up for either side, the tools, or the timer, and `select!` polls
-/// every branch each time. Polling a side with nothing to read is not free (a boxed
-/// `recv` future, the WebSocket layer registering wakers and zero-filling its read buffer,
-/// a readiness check), and with one wake-up per frame it happened on every frame. So each
-/// source is polled with a waker of its own, and only after that waker fired — or, for a
-/// side's reads, after it last returned an event (more may be buffered without any new
-/// wake-up).
-struct Gate {
-    shared: Arc<GateShared>,
-    /// A waker for this source (wakes `shared`), given to what is polled through the gate.
+/// The call task wakes up for either side, the tools, or the timers, and `select!` polls every
+/// branch each time. Polling a side with nothing to read is not free (the WebSocket layer
+/// locking its halves, registering wakers, zero-filling its read buffer, a readiness check),
+/// and with one wake-up per frame it would happen on every frame. So each source is polled
+/// with a waker of its own — a flag plus the task's waker, the pattern of `FuturesUnordered` —
+/// and only after that waker fired, or, for a side's reads, after it last returned an event
+/// (more may be buffered without any new wake-up).
+struct Wakeup {
+    flag: Arc<WakeFlag>,
+    /// Wakes `flag`; what is polled through this source registers it.
     waker: Waker,
-    /// The data and vtable pointers of the task waker stored in `shared.task` (0: none), so
-    /// the usual poll — same task, not woken — takes no lock and writes nothing shared.
-    task_id: [AtomicUsize; 2],
 }
 
-struct GateShared {
+struct WakeFlag {
     /// The source's waker fired (or it must be polled anyway): poll it.
     woken: AtomicBool,
-    /// The call task's waker, woken with the source's.
-    task: Mutex<Option<Waker>>,
+    /// The call task, woken with the source.
+    task: AtomicWaker,
 }
 
-impl Gate {
-    fn new() -> Gate {
-        let shared = Arc::new(GateShared {
-            woken: AtomicBool::new(true),
-            task: Mutex::new(None),
-        });
-        Gate {
-            waker: Waker::from(Arc::clone(&shared)),
-            shared,
-            task_id: [AtomicUsize::new(0), AtomicUsize::new(0)],
-        }
-    }
-
-    /// A future reading `endpoint` with `recv` (no endpoint: never ready).
-    fn read<'a, E, T>(&'a self, endpoint: Option<&'a mut E>, recv: RecvFn<E, T>) -> Read<'a, E, T> {
-        Read {
-            gate: self,
-            endpoint,
-            recv,
-        }
-    }
-
-    /// A new source is read through this gate: poll it at the next chance.
-    fn reset(&self) {
-        self.shared.woken.store(true, Ordering::Release);
-    }
-
-    /// Remembers the task's waker; true when the source must be polled now.
-    fn open(&self, cx: &Context<'_>) -> bool {
-        let id = [
-            cx.waker().data() as usize,
-            std::ptr::from_ref(cx.waker().vtable()) as usize,
-        ];
-        if self.task_id[0].load(Ordering::Relaxed) != id[0]
-            || self.task_id[1].load(Ordering::Relaxed) != id[1]
-        {
-            let mut task = lock(&self.shared.task);
-            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-            self.task_id[0].store(id[0], Ordering::Relaxed);
-            self.task_id[1].store(id[1], Ordering::Relaxed);
-        }
-        self.shared.woken.load(Ordering::Acquire) && self.shared.woken.swap(false, Ordering::AcqRel)
-    }
-
-    /// Polls `fut` if its waker fired since it was last polled.
-    fn poll<F: Future>(&self, fut: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        if !self.open(cx) {
-            return Poll::Pending;
-        }
-        fut.poll(&mut Context::from_waker(&self.waker))
-    }
-}
-
-impl Wake for GateShared {
+impl Wake for WakeFlag {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        if let Some(task) = lock(&self.task).as_ref() {
-            task.wake_by_ref();
-        }
+        self.task.wake();
     }
 }
 
-/// Locks a mutex, ignoring poisoning (the data is a plain `Option<Waker>`).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// An endpoint's `recv`, as `#[async_trait]` declares it.
-type RecvFn<E, T> = for<'x> fn(&'x mut E) -> Boxed<'x, T>;
-
-/// A side's next event, read through its [`Gate`].
-struct Read<'a, E, T> {
-    gate: &'a Gate,
-    endpoint: Option<&'a mut E>,
-    recv: RecvFn<E, T>,
-}
-
-impl<E, T> Future for Read<'_, E, T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = self.get_mut();
-        let Some(endpoint) = this.endpoint.as_deref_mut() else {
-            return Poll::Pending;
-        };
-        if !this.gate.open(cx) {
-            return Poll::Pending;
+impl Wakeup {
+    fn new() -> Wakeup {
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Wakeup {
+            waker: Waker::from(Arc::clone(&flag)),
+            flag,
         }
-        // `recv` is cancel-safe (trait contract): a pending future is dropped and a fresh
-        // one is polled after the side's waker fires.
-        let mut fut = (this.recv)(endpoint);
-        match fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&this.gate.waker))
+    }
+
+    /// Poll the source at the next chance (a new endpoint behind it).
+    fn set(&self) {
+        self.flag.woken.store(true, Ordering::Release);
+    }
+
+    /// Polls the source with its own waker if that fired since the last poll (`Pending`
+    /// otherwise); `Ready` leaves the flag set, since more may be buffered.
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.flag.task.register(cx.waker());
+        if !(self.flag.woken.load(Ordering::Acquire)
+            && self.flag.woken.swap(false, Ordering::AcqRel))
         {
-            Poll::Ready(event) => {
-                this.gate.shared.woken.store(true, Ordering::Release);
-                Poll::Ready(event)
-            }
-            Poll::Pending => Poll::Pending,
+            return Poll::Pending;
         }
+        let ready = poll(&mut Context::from_waker(&self.waker));
+        if ready.is_ready() {
+            self.set();
+        }
+        ready
     }
 }
 
@@ -1096,54 +1050,52 @@ mod tests {
     }
 
     impl<E: Send, C: Send> Side<E, C> {
-        async fn next(&mut self) -> Option<E> {
-            let polls = Arc::clone(&self.polls);
-            std::future::poll_fn(|cx| {
-                polls.fetch_add(1, Ordering::Relaxed);
-                self.events.poll_recv(cx)
-            })
-            .await
+        fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<E, EndpointError>>> {
+            self.polls.fetch_add(1, Ordering::Relaxed);
+            self.events.poll_recv(cx).map(|e| e.map(Ok))
         }
 
-        fn flush_now(&mut self) -> Result<(), EndpointError> {
+        fn flush_now(&mut self) -> Poll<Result<(), EndpointError>> {
             let batch = std::mem::take(&mut self.queued);
-            self.writes
-                .send(batch)
-                .map_err(|_| EndpointError::Closed("peer gone".into()))
+            Poll::Ready(
+                self.writes
+                    .send(batch)
+                    .map_err(|_| EndpointError::Closed("peer gone".into())),
+            )
         }
     }
 
     #[async_trait]
+    impl<E: Send, C: Send> Endpoint for Side<E, C> {
+        type Event = E;
+        type Command = C;
+        fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<E, EndpointError>>> {
+            self.poll_next(cx)
+        }
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(&mut self, command: C) -> Result<(), EndpointError> {
+            self.queued.push(command);
+            Ok(())
+        }
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+            self.flush_now()
+        }
+        async fn close(&mut self) -> Result<(), EndpointError> {
+            Ok(())
+        }
+    }
+
     impl CallerEndpoint for Side<CallerEvent, CallerCommand> {
         fn format(&self) -> AudioFormat {
             AudioFormat::Mulaw8k
         }
-        async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-            self.next().await.map(Ok)
-        }
-        async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
-            self.queued.push(command);
-            Ok(())
-        }
-        async fn flush(&mut self) -> Result<(), EndpointError> {
-            self.flush_now()
-        }
     }
 
-    #[async_trait]
     impl AgentEndpoint for Side<AgentEvent, AgentCommand> {
         fn capabilities(&self) -> AgentCapabilities {
             CAPS
-        }
-        async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
-            self.next().await.map(Ok)
-        }
-        async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
-            self.queued.push(command);
-            Ok(())
-        }
-        async fn flush(&mut self) -> Result<(), EndpointError> {
-            self.flush_now()
         }
     }
 

@@ -2,6 +2,7 @@
 //! waits on the wall clock.
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,7 +10,7 @@ use bridge_core::agent::{
     AgentCapabilities, AgentCommand, AgentEndpoint, AgentEvent, ResponseStatus, ToolCallRequest,
 };
 use bridge_core::caller::{
-    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError, MarkId,
+    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, Endpoint, EndpointError, MarkId,
 };
 use bridge_core::driver::{CallControl, CallServices, ControlError, NoCallControl, run_call};
 use bridge_core::engine::{CallConfig, CallEvent, CallSummary, EndReason};
@@ -19,7 +20,7 @@ use bridge_core::tools::{
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, PollSender};
 
 const REALTIME: AgentCapabilities = AgentCapabilities {
     input_format: AudioFormat::Mulaw8k,
@@ -38,7 +39,7 @@ const REALTIME: AgentCapabilities = AgentCapabilities {
 
 struct MockCaller {
     events: mpsc::Receiver<Result<CallerEvent, EndpointError>>,
-    writes: mpsc::Sender<Vec<CallerCommand>>,
+    writes: PollSender<Vec<CallerCommand>>,
     queued: Vec<CallerCommand>,
 }
 
@@ -53,7 +54,7 @@ fn caller_pair(write_capacity: usize) -> (MockCaller, CallerPeer) {
     (
         MockCaller {
             events: erx,
-            writes: wtx,
+            writes: PollSender::new(wtx),
             queued: Vec::new(),
         },
         CallerPeer {
@@ -63,36 +64,59 @@ fn caller_pair(write_capacity: usize) -> (MockCaller, CallerPeer) {
     )
 }
 
+/// One flush is one message on `writes`, sent once the channel has room (the peer reads).
+fn poll_write_batch<C: Send>(
+    writes: &mut PollSender<Vec<C>>,
+    queued: &mut Vec<C>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), EndpointError>> {
+    let gone = |_| EndpointError::Closed("peer gone".into());
+    ready!(writes.poll_reserve(cx)).map_err(gone)?;
+    writes.send_item(std::mem::take(queued)).map_err(gone)?;
+    Poll::Ready(Ok(()))
+}
+
 #[async_trait]
-impl CallerEndpoint for MockCaller {
-    fn format(&self) -> AudioFormat {
-        AudioFormat::Mulaw8k
+impl Endpoint for MockCaller {
+    type Event = CallerEvent;
+    type Command = CallerCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
+        self.events.poll_recv(cx)
     }
 
-    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-        self.events.recv().await
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+    fn start_send(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
         self.queued.push(command);
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
-        // Cancel-safe (the trait's contract): nothing is taken before the write can happen.
-        let permit = self
-            .writes
-            .reserve()
-            .await
-            .map_err(|_| EndpointError::Closed("peer gone".into()))?;
-        permit.send(std::mem::take(&mut self.queued));
-        Ok(())
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        poll_write_batch(&mut self.writes, &mut self.queued, cx)
+    }
+
+    /// The close shows up on the peer's side as one write of `Close`.
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.queued.push(CallerCommand::Close);
+        std::future::poll_fn(|cx| poll_write_batch(&mut self.writes, &mut self.queued, cx)).await
+    }
+}
+
+impl CallerEndpoint for MockCaller {
+    fn format(&self) -> AudioFormat {
+        AudioFormat::Mulaw8k
     }
 }
 
 struct MockAgent {
     events: mpsc::Receiver<Result<AgentEvent, EndpointError>>,
-    writes: mpsc::Sender<Vec<AgentCommand>>,
+    writes: PollSender<Vec<AgentCommand>>,
     queued: Vec<AgentCommand>,
     caps: AgentCapabilities,
 }
@@ -108,7 +132,7 @@ fn agent_pair(caps: AgentCapabilities) -> (MockAgent, AgentPeer) {
     (
         MockAgent {
             events: erx,
-            writes: wtx,
+            writes: PollSender::new(wtx),
             queued: Vec::new(),
             caps,
         },
@@ -120,29 +144,40 @@ fn agent_pair(caps: AgentCapabilities) -> (MockAgent, AgentPeer) {
 }
 
 #[async_trait]
-impl AgentEndpoint for MockAgent {
-    fn capabilities(&self) -> AgentCapabilities {
-        self.caps
+impl Endpoint for MockAgent {
+    type Event = AgentEvent;
+    type Command = AgentCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AgentEvent, EndpointError>>> {
+        self.events.poll_recv(cx)
     }
 
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
-        self.events.recv().await
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        Poll::Ready(Ok(()))
     }
 
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+    fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
         self.queued.push(command);
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
-        // Cancel-safe (the trait's contract): nothing is taken before the write can happen.
-        let permit = self
-            .writes
-            .reserve()
-            .await
-            .map_err(|_| EndpointError::Closed("peer gone".into()))?;
-        permit.send(std::mem::take(&mut self.queued));
-        Ok(())
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        poll_write_batch(&mut self.writes, &mut self.queued, cx)
+    }
+
+    /// The close shows up on the peer's side as one write of `Close`.
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.queued.push(AgentCommand::Close);
+        std::future::poll_fn(|cx| poll_write_batch(&mut self.writes, &mut self.queued, cx)).await
+    }
+}
+
+impl AgentEndpoint for MockAgent {
+    fn capabilities(&self) -> AgentCapabilities {
+        self.caps
     }
 }
 
@@ -780,18 +815,31 @@ async fn a_full_outbox_ends_the_call_with_a_clear_reason() {
         events: mpsc::Receiver<Result<CallerEvent, EndpointError>>,
     }
     #[async_trait]
+    impl Endpoint for Started {
+        type Event = CallerEvent;
+        type Command = CallerCommand;
+        fn poll_recv(
+            &mut self,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
+            self.events.poll_recv(cx)
+        }
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+            Poll::Pending
+        }
+        fn start_send(&mut self, _command: CallerCommand) -> Result<(), EndpointError> {
+            unreachable!("never ready")
+        }
+        fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+            Poll::Pending
+        }
+        async fn close(&mut self) -> Result<(), EndpointError> {
+            std::future::pending().await
+        }
+    }
     impl CallerEndpoint for Started {
         fn format(&self) -> AudioFormat {
             AudioFormat::Mulaw8k
-        }
-        async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-            self.events.recv().await
-        }
-        async fn feed(&mut self, _command: CallerCommand) -> Result<(), EndpointError> {
-            std::future::pending().await
-        }
-        async fn flush(&mut self) -> Result<(), EndpointError> {
-            std::future::pending().await
         }
     }
     let call = tokio::spawn(async move {
@@ -923,4 +971,153 @@ async fn a_lost_agent_is_replaced_through_the_reconnect_connector() {
             ..
         }
     )));
+}
+
+/// A REST call control that never answers (Twilio's API hanging), counting its calls.
+#[derive(Default)]
+struct NeverAnswers(tokio::sync::Notify);
+
+#[async_trait]
+impl CallControl for NeverAnswers {
+    async fn execute(&self, _call: &CallerInfo, _action: &CallAction) -> Result<(), ControlError> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_control_in_flight_blocks_neither_audio_nor_barge_in() {
+    let (caller, mut cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let control = Arc::new(NeverAnswers::default());
+    let mut svc = services(config());
+    svc.tools = Arc::new(TestTools);
+    svc.control = control.clone();
+    let control_timeout = svc.config.control_timeout;
+    let start = Instant::now();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c1", "transfer")).await;
+    assert_eq!(
+        ap.next().await.len(),
+        2,
+        "tool result and the goodbye's request"
+    );
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "t".into(),
+    })
+    .await;
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "t".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    // The transfer's REST request is on its way, and gets no answer.
+    control.0.notified().await;
+
+    // Caller audio still reaches the agent.
+    cp.send(CallerEvent::Audio(ulaw(3, 160))).await;
+    assert_eq!(audio_of(&ap.next().await), [3]);
+    // Agent audio still reaches the caller, and a barge-in still clears it at once.
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "r2".into(),
+    })
+    .await;
+    ap.send(agent_audio("r2", 4, 160)).await;
+    let batch = cp.next().await;
+    assert_eq!(batch.len(), 2, "the piece and its mark: {batch:?}");
+    ap.send(AgentEvent::SpeechStarted).await;
+    assert_eq!(cp.next().await, [CallerCommand::Clear]);
+    assert_eq!(
+        ap.next().await,
+        [AgentCommand::Truncate {
+            item_id: "r2-item".into(),
+            audio_end_ms: 0,
+        }]
+    );
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "r2".into(),
+        status: ResponseStatus::Cancelled,
+        usage: None,
+    })
+    .await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "nothing waited for the REST call"
+    );
+
+    // `control_timeout` later the failure goes back to the engine: the model is told (its
+    // answer is requested once the caller, who is still speaking, stops).
+    assert_eq!(
+        ap.next().await,
+        [AgentCommand::AddContext {
+            text: "The transfer to +15550100 failed (timed out). The call is still connected: \
+                   tell the caller and continue helping them."
+                .into()
+        }]
+    );
+    assert_eq!(start.elapsed(), control_timeout);
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        CallEvent::Error {
+            source: bridge_core::engine::ErrorSource::Control,
+            message,
+            fatal: false,
+            ..
+        } if message.contains("timed out")
+    )));
+}
+
+/// A REST call control that answers `Ok` when the test says so.
+#[derive(Default)]
+struct AnswersLater {
+    called: tokio::sync::Notify,
+    answer: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl CallControl for AnswersLater {
+    async fn execute(&self, _call: &CallerInfo, _action: &CallAction) -> Result<(), ControlError> {
+        self.called.notify_one();
+        self.answer.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stream_ending_while_a_transfer_is_in_flight_waits_for_its_result() {
+    let (caller, cp) = caller_pair(64);
+    let (agent, mut ap) = agent_pair(REALTIME);
+    let control = Arc::new(AnswersLater::default());
+    let mut svc = services(config());
+    svc.tools = Arc::new(TestTools);
+    svc.control = control.clone();
+    let call = spawn_call(caller, async move { Ok(agent) }, svc);
+    cp.send(started()).await;
+    ap.send(AgentEvent::Ready).await;
+    ap.send(tool_call("c1", "transfer")).await;
+    assert_eq!(ap.next().await.len(), 2);
+    ap.send(AgentEvent::ResponseStarted {
+        response_id: "t".into(),
+    })
+    .await;
+    ap.send(AgentEvent::ResponseDone {
+        response_id: "t".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    control.called.notified().await;
+    // Twilio stops the stream as the new TwiML takes over, before the REST answer.
+    cp.send(CallerEvent::Hangup).await;
+    control.answer.notify_one();
+    assert_eq!(ap.next().await, [AgentCommand::Close]);
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::Transferred));
 }

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bridge_core::agent::{AgentCommand, AgentEndpoint as _};
+use bridge_core::agent::Endpoint as _;
 use bridge_core::caller::EndpointError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -191,7 +191,7 @@ impl Prewarms {
         match pending.connect.await {
             Ok(Ok(mut agent)) => {
                 self.count(Outcome::Expired);
-                let _ = agent.feed(AgentCommand::Close).await;
+                let _ = agent.close().await;
             }
             Ok(Err(_)) | Err(_) => self.count(Outcome::Failed),
         }

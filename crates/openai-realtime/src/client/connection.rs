@@ -1,5 +1,6 @@
 //! An open WebSocket, split into a [`Sender`] and a [`Receiver`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -175,7 +176,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn from_websocket(websocket: WebSocketStream<S>, info: ConnectionInfo) -> Self {
         let (sink, stream) = websocket.split();
         Self {
-            sender: Sender { sink },
+            sender: Sender {
+                sink,
+                backlog: VecDeque::new(),
+            },
             receiver: Receiver {
                 stream,
                 stash: None,
@@ -245,8 +249,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 ///
 /// Sending is **not** cancel-safe: if a send future is dropped before completing, the message
 /// may or may not have been queued. Do not put sends in a `select!` branch that can lose.
+///
+/// A caller that polls instead of awaiting (an endpoint driven by a poll loop) uses the `Sink`
+/// shape: [`poll_ready`](Self::poll_ready), [`queue_text`](Self::queue_text),
+/// [`poll_flush`](Self::poll_flush). Those never lose a message: `queue_text` keeps it in
+/// order behind what is queued, and the polls move it into the socket's write buffer.
 pub struct Sender<S = DefaultStream> {
     sink: SplitSink<WebSocketStream<S>, Message>,
+    /// Messages queued by [`queue_text`](Self::queue_text), not yet in the socket's buffer.
+    backlog: VecDeque<Utf8Bytes>,
 }
 
 impl<S> fmt::Debug for Sender<S> {
@@ -258,10 +269,8 @@ impl<S> fmt::Debug for Sender<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
     /// Sends one text message and flushes. `String` and `Utf8Bytes` are moved, not copied.
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
-        self.sink
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(Into::into)
+        self.queue_text(text);
+        self.flush().await
     }
 
     /// Serializes `value` straight to a string (no intermediate `serde_json::Value`), sends it
@@ -276,10 +285,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
 
     /// Queues one text message without flushing.
     pub async fn feed_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
-        self.sink
-            .feed(Message::Text(text.into()))
-            .await
-            .map_err(Into::into)
+        self.queue_text(text);
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// Queues one text message behind everything queued before it, without waiting; it goes
+    /// into the socket's write buffer at the next [`poll_ready`](Self::poll_ready) or
+    /// [`poll_flush`](Self::poll_flush). Call `poll_ready` first to keep the queue short (it
+    /// is the backpressure).
+    pub fn queue_text(&mut self, text: impl Into<Utf8Bytes>) {
+        self.backlog.push_back(text.into());
+    }
+
+    /// `Ready` when everything queued is in the socket's write buffer and it takes more;
+    /// `Pending` (the task is woken) while the socket does not take more.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        while !self.backlog.is_empty() {
+            ready!(self.sink.poll_ready_unpin(cx))?;
+            if let Some(text) = self.backlog.pop_front() {
+                self.sink.start_send_unpin(Message::Text(text))?;
+            }
+        }
+        self.sink.poll_ready_unpin(cx).map_err(Into::into)
+    }
+
+    /// Writes everything queued (by [`queue_text`](Self::queue_text) and the `feed_*`
+    /// methods); `Pending` (the task is woken) while the socket does not take it.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        ready!(self.poll_ready(cx))?;
+        self.sink.poll_flush_unpin(cx).map_err(Into::into)
     }
 
     /// Serializes `value` and queues it without flushing.
@@ -291,9 +325,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
         self.feed_text(text).await
     }
 
-    /// Writes everything queued by the `feed_*` methods.
+    /// Writes everything queued by the `feed_*` methods (and [`queue_text`](Self::queue_text)).
     pub async fn flush(&mut self) -> Result<(), TransportError> {
-        self.sink.flush().await.map_err(Into::into)
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
     }
 
     /// Starts the closing handshake: sends a close frame with `code` and `reason` (cut to
@@ -313,6 +347,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
             code: close_code,
             reason: Utf8Bytes::from(&reason[..end]),
         };
+        // What was queued goes first.
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
         self.sink
             .send(Message::Close(Some(frame)))
             .await

@@ -11,10 +11,11 @@
 //! * each playback is a response (`ResponseStarted`, audio, `AudioDone`, `ResponseDone`);
 //! * a [`AgentCommand::CreateResponse`] (the greeting) plays a short two-note tone.
 //!
-//! Everything happens synchronously inside `feed`; `recv` hands out the queued events.
+//! Everything happens synchronously inside `start_send`; `poll_recv` hands out the queued
+//! events.
 
 use std::collections::VecDeque;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -23,7 +24,7 @@ use bridge_core::agent::{
 };
 use bridge_core::audio::energy::{EnergyVad, VadConfig, VadEvent};
 use bridge_core::audio::tone::Tone;
-use bridge_core::caller::EndpointError;
+use bridge_core::caller::{Endpoint, EndpointError};
 use bridge_core::format::{AudioFormat, Base64Audio};
 
 use crate::config::EchoConfig;
@@ -184,7 +185,6 @@ impl EchoAgent {
     }
 }
 
-#[async_trait]
 impl AgentEndpoint for EchoAgent {
     fn capabilities(&self) -> AgentCapabilities {
         AgentCapabilities {
@@ -198,43 +198,50 @@ impl AgentEndpoint for EchoAgent {
             final_close: false,
         }
     }
+}
 
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
-        // Events only arise from `feed`, which wakes the task of a pending `recv` (the driver
-        // polls a side only after its waker fired). Pending here is cancel-safe.
-        std::future::poll_fn(|cx| {
-            if let Some(event) = self.events.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if self.closed {
-                return Poll::Ready(None);
-            }
-            if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                self.waker = Some(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await
+#[async_trait]
+impl Endpoint for EchoAgent {
+    type Event = AgentEvent;
+    type Command = AgentCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AgentEvent, EndpointError>>> {
+        // Events only arise from `start_send`, which wakes the waker of a pending poll (the
+        // driver polls a side only after its waker fired).
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        if self.closed {
+            return Poll::Ready(None);
+        }
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
         }
         match command {
             AgentCommand::Audio(audio) => self.on_audio(&audio),
             AgentCommand::CreateResponse { .. } => self.greet(),
-            AgentCommand::Close => {
-                self.closed = true;
-                self.events.clear();
-            }
             AgentCommand::Truncate { .. }
             | AgentCommand::CancelResponse { .. }
             | AgentCommand::ToolResult { .. }
             | AgentCommand::Restore(_)
-            | AgentCommand::AddContext { .. } => {}
+            | AgentCommand::AddContext { .. }
+            | AgentCommand::Close => {}
         }
-        if (self.closed || !self.events.is_empty())
+        if !self.events.is_empty()
             && let Some(waker) = self.waker.take()
         {
             waker.wake();
@@ -242,7 +249,16 @@ impl AgentEndpoint for EchoAgent {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
+    fn poll_flush(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.closed = true;
+        self.events.clear();
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
         Ok(())
     }
 }

@@ -46,6 +46,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -806,19 +807,17 @@ pub struct LiveAgent {
     fed_since_check: bool,
     gap_check: Interval,
     last_check: Instant,
-    /// Written by `recv` (gap silence, wrap-up line) and not flushed yet.
+    /// Queued by `poll_recv` (`session.start`, gap silence, wrap-up line), not flushed yet.
     needs_flush: bool,
     connected_at: Instant,
     wrap_up: WrapUp,
     wrap_up_timer: Pin<Box<Sleep>>,
     /// Output lead: when the first agent audio arrived, and how much has been forwarded since.
     output: Option<(Instant, Duration)>,
-    /// The `session.start` not sent yet: it goes out at the first `flush` or `recv`, with the
+    /// The `session.start` not sent yet: it goes out at the first `poll_flush` or `poll_recv`, with the
     /// conversation restored before it (`restore_at_start`).
     start: Option<SessionConfig>,
     restored: Vec<ContextItem>,
-    /// The serialized `session.start` being written (cancel-safe resend).
-    start_json: Option<String>,
     /// A loss to report once the events before it are out; then the stream ends.
     pending_error: Option<EndpointError>,
     failed: bool,
@@ -852,7 +851,7 @@ fn transport(e: TransportError) -> EndpointError {
 }
 
 impl LiveAgent {
-    /// Connects. `session.start` follows at the endpoint's first `flush` or `recv` (after
+    /// Connects. `session.start` follows at the endpoint's first `poll_flush` or `poll_recv` (after
     /// the engine's [`AgentCommand::Restore`] entries, for a session that replaces another);
     /// `Ready` follows as an event on `session.started`. A refusal that retrying cannot fix
     /// (401/403/404, TLS) is [`EndpointError::Protocol`], never retried.
@@ -907,7 +906,6 @@ impl LiveAgent {
             output: None,
             start: Some(plan.session),
             restored: Vec::new(),
-            start_json: None,
             pending_error: None,
             failed: false,
             plan_recycle: plan.recycle,
@@ -936,38 +934,32 @@ impl LiveAgent {
         }
     }
 
-    /// Sends `session.start` if it has not been sent, with the restored conversation as its
-    /// `input`. Cancel-safe: the serialized event is kept until the sink took it.
-    async fn send_start(&mut self) -> Result<(), EndpointError> {
-        if let Some(mut session) = self.start.take() {
-            if !self.restored.is_empty() || self.decoder.replaces {
-                let (input, dropped) = replay_input(&self.restored);
-                if dropped > 0 {
-                    tracing::info!(
-                        dropped,
-                        kept = input.len(),
-                        "GPT-Live history cap: oldest replayed entries dropped"
-                    );
-                }
-                session.input = input;
-                self.restored = Vec::new();
+    /// Queues `session.start` if it has not been sent, with the restored conversation as its
+    /// `input`; it leaves with the next flush.
+    fn queue_start(&mut self) {
+        let Some(mut session) = self.start.take() else {
+            return;
+        };
+        if !self.restored.is_empty() || self.decoder.replaces {
+            let (input, dropped) = replay_input(&self.restored);
+            if dropped > 0 {
+                tracing::info!(
+                    dropped,
+                    kept = input.len(),
+                    "GPT-Live history cap: oldest replayed entries dropped"
+                );
             }
-            self.start_json = Some(ClientEvent::session_start(session).to_json());
+            session.input = input;
+            self.restored = Vec::new();
         }
-        if let Some(text) = &self.start_json {
-            self.sender
-                .feed_text(text.clone())
-                .await
-                .map_err(transport)?;
-            self.start_json = None;
-            self.needs_flush = true;
-        }
-        Ok(())
+        self.sender
+            .queue_text(ClientEvent::session_start(session).to_json());
+        self.needs_flush = true;
     }
 
-    /// The session has not been started yet (`session.start` not written).
+    /// The session has not been started yet (`session.start` not queued).
     fn start_pending(&self) -> bool {
-        self.start.is_some() || self.start_json.is_some()
+        self.start.is_some()
     }
 
     /// The session id and expiry, once started.
@@ -1072,27 +1064,13 @@ impl LiveAgent {
         self.queued.push_back(AgentEvent::RecycleNow);
     }
 
-    /// Feeds the encoded messages of the current command. Cancel-safe: a message leaves
-    /// `outgoing` only once the sink took it, so a feed dropped while pending and fed again
-    /// resumes where it stopped (the command is not encoded twice).
-    async fn write_outgoing(&mut self) -> Result<(), EndpointError> {
-        while let Some(text) = self.outgoing.first() {
-            self.sender
-                .feed_text(text.clone())
-                .await
-                .map_err(transport)?;
-            self.outgoing.remove(0);
-        }
-        Ok(())
-    }
-
     /// The gap check fired: silence for the period if no caller audio was fed in it.
-    async fn on_gap_check(&mut self) -> Result<(), EndpointError> {
+    fn on_gap_check(&mut self) {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last_check);
         self.last_check = now;
         if std::mem::take(&mut self.fed_since_check) {
-            return Ok(());
+            return;
         }
         tracing::trace!(
             ms = elapsed.as_millis() as u64,
@@ -1100,11 +1078,8 @@ impl LiveAgent {
         );
         crate::telemetry::error("live_input_gap_filled");
         self.sender
-            .feed_text(silence_append(elapsed.as_millis() as u64))
-            .await
-            .map_err(transport)?;
+            .queue_text(silence_append(elapsed.as_millis() as u64));
         self.needs_flush = true;
-        Ok(())
     }
 
     /// The session was lost: the lines being assembled go out, then the loss (a transient
@@ -1130,7 +1105,7 @@ impl LiveAgent {
         }
     }
 
-    async fn on_wrap_up_timer(&mut self) -> Result<(), EndpointError> {
+    fn on_wrap_up_timer(&mut self) {
         match self.wrap_up {
             WrapUp::RecycleAt => {
                 self.wrap_up = WrapUp::Recycling;
@@ -1143,7 +1118,7 @@ impl LiveAgent {
                 tracing::info!("GPT-Live session lifetime nearly reached: saying the wrap-up line");
                 let line = ClientEvent::commentary_append(clip(&self.settings.wrap_up_line), None)
                     .to_json();
-                self.sender.feed_text(line).await.map_err(transport)?;
+                self.sender.queue_text(line);
                 self.needs_flush = true;
                 self.wrap_up = WrapUp::Said;
                 let at = Instant::now() + self.settings.wrap_up_grace;
@@ -1158,11 +1133,9 @@ impl LiveAgent {
             }
             WrapUp::Idle | WrapUp::Over => {}
         }
-        Ok(())
     }
 }
 
-#[async_trait]
 impl AgentEndpoint for LiveAgent {
     fn capabilities(&self) -> AgentCapabilities {
         AgentCapabilities {
@@ -1176,32 +1149,40 @@ impl AgentEndpoint for LiveAgent {
             final_close: true,
         }
     }
+}
 
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+#[async_trait]
+impl bridge_core::agent::Endpoint for LiveAgent {
+    type Event = AgentEvent;
+    type Command = AgentCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AgentEvent, EndpointError>>> {
         loop {
             if let Some(event) = self.queued.pop_front() {
-                return Some(Ok(event));
+                return Poll::Ready(Some(Ok(event)));
             }
             if let Some(error) = self.pending_error.take() {
                 self.failed = true;
-                return Some(Err(error));
+                return Poll::Ready(Some(Err(error)));
             }
             if self.failed {
-                return None;
+                return Poll::Ready(None);
             }
-            if self.start_pending()
-                && !self.closed
-                && let Err(e) = self.send_start().await
-            {
-                return Some(Err(e));
+            if self.start_pending() && !self.closed {
+                self.queue_start();
             }
             if self.needs_flush && !self.closed {
-                // Cancel-safe: an interrupted flush leaves the data in the write buffer and
-                // `needs_flush` set; the next call resumes it.
-                if let Err(e) = self.sender.flush().await {
-                    return Some(Err(transport(e)));
+                // What is queued here (`session.start`, gap silence, the wrap-up line). A
+                // socket that does not take it now does not stop the reading: the flush
+                // resumes at the next poll (or with the driver's next write).
+                match self.sender.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.needs_flush = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(transport(e)))),
+                    Poll::Pending => {}
                 }
-                self.needs_flush = false;
             }
             let started = self.decoder.started().is_some() && !self.closed;
             let wrap_up = started
@@ -1209,16 +1190,17 @@ impl AgentEndpoint for LiveAgent {
                     self.wrap_up,
                     WrapUp::RecycleAt | WrapUp::Recycling | WrapUp::Armed | WrapUp::Said
                 );
-            tokio::select! {
-                biased;
-                // Cancel-safe: `Receiver::recv` loses nothing when dropped, and what follows is
-                // synchronous.
-                incoming = self.receiver.recv() => match incoming {
+            if let Poll::Ready(incoming) = self.receiver.poll_recv(cx) {
+                match incoming {
                     Some(Ok(Incoming::Text(text))) => {
                         let before = self.queued.len();
                         let was_started = self.decoder.started().is_some();
                         self.decoder.decode(&text, &mut self.queued);
-                        if self.queued.range(before..).any(|e| matches!(e, AgentEvent::Audio { .. })) {
+                        if self
+                            .queued
+                            .range(before..)
+                            .any(|e| matches!(e, AgentEvent::Audio { .. }))
+                        {
                             self.clock.received(Direction::AgentToCaller);
                             self.keep_lead_short(before);
                         }
@@ -1234,53 +1216,62 @@ impl AgentEndpoint for LiveAgent {
                     }
                     Some(Ok(Incoming::Close(reason))) => {
                         if self.decoder.is_closed() {
-                            return None;
+                            return Poll::Ready(None);
                         }
                         let started = self.decoder.started().is_some();
-                        let normal = matches!(reason.as_ref().map(|r| r.code), Some(1000 | 1001) | None);
+                        let normal =
+                            matches!(reason.as_ref().map(|r| r.code), Some(1000 | 1001) | None);
                         if started && !normal {
                             let text = reason.as_ref().map_or_else(String::new, |r| r.to_string());
-                            self.lose(format!("GPT-Live closed the socket without session.closed ({text})"));
+                            self.lose(format!(
+                                "GPT-Live closed the socket without session.closed ({text})"
+                            ));
                         } else {
                             let mut out = VecDeque::new();
                             self.decoder.finish_lines(&mut out);
                             self.queued.extend(out);
-                            self.queued.push_back(close_frame_event(reason.as_ref(), started));
+                            self.queued
+                                .push_back(close_frame_event(reason.as_ref(), started));
                         }
                     }
                     Some(Ok(_)) => {}
                     None | Some(Err(TransportError::Closed)) => {
                         if self.decoder.is_closed() || self.closed {
-                            return None;
+                            return Poll::Ready(None);
                         }
                         self.lose("GPT-Live connection lost without session.closed".into());
                     }
                     Some(Err(e)) => {
                         if self.decoder.is_closed() || self.closed {
-                            return Some(Err(transport(e)));
+                            return Poll::Ready(Some(Err(transport(e))));
                         }
                         self.lose(format!("GPT-Live connection lost: {e}"));
                     }
-                },
-                // Both branches below only feed the send buffer. If the future is dropped
-                // while a feed is pending, a silence frame is lost (harmless) or the wrap-up
-                // timer, already due, fires again on the next call and retries.
-                _ = self.gap_check.tick(), if started => {
-                    if let Err(e) = self.on_gap_check().await {
-                        return Some(Err(e));
-                    }
-                    self.maybe_ask_recycle();
                 }
-                () = self.wrap_up_timer.as_mut(), if wrap_up => {
-                    if let Err(e) = self.on_wrap_up_timer().await {
-                        return Some(Err(e));
-                    }
-                }
+                continue;
             }
+            // Nothing to read: the session's own clocks (each only queues a message).
+            if started && self.gap_check.poll_tick(cx).is_ready() {
+                self.on_gap_check();
+                self.maybe_ask_recycle();
+                continue;
+            }
+            if wrap_up && self.wrap_up_timer.as_mut().poll(cx).is_ready() {
+                self.on_wrap_up_timer();
+                continue;
+            }
+            return Poll::Pending;
         }
     }
 
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        if self.closed {
+            return Poll::Ready(Ok(()));
+        }
+        self.sender.poll_ready(cx).map_err(transport)
+    }
+
+    fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
         }
@@ -1290,41 +1281,45 @@ impl AgentEndpoint for LiveAgent {
                 self.audio_fed = true;
                 let mut frame = String::with_capacity(audio.text_len() + 48);
                 write_input_audio_append(&mut frame, audio.as_str());
-                self.sender.feed_text(frame).await.map_err(transport)
+                self.sender.queue_text(frame);
             }
-            AgentCommand::Close => {
-                self.closed = true;
-                self.close().await;
-                Ok(())
-            }
+            // Not a message: the driver calls `close`.
+            AgentCommand::Close => {}
             AgentCommand::Restore(item) => {
                 if self.start_pending() {
                     self.restored.push(item);
                 }
-                Ok(())
             }
             other => {
-                // Fed again after a dropped pending feed: its messages are still queued.
-                if self.outgoing.is_empty() {
-                    self.decoder.encode(other, &mut self.outgoing);
+                self.decoder.encode(other, &mut self.outgoing);
+                for text in self.outgoing.drain(..) {
+                    self.sender.queue_text(text);
                 }
-                self.write_outgoing().await
             }
         }
+        Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
         if self.closed {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
         if self.start_pending() {
-            self.send_start().await?;
+            self.queue_start();
         }
-        self.sender.flush().await.map_err(transport)?;
+        ready!(self.sender.poll_flush(cx)).map_err(transport)?;
         self.needs_flush = false;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::CallerToAgent);
         }
+        Poll::Ready(Ok(()))
+    }
+
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        self.close_session().await;
         Ok(())
     }
 }
@@ -1338,7 +1333,7 @@ impl Drop for LiveAgent {
 
 impl LiveAgent {
     /// `session.close`, wait (bounded) for `session.closed`, then the closing handshake.
-    async fn close(&mut self) {
+    async fn close_session(&mut self) {
         let session_id = self
             .decoder
             .started()

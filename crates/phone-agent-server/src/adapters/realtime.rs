@@ -14,10 +14,12 @@
 //! response id (the engine runs them only once that response completed), transcripts, usage
 //! from `response.done`, errors (fatal only when the session cannot continue) and the close.
 //! Caller audio goes out with openai-realtime's allocation-light `input_audio_buffer.append`
-//! writer; everything is fed and written on `flush`.
+//! writer; commands are queued on the socket and written on `poll_flush`; `close` is the
+//! closing handshake.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use async_trait::async_trait;
 use bridge_core::agent::{
@@ -688,7 +690,6 @@ impl RealtimeDecoder {
     }
 }
 
-#[async_trait]
 impl AgentEndpoint for RealtimeAgent {
     fn capabilities(&self) -> AgentCapabilities {
         AgentCapabilities {
@@ -702,16 +703,24 @@ impl AgentEndpoint for RealtimeAgent {
             final_close: false,
         }
     }
+}
 
-    async fn recv(&mut self) -> Option<Result<AgentEvent, EndpointError>> {
+#[async_trait]
+impl bridge_core::agent::Endpoint for RealtimeAgent {
+    type Event = AgentEvent;
+    type Command = AgentCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AgentEvent, EndpointError>>> {
         loop {
             if let Some(event) = self.queued.pop_front() {
-                return Some(Ok(event));
+                return Poll::Ready(Some(Ok(event)));
             }
-            // Cancel-safe: `Receiver::recv` loses nothing when dropped, and everything after it
-            // is synchronous.
-            match self.receiver.recv().await? {
-                Ok(Incoming::Text(text)) => {
+            match ready!(self.receiver.poll_recv(cx)) {
+                None => return Poll::Ready(None),
+                Some(Ok(Incoming::Text(text))) => {
                     let before = self.queued.len();
                     self.decoder.decode(&text, &mut self.queued);
                     if self
@@ -722,61 +731,75 @@ impl AgentEndpoint for RealtimeAgent {
                         self.clock.received(Direction::AgentToCaller);
                     }
                 }
-                Ok(Incoming::Close(reason)) => {
+                Some(Ok(Incoming::Close(reason))) => {
                     let reason =
                         reason.map_or_else(|| "closed by OpenAI".to_owned(), |r| r.to_string());
-                    return Some(Ok(AgentEvent::Closed { reason }));
+                    return Poll::Ready(Some(Ok(AgentEvent::Closed { reason })));
                 }
-                Ok(_) => {}
-                Err(TransportError::Closed) => return None,
-                Err(e) => return Some(Err(transport(e))),
+                Some(Ok(_)) => {}
+                Some(Err(TransportError::Closed)) => return Poll::Ready(None),
+                Some(Err(e)) => return Poll::Ready(Some(Err(transport(e)))),
             }
         }
     }
 
-    async fn feed(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
         if self.closed {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
+        // The side channel's events (a tool's filler line) go out before the next command:
+        // one atomic load when there are none.
         if let Some(side) = &self.side
             && let Some(events) = side.take()
         {
             for event in events {
-                self.sender.feed_text(event).await.map_err(transport)?;
+                self.sender.queue_text(event);
             }
         }
-        let audio = matches!(command, AgentCommand::Audio(_));
-        let Some(text) = encode_command(command) else {
-            // `Close`.
-            self.closed = true;
-            // Complete the closing handshake (bounded): dropping the socket with unread
-            // data would reset the connection and OpenAI could see a reset instead of our
-            // close. Best effort: the socket may already be gone.
-            match close_with_reason(
-                &mut self.sender,
-                &mut self.receiver,
-                1000,
-                "call ended",
-                CLOSE_HANDSHAKE_TIMEOUT,
-            )
-            .await
-            {
-                Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
-                Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
-            }
-            return Ok(());
-        };
-        self.audio_fed |= audio;
-        self.sender.feed_text(text).await.map_err(transport)
+        self.sender.poll_ready(cx).map_err(transport)
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
+    fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
         }
-        self.sender.flush().await.map_err(transport)?;
+        self.audio_fed |= matches!(command, AgentCommand::Audio(_));
+        // `None`: `Close`, which is not a message (the driver calls `close`).
+        if let Some(text) = encode_command(command) {
+            self.sender.queue_text(text);
+        }
+        Ok(())
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        if self.closed {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.sender.poll_flush(cx)).map_err(transport)?;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::CallerToAgent);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Completes the closing handshake (bounded): dropping the socket with unread data would
+    /// reset the connection and OpenAI could see a reset instead of our close. Best effort:
+    /// the socket may already be gone.
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
+        match close_with_reason(
+            &mut self.sender,
+            &mut self.receiver,
+            1000,
+            "call ended",
+            CLOSE_HANDSHAKE_TIMEOUT,
+        )
+        .await
+        {
+            Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
+            Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
         }
         Ok(())
     }

@@ -6,17 +6,18 @@
 //! events are logged (the first at `warn`, the rest at `debug`), counted, and skipped: the call
 //! continues. A frame over the size limit ends the call (the endpoint reports a protocol error).
 //!
-//! Outbound commands are written with twilio-media's allocation-free writers and only *fed*
-//! to the socket; [`CallerEndpoint::flush`] writes them, so a media message and its mark leave
-//! in one write. Marks are named `m<id>` (compact; Twilio echoes the name verbatim) and echoes
+//! Outbound commands are written with twilio-media's allocation-free writers and only
+//! *queued* on the socket ([`Endpoint::start_send`]); [`Endpoint::poll_flush`] writes them, so a
+//! media message and its mark leave in one write. [`Endpoint::close`] is the closing handshake. Marks are named `m<id>` (compact; Twilio echoes the name verbatim) and echoes
 //! are parsed back into [`MarkId`]s; names we did not send are ignored.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bridge_core::caller::{
-    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, EndpointError, MarkId,
+    CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, Endpoint, EndpointError, MarkId,
 };
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bytes::Bytes;
@@ -272,11 +273,19 @@ where
 
     /// The next event from the socket (no replay).
     async fn next_event(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    /// Poll form of [`next_event`](Self::next_event).
+    fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
         loop {
-            let message = match self.ws.next().await {
-                None => return None,
+            let message = match ready!(self.ws.poll_next_unpin(cx)) {
+                None => return Poll::Ready(None),
                 Some(Ok(m)) => m,
-                Some(Err(e)) => return map_ws_error(e),
+                Some(Err(e)) => return Poll::Ready(map_ws_error(e)),
             };
             let text = match message {
                 Message::Text(text) => text,
@@ -311,7 +320,7 @@ where
                     }
                     _ => {}
                 }
-                return Some(Ok(event));
+                return Poll::Ready(Some(Ok(event)));
             }
         }
     }
@@ -463,53 +472,18 @@ fn send_error(e: tungstenite::Error) -> EndpointError {
     }
 }
 
-#[async_trait]
-impl<S> CallerEndpoint for TwilioCaller<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    fn format(&self) -> AudioFormat {
-        AudioFormat::Mulaw8k
-    }
-
-    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-        if let Some(info) = self.replay_start.take() {
-            return Some(Ok(CallerEvent::Started(info)));
-        }
-        if self.closed {
-            return None;
-        }
-        self.next_event().await
-    }
-
-    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
-        if self.closed {
-            return Ok(());
-        }
-        let Some(sid) = self.decoder.stream_sid.as_deref() else {
-            // Nothing can be addressed to a stream that has not started.
-            if command == CallerCommand::Close {
-                self.close_with(CloseCode::Normal, "call ended").await;
-            }
-            return Ok(());
-        };
-        let capacity = match &command {
-            CallerCommand::Audio(audio) => audio.text_len() + sid.len() + 64,
-            _ => sid.len() + 64,
-        };
-        let mut frame = String::with_capacity(capacity);
-        if !encode_command(sid, &command, &mut frame) {
-            self.close_with(CloseCode::Normal, "call ended").await;
-            return Ok(());
-        }
+impl<S> TwilioCaller<S> {
+    /// Bookkeeping of a command on its way out: the recording tap, the greeting watch, the
+    /// relay clock.
+    fn on_command(&mut self, command: &CallerCommand) {
         if let Some(tap) = &mut self.recording {
-            match &command {
+            match command {
                 CallerCommand::Audio(audio) => tap.agent(audio),
                 CallerCommand::Clear => tap.clear(),
                 _ => {}
             }
         }
-        match &command {
+        match command {
             CallerCommand::Audio(_) => self.audio_fed = true,
             CallerCommand::Mark(id) => {
                 if let Some(watch) = &mut self.greeting {
@@ -523,18 +497,84 @@ where
             }
             _ => {}
         }
-        self.ws.feed(Message::text(frame)).await.map_err(send_error)
+    }
+}
+
+#[async_trait]
+impl<S> Endpoint for TwilioCaller<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    type Event = CallerEvent;
+    type Command = CallerCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
+        if let Some(info) = self.replay_start.take() {
+            return Poll::Ready(Some(Ok(CallerEvent::Started(info))));
+        }
+        if self.closed {
+            return Poll::Ready(None);
+        }
+        self.poll_event(cx)
     }
 
-    async fn flush(&mut self) -> Result<(), EndpointError> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        if self.closed {
+            return Poll::Ready(Ok(()));
+        }
+        self.ws.poll_ready_unpin(cx).map_err(send_error)
+    }
+
+    fn start_send(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
         if self.closed {
             return Ok(());
         }
-        self.ws.flush().await.map_err(send_error)?;
+        // Nothing can be addressed to a stream that has not started.
+        let Some(sid) = self.decoder.stream_sid.as_deref() else {
+            return Ok(());
+        };
+        let capacity = match &command {
+            CallerCommand::Audio(audio) => audio.text_len() + sid.len() + 64,
+            _ => sid.len() + 64,
+        };
+        let mut frame = String::with_capacity(capacity);
+        if !encode_command(sid, &command, &mut frame) {
+            // `Close` is not a message: the driver calls `close`.
+            return Ok(());
+        }
+        self.on_command(&command);
+        self.ws
+            .start_send_unpin(Message::text(frame))
+            .map_err(send_error)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        if self.closed {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.ws.poll_flush_unpin(cx)).map_err(send_error)?;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::AgentToCaller);
         }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Our close frame, then Twilio's reply (bounded): see `close_with`.
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.close_with(CloseCode::Normal, "call ended").await;
         Ok(())
+    }
+}
+
+impl<S> CallerEndpoint for TwilioCaller<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn format(&self) -> AudioFormat {
+        AudioFormat::Mulaw8k
     }
 }
 
