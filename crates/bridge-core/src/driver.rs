@@ -1016,7 +1016,7 @@ mod tests {
         final_close: false,
     };
 
-    /// Events in through a channel; each flush is one batch out; `recv` polls are counted.
+    /// Events in through a channel; each flush is one batch out; `poll_recv` polls are counted.
     struct Side<E, C> {
         events: mpsc::UnboundedReceiver<E>,
         writes: mpsc::UnboundedSender<Vec<C>>,

@@ -55,7 +55,7 @@ pub struct EchoAgent {
     next_id: u64,
     closed: bool,
     raw: Vec<u8>,
-    /// The task waiting in `recv`, woken when `feed` produces events.
+    /// The task waiting in `poll_recv`, woken when `start_send` produces events.
     waker: Option<Waker>,
 }
 

@@ -64,7 +64,7 @@ pub enum StartError {
 pub struct TwilioCaller<S> {
     ws: WebSocketStream<S>,
     decoder: TwilioDecoder,
-    /// A `start` read by [`Self::wait_for_start`], replayed by the first `recv`.
+    /// A `start` read by [`Self::wait_for_start`], replayed by the first `poll_recv`.
     replay_start: Option<CallerInfo>,
     clock: Arc<RelayClock>,
     /// An audio frame was fed since the last flush (for the relay latency metric).
