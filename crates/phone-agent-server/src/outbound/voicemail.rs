@@ -18,9 +18,10 @@
 //! ([`Controlled`]) exist for outbound calls whose profile says `agent_voicemail`.
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use bridge_core::caller::{CallerCommand, CallerEndpoint, CallerEvent, EndpointError};
+use bridge_core::caller::{CallerCommand, CallerEndpoint, CallerEvent, Endpoint, EndpointError};
 use bridge_core::format::AudioFormat;
 use tokio::sync::mpsc;
 use twilio_media::rest::UpdateCall;
@@ -251,34 +252,45 @@ impl<C> Controlled<C> {
 }
 
 #[async_trait]
+impl<C: CallerEndpoint> Endpoint for Controlled<C> {
+    type Event = CallerEvent;
+    type Command = CallerCommand;
+
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
+        // The control channel first; both register `cx` when pending.
+        while !self.control_closed {
+            match self.control.poll_recv(cx) {
+                Poll::Ready(Some(event)) => return Poll::Ready(Some(Ok(event))),
+                Poll::Ready(None) => self.control_closed = true,
+                Poll::Pending => break,
+            }
+        }
+        self.inner.poll_recv(cx)
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn start_send(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
+        self.inner.start_send(command)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
+        self.inner.poll_flush(cx)
+    }
+
+    async fn close(&mut self) -> Result<(), EndpointError> {
+        self.inner.close().await
+    }
+}
+
 impl<C: CallerEndpoint> CallerEndpoint for Controlled<C> {
     fn format(&self) -> AudioFormat {
         self.inner.format()
-    }
-
-    async fn recv(&mut self) -> Option<Result<CallerEvent, EndpointError>> {
-        loop {
-            if self.control_closed {
-                return self.inner.recv().await;
-            }
-            // Both are cancel-safe (mpsc receive; the inner endpoint's contract).
-            tokio::select! {
-                biased;
-                event = self.control.recv() => match event {
-                    Some(event) => return Some(Ok(event)),
-                    None => self.control_closed = true,
-                },
-                event = self.inner.recv() => return event,
-            }
-        }
-    }
-
-    async fn feed(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
-        self.inner.feed(command).await
-    }
-
-    async fn flush(&mut self) -> Result<(), EndpointError> {
-        self.inner.flush().await
     }
 }
 
