@@ -511,18 +511,25 @@ async fn a_transfer_from_the_console_dials_an_allowed_destination_after_confirma
     let sid = call.call_sid().to_owned();
     session_of(&mock, &sid).await;
     let (cookie, csrf) = sign_in(&bridge).await;
-    let page = raw(
-        &bridge,
-        ::http::Method::GET,
-        "/console",
-        &[("cookie", cookie.as_str())],
-        "",
-    )
-    .await;
-    assert!(
-        page.text()
-            .contains(r#"<option value="front_desk">front_desk</option>"#)
-    );
+    // The agent session may be the one pre-warmed at `/voice`, open before the stream has
+    // started and the call is listed as live: read the page until the call is on it.
+    let option = r#"<option value="front_desk">front_desk</option>"#;
+    let deadline = Instant::now() + WAIT;
+    let page = loop {
+        let page = raw(
+            &bridge,
+            ::http::Method::GET,
+            "/console",
+            &[("cookie", cookie.as_str())],
+            "",
+        )
+        .await;
+        if page.text().contains(option) || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(page.text().contains(option), "{}", page.text());
     let headers = [
         ("content-type", "application/x-www-form-urlencoded"),
         ("cookie", cookie.as_str()),
