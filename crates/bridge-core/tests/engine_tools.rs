@@ -687,3 +687,111 @@ fn a_voicemail_message_is_refused_before_the_agent_is_ready_or_during_a_goodbye(
         ["event leave-message refused: a call action is already pending"]
     );
 }
+
+use bridge_core::agent::{AgentEvent, Speaker};
+use std::time::Duration;
+
+/// GPT-Live-shaped audio (no response or item ids) of `bytes` μ-law bytes, all `tag`.
+fn live_audio(tag: u8, bytes: usize) -> In {
+    In::Agent(AgentEvent::Audio {
+        audio: ulaw(tag, bytes),
+        response_id: None,
+        item_id: None,
+    })
+}
+
+/// The last mark among rendered outputs.
+fn last_mark(out: &[String]) -> u64 {
+    out.iter()
+        .rev()
+        .find_map(|o| o.strip_prefix("C mark ")?.parse().ok())
+        .expect("a mark was sent")
+}
+
+/// 0x00 is a loud μ-law code (speech); 0xFF is digital silence.
+const SPEECH: u8 = 0x00;
+const SILENT: u8 = 0xFF;
+
+fn live_goodbye_config(quiet: Option<u64>) -> CallConfig {
+    CallConfig {
+        goodbye_timeout: Duration::from_secs(6),
+        goodbye_quiet: quiet.map(Duration::from_millis),
+        ..quiet_config()
+    }
+}
+
+/// No response boundaries (GPT-Live): the goodbye is over once its speech was followed by
+/// `goodbye_quiet` of quiet output with no transcript fragment meanwhile, and the hang-up
+/// follows the echo of the mark after that quiet — long before the guard. Quiet output
+/// before the goodbye's speech, or after it, never moves the guard.
+#[test]
+fn live_goodbye_ends_after_its_speech_went_quiet_and_was_heard() {
+    let mut s = Scenario::ready(live_goodbye_config(Some(300)), LIVE);
+    s.step(0, tool_call("c1", "end", None));
+    s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    assert_eq!(s.next_deadline_ms(), Some(6_010));
+    // The continuous track: silence first (not the goodbye: the guard stays).
+    s.step(20, live_audio(SILENT, 800));
+    assert_eq!(s.next_deadline_ms(), Some(6_010));
+    s.step(120, live_audio(SPEECH, 800));
+    s.step(220, live_audio(SPEECH, 800));
+    // The goodbye's speech plays until 320 ms: the guard is 6 s after that, and stays there.
+    assert_eq!(s.next_deadline_ms(), Some(6_320));
+    s.step(320, live_audio(SILENT, 800));
+    // Its last words are still being transcribed: the quiet starts again.
+    s.step(
+        330,
+        In::Agent(AgentEvent::Transcript {
+            speaker: Speaker::Agent,
+            text: " bye.".into(),
+            is_final: false,
+            timing: None,
+            item_id: None,
+        }),
+    );
+    s.step(420, live_audio(SILENT, 800));
+    s.step(520, live_audio(SILENT, 800));
+    let out = s.step(620, live_audio(SILENT, 800));
+    let heard_at = last_mark(&out);
+    // More of the track follows; the guard has not moved.
+    let later = s.step(720, live_audio(SILENT, 800));
+    assert_eq!(s.next_deadline_ms(), Some(6_320));
+    assert_eq!(s.cmds(800, echo(heard_at - 1)), Vec::<String>::new());
+    assert_eq!(
+        s.cmds(820, echo(heard_at)),
+        [
+            "action hangup",
+            "A close",
+            "C close",
+            "finished hung_up_by_agent"
+        ]
+    );
+    assert!(last_mark(&later) > heard_at, "the track went on");
+}
+
+/// Without `goodbye_quiet` a silent output track does not keep the call open either: the
+/// guard counts from the goodbye's last speech, and fires then (timed out).
+#[test]
+fn live_goodbye_guard_is_not_moved_by_a_silent_track() {
+    let mut s = Scenario::ready(live_goodbye_config(None), LIVE);
+    s.step(0, tool_call("c1", "end", None));
+    s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    s.step(120, live_audio(SPEECH, 800));
+    let mut at = 220;
+    let mut marks = 0;
+    while at < 6_200 {
+        marks = last_mark(&s.step(at, live_audio(SILENT, 800)));
+        at += 100;
+    }
+    assert_eq!(s.next_deadline_ms(), Some(6_220));
+    assert_eq!(s.cmds(6_210, echo(marks)), Vec::<String>::new());
+    assert_eq!(
+        s.cmds(6_220, In::Timeout),
+        [
+            "action hangup",
+            "A close",
+            "C close",
+            "finished hung_up_by_agent"
+        ]
+    );
+}

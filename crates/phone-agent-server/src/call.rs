@@ -273,8 +273,10 @@ async fn run_in_span<S>(
     // otherwise be stored in the call's future for the whole call; the driver drops the box
     // once the agent is connected.
     let live_billing = Arc::new(crate::adapters::live::LiveBilling::default());
+    let live_late = Arc::new(crate::adapters::live::LateLines::default());
     let setup = AgentSetup {
         live_billing: Arc::clone(&live_billing),
+        live_late: Arc::clone(&live_late),
         call_deadline: tokio::time::Instant::now() + profile.agent.max_call_duration,
         profile,
         tools,
@@ -376,6 +378,11 @@ async fn run_in_span<S>(
         if open.completed_by_twilio() {
             record.completed_by_twilio();
         }
+        // GPT-Live lines completed at a session's teardown (words after our
+        // `session.close`, lines still being assembled): after the engine stopped reading.
+        for line in live_late.take() {
+            record.late_line(line.speaker, line.text, line.at_ms);
+        }
         let relay = |d| Percentiles {
             p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
             p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
@@ -431,14 +438,15 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         Backend::Live => (config.live.greeting.clone(), None),
         Backend::Echo => (config.echo.greeting_tone.then(|| "tone".to_owned()), None),
     };
-    let (max_duration, goodbye_timeout) = match backend {
+    let (max_duration, goodbye_timeout, goodbye_quiet) = match backend {
         // The adapter ends the call gracefully at agent.max_call_secs (wrap-up line); this is
-        // the backstop.
+        // the backstop. No response boundaries: the goodbye ends when its speech went quiet.
         Backend::Live => (
             agent.max_call_duration + config.live.wrap_up_grace + Duration::from_secs(5),
             config.live.goodbye_timeout,
+            config.live.goodbye_quiet,
         ),
-        _ => (agent.max_call_duration, defaults.goodbye_timeout),
+        _ => (agent.max_call_duration, defaults.goodbye_timeout, None),
     };
     let connect_budget =
         config.openai.connect_timeout * config.openai.connect_attempts + Duration::from_secs(5);
@@ -475,6 +483,7 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
             .filter(|_| backend == Backend::Realtime),
         max_duration: Some(max_duration),
         goodbye_timeout,
+        goodbye_quiet,
         caller_inactivity_timeout: Some(agent.media_inactivity_timeout),
         agent_connect_timeout: defaults.agent_connect_timeout.max(connect_budget),
         ..defaults
@@ -495,6 +504,7 @@ pub(crate) fn hold_tone() -> Base64Audio {
 struct AgentSetup {
     /// GPT-Live: the call's billed seconds across its sessions.
     live_billing: Arc<crate::adapters::live::LiveBilling>,
+    live_late: Arc<crate::adapters::live::LateLines>,
     /// When the call reaches `agent.max_call_secs` (GPT-Live's wrap-up line ends it then).
     call_deadline: tokio::time::Instant,
     profile: Arc<Profile>,
@@ -562,10 +572,17 @@ async fn connect_agent(
                 ));
             };
             let live = &config.live;
+            // `check_startup` allowed MCP servers only with `live.mcp_servers` on.
+            let mcp_tools = if live.mcp_servers {
+                setup.profile.mcp_tools()
+            } else {
+                Vec::new()
+            };
             let mut session = crate::adapters::live::session_config(
                 live,
                 instructions,
                 &setup.tools.definitions(),
+                &mcp_tools,
             )
             .map_err(|e| EndpointError::Protocol(format!("GPT-Live session configuration: {e}")))?;
             if live.safety_identifier
@@ -582,6 +599,7 @@ async fn connect_agent(
                 // The graceful wrap-up also ends calls at the configured maximum duration.
                 call_deadline: setup.call_deadline,
                 billing: Arc::clone(&setup.live_billing),
+                late_lines: Arc::clone(&setup.live_late),
             };
             LiveAgent::connect(endpoint, Arc::new(live.clone()), plan, clock)
                 .await

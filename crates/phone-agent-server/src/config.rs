@@ -519,9 +519,17 @@ pub struct LiveConfig {
     pub wrap_up_grace: Duration,
     /// How long to wait for `session.closed` after `session.close`.
     pub close_timeout: Duration,
-    /// How long a tool-requested hang-up or transfer waits for the goodbye (GPT-Live has no
-    /// response boundaries to tell when it ended).
+    /// The upper bound on how long a tool-requested hang-up or transfer waits for the goodbye,
+    /// counted from its last speech (GPT-Live has no response boundaries to tell when it
+    /// ended).
     pub goodbye_timeout: Duration,
+    /// The goodbye is over once its speech was followed by this much quiet output (and no
+    /// output transcript fragment): the action follows once the caller has heard it
+    /// (`CallConfig::goodbye_quiet`). `None` (0): only `goodbye_timeout`.
+    pub goodbye_quiet: Option<Duration>,
+    /// Put the profile's MCP servers into `delegation.responses.tools` (the guide documents
+    /// only `function` and `web_search` there: off by default, see docs/gpt-live.md).
+    pub mcp_servers: bool,
     /// Send `session.safety_identifier`: a keyed pseudonym of the caller's number
     /// (`StreamTokenKey::pseudonym`), for OpenAI's abuse detection. Never the number itself.
     pub safety_identifier: bool,
@@ -887,6 +895,8 @@ struct RawLive {
     wrap_up_grace_secs: u64,
     close_timeout_ms: u64,
     goodbye_timeout_secs: u64,
+    goodbye_quiet_ms: u64,
+    mcp_servers: bool,
     safety_identifier: bool,
 }
 
@@ -922,6 +932,8 @@ impl Default for RawLive {
             wrap_up_grace_secs: 8,
             close_timeout_ms: 3000,
             goodbye_timeout_secs: 6,
+            goodbye_quiet_ms: 800,
+            mcp_servers: false,
             safety_identifier: true,
         }
     }
@@ -1876,6 +1888,12 @@ impl Config {
                 "must be between 1 and 60",
             ));
         }
+        if raw.goodbye_quiet_ms != 0 && !(100..=5000).contains(&raw.goodbye_quiet_ms) {
+            return Err(invalid(
+                "live.goodbye_quiet_ms",
+                "must be 0 (off) or between 100 and 5000",
+            ));
+        }
         Ok(LiveConfig {
             model,
             voice,
@@ -1891,6 +1909,9 @@ impl Config {
             wrap_up_grace: Duration::from_secs(raw.wrap_up_grace_secs),
             close_timeout: Duration::from_millis(raw.close_timeout_ms),
             goodbye_timeout: Duration::from_secs(raw.goodbye_timeout_secs),
+            goodbye_quiet: (raw.goodbye_quiet_ms > 0)
+                .then(|| Duration::from_millis(raw.goodbye_quiet_ms)),
+            mcp_servers: raw.mcp_servers,
             safety_identifier: raw.safety_identifier,
         })
     }

@@ -557,6 +557,36 @@ impl Recorder {
         }
     }
 
+    /// A final transcript line that was completed after the call's events (GPT-Live: at the
+    /// session's teardown), at `now_ms` (Unix epoch milliseconds). It goes after every line
+    /// that became final no later, so the transcript stays in the order lines became final.
+    pub fn late_line(&mut self, speaker: Speaker, text: String, now_ms: i64) {
+        let at_ms = self.since_start(now_ms);
+        let at = self
+            .record
+            .transcript
+            .iter()
+            .rposition(|t| t.at_ms <= at_ms)
+            .map_or(0, |i| i + 1);
+        self.record.transcript.insert(
+            at,
+            Turn {
+                speaker: match speaker {
+                    Speaker::Caller => "caller",
+                    Speaker::Agent => "agent",
+                }
+                .to_owned(),
+                text,
+                at_ms,
+                item_id: None,
+                interrupted: false,
+                heard_ms: None,
+                sent_ms: None,
+                unheard_text: None,
+            },
+        );
+    }
+
     /// The finished record.
     pub fn finish(
         mut self,

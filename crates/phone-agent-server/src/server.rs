@@ -318,8 +318,12 @@ impl Server {
                     .map_err(|e| in_profile(format!("OpenAI session configuration: {e}")))?;
                 }
                 Backend::Live => {
-                    crate::adapters::live::check_startup(&self.config.live, &definitions)
-                        .map_err(|e| in_profile(format!("GPT-Live configuration: {e}")))?;
+                    crate::adapters::live::check_startup(
+                        &self.config.live,
+                        &definitions,
+                        &profile.mcp_servers,
+                    )
+                    .map_err(|e| in_profile(format!("GPT-Live configuration: {e}")))?;
                 }
                 Backend::Echo => continue,
             }

@@ -7,9 +7,17 @@
 //! deadline is the engine's timer-table entry `Goodbye`; this part says where it moves: from
 //! the tool's result while no goodbye audio has come, then to the goodbye's last audio (when
 //! it will have played) plus the configured timeout.
+//!
+//! An agent without response boundaries (GPT-Live: audio without response ids, a continuous
+//! output track) never reports the goodbye's start or end. Its goodbye is whatever is said
+//! after the request; it is over once speech was followed by the configured quiet (quiet audio
+//! forwarded, no agent transcript fragment meanwhile): then it drains until the mark that
+//! followed the quiet is echoed. Quiet audio does not move the guard deadline, so a silent
+//! output track cannot keep the call open.
 
 use std::time::{Duration, Instant};
 
+use crate::caller::MarkId;
 use crate::tools::CallAction;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +40,12 @@ struct Pending {
     phase: Phase,
     /// When the goodbye audio forwarded so far will have played.
     audio_end: Option<Instant>,
+    /// No response boundaries: speech was forwarded since the request.
+    spoke: bool,
+    /// No response boundaries: quiet audio forwarded since the last speech.
+    quiet: Duration,
+    /// The goodbye is heard once this mark is echoed (set when the quiet ended it).
+    heard_at_mark: Option<MarkId>,
 }
 
 /// At most one pending call action. See the [module docs](self).
@@ -50,6 +64,9 @@ impl CallActions {
             action,
             phase: Phase::AwaitingCreate,
             audio_end: None,
+            spoke: false,
+            quiet: Duration::ZERO,
+            heard_at_mark: None,
         });
         true
     }
@@ -102,11 +119,24 @@ impl CallActions {
             .is_some_and(|p| matches!(p.phase, Phase::Speaking(_) | Phase::Draining))
     }
 
-    /// Agent audio of `duration` was forwarded at `now`. If it is (or may be) the goodbye,
-    /// the new guard deadline (`timeout` after the goodbye's audio will have played).
+    /// Whether agent audio of `response_id` is watched for quiet: a goodbye is awaited from
+    /// an agent without response boundaries. Only then is the audio's level measured.
+    pub(crate) fn watches_quiet(&self, response_id: Option<&str>) -> bool {
+        response_id.is_none()
+            && self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.phase == Phase::AwaitingStart)
+    }
+
+    /// Agent audio of `duration` was forwarded at `now` (`quiet`: measured quiet, see
+    /// [`CallActions::watches_quiet`]). If it is (or may be) the goodbye, the new guard
+    /// deadline (`timeout` after the goodbye's audio will have played). Quiet audio without
+    /// response boundaries is not the goodbye: it does not move the deadline.
     pub(crate) fn audio_forwarded(
         &mut self,
         response_id: Option<&str>,
+        quiet: bool,
         duration: Duration,
         now: Instant,
         timeout: Duration,
@@ -115,7 +145,7 @@ impl CallActions {
         let goodbye = match &p.phase {
             Phase::Speaking(id) => response_id.is_none_or(|r| r == id),
             // No response boundaries (GPT-Live): whatever is said after the request.
-            Phase::AwaitingStart => response_id.is_none(),
+            Phase::AwaitingStart => response_id.is_none() && !quiet,
             Phase::AwaitingCreate | Phase::Draining | Phase::Executing => false,
         };
         if !goodbye {
@@ -124,6 +154,57 @@ impl CallActions {
         let end = p.audio_end.map_or(now, |end| end.max(now)) + duration;
         p.audio_end = Some(end);
         Some(end + timeout)
+    }
+
+    /// No response boundaries: watched audio of `duration` (`quiet` or speech) was forwarded,
+    /// followed by `mark`. True when this ends the goodbye: speech came, then `needed` of
+    /// quiet; it is draining now, heard once `mark` is echoed.
+    pub(crate) fn quiet_forwarded(
+        &mut self,
+        quiet: bool,
+        duration: Duration,
+        mark: MarkId,
+        needed: Duration,
+    ) -> bool {
+        let Some(p) = self.pending.as_mut() else {
+            return false;
+        };
+        if p.phase != Phase::AwaitingStart {
+            return false;
+        }
+        if !quiet {
+            p.spoke = true;
+            p.quiet = Duration::ZERO;
+            return false;
+        }
+        if !p.spoke {
+            return false;
+        }
+        p.quiet += duration;
+        if p.quiet < needed {
+            return false;
+        }
+        p.phase = Phase::Draining;
+        p.heard_at_mark = Some(mark);
+        true
+    }
+
+    /// No response boundaries: the agent's words are still being transcribed, so the quiet
+    /// so far does not count.
+    pub(crate) fn agent_words(&mut self) {
+        if let Some(p) = &mut self.pending
+            && p.phase == Phase::AwaitingStart
+        {
+            p.quiet = Duration::ZERO;
+        }
+    }
+
+    /// Whether the echo of `mark` means the draining goodbye has been heard (its quiet
+    /// included), for a goodbye that the quiet ended.
+    pub(crate) fn heard_with(&self, mark: MarkId) -> bool {
+        self.pending.as_ref().is_some_and(|p| {
+            p.phase == Phase::Draining && p.heard_at_mark.is_some_and(|m| mark >= m)
+        })
     }
 
     /// Execute now: the action to output, unless it is already executing. A hang-up is done
@@ -171,23 +252,23 @@ mod tests {
         assert!(!actions.request(CallAction::Hangup), "one at a time");
         // Audio before the goodbye was requested is not the goodbye.
         assert_eq!(
-            actions.audio_forwarded(Some("old"), ms(20), t0, ms(1000)),
+            actions.audio_forwarded(Some("old"), false, ms(20), t0, ms(1000)),
             None
         );
         actions.goodbye_requested();
         actions.response_started("bye");
         assert!(actions.goodbye_playing());
         assert_eq!(
-            actions.audio_forwarded(Some("other"), ms(20), t0, ms(1000)),
+            actions.audio_forwarded(Some("other"), false, ms(20), t0, ms(1000)),
             None
         );
         // Two pieces at once: they play one after the other.
         assert_eq!(
-            actions.audio_forwarded(Some("bye"), ms(100), t0, ms(1000)),
+            actions.audio_forwarded(Some("bye"), false, ms(100), t0, ms(1000)),
             Some(t0 + ms(1100))
         );
         assert_eq!(
-            actions.audio_forwarded(Some("bye"), ms(100), t0 + ms(50), ms(1000)),
+            actions.audio_forwarded(Some("bye"), false, ms(100), t0 + ms(50), ms(1000)),
             Some(t0 + ms(1200))
         );
         assert!(!actions.response_done("other"));
@@ -199,6 +280,54 @@ mod tests {
         assert!(actions.is_pending());
         assert_eq!(actions.finished(), Some(transfer()));
         assert!(!actions.is_pending());
+    }
+
+    #[test]
+    fn without_response_boundaries_quiet_after_speech_ends_the_goodbye() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let quiet = ms(800);
+        let mut actions = CallActions::default();
+        actions.request(CallAction::Hangup);
+        assert!(!actions.watches_quiet(None), "not requested yet");
+        actions.goodbye_requested();
+        assert!(actions.watches_quiet(None));
+        assert!(
+            !actions.watches_quiet(Some("r1")),
+            "audio with ids is not watched"
+        );
+        // Quiet before any speech: not the goodbye, and the guard stays where it was.
+        assert_eq!(
+            actions.audio_forwarded(None, true, ms(100), t0, ms(6000)),
+            None
+        );
+        for m in 1..=10 {
+            assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
+        }
+        // Speech moves the guard; quiet after it does not.
+        assert_eq!(
+            actions.audio_forwarded(None, false, ms(100), t0, ms(6000)),
+            Some(t0 + ms(6100))
+        );
+        assert!(!actions.quiet_forwarded(false, ms(100), MarkId(11), quiet));
+        assert_eq!(
+            actions.audio_forwarded(None, true, ms(100), t0, ms(6000)),
+            None
+        );
+        for m in 12..=15 {
+            assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
+        }
+        // A transcript fragment: the words are not over, the quiet starts again.
+        actions.agent_words();
+        for m in 16..=22 {
+            assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
+        }
+        assert!(actions.quiet_forwarded(true, ms(100), MarkId(23), quiet));
+        assert!(actions.is_draining());
+        assert!(!actions.watches_quiet(None), "draining: no more measuring");
+        assert!(!actions.heard_with(MarkId(22)));
+        assert!(actions.heard_with(MarkId(23)));
+        assert_eq!(actions.execute(), Some(CallAction::Hangup));
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub enum GoodbyeBargeIn {
     Interrupt,
 }
 
+/// Agent audio at or below this RMS level (dBFS) is quiet for [`CallConfig::goodbye_quiet`]:
+/// digital silence and the quietest G.711 segment (about −48 dBFS) are, speech is far above.
+pub const GOODBYE_QUIET_DBFS: f32 = -45.0;
+
 /// The default instructions of the apology after a response failed twice in a row
 /// ([`CallConfig::apology`]).
 pub const DEFAULT_APOLOGY: &str = "Apologize in one short sentence: you had a brief technical \
@@ -171,6 +175,17 @@ pub struct CallConfig {
     /// (when it was forwarded plus its duration), or from the tool's result while no goodbye
     /// audio has come. Default 10 s.
     pub goodbye_timeout: Duration,
+    /// For an agent without response boundaries (GPT-Live: agent audio carries no response
+    /// id, the output track never ends): the goodbye is over once its speech was followed by
+    /// this much quiet output (audio below [`GOODBYE_QUIET_DBFS`], and no agent transcript
+    /// fragment meanwhile), counted in audio forwarded, not in wall time; the action follows
+    /// when the mark after that quiet is echoed, i.e. once the caller has heard the goodbye
+    /// and the quiet. PROTOCOLS-LIVE.md §7.3.8 and §11.10: nothing marks the end of a spoken
+    /// reply; "output transcript quiet + outbound audio silent for a few hundred ms". `None`:
+    /// only [`CallConfig::goodbye_timeout`] (counted from the goodbye's last non-quiet audio)
+    /// ends such a goodbye. Agents with response boundaries (Realtime) never use it. Default
+    /// `None`.
+    pub goodbye_quiet: Option<Duration>,
     /// Instructions for one response after a response failed ([`crate::agent::ResponseStatus::Failed`])
     /// and its single retry failed too. `None`: nothing after the retry. Default
     /// [`DEFAULT_APOLOGY`].
@@ -232,6 +247,7 @@ impl Default for CallConfig {
             caller_inactivity_timeout: Some(Duration::from_secs(10)),
             idle: Some(IdleConfig::default()),
             goodbye_timeout: Duration::from_secs(10),
+            goodbye_quiet: None,
             apology: Some(DEFAULT_APOLOGY.to_owned()),
             min_barge_in_speech: Duration::ZERO,
             goodbye_barge_in: GoodbyeBargeIn::default(),

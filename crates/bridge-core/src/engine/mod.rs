@@ -63,8 +63,11 @@
 //!   (the caller-side queue stays short and the model's own stop is heard at once). Marks are
 //!   still sent, for local playout knowledge (hang-up after a goodbye, statistics). Caller
 //!   audio is only held until `session.started` ([`AgentEvent::Ready`]); after that it always
-//!   flows. A tool-requested hang-up waits for [`CallConfig::goodbye_timeout`] because GPT-Live
-//!   has no response boundaries to tell when the goodbye ended.
+//!   flows. GPT-Live has no response boundaries to tell when a tool-requested goodbye ended:
+//!   with [`CallConfig::goodbye_quiet`] the goodbye is over once its speech was followed by
+//!   that much quiet output (levels measured only while the goodbye is awaited) and the action
+//!   follows the echo of the mark after the quiet; [`CallConfig::goodbye_timeout`], counted
+//!   from the goodbye's last non-quiet audio, is the upper bound.
 //!
 //! # Greeting, DTMF, tools, timers, lifecycle
 //!
@@ -154,8 +157,8 @@ mod tool_calls;
 mod turns;
 
 pub use config::{
-    CallConfig, ContextLimits, DEFAULT_APOLOGY, DEFAULT_RESUME, DtmfMode, GoodbyeBargeIn,
-    IdleConfig, ReconnectConfig,
+    CallConfig, ContextLimits, DEFAULT_APOLOGY, DEFAULT_RESUME, DtmfMode, GOODBYE_QUIET_DBFS,
+    GoodbyeBargeIn, IdleConfig, ReconnectConfig,
 };
 pub use event::{
     BargeIn, CallEvent, CallSummary, EndReason, ErrorSource, LatencyTrigger, Truncation,
@@ -862,7 +865,9 @@ impl Call {
     fn on_mark_played(&mut self, mark: MarkId, now: Instant) {
         match self.playout.echo(mark, now) {
             Echo::Played => {
-                if self.actions.is_draining() && !self.playout.is_playing() {
+                if self.actions.is_draining()
+                    && (!self.playout.is_playing() || self.actions.heard_with(mark))
+                {
                     self.execute_action(false, now);
                 }
             }
@@ -996,6 +1001,10 @@ impl Call {
         now: Instant,
     ) {
         let samples = format.samples_in(piece.decoded_len());
+        // Only while a goodbye is awaited from an agent without response boundaries: is this
+        // piece quiet? (One decode per piece then; nothing on the normal path.)
+        let watched = self.actions.is_pending() && self.actions.watches_quiet(response_id);
+        let quiet = watched && is_quiet(&piece, format);
         let payload = match &mut self.to_caller {
             None => piece,
             Some(conv) => match conv.process(&piece) {
@@ -1013,15 +1022,27 @@ impl Call {
         };
         let mark = self.playout.forward(response_id, item_id, samples, now);
         self.stats.agent_samples += samples;
+        let duration = format.samples_to_duration(samples);
         if self.actions.is_pending()
             && let Some(deadline) = self.actions.audio_forwarded(
                 response_id,
-                format.samples_to_duration(samples),
+                quiet,
+                duration,
                 now,
                 self.config.goodbye_timeout,
             )
         {
             self.timers.set(Timer::Goodbye, deadline);
+        }
+        if watched
+            && let Some(needed) = self.config.goodbye_quiet
+            && self.actions.quiet_forwarded(quiet, duration, mark, needed)
+        {
+            tracing::debug!(
+                mark = mark.0,
+                quiet_ms = needed.as_millis() as u64,
+                "the goodbye went quiet: the action follows once this mark is heard"
+            );
         }
         // A transcoder may hold a few samples back (resampler history); the mark still
         // follows, so positions stay in the agent's samples.
@@ -1257,10 +1278,13 @@ impl Call {
             self.caller_activity();
         }
         if !is_final {
-            if speaker == Speaker::Agent
-                && let Some(id) = &item_id
-            {
-                self.context.fragment(id, &text);
+            if speaker == Speaker::Agent {
+                if let Some(id) = &item_id {
+                    self.context.fragment(id, &text);
+                }
+                if self.actions.is_pending() {
+                    self.actions.agent_words();
+                }
             }
             return;
         }
@@ -1768,4 +1792,26 @@ impl Output {
             _ => None,
         }
     }
+}
+
+/// Whether a piece of agent audio is quiet ([`GOODBYE_QUIET_DBFS`] or below). Decodes the
+/// piece: used only while a goodbye is watched for its end ([`CallConfig::goodbye_quiet`]).
+/// Audio that cannot be decoded counts as speech (it never ends the goodbye early).
+fn is_quiet(piece: &Base64Audio, format: AudioFormat) -> bool {
+    let Ok(bytes) = piece.decode() else {
+        return false;
+    };
+    if bytes.is_empty() {
+        return true;
+    }
+    let level = match format {
+        AudioFormat::Mulaw8k => crate::audio::energy::ulaw_dbfs(&bytes),
+        AudioFormat::Alaw8k => crate::audio::energy::alaw_dbfs(&bytes),
+        AudioFormat::Pcm16 { .. } => {
+            let mut samples = Vec::with_capacity(bytes.len() / 2);
+            crate::audio::pcm::le_bytes_to_samples_into(&bytes, &mut samples);
+            crate::audio::energy::pcm16_dbfs(&samples)
+        }
+    };
+    level <= GOODBYE_QUIET_DBFS
 }

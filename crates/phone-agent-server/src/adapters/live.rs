@@ -71,6 +71,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::{Direction, RelayClock};
 use crate::config::{LiveConfig, LiveDelegation};
+use crate::tools::config::{McpApproval, McpServer};
 
 /// How often the input gap filler checks that caller audio was fed.
 pub const GAP_CHECK: Duration = Duration::from_millis(100);
@@ -177,6 +178,42 @@ impl LiveBilling {
     }
 }
 
+/// A final transcript line that became complete at a session's teardown (after the engine
+/// stopped reading): fragments that came after our `session.close`, and the lines still being
+/// assembled then. The server adds them to the call's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateLine {
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// The line.
+    pub text: String,
+    /// Its position on the session's timeline.
+    pub timing: Option<TranscriptTiming>,
+    /// When it became final (Unix epoch milliseconds).
+    pub at_ms: i64,
+}
+
+/// The lines a call's GPT-Live sessions completed at their teardown, for the record
+/// ([`LateLine`]); shared like [`LiveBilling`] (several sessions per call with reconnects).
+#[derive(Debug, Default)]
+pub struct LateLines {
+    lines: std::sync::Mutex<Vec<LateLine>>,
+}
+
+impl LateLines {
+    /// Takes the lines collected so far, oldest first.
+    pub fn take(&self) -> Vec<LateLine> {
+        std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, line: LateLine) {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+}
+
 /// How one GPT-Live session of a call is opened, besides the `[live]` settings.
 #[derive(Debug, Clone)]
 pub struct LivePlan {
@@ -196,13 +233,19 @@ pub struct LivePlan {
     pub call_deadline: Instant,
     /// The call's billed seconds across its sessions.
     pub billing: Arc<LiveBilling>,
+    /// Transcript lines completed at the teardown of the call's sessions.
+    pub late_lines: Arc<LateLines>,
 }
 
-/// The `session.start` for one call.
+/// The `session.start` for one call. `mcp_tools` (the profile's `{"type":"mcp",…}` tools, with
+/// their secrets: never log the result) go into `delegation.responses.tools` after the
+/// functions; [`check_startup`] allows them only with `live.mcp_servers` on and responses
+/// delegation.
 pub fn session_config(
     live: &LiveConfig,
     instructions: String,
     tools: &[ToolDefinition],
+    mcp_tools: &[serde_json::Value],
 ) -> Result<SessionConfig, String> {
     let mut builder = SessionConfigBuilder::from(SessionConfig::telephony(
         live.model.as_str(),
@@ -216,14 +259,19 @@ pub fn session_config(
             if let Some(instructions) = &live.backend_instructions {
                 backend = backend.with_instructions(instructions.as_str());
             }
-            if !tools.is_empty() {
+            if !tools.is_empty() || !mcp_tools.is_empty() {
                 backend = backend
-                    .with_tools(tools.iter().map(|t| {
-                        FunctionTool::new(t.name.as_str())
-                            .with_description(t.description.as_str())
-                            .with_parameters(t.parameters.clone())
-                            .into()
-                    }))
+                    .with_tools(
+                        tools
+                            .iter()
+                            .map(|t| {
+                                FunctionTool::new(t.name.as_str())
+                                    .with_description(t.description.as_str())
+                                    .with_parameters(t.parameters.clone())
+                                    .into()
+                            })
+                            .chain(mcp_tools.iter().cloned().map(lv::Tool::Raw)),
+                    )
                     .with_parallel_tool_calls(false);
             }
             builder.delegation(Delegation::responses(backend))
@@ -232,13 +280,54 @@ pub fn session_config(
     builder.build().map_err(|e| e.to_string())
 }
 
-/// Startup checks of the `[live]` settings against the server's tools: the session config
-/// builds, and in client delegation the client tool exists.
+/// Startup checks of the `[live]` settings against a profile's tools and MCP servers: the
+/// session config builds; in client delegation the client tool exists; MCP servers only with
+/// `live.mcp_servers` on (the guide documents only `function` and `web_search` tools in a
+/// delegation), only under responses delegation (client delegation has no OpenAI backend to
+/// call them) and only with `require_approval = "never"` (the bridge answers no approval
+/// requests on GPT-Live).
 pub fn check_startup(
     live: &LiveConfig,
     definitions: &[bridge_core::tools::ToolDefinition],
+    mcp_servers: &[McpServer],
 ) -> Result<(), String> {
-    session_config(live, String::new(), definitions)?;
+    if !mcp_servers.is_empty() {
+        let labels = mcp_servers
+            .iter()
+            .map(|m| m.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !live.mcp_servers {
+            return Err(format!(
+                "MCP servers ({labels}) are configured, but GPT-Live takes them into its \
+                 delegation only with live.mcp_servers = true (the GPT-Live guide documents only \
+                 function and web_search tools there; see docs/gpt-live.md): turn it on, or give \
+                 the profile mcp_servers = []"
+            ));
+        }
+        if live.delegation == LiveDelegation::Client {
+            return Err(format!(
+                "MCP servers ({labels}) need live.delegation = \"responses\": under client \
+                 delegation no OpenAI backend runs that could call them"
+            ));
+        }
+        if let Some(m) = mcp_servers
+            .iter()
+            .find(|m| m.require_approval != McpApproval::Never)
+        {
+            return Err(format!(
+                "MCP server {:?}: GPT-Live delegation needs require_approval = \"never\" (the \
+                 bridge does not answer MCP approval requests from a delegated backend)",
+                m.label
+            ));
+        }
+    }
+    let mcp_tools: Vec<serde_json::Value> = if live.mcp_servers {
+        mcp_servers.iter().map(McpServer::session_tool).collect()
+    } else {
+        Vec::new()
+    };
+    session_config(live, String::new(), definitions, &mcp_tools)?;
     if let Some(tool) = &live.client_tool
         && live.delegation == LiveDelegation::Client
         && !definitions.iter().any(|d| &d.name == tool)
@@ -641,6 +730,18 @@ impl LiveDecoder {
                 ..Usage::default()
             }));
         }
+        if event.event_type() == Some("response.output_item.done")
+            && event.event.pointer("/item/type").and_then(|t| t.as_str())
+                == Some("mcp_approval_request")
+        {
+            crate::telemetry::error("live_mcp_approval_unanswered");
+            tracing::warn!(
+                server = ?event.event.pointer("/item/server_label"),
+                tool = ?event.event.pointer("/item/name"),
+                "GPT-Live backend asked to approve an MCP call; not answered \
+                 (require_approval = \"never\" is required for GPT-Live)"
+            );
+        }
         if event.event_type() == Some("response.failed") {
             tracing::info!(response_id = ?event.response_id(), "GPT-Live backend response failed");
         }
@@ -832,6 +933,7 @@ pub struct LiveAgent {
     billing: Arc<LiveBilling>,
     /// This session's seconds were added to `billing`.
     settled: bool,
+    late_lines: Arc<LateLines>,
 }
 
 impl std::fmt::Debug for LiveAgent {
@@ -915,6 +1017,7 @@ impl LiveAgent {
             wrap_up_at: now,
             billing: plan.billing,
             settled: false,
+            late_lines: plan.late_lines,
         })
     }
 
@@ -1332,6 +1435,35 @@ impl Drop for LiveAgent {
 }
 
 impl LiveAgent {
+    /// Keeps the final transcript lines among `events` (decoded at teardown, when the engine
+    /// no longer reads) for the call's record, in timeline order.
+    fn keep_late_lines(&self, events: VecDeque<AgentEvent>) {
+        let at_ms = crate::record::now_ms();
+        let mut lines: Vec<LateLine> = events
+            .into_iter()
+            .filter_map(|event| match event {
+                AgentEvent::Transcript {
+                    speaker,
+                    text,
+                    is_final: true,
+                    timing,
+                    ..
+                } => Some(LateLine {
+                    speaker,
+                    text,
+                    timing,
+                    at_ms,
+                }),
+                _ => None,
+            })
+            .collect();
+        lines.sort_by_key(|l| l.timing.map_or(i64::MAX, |t| t.start_ms));
+        for line in lines {
+            tracing::debug!(speaker = ?line.speaker, "GPT-Live transcript line completed at teardown");
+            self.late_lines.push(line);
+        }
+    }
+
     /// `session.close`, wait (bounded) for `session.closed`, then the closing handshake.
     async fn close_session(&mut self) {
         let session_id = self
@@ -1339,6 +1471,8 @@ impl LiveAgent {
             .started()
             .map(|s| s.id.clone())
             .unwrap_or_default();
+        // What the session says from here on, decoded after the engine stopped reading.
+        let mut tail = VecDeque::new();
         if !self.decoder.is_closed() && !self.start_pending() {
             let _ = self.sender.flush().await;
             match close_live_session(
@@ -1356,9 +1490,9 @@ impl LiveAgent {
                                 _ => None,
                             }
                         });
-                    // Transcript fragments that came after our `session.close` are logged at
-                    // debug like every transcript; the final usage goes into the call's total
-                    // (the record reads it after the call: `LiveBilling`).
+                    // Transcript fragments that came after our `session.close` complete the
+                    // lines (below); the final usage goes into the call's total (the record
+                    // reads it after the call: `LiveBilling`).
                     let mut late = VecDeque::new();
                     for frame in &report.frames {
                         if !frame.as_str().contains("\"session.closed\"") {
@@ -1368,6 +1502,7 @@ impl LiveAgent {
                     if let Some(usage) = closed.as_ref().and_then(|c| c.usage) {
                         self.decoder.usage_seconds(usage.seconds, true, &mut late);
                     }
+                    tail.extend(late);
                     match (&report.end, closed) {
                         (CloseEnd::SessionClosed, Some(closed)) => tracing::info!(
                             session_id,
@@ -1385,6 +1520,10 @@ impl LiveAgent {
                 Err(e) => tracing::debug!(error = %e, "sending session.close"),
             }
         }
+        // The lines still being assembled (a line is final only at the next gap): without
+        // this the call's last words would never reach the record.
+        self.decoder.finish_lines(&mut tail);
+        self.keep_late_lines(tail);
         self.settle_billing();
         match close_with_reason(
             &mut self.sender,

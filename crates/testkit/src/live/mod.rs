@@ -181,6 +181,10 @@ pub(crate) struct LiveConfig {
     pub(crate) result_ms: u32,
     pub(crate) stamp_base: u32,
     pub(crate) record_payloads: bool,
+    /// Sent as `session.output_transcript.delta` between `session.close` and `session.closed`.
+    pub(crate) transcript_on_close: Option<String>,
+    /// Accept `{"type":"mcp",…}` tools in `delegation.responses.tools`.
+    pub(crate) mcp_tools: bool,
 }
 
 impl Default for LiveConfig {
@@ -198,6 +202,8 @@ impl Default for LiveConfig {
             result_ms: 1200,
             stamp_base: 0x20000,
             record_payloads: true,
+            transcript_on_close: None,
+            mcp_tools: false,
         }
     }
 }
@@ -282,6 +288,23 @@ impl MockLiveBuilder {
     /// Duration of a spoken delegation result, default 1200 ms.
     pub fn result_ms(mut self, ms: u32) -> Self {
         self.cfg.result_ms = ms;
+        self
+    }
+
+    /// On `session.close`, send one more `session.output_transcript.delta` with `text` (the
+    /// end of the model's words, transcribed late) before `session.closed`; its `start_ms` is
+    /// the timeline's position then, `end_ms` 200 ms later.
+    pub fn transcript_on_close(mut self, text: &str) -> Self {
+        self.cfg.transcript_on_close = Some(text.to_owned());
+        self
+    }
+
+    /// Accept MCP tools (`{"type":"mcp", server_label, server_url, …}`) in
+    /// `delegation.responses.tools`, checked strictly against the Responses API's MCP tool
+    /// shape. Off by default: the GPT-Live guide documents only `function` and `web_search`
+    /// there, and the mock refuses anything else (`invalid_value`) like that reading.
+    pub fn accept_mcp_tools(mut self) -> Self {
+        self.cfg.mcp_tools = true;
         self
     }
 

@@ -325,6 +325,13 @@ impl Session {
                     );
                 }
                 self.record(|s| s.close_requested = true);
+                if let Some(text) = self.cfg.transcript_on_close.clone() {
+                    let start = self.now_ms();
+                    self.send(
+                        json!({"type": "session.output_transcript.delta", "delta": text, "start_ms": start, "end_ms": start + 200}),
+                        false,
+                    );
+                }
                 self.close_session("close_requested", cid);
             }
             "session.update" => {
@@ -371,7 +378,7 @@ impl Session {
             );
             return;
         }
-        match validate::session_start(event) {
+        match validate::session_start_with(event, self.cfg.mcp_tools) {
             Ok(accepted) if !accepted.model.starts_with("gpt-live") => {
                 let message = format!(
                     "The model `{}` does not exist or you do not have access to it.",

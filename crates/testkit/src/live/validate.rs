@@ -139,7 +139,13 @@ fn required<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'
 }
 
 /// Checks a whole `session.start` event (including its top-level keys).
+#[cfg(test)]
 pub(crate) fn session_start(event: &Value) -> Result<Accepted, Rejection> {
+    session_start_with(event, false)
+}
+
+/// [`session_start`], accepting MCP tools in a responses delegation when `mcp_tools`.
+pub(crate) fn session_start_with(event: &Value, mcp_tools: bool) -> Result<Accepted, Rejection> {
     let top = object(event, "event")?;
     only(top, &["type", "event_id", "session"], "event")?;
     string(top, "event_id", "event")?;
@@ -299,7 +305,7 @@ pub(crate) fn session_start(event: &Value) -> Result<Accepted, Rejection> {
 
     let (mode, delegation) = match s.get("delegation") {
         None | Some(Value::Null) => (Mode::Client, serde_json::json!({"type": "client"})),
-        Some(d) => delegation(d)?,
+        Some(d) => delegation(d, mcp_tools)?,
     };
 
     let mut resolved = Map::new();
@@ -335,7 +341,7 @@ pub(crate) fn session_start(event: &Value) -> Result<Accepted, Rejection> {
     })
 }
 
-fn delegation(d: &Value) -> Result<(Mode, Value), Rejection> {
+fn delegation(d: &Value, mcp_tools: bool) -> Result<(Mode, Value), Rejection> {
     let o = object(d, "session.delegation")?;
     let ty = required(o, "type", "session.delegation")?;
     match ty {
@@ -441,6 +447,7 @@ fn delegation(d: &Value) -> Result<(Mode, Value), Rejection> {
                             typed(to, "strict", &tp, Value::is_boolean, "a boolean")?;
                         }
                         "web_search" => {}
+                        "mcp" if mcp_tools => mcp_tool(to, &tp)?,
                         other => {
                             return Err(reject(
                                 "invalid_value",
@@ -463,6 +470,61 @@ fn delegation(d: &Value) -> Result<(Mode, Value), Rejection> {
             ),
         )),
     }
+}
+
+/// An MCP tool as the Responses API takes it (PROTOCOLS.md §6.12b): `server_label` and
+/// `server_url` required; `server_description`, `authorization`, `headers` (strings),
+/// `allowed_tools` (names, or `{tool_names, read_only}`), `require_approval` (`"never"`,
+/// `"always"` or `{never|always: {tool_names}}`).
+fn mcp_tool(to: &Map<String, Value>, tp: &str) -> Result<(), Rejection> {
+    only(
+        to,
+        &[
+            "type",
+            "server_label",
+            "server_url",
+            "server_description",
+            "authorization",
+            "headers",
+            "allowed_tools",
+            "require_approval",
+        ],
+        tp,
+    )?;
+    required(to, "server_label", tp)?;
+    required(to, "server_url", tp)?;
+    string(to, "server_description", tp)?;
+    string(to, "authorization", tp)?;
+    if let Some(headers) = to.get("headers") {
+        let headers = object(headers, &format!("{tp}.headers"))?;
+        for key in headers.keys() {
+            string(headers, key, &format!("{tp}.headers"))?;
+        }
+    }
+    match to.get("allowed_tools") {
+        None | Some(Value::Object(_)) => {}
+        Some(Value::Array(names)) if names.iter().all(Value::is_string) => {}
+        Some(_) => {
+            return Err(reject(
+                "invalid_type",
+                &format!("{tp}.allowed_tools"),
+                "Invalid type for 'allowed_tools': expected an array of strings or an object."
+                    .into(),
+            ));
+        }
+    }
+    match to.get("require_approval") {
+        None | Some(Value::Object(_)) => {}
+        Some(Value::String(v)) if v == "never" || v == "always" => {}
+        Some(other) => {
+            return Err(reject(
+                "invalid_value",
+                &format!("{tp}.require_approval"),
+                format!("Invalid value: {other}. Supported values are: 'never' and 'always'."),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,391 @@
+//! End to end with the GPT-Live back end, around the end of a call: words transcribed after
+//! our `session.close` reach the stored record exactly once and in order; a tool's hang-up
+//! follows the goodbye once its speech went quiet and the caller heard it (not the timeout);
+//! MCP servers go into the responses delegation only when configured so, and combinations
+//! that cannot work are refused at startup.
+
+#![allow(clippy::print_stderr)]
+
+mod e2e_support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use e2e_support::{AUTH_TOKEN, Bridge, PUBLIC, WAIT, logs, say};
+use serde_json::{Value, json};
+use testkit::audio::{self, SILENCE};
+use testkit::http;
+use testkit::live::{LiveSessionHandle, LiveTurn, MockLive};
+use testkit::rest::MockTwilioRest;
+use testkit::twilio::{ActiveCall, CallSimulator};
+use tokio::time::Instant;
+
+const LIVE: (&str, &str) = ("PHONE_AGENT_AGENT__BACKEND", "live");
+const NO_GREETING: (&str, &str) = ("PHONE_AGENT_LIVE__GREETING", "off");
+const ADMIN: &str = "live-end-test-admin-token-0123456789";
+
+/// The mock session whose `session.start` instructions name `call_sid`.
+async fn live_session_of(mock: &MockLive, call_sid: &str) -> LiveSessionHandle {
+    let needle = format!("on call {call_sid} ");
+    for n in 1.. {
+        let session = mock
+            .wait_for_session(n, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no session for {call_sid}: {e}"));
+        let start = session
+            .wait_for_event_type("session.start", WAIT)
+            .await
+            .expect("the bridge starts every session");
+        if start.json["session"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains(&needle))
+        {
+            return session;
+        }
+    }
+    unreachable!("`1..` is endless")
+}
+
+fn assert_no_violations(call: &ActiveCall, session: &LiveSessionHandle) {
+    assert!(
+        session.violations().is_empty(),
+        "GPT-Live side: {:?}",
+        session.violations()
+    );
+    assert!(
+        call.violations().is_empty(),
+        "Twilio side: {:?}",
+        call.violations()
+    );
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("phone-agent-e2e-live-end");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{n}-{name}", std::process::id()))
+}
+
+fn temp_file(name: &str, text: &str) -> String {
+    let path = temp_path(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+// ---- words after session.close ----------------------------------------------------------------
+
+async fn api(bridge: &Bridge, path: &str) -> http::HttpResponse {
+    let url = format!("http://{}{path}", bridge.addr);
+    let auth = format!("Bearer {ADMIN}");
+    http::request(
+        ::http::Method::GET,
+        &url,
+        &[("authorization", auth.as_str())],
+        bytes::Bytes::new(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The stored record of `sid`, once written (bounded wait).
+async fn stored_call(bridge: &Bridge, sid: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = api(bridge, &format!("/api/calls/{sid}")).await;
+        if r.status == 200 {
+            let v = r.json().unwrap();
+            if v["end_reason"].is_string() {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "call {sid} not stored: {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The caller asks, the model answers, the caller hangs up; the service transcribes the
+/// model's last words only after our `session.close` (before `session.closed`). The stored
+/// record (SQLite, read through the admin API) has every line exactly once, in order: the
+/// caller's question and the answer (both still being assembled when the call ended) and the
+/// words that came after the close.
+#[tokio::test]
+async fn live_words_after_session_close_reach_the_record_once_in_order() {
+    let mock = MockLive::builder()
+        .caller_transcripts(&[" Where is my order?"])
+        .script([LiveTurn::say("It shipped yesterday.", 800)])
+        .transcript_on_close(" Thanks for calling.")
+        .start()
+        .await
+        .unwrap();
+    let database = temp_path("records.db").display().to_string();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            NO_GREETING,
+            ("PHONE_AGENT_DATABASE__URL", database.as_str()),
+            ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+        ],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    say(&call, audio::speech(400));
+    let answer = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(answer.text, "It shipped yesterday.");
+    // The timeline moves 1.5 s past the answer: the words after the close are a line of
+    // their own (lines split at gaps over 800 ms).
+    let ended_ms = answer.ended_ms.unwrap();
+    session
+        .wait_for_received_audio((ended_ms as usize + 1500) * 8, WAIT)
+        .await
+        .unwrap();
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    // The mock sent the late words between our close and its `session.closed`.
+    let types = session.server_event_types();
+    let closed = types.iter().rposition(|t| t == "session.closed").unwrap();
+    assert_eq!(types[closed - 1], "session.output_transcript.delta");
+    assert!(session.close_requested());
+
+    let record = stored_call(&bridge, call.call_sid()).await;
+    assert_eq!(record["end_reason"], "caller_hung_up");
+    let lines: Vec<(String, String)> = record["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["speaker"].as_str().unwrap().to_owned(),
+                t["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("caller".to_owned(), "Where is my order?".to_owned()),
+            ("agent".to_owned(), "It shipped yesterday.".to_owned()),
+            ("agent".to_owned(), "Thanks for calling.".to_owned()),
+        ]
+    );
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+// ---- the goodbye of a tool's hang-up ----------------------------------------------------------
+
+/// `end_call` on GPT-Live: the backend calls it, the result is said (the goodbye), then the
+/// output track goes silent. The hang-up (REST `Status=completed`) comes once the goodbye's
+/// speech was followed by `live.goodbye_quiet_ms` of quiet and the caller heard it (the mark
+/// after the quiet echoed) — not by the 6 s guard: the action is logged with
+/// `timed_out: false`. The caller heard the whole goodbye, then at least the quiet, before
+/// the hang-up.
+#[tokio::test]
+async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
+    let rest = MockTwilioRest::start().await.unwrap();
+    let mock = MockLive::builder()
+        .script([LiveTurn::call("end_call", r#"{"reason":"done"}"#)])
+        .result_ms(1200)
+        .start()
+        .await
+        .unwrap();
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[
+            LIVE,
+            NO_GREETING,
+            ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true"),
+            ("PHONE_AGENT_LIVE__GOODBYE_QUIET_MS", "800"),
+            ("PHONE_AGENT_LIVE__GOODBYE_TIMEOUT_SECS", "6"),
+            ("TWILIO_ACCOUNT_SID", rest.account_sid()),
+            ("PHONE_AGENT_TWILIO__REST_BASE_URL", &rest.base_url()),
+        ],
+    )
+    .await;
+    assert_eq!(rest.auth_token(), AUTH_TOKEN);
+    let sim = CallSimulator::new(&format!("http://{}", bridge.addr))
+        .public_url(PUBLIC)
+        .auth_token(AUTH_TOKEN)
+        .account_sid(rest.account_sid())
+        .rest(&rest);
+    let call = sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    say(&call, audio::speech(400));
+    let answered = session.wait_for_delegation_answered(1, WAIT).await.unwrap();
+    assert_eq!(answered.outputs.len(), 1);
+    let output: Value = serde_json::from_str(&answered.outputs[0]).unwrap();
+    assert_eq!(output["status"], "ending");
+    let goodbye = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(goodbye.audio.len(), 1200 * 8);
+
+    let update = rest.wait_for_update(call.call_sid(), WAIT).await.unwrap();
+    assert_eq!(
+        update.params,
+        vec![("Status".to_owned(), "completed".to_owned())]
+    );
+    assert!(update.succeeded());
+    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
+    call.wait_closed(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    // Which path fired: the goodbye was heard, the guard did not expire.
+    let action = logs()
+        .for_call(call.call_sid())
+        .into_iter()
+        .find(|l| l["message"] == "executing call action")
+        .expect("the action is logged");
+    assert_eq!(action["timed_out"], false, "{action}");
+    // Heard before the hang-up: the whole goodbye, byte for byte, then at least the quiet.
+    let heard = call.heard_at(update.at);
+    let at = heard
+        .windows(goodbye.audio.len())
+        .position(|w| w == goodbye.audio.as_slice())
+        .expect("the whole goodbye was heard before the hang-up");
+    let after = &heard[at + goodbye.audio.len()..];
+    assert!(
+        after.len() >= 800 * 8,
+        "only {} bytes heard after the goodbye",
+        after.len()
+    );
+    assert!(
+        after.iter().all(|&b| b == SILENCE),
+        "nothing but the silent track after the goodbye"
+    );
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+// ---- MCP servers in the delegation ------------------------------------------------------------
+
+const MCP_SERVER: &str = r#"
+[[mcp_servers]]
+label = "crm"
+url = "https://mcp.example.com/mcp"
+description = "Customer records."
+headers = { "X-Tenant" = "acme" }
+allowed_tools = ["lookup_customer"]
+require_approval = "never"
+"#;
+
+/// With `live.mcp_servers = true` the profile's MCP servers go into
+/// `delegation.responses.tools` after the functions, in the Realtime path's shape; the mock
+/// (accepting MCP tools, checked strictly) starts the session.
+#[tokio::test]
+async fn live_mcp_servers_go_into_the_responses_delegation_when_configured() {
+    let mock = MockLive::builder()
+        .accept_mcp_tools()
+        .start()
+        .await
+        .unwrap();
+    let config = temp_file(
+        "config.toml",
+        &format!("[call_control]\nend_call = true\n\n[live]\nmcp_servers = true\n{MCP_SERVER}"),
+    );
+    let bridge = Bridge::start(
+        &mock.base_url(),
+        &[LIVE, NO_GREETING, ("PHONE_AGENT_CONFIG", config.as_str())],
+    )
+    .await;
+    let call = bridge.sim.call().connect().await.unwrap();
+    let session = live_session_of(&mock, call.call_sid()).await;
+    session.wait_for_started(WAIT).await.unwrap();
+    let start = session.start_config().unwrap();
+    assert_eq!(start["delegation"]["type"], "responses");
+    let tools = &start["delegation"]["responses"]["tools"];
+    assert_eq!(tools[0]["type"], "function");
+    assert_eq!(tools[0]["name"], "end_call");
+    assert_eq!(
+        tools[1],
+        json!({
+            "type": "mcp",
+            "server_label": "crm",
+            "server_url": "https://mcp.example.com/mcp",
+            "server_description": "Customer records.",
+            "headers": {"X-Tenant": "acme"},
+            "allowed_tools": ["lookup_customer"],
+            "require_approval": "never"
+        })
+    );
+    assert_eq!(tools.as_array().unwrap().len(), 2);
+    assert_eq!(
+        start["delegation"]["responses"]["parallel_tool_calls"],
+        false
+    );
+    call.stop(WAIT).await.unwrap();
+    session.wait_closed(WAIT).await.unwrap();
+    assert_no_violations(&call, &session);
+    bridge.finish().await;
+}
+
+/// Startup refuses what cannot work, with the reason: MCP servers on a GPT-Live profile
+/// without `live.mcp_servers` (the guide's reading: only function and web_search tools in a
+/// delegation), with client delegation, and with `require_approval = "always"`.
+#[tokio::test]
+async fn live_mcp_combinations_that_cannot_work_are_refused_at_startup() {
+    let refused = |toml: String| async move {
+        let config = temp_file("config.toml", &toml);
+        let prompt = temp_file("prompt.md", "You are a test agent.");
+        let env: std::collections::HashMap<String, String> = [
+            ("PUBLIC_URL", PUBLIC),
+            ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+            ("OPENAI_API_KEY", "sk-e2e"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("PHONE_AGENT_METRICS__BIND", "off"),
+            ("PHONE_AGENT_DATABASE__URL", "off"),
+            ("PHONE_AGENT_CONFIG", config.as_str()),
+            ("PROMPT_PATH", prompt.as_str()),
+            LIVE,
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = phone_agent_server::config::Config::from_env_map(&env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        match phone_agent_server::Server::new(config).serve(listener) {
+            Ok(_) => panic!("the server started with {toml}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = refused(MCP_SERVER.to_owned()).await;
+    assert!(
+        e.contains(
+            "GPT-Live configuration: MCP servers (crm) are configured, but GPT-Live takes them \
+             into its delegation only with live.mcp_servers = true (the GPT-Live guide \
+             documents only function and web_search tools there; see docs/gpt-live.md): turn \
+             it on, or give the profile mcp_servers = [] (profile default)"
+        ),
+        "{e}"
+    );
+    let e = refused(format!(
+        "[call_control]\nend_call = true\n\n[live]\nmcp_servers = true\n\
+         delegation = \"client\"\nclient_tool = \"end_call\"\n{MCP_SERVER}"
+    ))
+    .await;
+    assert!(
+        e.contains(
+            "GPT-Live configuration: MCP servers (crm) need live.delegation = \"responses\": \
+             under client delegation no OpenAI backend runs that could call them"
+        ),
+        "{e}"
+    );
+    let e = refused(format!(
+        "[live]\nmcp_servers = true\n{}",
+        MCP_SERVER.replace("\"never\"", "\"always\"")
+    ))
+    .await;
+    assert!(
+        e.contains(
+            "GPT-Live configuration: MCP server \"crm\": GPT-Live delegation needs \
+             require_approval = \"never\" (the bridge does not answer MCP approval requests \
+             from a delegated backend)"
+        ),
+        "{e}"
+    );
+}
