@@ -184,6 +184,12 @@ pub enum AgentEvent {
     /// running, the engine ignores it (the endpoint reports the next pause again, and ends the
     /// session gracefully itself if none comes in time).
     RecycleNow,
+    /// The agent has been handed text it is about to say, for an agent without response
+    /// boundaries (GPT-Live: the backend finished the response that follows our tool results,
+    /// or a line went out as commentary). Speech that starts after this is that text: a
+    /// pending goodbye is measured from it ([`crate::engine::CallConfig::goodbye_quiet`]), so
+    /// an acknowledgement the model said while the tool ran is not taken for the goodbye.
+    SpeechQueued,
     /// The agent session ended.
     Closed {
         /// Why, as reported by the agent or the transport.

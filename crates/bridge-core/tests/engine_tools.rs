@@ -720,10 +720,11 @@ fn live_goodbye_config(quiet: Option<u64>) -> CallConfig {
     }
 }
 
-/// No response boundaries (GPT-Live): the goodbye is over once its speech was followed by
-/// `goodbye_quiet` of quiet output with no transcript fragment meanwhile, and the hang-up
-/// follows the echo of the mark after that quiet — long before the guard. Quiet output
-/// before the goodbye's speech, or after it, never moves the guard.
+/// No response boundaries (GPT-Live): the goodbye is the speech after the agent was handed
+/// its text ([`AgentEvent::SpeechQueued`]; an acknowledgement and its pause before that do
+/// not count); it is over once that speech was followed by `goodbye_quiet` of quiet output
+/// with no transcript fragment meanwhile, and the hang-up follows the echo of the mark after
+/// that quiet — long before the guard. Quiet output never moves the guard.
 #[test]
 fn live_goodbye_ends_after_its_speech_went_quiet_and_was_heard() {
     let mut s = Scenario::ready(live_goodbye_config(Some(300)), LIVE);
@@ -731,8 +732,16 @@ fn live_goodbye_ends_after_its_speech_went_quiet_and_was_heard() {
     s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
     assert_eq!(s.next_deadline_ms(), Some(6_010));
     // The continuous track: silence first (not the goodbye: the guard stays).
-    s.step(20, live_audio(SILENT, 800));
+    s.step(15, live_audio(SILENT, 800));
     assert_eq!(s.next_deadline_ms(), Some(6_010));
+    // The model acknowledges while the backend works, then pauses longer than the quiet:
+    // not the goodbye, its text was not handed over yet.
+    s.step(16, live_audio(SPEECH, 800));
+    s.step(17, live_audio(SILENT, 800));
+    s.step(18, live_audio(SILENT, 800));
+    s.step(19, live_audio(SILENT, 800));
+    s.step(19, In::Agent(AgentEvent::SpeechQueued));
+    s.step(20, live_audio(SILENT, 800));
     s.step(120, live_audio(SPEECH, 800));
     s.step(220, live_audio(SPEECH, 800));
     // The goodbye's speech plays until 320 ms: the guard is 6 s after that, and stays there.
@@ -776,6 +785,7 @@ fn live_goodbye_guard_is_not_moved_by_a_silent_track() {
     let mut s = Scenario::ready(live_goodbye_config(None), LIVE);
     s.step(0, tool_call("c1", "end", None));
     s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
+    s.step(20, In::Agent(AgentEvent::SpeechQueued));
     s.step(120, live_audio(SPEECH, 800));
     let mut at = 220;
     let mut marks = 0;

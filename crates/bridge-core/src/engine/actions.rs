@@ -9,11 +9,14 @@
 //! it will have played) plus the configured timeout.
 //!
 //! An agent without response boundaries (GPT-Live: audio without response ids, a continuous
-//! output track) never reports the goodbye's start or end. Its goodbye is whatever is said
-//! after the request; it is over once speech was followed by the configured quiet (quiet audio
-//! forwarded, no agent transcript fragment meanwhile): then it drains until the mark that
-//! followed the quiet is echoed. Quiet audio does not move the guard deadline, so a silent
-//! output track cannot keep the call open.
+//! output track) never reports the goodbye's start or end. Once it says it has been handed
+//! the text to say ([`crate::agent::AgentEvent::SpeechQueued`]), its goodbye is the speech
+//! that starts after that (speech still going on then — an acknowledgement said while the
+//! tool ran — must pause first); it is over once that speech was followed by the configured
+//! quiet (quiet audio forwarded, no agent transcript fragment meanwhile): then it drains until
+//! the mark that followed the quiet is echoed. Quiet audio does not move the guard deadline,
+//! so a silent output track cannot keep the call open; without the signal only the guard
+//! ends the goodbye.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +43,14 @@ struct Pending {
     phase: Phase,
     /// When the goodbye audio forwarded so far will have played.
     audio_end: Option<Instant>,
-    /// No response boundaries: speech was forwarded since the request.
+    /// No response boundaries: the agent said it was handed the goodbye's text.
+    armed: bool,
+    /// Armed, and a quiet piece came since (or the last piece before was quiet): speech
+    /// from here on is the goodbye's.
+    onset_ok: bool,
+    /// Whether the last watched piece was quiet.
+    last_quiet: Option<bool>,
+    /// No response boundaries: the goodbye's speech was forwarded.
     spoke: bool,
     /// No response boundaries: quiet audio forwarded since the last speech.
     quiet: Duration,
@@ -64,6 +74,9 @@ impl CallActions {
             action,
             phase: Phase::AwaitingCreate,
             audio_end: None,
+            armed: false,
+            onset_ok: false,
+            last_quiet: None,
             spoke: false,
             quiet: Duration::ZERO,
             heard_at_mark: None,
@@ -172,12 +185,19 @@ impl CallActions {
         if p.phase != Phase::AwaitingStart {
             return false;
         }
+        p.last_quiet = Some(quiet);
+        if !p.armed {
+            return false;
+        }
         if !quiet {
-            p.spoke = true;
-            p.quiet = Duration::ZERO;
+            if p.onset_ok {
+                p.spoke = true;
+                p.quiet = Duration::ZERO;
+            }
             return false;
         }
         if !p.spoke {
+            p.onset_ok = true;
             return false;
         }
         p.quiet += duration;
@@ -187,6 +207,19 @@ impl CallActions {
         p.phase = Phase::Draining;
         p.heard_at_mark = Some(mark);
         true
+    }
+
+    /// No response boundaries: the agent was handed the text it is about to say (the
+    /// goodbye, while one is awaited). Measuring starts again from here.
+    pub(crate) fn speech_queued(&mut self) {
+        if let Some(p) = &mut self.pending
+            && p.phase == Phase::AwaitingStart
+        {
+            p.armed = true;
+            p.onset_ok = p.last_quiet.unwrap_or(true);
+            p.spoke = false;
+            p.quiet = Duration::ZERO;
+        }
     }
 
     /// No response boundaries: the agent's words are still being transcribed, so the quiet
@@ -304,29 +337,47 @@ mod tests {
         for m in 1..=10 {
             assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
         }
-        // Speech moves the guard; quiet after it does not.
+        // An acknowledgement while the tool ran, then quiet: not the goodbye (not handed over
+        // yet), though its speech moves the guard.
         assert_eq!(
             actions.audio_forwarded(None, false, ms(100), t0, ms(6000)),
             Some(t0 + ms(6100))
         );
         assert!(!actions.quiet_forwarded(false, ms(100), MarkId(11), quiet));
+        for m in 12..=21 {
+            assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
+        }
+        // Handed over while the acknowledgement still speaks: its rest is not the goodbye.
+        assert!(!actions.quiet_forwarded(false, ms(100), MarkId(22), quiet));
+        actions.speech_queued();
+        assert!(!actions.quiet_forwarded(false, ms(100), MarkId(23), quiet));
+        for m in 24..=31 {
+            assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
+        }
+        // The goodbye: speech after a pause. Quiet after it does not move the guard.
+        assert!(
+            actions
+                .audio_forwarded(None, false, ms(100), t0, ms(6000))
+                .is_some()
+        );
+        assert!(!actions.quiet_forwarded(false, ms(100), MarkId(32), quiet));
         assert_eq!(
             actions.audio_forwarded(None, true, ms(100), t0, ms(6000)),
             None
         );
-        for m in 12..=15 {
+        for m in 33..=36 {
             assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
         }
         // A transcript fragment: the words are not over, the quiet starts again.
         actions.agent_words();
-        for m in 16..=22 {
+        for m in 37..=43 {
             assert!(!actions.quiet_forwarded(true, ms(100), MarkId(m), quiet));
         }
-        assert!(actions.quiet_forwarded(true, ms(100), MarkId(23), quiet));
+        assert!(actions.quiet_forwarded(true, ms(100), MarkId(44), quiet));
         assert!(actions.is_draining());
         assert!(!actions.watches_quiet(None), "draining: no more measuring");
-        assert!(!actions.heard_with(MarkId(22)));
-        assert!(actions.heard_with(MarkId(23)));
+        assert!(!actions.heard_with(MarkId(43)));
+        assert!(actions.heard_with(MarkId(44)));
         assert_eq!(actions.execute(), Some(CallAction::Hangup));
     }
 

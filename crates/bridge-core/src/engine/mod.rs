@@ -469,6 +469,7 @@ impl Call {
                 message,
                 fatal,
             } => self.on_agent_error(code, message, fatal, now),
+            AgentEvent::SpeechQueued => self.actions.speech_queued(),
             AgentEvent::RecycleNow => {
                 // Recycled below (`after_input`) if nothing else is going on; otherwise ignored.
                 self.agent_pause = self.config.reconnect.is_some();

@@ -377,6 +377,11 @@ pub struct LiveDecoder {
     outputs_since_create: usize,
     /// Responses delegation: a `response.create` is due once every call is answered.
     create_wanted: bool,
+    /// Responses delegation: our `response.create` was sent and its backend response has not
+    /// ended yet; when it ends, what it produced is handed to the voice model to say.
+    continuing: bool,
+    /// A line to be said went out as commentary: [`AgentEvent::SpeechQueued`] is due.
+    speech_queued: bool,
     /// Client delegation: delegations handed to the client tool, not answered yet.
     client_delegations: HashSet<String>,
     /// Backend responses whose usage was counted.
@@ -408,6 +413,8 @@ impl LiveDecoder {
             pending_calls: HashSet::new(),
             outputs_since_create: 0,
             create_wanted: false,
+            continuing: false,
+            speech_queued: false,
             client_delegations: HashSet::new(),
             counted: HashSet::new(),
             lines: [Line::default(), Line::default()],
@@ -450,6 +457,12 @@ impl LiveDecoder {
     pub fn replacing(mut self, on: bool) -> Self {
         self.replaces = on;
         self
+    }
+
+    /// Whether a line to be said went out as commentary since the last call (the endpoint
+    /// then reports [`AgentEvent::SpeechQueued`]).
+    pub fn take_speech_queued(&mut self) -> bool {
+        std::mem::take(&mut self.speech_queued)
     }
 
     /// Whether the session was lost (see [`LiveDecoder::with_expired_as_loss`]); taken once.
@@ -745,6 +758,17 @@ impl LiveDecoder {
         if event.event_type() == Some("response.failed") {
             tracing::info!(response_id = ?event.response_id(), "GPT-Live backend response failed");
         }
+        if self.continuing
+            && matches!(
+                event.event_type(),
+                Some("response.completed" | "response.failed" | "response.incomplete")
+            )
+        {
+            // The continuation after our tool results ended: the voice model says its result
+            // from here (a pending goodbye is measured from now).
+            self.continuing = false;
+            out.push_back(AgentEvent::SpeechQueued);
+        }
     }
 
     /// The messages for one command (none for commands GPT-Live has no use for). `Close` is
@@ -763,6 +787,7 @@ impl LiveDecoder {
                     if self.create_wanted && self.pending_calls.is_empty() {
                         self.create_wanted = false;
                         self.outputs_since_create = 0;
+                        self.continuing = true;
                         out.push(ClientEvent::response_create().to_json());
                     }
                 } else if self.client_delegations.remove(&call_id) {
@@ -770,6 +795,7 @@ impl LiveDecoder {
                         ClientEvent::commentary_append(clip(&output), Some(call_id.into()))
                             .to_json(),
                     );
+                    self.speech_queued = true;
                 } else {
                     tracing::debug!(call_id, "tool result for no pending GPT-Live call");
                 }
@@ -785,11 +811,13 @@ impl LiveDecoder {
             } => {
                 // The greeting: said aloud, verbatim, once the session has started.
                 out.push(ClientEvent::commentary_append(clip(&text), None).to_json());
+                self.speech_queued = true;
             }
             AgentCommand::CreateResponse { instructions: None } => {
                 if self.mode == LiveDelegation::Responses && self.outputs_since_create > 0 {
                     if self.pending_calls.is_empty() {
                         self.outputs_since_create = 0;
+                        self.continuing = true;
                         out.push(ClientEvent::response_create().to_json());
                     } else {
                         self.create_wanted = true;
@@ -1398,6 +1426,10 @@ impl bridge_core::agent::Endpoint for LiveAgent {
                 for text in self.outgoing.drain(..) {
                     self.sender.queue_text(text);
                 }
+                if self.decoder.take_speech_queued() {
+                    // Read with the next event (the output track never pauses for long).
+                    self.queued.push_back(AgentEvent::SpeechQueued);
+                }
             }
         }
         Ok(())
@@ -1767,6 +1799,13 @@ mod tests {
         );
         assert_eq!(out.len(), 3);
         assert_eq!(out[2], r#"{"type":"response.create"}"#);
+        // The continuation ends: its result is handed to the voice model to say.
+        let completed = r#"{"type":"response.event","event_id":"e","delegation_id":null,"event":{"type":"response.completed","response":{"id":"resp_2","status":"completed","output":[]}}}"#;
+        assert_eq!(decode(&mut d, completed), [AgentEvent::SpeechQueued]);
+        assert!(
+            decode(&mut d, completed).is_empty(),
+            "once per continuation"
+        );
         // Nothing to continue: no response.create.
         d.encode(
             AgentCommand::CreateResponse { instructions: None },
@@ -1808,6 +1847,8 @@ mod tests {
                 r#"{"type":"session.commentary.append","content":"Shipped.","delegation_id":"item_9"}"#
             ]
         );
+        assert!(d.take_speech_queued(), "the result is to be said");
+        assert!(!d.take_speech_queued());
     }
 
     #[test]
