@@ -741,7 +741,10 @@ fn live_goodbye_ends_after_its_speech_went_quiet_and_was_heard() {
     s.step(18, live_audio(SILENT, 800));
     s.step(19, live_audio(SILENT, 800));
     s.step(19, In::Agent(AgentEvent::SpeechQueued));
+    // The voice model takes a moment to start saying it.
     s.step(20, live_audio(SILENT, 800));
+    s.step(21, live_audio(SILENT, 800));
+    s.step(22, live_audio(SILENT, 800));
     s.step(120, live_audio(SPEECH, 800));
     s.step(220, live_audio(SPEECH, 800));
     // The goodbye's speech plays until 320 ms: the guard is 6 s after that, and stays there.
@@ -786,6 +789,9 @@ fn live_goodbye_guard_is_not_moved_by_a_silent_track() {
     s.step(0, tool_call("c1", "end", None));
     s.step(10, tool_done("c1", "{}", Some(CallAction::Hangup)));
     s.step(20, In::Agent(AgentEvent::SpeechQueued));
+    s.step(21, live_audio(SILENT, 800));
+    s.step(22, live_audio(SILENT, 800));
+    s.step(23, live_audio(SILENT, 800));
     s.step(120, live_audio(SPEECH, 800));
     let mut at = 220;
     let mut marks = 0;

@@ -181,17 +181,21 @@ async fn live_words_after_session_close_reach_the_record_once_in_order() {
 
 // ---- the goodbye of a tool's hang-up ----------------------------------------------------------
 
-/// `end_call` on GPT-Live: the backend calls it, the result is said (the goodbye), then the
-/// output track goes silent. The hang-up (REST `Status=completed`) comes once the goodbye's
-/// speech was followed by `live.goodbye_quiet_ms` of quiet and the caller heard it (the mark
-/// after the quiet echoed) — not by the 6 s guard: the action is logged with
-/// `timed_out: false`. The caller heard the whole goodbye, then at least the quiet, before
-/// the hang-up.
+/// `end_call` on GPT-Live: the model acknowledges the delegation at once ("Sure, one
+/// moment."), the backend calls `end_call`, and 2 s of timeline after the continuation ended
+/// the result is said (the goodbye), then the output track goes silent. The pause after the
+/// acknowledgement (longer than the quiet) is not taken for the end of the goodbye. The
+/// hang-up (REST `Status=completed`) comes once the goodbye's speech was followed by
+/// `live.goodbye_quiet_ms` of quiet and the caller heard it (the mark after the quiet echoed)
+/// — not by the 6 s guard: the action is logged with `timed_out: false`. The caller heard the
+/// acknowledgement, the whole goodbye, then at least the quiet, before the hang-up.
 #[tokio::test]
 async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
     let rest = MockTwilioRest::start().await.unwrap();
     let mock = MockLive::builder()
         .script([LiveTurn::call("end_call", r#"{"reason":"done"}"#)])
+        .delegation_ack("Sure, one moment.", 600)
+        .result_delay_ms(2000)
         .result_ms(1200)
         .start()
         .await
@@ -222,8 +226,16 @@ async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
     assert_eq!(answered.outputs.len(), 1);
     let output: Value = serde_json::from_str(&answered.outputs[0]).unwrap();
     assert_eq!(output["status"], "ending");
-    let goodbye = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    let ack = session.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(ack.text, "Sure, one moment.");
+    let goodbye = session.wait_for_utterance_end(2, WAIT).await.unwrap();
     assert_eq!(goodbye.audio.len(), 1200 * 8);
+    assert!(
+        goodbye.started_ms >= ack.ended_ms.unwrap() + 1000,
+        "a pause longer than the quiet between them: {} .. {}",
+        ack.ended_ms.unwrap(),
+        goodbye.started_ms
+    );
 
     let update = rest.wait_for_update(call.call_sid(), WAIT).await.unwrap();
     assert_eq!(
@@ -244,10 +256,18 @@ async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
     assert_eq!(action["timed_out"], false, "{action}");
     // Heard before the hang-up: the whole goodbye, byte for byte, then at least the quiet.
     let heard = call.heard_at(update.at);
+    let ack_at = heard
+        .windows(ack.audio.len())
+        .position(|w| w == ack.audio.as_slice())
+        .expect("the acknowledgement was heard");
     let at = heard
         .windows(goodbye.audio.len())
         .position(|w| w == goodbye.audio.as_slice())
         .expect("the whole goodbye was heard before the hang-up");
+    assert!(
+        ack_at + ack.audio.len() <= at,
+        "the acknowledgement came first"
+    );
     let after = &heard[at + goodbye.audio.len()..];
     assert!(
         after.len() >= 800 * 8,

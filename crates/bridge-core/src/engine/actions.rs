@@ -11,8 +11,9 @@
 //! An agent without response boundaries (GPT-Live: audio without response ids, a continuous
 //! output track) never reports the goodbye's start or end. Once it says it has been handed
 //! the text to say ([`crate::agent::AgentEvent::SpeechQueued`]), its goodbye is the speech
-//! that starts after that (speech still going on then — an acknowledgement said while the
-//! tool ran — must pause first); it is over once that speech was followed by the configured
+//! that starts after [`ONSET_QUIET`] of quiet from then on (speech going on then — an
+//! acknowledgement said while the tool ran — must pause first; the voice model needs longer
+//! than that to start saying what it was handed); it is over once that speech was followed by the configured
 //! quiet (quiet audio forwarded, no agent transcript fragment meanwhile): then it drains until
 //! the mark that followed the quiet is echoed. Quiet audio does not move the guard deadline,
 //! so a silent output track cannot keep the call open; without the signal only the guard
@@ -22,6 +23,11 @@ use std::time::{Duration, Instant};
 
 use crate::caller::MarkId;
 use crate::tools::CallAction;
+
+/// Quiet after the hand-over of the goodbye's text before speech counts as the goodbye's:
+/// longer than the pauses between words, shorter than the voice model's relay of injected
+/// text (measured 0.6–1.0 s, PROTOCOLS-LIVE.md §5.2).
+pub(crate) const ONSET_QUIET: Duration = Duration::from_millis(300);
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
@@ -45,11 +51,9 @@ struct Pending {
     audio_end: Option<Instant>,
     /// No response boundaries: the agent said it was handed the goodbye's text.
     armed: bool,
-    /// Armed, and a quiet piece came since (or the last piece before was quiet): speech
-    /// from here on is the goodbye's.
-    onset_ok: bool,
-    /// Whether the last watched piece was quiet.
-    last_quiet: Option<bool>,
+    /// Armed: quiet forwarded since the hand-over (or since speech after it), until
+    /// [`ONSET_QUIET`]; from then on speech is the goodbye's.
+    onset_quiet: Duration,
     /// No response boundaries: the goodbye's speech was forwarded.
     spoke: bool,
     /// No response boundaries: quiet audio forwarded since the last speech.
@@ -75,8 +79,7 @@ impl CallActions {
             phase: Phase::AwaitingCreate,
             audio_end: None,
             armed: false,
-            onset_ok: false,
-            last_quiet: None,
+            onset_quiet: Duration::ZERO,
             spoke: false,
             quiet: Duration::ZERO,
             heard_at_mark: None,
@@ -185,19 +188,21 @@ impl CallActions {
         if p.phase != Phase::AwaitingStart {
             return false;
         }
-        p.last_quiet = Some(quiet);
         if !p.armed {
             return false;
         }
         if !quiet {
-            if p.onset_ok {
+            if p.onset_quiet >= ONSET_QUIET {
                 p.spoke = true;
                 p.quiet = Duration::ZERO;
+            } else {
+                // Speech that was going on at the hand-over (or a word of it): not yet.
+                p.onset_quiet = Duration::ZERO;
             }
             return false;
         }
         if !p.spoke {
-            p.onset_ok = true;
+            p.onset_quiet += duration;
             return false;
         }
         p.quiet += duration;
@@ -216,7 +221,7 @@ impl CallActions {
             && p.phase == Phase::AwaitingStart
         {
             p.armed = true;
-            p.onset_ok = p.last_quiet.unwrap_or(true);
+            p.onset_quiet = Duration::ZERO;
             p.spoke = false;
             p.quiet = Duration::ZERO;
         }

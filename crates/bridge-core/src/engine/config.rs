@@ -176,8 +176,9 @@ pub struct CallConfig {
     /// audio has come. Default 10 s.
     pub goodbye_timeout: Duration,
     /// For an agent without response boundaries (GPT-Live: agent audio carries no response
-    /// id, the output track never ends): the goodbye is over once its speech was followed by
-    /// this much quiet output (audio below [`GOODBYE_QUIET_DBFS`], and no agent transcript
+    /// id, the output track never ends): the goodbye is the speech that starts after the
+    /// agent reported [`crate::agent::AgentEvent::SpeechQueued`] and 300 ms of quiet; it is
+    /// over once that speech was followed by this much quiet output (audio below [`GOODBYE_QUIET_DBFS`], and no agent transcript
     /// fragment meanwhile), counted in audio forwarded, not in wall time; the action follows
     /// when the mark after that quiet is echoed, i.e. once the caller has heard the goodbye
     /// and the quiet. PROTOCOLS-LIVE.md §7.3.8 and §11.10: nothing marks the end of a spoken

@@ -378,8 +378,11 @@ pub struct LiveDecoder {
     /// Responses delegation: a `response.create` is due once every call is answered.
     create_wanted: bool,
     /// Responses delegation: our `response.create` was sent and its backend response has not
-    /// ended yet; when it ends, what it produced is handed to the voice model to say.
-    continuing: bool,
+    /// ended yet; when it ends, what it produced is handed to the voice model to say. Holds
+    /// the backend response that was running before (whose own late end does not count).
+    continuing: Option<Option<String>>,
+    /// The backend response whose lifecycle was seen last.
+    last_response: Option<String>,
     /// A line to be said went out as commentary: [`AgentEvent::SpeechQueued`] is due.
     speech_queued: bool,
     /// Client delegation: delegations handed to the client tool, not answered yet.
@@ -413,7 +416,8 @@ impl LiveDecoder {
             pending_calls: HashSet::new(),
             outputs_since_create: 0,
             create_wanted: false,
-            continuing: false,
+            continuing: None,
+            last_response: None,
             speech_queued: false,
             client_delegations: HashSet::new(),
             counted: HashSet::new(),
@@ -758,16 +762,23 @@ impl LiveDecoder {
         if event.event_type() == Some("response.failed") {
             tracing::info!(response_id = ?event.response_id(), "GPT-Live backend response failed");
         }
-        if self.continuing
-            && matches!(
-                event.event_type(),
-                Some("response.completed" | "response.failed" | "response.incomplete")
-            )
-        {
-            // The continuation after our tool results ended: the voice model says its result
-            // from here (a pending goodbye is measured from now).
-            self.continuing = false;
-            out.push_back(AgentEvent::SpeechQueued);
+        let id = event.response_id();
+        match event.event_type() {
+            Some("response.created" | "response.in_progress") => {
+                self.last_response = id.map(str::to_owned);
+            }
+            Some("response.completed" | "response.failed" | "response.incomplete")
+                if self
+                    .continuing
+                    .as_ref()
+                    .is_some_and(|before| before.as_deref() != id) =>
+            {
+                // The continuation after our tool results ended: the voice model says its
+                // result from here (a pending goodbye is measured from now).
+                self.continuing = None;
+                out.push_back(AgentEvent::SpeechQueued);
+            }
+            _ => {}
         }
     }
 
@@ -787,7 +798,7 @@ impl LiveDecoder {
                     if self.create_wanted && self.pending_calls.is_empty() {
                         self.create_wanted = false;
                         self.outputs_since_create = 0;
-                        self.continuing = true;
+                        self.continuing = Some(self.last_response.clone());
                         out.push(ClientEvent::response_create().to_json());
                     }
                 } else if self.client_delegations.remove(&call_id) {
@@ -817,7 +828,7 @@ impl LiveDecoder {
                 if self.mode == LiveDelegation::Responses && self.outputs_since_create > 0 {
                     if self.pending_calls.is_empty() {
                         self.outputs_since_create = 0;
-                        self.continuing = true;
+                        self.continuing = Some(self.last_response.clone());
                         out.push(ClientEvent::response_create().to_json());
                     } else {
                         self.create_wanted = true;
@@ -1762,6 +1773,10 @@ mod tests {
     fn responses_calls_are_answered_then_continued_once() {
         let mut d = LiveDecoder::new(LiveDelegation::Responses, None);
         decode(&mut d, STARTED);
+        decode(
+            &mut d,
+            r#"{"type":"response.event","event_id":"e","delegation_id":"item_1","event":{"type":"response.created","response":{"id":"resp_1","status":"in_progress","output":[]}}}"#,
+        );
         let call = |id: &str| {
             format!(
                 r#"{{"type":"response.event","event_id":"e","delegation_id":"item_1","event":{{"type":"response.output_item.done","output_index":0,"item":{{"type":"function_call","id":"fc","call_id":"{id}","name":"lookup","arguments":"{{}}","status":"completed"}}}}}}"#
@@ -1799,6 +1814,9 @@ mod tests {
         );
         assert_eq!(out.len(), 3);
         assert_eq!(out[2], r#"{"type":"response.create"}"#);
+        // The response that made the calls ends late: not the continuation.
+        let first_done = r#"{"type":"response.event","event_id":"e","delegation_id":null,"event":{"type":"response.completed","response":{"id":"resp_1","status":"completed","output":[]}}}"#;
+        assert!(!decode(&mut d, first_done).contains(&AgentEvent::SpeechQueued));
         // The continuation ends: its result is handed to the voice model to say.
         let completed = r#"{"type":"response.event","event_id":"e","delegation_id":null,"event":{"type":"response.completed","response":{"id":"resp_2","status":"completed","output":[]}}}"#;
         assert_eq!(decode(&mut d, completed), [AgentEvent::SpeechQueued]);

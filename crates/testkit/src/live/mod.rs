@@ -185,6 +185,11 @@ pub(crate) struct LiveConfig {
     pub(crate) transcript_on_close: Option<String>,
     /// Accept `{"type":"mcp",…}` tools in `delegation.responses.tools`.
     pub(crate) mcp_tools: bool,
+    /// Said at once when a delegation starts (the model's automatic acknowledgement).
+    pub(crate) delegation_ack: Option<(String, u32)>,
+    /// Timeline delay between a continued backend response and the start of its spoken
+    /// result (the relay to the voice model).
+    pub(crate) result_delay_ms: u64,
 }
 
 impl Default for LiveConfig {
@@ -204,6 +209,8 @@ impl Default for LiveConfig {
             record_payloads: true,
             transcript_on_close: None,
             mcp_tools: false,
+            delegation_ack: None,
+            result_delay_ms: 0,
         }
     }
 }
@@ -305,6 +312,20 @@ impl MockLiveBuilder {
     /// there, and the mock refuses anything else (`invalid_value`) like that reading.
     pub fn accept_mcp_tools(mut self) -> Self {
         self.cfg.mcp_tools = true;
+        self
+    }
+
+    /// Say `text` (`ms` of audio) as soon as a delegation starts, as the real model
+    /// acknowledges a delegation by itself (`acknowledgement_delay_ms` 0); default: nothing.
+    pub fn delegation_ack(mut self, text: &str, ms: u32) -> Self {
+        self.cfg.delegation_ack = Some((text.to_owned(), ms));
+        self
+    }
+
+    /// Timeline delay from the end of a continued backend response to the start of its
+    /// spoken result (the relay to the voice model; default 0).
+    pub fn result_delay_ms(mut self, ms: u64) -> Self {
+        self.cfg.result_delay_ms = ms;
         self
     }
 

@@ -69,6 +69,8 @@ pub(crate) struct Session {
     queue: VecDeque<(String, u32)>,
     script: VecDeque<LiveTurn>,
     calls: Vec<PendingCall>,
+    /// Results to say once the output timeline reaches their time (ms).
+    delayed: VecDeque<(u64, String, u32)>,
     acks: Vec<(String, Option<String>, u64, u64)>,
     next_usage_ms: u64,
     stamp: u32,
@@ -103,6 +105,7 @@ impl Session {
             queue: VecDeque::new(),
             script: script.into(),
             calls: Vec::new(),
+            delayed: VecDeque::new(),
             acks: Vec::new(),
             next_usage_ms: 0,
             stamp: 0,
@@ -603,6 +606,14 @@ impl Session {
     fn produce(&mut self) {
         let delta = self.cfg.delta_bytes.max(1) as u64;
         while self.output_bytes + delta <= self.input_bytes {
+            while self
+                .delayed
+                .front()
+                .is_some_and(|d| d.0 <= ms_from(self.output_bytes, self.bytes_per_ms()))
+            {
+                let (_, text, ms) = self.delayed.pop_front().expect("front");
+                self.say(text, ms);
+            }
             let mut chunk = Vec::with_capacity(delta as usize);
             let mut finished = Vec::new();
             let mut transcript = String::new();
@@ -754,6 +765,9 @@ impl Session {
         let mode = self.accepted.as_ref().map_or(Mode::Client, |a| a.mode);
         let id = self.next_id("item");
         let offset = self.now_ms();
+        if let Some((text, ms)) = self.cfg.delegation_ack.clone() {
+            self.say(text, ms);
+        }
         if mode == Mode::Responses {
             let response_id = self.next_id("resp");
             self.send(json!({"type": "session.delegation.created", "offset_ms": offset,
@@ -947,7 +961,12 @@ impl Session {
         self.send(nested(json!({"type": "response.completed", "response": {"id": response_id, "status": "completed", "output": [],
             "usage": {"input_tokens": 200, "output_tokens": 20, "total_tokens": 220}}})), false);
         if !outputs.is_empty() {
-            self.say(text, self.cfg.result_ms);
+            if self.cfg.result_delay_ms == 0 {
+                self.say(text, self.cfg.result_ms);
+            } else {
+                let at = ms_from(self.output_bytes, self.bytes_per_ms()) + self.cfg.result_delay_ms;
+                self.delayed.push_back((at, text, self.cfg.result_ms));
+            }
         }
     }
 }
