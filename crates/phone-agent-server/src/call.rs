@@ -600,6 +600,7 @@ async fn connect_agent(
                 call_deadline: setup.call_deadline,
                 billing: Arc::clone(&setup.live_billing),
                 late_lines: Arc::clone(&setup.live_late),
+                mcp: (!mcp_tools.is_empty()).then(|| Arc::clone(&setup.context.mcp)),
             };
             LiveAgent::connect(endpoint, Arc::new(live.clone()), plan, clock)
                 .await

@@ -69,6 +69,7 @@ use openai_realtime::live::{
 };
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
+use super::realtime::McpStats;
 use super::{Direction, RelayClock};
 use crate::config::{LiveConfig, LiveDelegation};
 use crate::tools::config::{McpApproval, McpServer};
@@ -235,6 +236,8 @@ pub struct LivePlan {
     pub billing: Arc<LiveBilling>,
     /// Transcript lines completed at the teardown of the call's sessions.
     pub late_lines: Arc<LateLines>,
+    /// The call's MCP counts, when the delegation carries MCP servers.
+    pub mcp: Option<Arc<McpStats>>,
 }
 
 /// The `session.start` for one call. `mcp_tools` (the profile's `{"type":"mcp",…}` tools, with
@@ -389,6 +392,8 @@ pub struct LiveDecoder {
     client_delegations: HashSet<String>,
     /// Backend responses whose usage was counted.
     counted: HashSet<String>,
+    /// The call's MCP counts, when the delegation has MCP servers (`live.mcp_servers`).
+    mcp: Option<Arc<McpStats>>,
     lines: [Line; 2],
     history: VecDeque<(Speaker, String)>,
     /// `session.closed` `expired` is a loss (reconnects on), not a final close.
@@ -421,6 +426,7 @@ impl LiveDecoder {
             speech_queued: false,
             client_delegations: HashSet::new(),
             counted: HashSet::new(),
+            mcp: None,
             lines: [Line::default(), Line::default()],
             history: VecDeque::new(),
             expired_is_loss: false,
@@ -429,6 +435,12 @@ impl LiveDecoder {
             billed_base: 0.0,
             billed: None,
         }
+    }
+
+    /// Counts the backend's MCP activity into `stats` (the delegation has MCP servers).
+    pub fn with_mcp(mut self, stats: Option<Arc<McpStats>>) -> Self {
+        self.mcp = stats;
+        self
     }
 
     /// Adds `base` seconds (the call's earlier sessions) to the usage this session reports.
@@ -762,6 +774,9 @@ impl LiveDecoder {
         if event.event_type() == Some("response.failed") {
             tracing::info!(response_id = ?event.response_id(), "GPT-Live backend response failed");
         }
+        if let Some(stats) = &self.mcp {
+            self.on_mcp_event(stats, event);
+        }
         let id = event.response_id();
         match event.event_type() {
             Some("response.created" | "response.in_progress") => {
@@ -777,6 +792,37 @@ impl LiveDecoder {
                 // result from here (a pending goodbye is measured from now).
                 self.continuing = None;
                 out.push_back(AgentEvent::SpeechQueued);
+            }
+            _ => {}
+        }
+    }
+
+    /// The backend's MCP events (OpenAI runs the calls; the bridge observes and counts, as on
+    /// the Realtime path).
+    fn on_mcp_event(&self, stats: &McpStats, event: &lv::ResponseEvent) {
+        let item_id = event.event.get("item_id").and_then(|i| i.as_str());
+        match event.event_type() {
+            Some("mcp_list_tools.completed") => {
+                McpStats::bump(&stats.lists_completed);
+                tracing::info!(item_id, "MCP tools listed (GPT-Live backend)");
+            }
+            Some("mcp_list_tools.failed") => {
+                McpStats::bump(&stats.lists_failed);
+                crate::telemetry::error("mcp_list_tools");
+                tracing::warn!(
+                    item_id,
+                    "listing an MCP server's tools failed (GPT-Live backend)"
+                );
+            }
+            Some("response.mcp_call.completed") => {
+                McpStats::bump(&stats.calls_completed);
+                crate::telemetry::tool_call("mcp", "ok");
+                tracing::info!(item_id, "MCP call completed (GPT-Live backend)");
+            }
+            Some("response.mcp_call.failed") => {
+                McpStats::bump(&stats.calls_failed);
+                crate::telemetry::tool_call("mcp", "error");
+                tracing::warn!(item_id, "MCP call failed (GPT-Live backend)");
             }
             _ => {}
         }
@@ -1030,6 +1076,7 @@ impl LiveAgent {
             decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone())
                 .with_expired_as_loss(plan.reconnects)
                 .replacing(plan.replaces)
+                .with_mcp(plan.mcp)
                 .with_billed_base(plan.billing.base()),
             settings,
             queued: VecDeque::new(),
@@ -1830,6 +1877,31 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn backend_mcp_events_are_counted() {
+        let stats = Arc::new(McpStats::default());
+        let mut d = LiveDecoder::new(LiveDelegation::Responses, None).with_mcp(Some(stats.clone()));
+        decode(&mut d, STARTED);
+        let nested = |ty: &str| {
+            format!(
+                r#"{{"type":"response.event","event_id":"e","delegation_id":"item_1","event":{{"type":"{ty}","item_id":"mcp_1","output_index":0}}}}"#
+            )
+        };
+        for ty in [
+            "mcp_list_tools.completed",
+            "response.mcp_call.completed",
+            "response.mcp_call.completed",
+            "response.mcp_call.failed",
+            "mcp_list_tools.failed",
+        ] {
+            assert!(decode(&mut d, &nested(ty)).is_empty(), "{ty}");
+        }
+        assert_eq!(McpStats::get(&stats.lists_completed), 1);
+        assert_eq!(McpStats::get(&stats.lists_failed), 1);
+        assert_eq!(McpStats::get(&stats.calls_completed), 2);
+        assert_eq!(McpStats::get(&stats.calls_failed), 1);
     }
 
     #[test]

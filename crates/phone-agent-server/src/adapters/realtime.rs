@@ -225,7 +225,7 @@ pub struct McpStats {
 }
 
 impl McpStats {
-    fn bump(counter: &std::sync::atomic::AtomicU64) {
+    pub(crate) fn bump(counter: &std::sync::atomic::AtomicU64) {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
