@@ -181,31 +181,39 @@ async fn live_words_after_session_close_reach_the_record_once_in_order() {
 
 // ---- the goodbye of a tool's hang-up ----------------------------------------------------------
 
-/// `end_call` on GPT-Live: the model acknowledges the delegation at once ("Sure, one
-/// moment."), the backend calls `end_call`, and 2 s of timeline after the continuation ended
-/// the result is said (the goodbye), then the output track goes silent. The pause after the
-/// acknowledgement (longer than the quiet) is not taken for the end of the goodbye. The
-/// hang-up (REST `Status=completed`) comes once the goodbye's speech was followed by
-/// `live.goodbye_quiet_ms` of quiet and the caller heard it (the mark after the quiet echoed)
-/// — not by the 6 s guard: the action is logged with `timed_out: false`. The caller heard the
-/// acknowledgement, the whole goodbye, then at least the quiet, before the hang-up.
-#[tokio::test]
-async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
+/// A GPT-Live call whose backend calls `turn`'s tool after the caller's first turn: the model
+/// acknowledges the delegation at once ("Sure, one moment."), and 2 s of timeline after the
+/// continuation ended the tool's result is said (the goodbye, 1.2 s), then the output track
+/// goes silent. `toml`: extra configuration.
+struct LiveGoodbye {
+    rest: MockTwilioRest,
+    bridge: Bridge,
+    call: ActiveCall,
+    session: LiveSessionHandle,
+    /// The tool's output.
+    output: Value,
+    ack: testkit::live::Utterance,
+    goodbye: testkit::live::Utterance,
+    _mock: MockLive,
+}
+
+async fn live_goodbye(turn: LiveTurn, toml: &str) -> LiveGoodbye {
     let rest = MockTwilioRest::start().await.unwrap();
     let mock = MockLive::builder()
-        .script([LiveTurn::call("end_call", r#"{"reason":"done"}"#)])
+        .script([turn])
         .delegation_ack("Sure, one moment.", 600)
         .result_delay_ms(2000)
         .result_ms(1200)
         .start()
         .await
         .unwrap();
+    let config = temp_file("config.toml", toml);
     let bridge = Bridge::start(
         &mock.base_url(),
         &[
             LIVE,
             NO_GREETING,
-            ("PHONE_AGENT_CALL_CONTROL__END_CALL", "true"),
+            ("PHONE_AGENT_CONFIG", config.as_str()),
             ("PHONE_AGENT_LIVE__GOODBYE_QUIET_MS", "800"),
             ("PHONE_AGENT_LIVE__GOODBYE_TIMEOUT_SECS", "6"),
             ("TWILIO_ACCOUNT_SID", rest.account_sid()),
@@ -225,7 +233,6 @@ async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
     let answered = session.wait_for_delegation_answered(1, WAIT).await.unwrap();
     assert_eq!(answered.outputs.len(), 1);
     let output: Value = serde_json::from_str(&answered.outputs[0]).unwrap();
-    assert_eq!(output["status"], "ending");
     let ack = session.wait_for_utterance_end(1, WAIT).await.unwrap();
     assert_eq!(ack.text, "Sure, one moment.");
     let goodbye = session.wait_for_utterance_end(2, WAIT).await.unwrap();
@@ -236,50 +243,118 @@ async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
         ack.ended_ms.unwrap(),
         goodbye.started_ms
     );
+    LiveGoodbye {
+        rest,
+        bridge,
+        call,
+        session,
+        output,
+        ack,
+        goodbye,
+        _mock: mock,
+    }
+}
 
-    let update = rest.wait_for_update(call.call_sid(), WAIT).await.unwrap();
+impl LiveGoodbye {
+    /// Asserts what the caller heard before `at` (the REST request): the acknowledgement, the
+    /// whole goodbye byte for byte, then at least the quiet (800 ms of the silent track); and
+    /// that the action was the goodbye being heard, not the guard expiring.
+    fn assert_heard_first(&self, at: Instant) {
+        let action = logs()
+            .for_call(self.call.call_sid())
+            .into_iter()
+            .find(|l| l["message"] == "executing call action")
+            .expect("the action is logged");
+        assert_eq!(action["timed_out"], false, "{action}");
+        let heard = self.call.heard_at(at);
+        let find = |audio: &[u8]| heard.windows(audio.len()).position(|w| w == audio);
+        let ack_at = find(&self.ack.audio).expect("the acknowledgement was heard");
+        let at = find(&self.goodbye.audio).expect("the whole goodbye was heard first");
+        assert!(
+            ack_at + self.ack.audio.len() <= at,
+            "the acknowledgement came first"
+        );
+        let after = &heard[at + self.goodbye.audio.len()..];
+        assert!(
+            after.len() >= 800 * 8,
+            "only {} bytes heard after the goodbye",
+            after.len()
+        );
+        assert!(
+            after.iter().all(|&b| b == SILENCE),
+            "nothing but the silent track after the goodbye"
+        );
+    }
+}
+
+/// `end_call` on GPT-Live ([`live_goodbye`]): the pause after the model's acknowledgement
+/// (longer than the quiet) is not taken for the end of the goodbye. The hang-up (REST
+/// `Status=completed`) comes once the goodbye's speech was followed by
+/// `live.goodbye_quiet_ms` of quiet and the caller heard it (the mark after the quiet
+/// echoed) — not by the 6 s guard: the action is logged with `timed_out: false`.
+#[tokio::test]
+async fn live_goodbye_hangs_up_once_its_speech_went_quiet_and_was_heard() {
+    let g = live_goodbye(
+        LiveTurn::call("end_call", r#"{"reason":"done"}"#),
+        "[call_control]\nend_call = true\n",
+    )
+    .await;
+    assert_eq!(g.output["status"], "ending");
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
     assert_eq!(
         update.params,
         vec![("Status".to_owned(), "completed".to_owned())]
     );
     assert!(update.succeeded());
-    let ended = logs().call_ended(call.call_sid(), WAIT).await;
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
     assert_eq!(ended.end_reason, "hung_up_by_agent", "{:?}", ended.line);
-    call.wait_closed(WAIT).await.unwrap();
-    session.wait_closed(WAIT).await.unwrap();
-    // Which path fired: the goodbye was heard, the guard did not expire.
-    let action = logs()
-        .for_call(call.call_sid())
-        .into_iter()
-        .find(|l| l["message"] == "executing call action")
-        .expect("the action is logged");
-    assert_eq!(action["timed_out"], false, "{action}");
-    // Heard before the hang-up: the whole goodbye, byte for byte, then at least the quiet.
-    let heard = call.heard_at(update.at);
-    let ack_at = heard
-        .windows(ack.audio.len())
-        .position(|w| w == ack.audio.as_slice())
-        .expect("the acknowledgement was heard");
-    let at = heard
-        .windows(goodbye.audio.len())
-        .position(|w| w == goodbye.audio.as_slice())
-        .expect("the whole goodbye was heard before the hang-up");
-    assert!(
-        ack_at + ack.audio.len() <= at,
-        "the acknowledgement came first"
+    g.call.wait_closed(WAIT).await.unwrap();
+    g.session.wait_closed(WAIT).await.unwrap();
+    g.assert_heard_first(update.at);
+    assert_no_violations(&g.call, &g.session);
+    g.bridge.finish().await;
+}
+
+/// `transfer_call` on GPT-Live: the same goodbye timing, then the call's TwiML is replaced
+/// with the exact `<Dial>` (no summary: no whisper), and the call ends `transferred`.
+#[tokio::test]
+async fn live_transfer_follows_the_goodbye_once_heard() {
+    let g = live_goodbye(
+        LiveTurn::call("transfer_call", r#"{"destination":"front_desk"}"#),
+        r#"
+[call_control]
+transfer_caller_id = "+15005550006"
+transfer_timeout_secs = 25
+[[call_control.destinations]]
+name = "front_desk"
+number = "+15551230000"
+description = "A person at the front desk."
+"#,
+    )
+    .await;
+    assert_eq!(g.output["status"], "transferring");
+    let update = g
+        .rest
+        .wait_for_update(g.call.call_sid(), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        update.param("Twiml"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial callerId=\"+15005550006\" \
+             timeout=\"25\">+15551230000</Dial></Response>"
+        )
     );
-    let after = &heard[at + goodbye.audio.len()..];
-    assert!(
-        after.len() >= 800 * 8,
-        "only {} bytes heard after the goodbye",
-        after.len()
-    );
-    assert!(
-        after.iter().all(|&b| b == SILENCE),
-        "nothing but the silent track after the goodbye"
-    );
-    assert_no_violations(&call, &session);
-    bridge.finish().await;
+    let ended = logs().call_ended(g.call.call_sid(), WAIT).await;
+    assert_eq!(ended.end_reason, "transferred", "{:?}", ended.line);
+    g.session.wait_closed(WAIT).await.unwrap();
+    g.assert_heard_first(update.at);
+    assert_no_violations(&g.call, &g.session);
+    g.bridge.finish().await;
 }
 
 // ---- MCP servers in the delegation ------------------------------------------------------------
