@@ -125,6 +125,7 @@ fn running() -> Running {
             ..CallConfig::default()
         },
         shutdown: CancellationToken::new(),
+        hang_up: CancellationToken::new(),
     };
     rt.spawn(async move {
         run_call(

@@ -59,6 +59,7 @@
 //!     control: Arc::new(NoCallControl),
 //!     config: CallConfig::default(),
 //!     shutdown: CancellationToken::new(),
+//!     hang_up: CancellationToken::new(),
 //! };
 //! let mut log = |event: &CallEvent| tracing::info!(?event, "call event");
 //! let connect = async move { Ok(agent) }; // normally: dial the agent here
@@ -163,8 +164,12 @@ pub struct CallServices {
     /// The call's configuration.
     pub config: CallConfig,
     /// Cancelled when the server shuts down: the call ends cleanly
-    /// ([`crate::engine::EndReason::Shutdown`]).
+    /// ([`crate::engine::EndReason::Shutdown`]), or is handed over at its next pause when
+    /// [`CallConfig::handover`] is set ([`crate::engine::Call::shutdown`]).
     pub shutdown: CancellationToken,
+    /// Cancelled when the call is over elsewhere (Twilio's final status callback): the call
+    /// ends at once, never handed over ([`crate::engine::Call::hang_up`]).
+    pub hang_up: CancellationToken,
 }
 
 impl std::fmt::Debug for CallServices {
@@ -172,6 +177,7 @@ impl std::fmt::Debug for CallServices {
         f.debug_struct("CallServices")
             .field("config", &self.config)
             .field("shutdown", &self.shutdown)
+            .field("hang_up", &self.hang_up)
             .finish_non_exhaustive()
     }
 }
@@ -387,6 +393,7 @@ where
         control,
         config,
         shutdown,
+        hang_up,
     } = services;
     let send_timeout = config.send_timeout;
     let tool_timeout = config.tool_timeout;
@@ -416,6 +423,9 @@ where
     // removes from) the timer wheel — per frame, that was measurable.
     let shutdown_signal = shutdown.cancelled();
     tokio::pin!(shutdown_signal);
+    let mut hang_up_seen = false;
+    let hang_up_signal = hang_up.cancelled();
+    tokio::pin!(hang_up_signal);
     let timer = sleep_until(Instant::now());
     tokio::pin!(timer);
     // The deadline the timer is armed for (`None`: disarmed, or it fired).
@@ -428,6 +438,7 @@ where
     let agent_reads = Wakeup::new();
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
     let shutdown_wakeup = Wakeup::new();
+    let hang_up_wakeup = Wakeup::new();
     // The side that just delivered an event (it may have more already buffered, with no new
     // wake-up coming), and how many events were read in a row without a flush.
     let mut more: Option<Which> = None;
@@ -611,6 +622,12 @@ where
             }), if !shutdown_seen => {
                 shutdown_seen = true;
                 call.shutdown(now());
+            }
+            () = std::future::poll_fn(|cx| {
+                hang_up_wakeup.poll(cx, |cx| hang_up_signal.as_mut().poll(cx))
+            }), if !hang_up_seen => {
+                hang_up_seen = true;
+                call.hang_up(now());
             }
             connected = std::future::poll_fn(|cx| match connect.as_mut() {
                 Some(connecting) => connecting.as_mut().poll(cx),
@@ -1110,6 +1127,7 @@ mod tests {
                 ..CallConfig::default()
             },
             shutdown: CancellationToken::new(),
+            hang_up: CancellationToken::new(),
         }
     }
 

@@ -237,6 +237,7 @@ fn services(config: CallConfig) -> CallServices {
         control: Arc::new(NoCallControl),
         config,
         shutdown: CancellationToken::new(),
+        hang_up: CancellationToken::new(),
     }
 }
 

@@ -182,19 +182,23 @@ async fn run_in_span<S>(
             None => tracing::warn!("resuming a handed-over call without its conversation"),
         }
     }
+    // Realtime and GPT-Live calls can be handed over (a GPT-Live session gets the
+    // conversation as its `session.start` `input`); the echo agent has none.
     if config.shutdown.handover
         && config.fallback.enabled
         && state.store.is_some()
-        && backend == Backend::Realtime
+        && backend != Backend::Echo
     {
         config_of_call.handover = Some(config.shutdown.handover_wait);
     }
-    // Ended by the server's shutdown (handed over when the server stops listening, when the
-    // call can be), or by Twilio's final status callback for this call.
+    // Ended at once by Twilio's final status callback for this call, the console, or the end
+    // of the shutdown's grace period; ended by the server's shutdown (handed over at the next
+    // pause when the server stops listening, when the call can be).
+    let hang_up = state.calls.end_all.child_token();
     let end = if config_of_call.handover.is_some() {
         state.calls.handover_all.child_token()
     } else {
-        state.calls.end_all.child_token()
+        hang_up.clone()
     };
     // An outbound call whose profile has the agent leave voicemails: `/twilio/amd` reaches it
     // through a bounded channel into its caller side (no cost for any other call).
@@ -216,13 +220,13 @@ async fn run_in_span<S>(
     let agent_voicemail = voicemail_route.is_some();
     let open = state
         .open_calls
-        .open(&info.call_id, end.clone(), voicemail_route);
+        .open(&info.call_id, hang_up.clone(), voicemail_route);
     let live = crate::console::enabled(&state).then(|| {
         state.console.live.open(crate::console::live::NewCall {
             context: Arc::clone(&context),
             profile: Arc::clone(&profile),
             backend: backend.as_str(),
-            end: end.clone(),
+            end: hang_up.clone(),
             mask_numbers: config.privacy.mask_numbers,
         })
     });
@@ -243,6 +247,7 @@ async fn run_in_span<S>(
         },
         config: config_of_call,
         shutdown: end,
+        hang_up,
     };
     let record = state.store.as_ref().map(|_| {
         let (model, voice) = match backend {

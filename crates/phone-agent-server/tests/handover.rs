@@ -107,6 +107,11 @@ impl Instance {
 }
 
 fn env(mock: &MockRealtime, database: &str, prompt: &str) -> Vec<(&'static str, String)> {
+    env_at(&mock.base_url(), database, prompt)
+}
+
+/// The instances' environment, with the agent (a mock) at `openai_base`.
+fn env_at(openai_base: &str, database: &str, prompt: &str) -> Vec<(&'static str, String)> {
     vec![
         ("PORT", "0".into()),
         ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1".into()),
@@ -114,7 +119,7 @@ fn env(mock: &MockRealtime, database: &str, prompt: &str) -> Vec<(&'static str, 
         ("PUBLIC_URL", PUBLIC.into()),
         ("TWILIO_AUTH_TOKEN", AUTH_TOKEN.into()),
         ("OPENAI_API_KEY", "sk-e2e".into()),
-        ("OPENAI_BASE_URL", mock.base_url()),
+        ("OPENAI_BASE_URL", openai_base.into()),
         ("PROMPT_PATH", prompt.into()),
         (
             "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
@@ -406,4 +411,231 @@ async fn a_resume_with_nothing_saved_says_goodbye_and_a_forged_one_is_refused() 
     assert_eq!(status, 403);
     assert!(mock.sessions().is_empty(), "no agent session opened");
     db.close().await;
+}
+
+/// The caller's frames contain `needle` (contiguous) once the bridge has relayed it.
+async fn wait_heard_containing(call: &testkit::twilio::ActiveCall, needle: &[u8]) {
+    let contains = |h: &[u8]| h.windows(needle.len()).any(|w| w == needle);
+    let mut have = call.received_audio().len();
+    while !contains(&call.received_audio()) {
+        have = call.wait_received_audio(have + 1, WAIT).await.unwrap();
+    }
+}
+
+/// A `session.start` `input` message as GPT-Live's reference spells it.
+fn input_message(role: &str, text: &str) -> Value {
+    let kind = if role == "assistant" {
+        "output_text"
+    } else {
+        "input_text"
+    };
+    json!({"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
+}
+
+/// A GPT-Live call is handed over too: A ends the stream with the conversation saved, the
+/// redirect lands on B, and B's GPT-Live session starts with the conversation as its
+/// `session.start` `input` (exactly: the greeting, the caller's line, the answer, the replay
+/// note), says no greeting, and audio flows both ways through B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpt_live_call_is_handed_over_with_its_conversation_in_session_start() {
+    use testkit::live::{LiveTurn, MockLive};
+    const LIVE_GREETING: &str = "Hi, this is the parcel line.";
+    const QUESTION: &str = "Where is my parcel?";
+    let mock = MockLive::builder()
+        .script([LiveTurn::say(ANSWER, 600)])
+        .caller_transcripts(&[" Where is my parcel?"])
+        .start()
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handover-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    let database = format!("sqlite://{}", db_path.display());
+    let mut env = env_at(&mock.base_url(), &database, prompt.to_str().unwrap());
+    env.push(("PHONE_AGENT_AGENT__BACKEND", "live".into()));
+    env.push(("PHONE_AGENT_LIVE__GREETING", LIVE_GREETING.into()));
+    let mut a = Instance::start("live-a", &env).await;
+    let b = Instance::start("live-b", &env).await;
+
+    let sim = CallSimulator::new(&a.url())
+        .public_url(PUBLIC)
+        .auth_token(AUTH_TOKEN);
+    let placed = sim.call().place().await.unwrap();
+    let call = placed.open_stream().await.unwrap();
+    let first = mock.wait_for_session(1, WAIT).await.unwrap();
+    first.wait_for_started(WAIT).await.unwrap();
+    assert!(first.start_config().unwrap().get("input").is_none());
+
+    // The greeting, then the caller's question and the whole answer, heard on A.
+    let greeting = first.wait_for_utterance_end(1, WAIT).await.unwrap();
+    assert_eq!(greeting.text, LIVE_GREETING);
+    wait_heard_containing(&call, &greeting.audio).await;
+    say(&call, audio::speech(400));
+    let answer = first.wait_for_utterance_end(2, WAIT).await.unwrap();
+    assert_eq!(answer.text, ANSWER);
+    wait_heard_containing(&call, &answer.audio).await;
+
+    // A drains: the stream ends with the conversation saved; A exits 0.
+    a.sigterm();
+    let end = call.wait_closed(WAIT).await.unwrap();
+    assert!(matches!(end, CallEnd::ServerClosed { .. }), "{end:?}");
+    first.wait_closed(WAIT).await.unwrap();
+    assert!(
+        first.close_requested(),
+        "A closed its session with session.close"
+    );
+    let status = tokio::time::timeout(WAIT, a.child.wait())
+        .await
+        .expect("A exits")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(a.logged("call handed over: its conversation is saved for the next instance"));
+
+    // The redirect reaches B, which resumes the call with a new stream.
+    let placed = placed.reach(&b.url());
+    let (_, next) = placed.follow_after_stream().await.unwrap();
+    let next = next.expect("B answers a new stream for the same call");
+    let resumed = next.open_stream().await.unwrap();
+    assert_eq!(resumed.call_sid(), call.call_sid());
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    second.wait_for_started(WAIT).await.unwrap();
+    let start = second.start_config().unwrap();
+    assert_eq!(
+        start["input"],
+        json!([
+            input_message("assistant", LIVE_GREETING),
+            input_message("user", QUESTION),
+            input_message("assistant", ANSWER),
+            input_message("developer", phone_agent_server::adapters::live::REPLAY_NOTE),
+        ]),
+        "{start:#}"
+    );
+    assert_eq!(
+        start["instructions"],
+        first.start_config().unwrap()["instructions"],
+        "the same prompt"
+    );
+    assert!(
+        second
+            .client_events_of_type("session.commentary.append")
+            .is_empty(),
+        "no greeting after a handover"
+    );
+
+    // Audio both ways through B: the caller's speech reaches B's session, whose answer the
+    // caller hears byte for byte.
+    let before = second.received_audio_len();
+    say(&resumed, audio::speech(400));
+    second
+        .wait_for_received_audio(before + 8 * 400, WAIT)
+        .await
+        .unwrap();
+    let again = second.wait_for_utterance_end(1, WAIT).await.unwrap();
+    wait_heard_containing(&resumed, &again.audio).await;
+    assert!(second.violations().is_empty(), "{:?}", second.violations());
+
+    resumed.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    assert_eq!(mock.sessions().len(), 2, "one session per instance");
+    let db =
+        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+            path: db_path,
+        })
+        .unwrap()
+        .unwrap();
+    let record = record_when(&db, call.call_sid(), |r| r.end_reason == "caller_hung_up").await;
+    assert_eq!(record.handovers, 1);
+    assert_eq!(record.backend, "live");
+    db.close().await;
+    drop(b);
+}
+
+/// A status callback as Twilio sends it, signed over the public URL.
+async fn status_callback(instance: &Instance, call_sid: &str, status: &str, sequence: u32) {
+    let sequence = sequence.to_string();
+    let form = vec![
+        ("CallSid", call_sid.to_owned()),
+        (
+            "AccountSid",
+            "AC00000000000000000000000000000000".to_owned(),
+        ),
+        ("CallStatus", status.to_owned()),
+        ("SequenceNumber", sequence),
+        ("Direction", "inbound".to_owned()),
+    ];
+    let signature =
+        testkit::twilio::signature::sign(AUTH_TOKEN, &format!("{PUBLIC}/twilio/status"), &form);
+    let r = testkit::http::post_form(
+        &format!("{}/twilio/status", instance.url()),
+        &[("x-twilio-signature", signature.as_str())],
+        &form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 204, "status callback {status}: {}", r.text());
+}
+
+/// With handover on, Twilio's final status callback still ends the call at once: not at the
+/// next pause (the agent is in the middle of a 30-second line), not after
+/// `shutdown.handover_wait_ms` (a minute here), and not handed over (nothing saved to
+/// resume, no handover counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilios_final_status_ends_a_call_at_once_with_handover_on() {
+    let mock = MockRealtime::builder()
+        .script(Script::new().then(ResponseScript::say(GREETING, 30_000)))
+        .start()
+        .await
+        .unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handover-completed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    let database = format!("sqlite://{}", db_path.display());
+    let mut env = env(&mock, &database, prompt.to_str().unwrap());
+    env.push(("PHONE_AGENT_SHUTDOWN__HANDOVER", "true".into()));
+    env.push(("PHONE_AGENT_SHUTDOWN__HANDOVER_WAIT_MS", "60000".into()));
+    let a = Instance::start("completed", &env).await;
+    let sim = CallSimulator::new(&a.url())
+        .public_url(PUBLIC)
+        .auth_token(AUTH_TOKEN);
+    let placed = sim.call().place().await.unwrap();
+    let call = placed.open_stream().await.unwrap();
+    let session = session_of(&mock, call.call_sid()).await;
+    // The greeting is playing (a second of it heard; 29 to go).
+    call.wait_heard(8000, WAIT).await.unwrap();
+
+    status_callback(&a, call.call_sid(), "completed", 2).await;
+    let end = call.wait_closed(WAIT).await.unwrap();
+    assert!(matches!(end, CallEnd::ServerClosed { .. }), "{end:?}");
+    session.wait_closed(WAIT).await.unwrap();
+    assert!(
+        call.received_audio().len() < 8000 * 29,
+        "ended before the greeting was over"
+    );
+
+    let db =
+        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+            path: db_path,
+        })
+        .unwrap()
+        .unwrap();
+    let record = record_when(&db, call.call_sid(), |_| true).await;
+    assert_eq!(record.end_reason, "twilio_completed");
+    assert_eq!(record.handovers, 0);
+    let saved = db.stream_end(call.call_sid()).await.unwrap();
+    assert!(
+        saved.as_ref().is_none_or(|s| s.outcome
+            != phone_agent_server::store::StreamOutcome::HandedOver
+            && s.context.is_none()),
+        "nothing saved for a resume: {saved:?}"
+    );
+    assert!(!a.logged("call handed over: its conversation is saved for the next instance"));
+    assert_eq!(mock.sessions().len(), 1);
+    db.close().await;
+    drop(a);
 }

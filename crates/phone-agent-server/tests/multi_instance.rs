@@ -830,3 +830,292 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
     drop(pg);
     let _ = std::fs::remove_dir_all(tmp_dir());
 }
+
+// ---- 3. handover through the load balancer ----------------------------------------------------
+
+const AFTER: &str = "Is there anything else about the parcel?";
+
+/// The items the bridge created in `session` (`conversation.item.create`).
+fn created_items(session: &SessionHandle) -> Vec<Value> {
+    session
+        .client_events()
+        .iter()
+        .filter(|e| e.event_type() == "conversation.item.create")
+        .map(|e| e.json().unwrap()["item"].clone())
+        .collect()
+}
+
+/// `shutdown.handover = true` with the real load balancer and the real PostgreSQL: a call
+/// placed through HAProxy; the instance holding its stream gets SIGTERM mid-call; `/ready`
+/// answers 503 and HAProxy takes it out during the notice period; when the notice is over the
+/// instance ends the stream at the pause with the conversation saved in PostgreSQL and exits 0;
+/// the simulated Twilio fetches the `<Redirect>` after `</Connect>` THROUGH HAProxy, which sends
+/// it (and the new stream) to the surviving instances; the new agent session gets exactly the
+/// conversation, the caller hears the new agent byte for byte, and PostgreSQL has one record
+/// with `handovers = 1`, read back through the load balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_through_haproxy_and_postgresql_moves_a_call_to_a_surviving_instance() {
+    const HANDOVER_NAMES: [&str; 3] = ["ha", "hb", "hc"];
+    if !Haproxy::installed_or_skip("multi-instance handover") {
+        return;
+    }
+    let Some(pg) = PgCluster::start_or_skip("multi-instance handover").await else {
+        return;
+    };
+    let database = pg.create_database("handover").await.unwrap();
+    let mock = MockRealtime::builder()
+        .script(Script::new().no_fallback())
+        .start()
+        .await
+        .unwrap();
+    mock.push_session_script(
+        Script::new()
+            .then(ResponseScript::say(GREETING, 1000))
+            .then(ResponseScript::say(ANSWER, 600)),
+    );
+    mock.push_session_script(Script::new().then(ResponseScript::say(AFTER, 600)));
+    let lb_port = testkit::haproxy::free_port().unwrap();
+    let lb = format!("http://127.0.0.1:{lb_port}");
+    // Its own directory: the other test of this file removes `tmp_dir()` when it is done.
+    let prompt_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("multi-instance-handover-{}", std::process::id()));
+    std::fs::create_dir_all(&prompt_dir).unwrap();
+    let prompt = prompt_dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let env: Vec<(String, String)> = [
+        ("PORT", "0"),
+        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1"),
+        ("PHONE_AGENT_AGENT__PREWARM", "false"),
+        ("PUBLIC_URL", lb.as_str()),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ("OPENAI_API_KEY", "sk-e2e"),
+        ("OPENAI_BASE_URL", mock.base_url().as_str()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+        (
+            "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
+            "200",
+        ),
+        ("PHONE_AGENT_DATABASE__URL", database.as_str()),
+        ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+        ("PHONE_AGENT_SHUTDOWN__HANDOVER", "true"),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "2"),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", GRACE_SECS),
+        ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
+        ("PHONE_AGENT_LOG__FORMAT", "json"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut instances = Vec::new();
+    for name in HANDOVER_NAMES {
+        instances.push(Instance::start(name, &env).await);
+    }
+    let backends: Vec<Backend> = instances
+        .iter()
+        .map(|i| Backend {
+            name: i.name.to_owned(),
+            addr: i.addr,
+        })
+        .collect();
+    let Some(haproxy) =
+        Haproxy::start_or_skip("multi-instance handover", lb_port, "/ready", &backends).await
+    else {
+        return;
+    };
+    for name in HANDOVER_NAMES {
+        haproxy.wait_for_state(name, "UP", WAIT).await.unwrap();
+    }
+    let sim = CallSimulator::new(&lb)
+        .public_url(&lb)
+        .auth_token(AUTH_TOKEN);
+
+    // A call through the load balancer: the greeting, a question and its answer.
+    let placed = sim.call().from("+14155550400").place().await.unwrap();
+    let call = placed.open_stream().await.unwrap();
+    let sid = call.call_sid().to_owned();
+    let first = hear_greeting(&call, &mock).await;
+    say(&call, audio::speech(300));
+    first.wait_for_response_done(2, WAIT).await.unwrap();
+    let items = first.assistant_items();
+    let heard_before = [items[0].audio.clone(), items[1].audio.clone()].concat();
+    let heard = call.wait_heard(heard_before.len(), WAIT).await.unwrap();
+    assert_eq!(heard, heard_before, "greeting and answer");
+    all_marks_echoed(&call).await;
+    call.wait_playout_idle(WAIT).await.unwrap();
+    let question = first
+        .server_events()
+        .iter()
+        .find(|e| e.event_type == "conversation.item.input_audio_transcription.completed")
+        .map(|e| e.json().unwrap()["transcript"].as_str().unwrap().to_owned())
+        .expect("the caller's line was transcribed");
+
+    // The instance holding the stream drains: out of HAProxy during the notice period.
+    let victim = stream_host(&instances, &sid).await;
+    let victim_name = instances[victim].name;
+    instances[victim].sigterm();
+    let drain_started = Instant::now();
+    let ready_url = format!("http://{}/ready", instances[victim].addr);
+    loop {
+        let r = http::get(&ready_url)
+            .await
+            .expect("the instance still listens during the notice period");
+        if r.status == 503 {
+            break;
+        }
+        assert!(drain_started.elapsed() < WAIT, "/ready never answered 503");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    haproxy
+        .wait_for_state(victim_name, "DOWN", WAIT)
+        .await
+        .unwrap();
+    let taken_out = drain_started.elapsed();
+    // At the notice's end the call is handed over at this pause; the instance exits 0.
+    let end = call.wait_closed(WAIT).await.unwrap();
+    assert!(matches!(end, CallEnd::ServerClosed { .. }), "{end:?}");
+    let handed = drain_started.elapsed();
+    first.wait_closed(WAIT).await.unwrap();
+    let line = wait_line(&instances[victim], "handover", |l| {
+        l["message"] == "call handed over: its conversation is saved for the next instance"
+    })
+    .await;
+    assert_eq!(line["at_pause"], true, "{line}");
+    // Only once the notice period was over (the load balancer had it to take the instance
+    // out) and the instance had stopped listening: its log has them in this order.
+    let order: Vec<String> = instances[victim]
+        .log
+        .find(|l| {
+            l["message"] == "shutting down: no longer accepting; waiting for calls to finish"
+                || l["message"]
+                    == "call handed over: its conversation is saved for the next instance"
+        })
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "shutting down: no longer accepting; waiting for calls to finish",
+            "call handed over: its conversation is saved for the next instance"
+        ]
+    );
+    let status = tokio::time::timeout(WAIT, instances[victim].child.wait())
+        .await
+        .expect("the drained instance exits")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let bye = wait_line(&instances[victim], "bye", |l| l["message"] == "bye").await;
+    assert_eq!(bye["calls_ended"], 0, "{bye}");
+    assert_eq!(bye["clean"], true, "{bye}");
+
+    // Twilio runs the redirect through the load balancer: a surviving instance resumes the call.
+    let (executed, next) = placed.follow_after_stream().await.unwrap();
+    assert!(
+        matches!(executed.as_slice(), [testkit::twilio::twiml::Verb::Redirect { url, .. }]
+            if url == &format!("{lb}/voice/next")),
+        "{executed:?}"
+    );
+    let next = next.expect("a new stream for the same call");
+    let stream = next.stream().expect("<Connect><Stream>");
+    assert!(
+        stream
+            .url
+            .starts_with(&format!("{}/media/", lb.replacen("http://", "ws://", 1))),
+        "the resumed stream goes through the load balancer: {}",
+        stream.url
+    );
+    assert!(
+        stream
+            .parameters
+            .iter()
+            .any(|(k, v)| k == "handover" && v == "1"),
+        "{:?}",
+        stream.parameters
+    );
+    let resumed_by = served_by(&instances, "/voice/next", |l| {
+        l["message"] == "resuming a handed-over call with a new stream" && l["call_sid"] == sid
+    })
+    .await;
+    assert_ne!(resumed_by, victim_name);
+    let resumed = next.open_stream().await.unwrap();
+    assert_eq!(resumed.call_sid(), sid);
+    let second = mock.wait_for_session(2, WAIT).await.unwrap();
+    let streamed_on: Vec<&str> = instances
+        .iter()
+        .filter(|i| i.name != victim_name && !i.log.find(is_stream(&sid)).is_empty())
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(streamed_on.len(), 1, "{streamed_on:?}");
+
+    // The new session got exactly the conversation (from PostgreSQL) and greets no one.
+    let deadline = Instant::now() + WAIT;
+    while created_items(&second).len() < 3 {
+        assert!(Instant::now() < deadline, "no replay on the survivor");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        created_items(&second),
+        [
+            serde_json::json!({"type": "message", "role": "assistant",
+                   "content": [{"type": "output_text", "text": GREETING}]}),
+            serde_json::json!({"type": "message", "role": "user",
+                   "content": [{"type": "input_text", "text": question}]}),
+            serde_json::json!({"type": "message", "role": "assistant",
+                   "content": [{"type": "output_text", "text": ANSWER}]}),
+        ]
+    );
+    assert!(second.client_events_of_type("response.create").is_empty());
+
+    // The conversation goes on: the caller speaks, hears the new agent byte for byte.
+    let queued = say(&resumed, audio::speech(300));
+    second.wait_for_response_done(1, WAIT).await.unwrap();
+    let after = second.assistant_items()[0].audio.clone();
+    let heard = resumed.wait_heard(after.len(), WAIT).await.unwrap();
+    assert_eq!(heard, after, "the caller hears the new agent");
+    all_marks_echoed(&resumed).await;
+    resumed.stop(WAIT).await.unwrap();
+    second.wait_closed(WAIT).await.unwrap();
+    assert_caller_audio_relayed(&resumed, &second, &queued);
+    assert_clean(&resumed, &second);
+    assert_eq!(mock.sessions().len(), 2, "one session per stream");
+
+    // One record in PostgreSQL, the handover counted, read through the load balancer.
+    let record = stored_call(&lb, &sid, |v| {
+        v["handovers"] == 1 && v["end_reason"] == "caller_hung_up"
+    })
+    .await;
+    let agent_lines: Vec<&str> = record["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["speaker"] == "agent")
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(agent_lines, [GREETING, ANSWER, AFTER], "{record}");
+    let survivor = instances.iter().find(|i| i.name == streamed_on[0]).unwrap();
+    let metrics = http::get(&format!("http://{}/metrics", survivor.metrics))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("phone_agent_handovers_total{side=\"in\"} 1")),
+        "{metrics}"
+    );
+    report(
+        "multi-instance handover",
+        &format!(
+            "instance {victim_name} out of HAProxy {:.0} ms after SIGTERM; call handed over \
+             {:.2} s after SIGTERM (notice 2 s); resumed by {resumed_by} (/voice/next), \
+             stream on {}",
+            taken_out.as_secs_f64() * 1e3,
+            handed.as_secs_f64(),
+            streamed_on[0]
+        ),
+    );
+    drop(instances);
+    drop(haproxy);
+    drop(pg);
+    let _ = std::fs::remove_dir_all(prompt_dir);
+}

@@ -65,6 +65,10 @@ pub(crate) struct Conversation {
     open: VecDeque<(String, String)>,
     /// Cuts (heard fraction as `played_ms`, `sent_ms`) for items not final yet.
     cuts: VecDeque<(String, u64, u64)>,
+    /// Lines streaming now whose fragments carry no item id (GPT-Live: its transcript
+    /// fragments, grouped into lines by the adapter), at most one per speaker, in the order
+    /// they started: kept when the stream ends before the agent made them final (a handover).
+    unkeyed: Vec<(Speaker, String)>,
 }
 
 impl Conversation {
@@ -101,9 +105,24 @@ impl Conversation {
         self.open.push_back((item_id.to_owned(), text.to_owned()));
     }
 
+    /// A transcript fragment without an item id, of either side (accumulated per speaker
+    /// until that speaker's line is final).
+    pub(crate) fn unkeyed_fragment(&mut self, speaker: Speaker, text: &str) {
+        if let Some((_, acc)) = self.unkeyed.iter_mut().find(|(s, _)| *s == speaker) {
+            if acc.len() < self.limits.max_chars {
+                acc.push_str(text);
+            }
+            return;
+        }
+        self.unkeyed.push((speaker, text.to_owned()));
+    }
+
     /// A final transcript line.
     pub(crate) fn line(&mut self, speaker: Speaker, text: &str, item_id: Option<&str>) {
         let mut text = text.to_owned();
+        if item_id.is_none() {
+            self.unkeyed.retain(|(s, _)| *s != speaker);
+        }
         if let Some(id) = item_id {
             self.open.retain(|(open, _)| open != id);
             if speaker == Speaker::Agent
@@ -155,6 +174,9 @@ impl Conversation {
     /// The agent connection was lost: the agent lines still streaming become lines with the
     /// fragments received so far (cut where a barge-in said so).
     pub(crate) fn connection_lost(&mut self) {
+        for (speaker, text) in std::mem::take(&mut self.unkeyed) {
+            self.line(speaker, text.trim(), None);
+        }
         while let Some((id, text)) = self.open.pop_front() {
             self.line(Speaker::Agent, &text, Some(&id));
         }
@@ -362,6 +384,30 @@ mod tests {
         c.line(Speaker::Agent, "Bye now.", Some("i2"));
         c.connection_lost();
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn lines_without_item_ids_still_streaming_are_kept_in_the_order_they_started() {
+        let mut c = Conversation::new(ContextLimits::default());
+        c.unkeyed_fragment(Speaker::Agent, "Hello.");
+        c.line(Speaker::Agent, "Hello.", None);
+        c.unkeyed_fragment(Speaker::Caller, " Where is it?");
+        c.unkeyed_fragment(Speaker::Agent, "It ships ");
+        c.unkeyed_fragment(Speaker::Agent, "today.");
+        c.connection_lost();
+        assert_eq!(
+            c.items(),
+            vec![
+                msg(Speaker::Agent, "Hello."),
+                msg(Speaker::Caller, "Where is it?"),
+                msg(Speaker::Agent, "It ships today."),
+            ]
+        );
+        // Made final before the loss: no duplicate.
+        c.unkeyed_fragment(Speaker::Caller, "Thanks");
+        c.line(Speaker::Caller, "Thanks.", None);
+        c.connection_lost();
+        assert_eq!(c.len(), 4);
     }
 
     #[test]

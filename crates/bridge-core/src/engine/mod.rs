@@ -764,6 +764,12 @@ impl Call {
         }
     }
 
+    /// The call is over elsewhere (Twilio reported it completed): it ends now
+    /// ([`EndReason::Shutdown`]), never handed over, even while a handover waits for a pause.
+    pub fn hang_up(&mut self, now: Instant) {
+        self.end(EndReason::Shutdown, None, now);
+    }
+
     /// Hands the call over if it is at a pause (a reconnect gap counts as one: no session
     /// is talking).
     fn handover_at_pause(&mut self, now: Instant) {
@@ -1279,13 +1285,14 @@ impl Call {
             self.caller_activity();
         }
         if !is_final {
-            if speaker == Speaker::Agent {
-                if let Some(id) = &item_id {
-                    self.context.fragment(id, &text);
-                }
-                if self.actions.is_pending() {
-                    self.actions.agent_words();
-                }
+            match &item_id {
+                Some(id) if speaker == Speaker::Agent => self.context.fragment(id, &text),
+                Some(_) => {}
+                // GPT-Live: fragments of either side, made final later by the adapter.
+                None => self.context.unkeyed_fragment(speaker, &text),
+            }
+            if speaker == Speaker::Agent && self.actions.is_pending() {
+                self.actions.agent_words();
             }
             return;
         }
