@@ -762,18 +762,19 @@ impl StreamEndSaver {
         };
         // The agent is gone for good and REST is configured: the fallback is played through
         // REST before the stream closes (Twilio then skips the redirect); saved as a normal end
-        // so that a redirect, were it run anyway, hangs up without speaking again.
+        // once Twilio took it, so that a redirect, were it run anyway, hangs up without
+        // speaking again (and waits while the update is unanswered: `crate::handover`).
         let by_rest = outcome == crate::store::StreamOutcome::Failed
             && crate::handover::agent_gone(summary.end_reason)
             && self.state.config.fallback.enabled
             && self.state.tool_services.rest.is_some();
         let state = Arc::clone(&self.state);
         self.save.start(async move {
-            let mut end = end;
-            if by_rest && crate::handover::fallback_by_rest(&state, &end.call_sid).await {
-                end.outcome = crate::store::StreamOutcome::Normal;
+            if by_rest {
+                crate::handover::fallback_by_rest(state, end).await;
+            } else {
+                crate::handover::save(state, end).await;
             }
-            crate::handover::save(state, end).await;
         });
     }
 }

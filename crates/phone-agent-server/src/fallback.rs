@@ -12,6 +12,7 @@ use bridge_core::engine::EndReason;
 use twilio_media::twiml;
 
 use crate::config::{FallbackAction, FallbackConfig};
+use crate::store::StreamOutcome;
 
 /// How long an ended call's reason is remembered for its redirect (Twilio requests it right
 /// after the stream closed).
@@ -37,12 +38,13 @@ pub(crate) fn is_normal(reason: Option<EndReason>) -> bool {
 /// The recent calls of this instance and whether each ended normally.
 #[derive(Debug, Default)]
 pub(crate) struct CallEnds {
-    inner: Mutex<HashMap<String, (bool, Instant)>>,
+    inner: Mutex<HashMap<String, (StreamOutcome, Instant)>>,
 }
 
 impl CallEnds {
-    /// Records how `call_sid` ended.
-    pub(crate) fn record(&self, call_sid: &str, normal: bool, now: Instant) {
+    /// Records how `call_sid`'s stream ended (the handover states are never kept here: there
+    /// is no handover without a call store).
+    pub(crate) fn record(&self, call_sid: &str, outcome: StreamOutcome, now: Instant) {
         let mut map = self
             .inner
             .lock()
@@ -51,17 +53,17 @@ impl CallEnds {
             map.retain(|_, (_, at)| now.duration_since(*at) < REMEMBER);
         }
         if map.len() < MAX_REMEMBERED {
-            map.insert(call_sid.to_owned(), (normal, now));
+            map.insert(call_sid.to_owned(), (outcome, now));
         }
     }
 
-    /// Whether `call_sid` ended normally; `None` when unknown here.
-    pub(crate) fn ended_normally(&self, call_sid: &str) -> Option<bool> {
+    /// How `call_sid`'s stream ended and when that was recorded; `None` when unknown here.
+    pub(crate) fn outcome(&self, call_sid: &str) -> Option<(StreamOutcome, Instant)> {
         let map = self
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(call_sid).map(|(normal, _)| *normal)
+        map.get(call_sid).copied()
     }
 }
 
@@ -85,11 +87,11 @@ mod tests {
     fn ends_are_remembered_and_classified() {
         let ends = CallEnds::default();
         let now = Instant::now();
-        ends.record("CA1", is_normal(Some(EndReason::HungUpByAgent)), now);
-        ends.record("CA2", is_normal(Some(EndReason::AgentConnectFailed)), now);
-        assert_eq!(ends.ended_normally("CA1"), Some(true));
-        assert_eq!(ends.ended_normally("CA2"), Some(false));
-        assert_eq!(ends.ended_normally("CA3"), None);
+        ends.record("CA1", StreamOutcome::Normal, now);
+        ends.record("CA2", StreamOutcome::Failed, now);
+        assert_eq!(ends.outcome("CA1"), Some((StreamOutcome::Normal, now)));
+        assert_eq!(ends.outcome("CA2"), Some((StreamOutcome::Failed, now)));
+        assert_eq!(ends.outcome("CA3"), None);
         assert!(!is_normal(None));
         assert!(!is_normal(Some(EndReason::Shutdown)));
         assert!(!is_normal(Some(EndReason::AgentFailed)));

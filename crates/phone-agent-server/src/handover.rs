@@ -14,18 +14,42 @@
 //! | `handed_over`, nothing to resume with | a spoken goodbye (`shutdown.goodbye`), `<Hangup/>` |
 //! | `normal` (the agent hung up, an idle caller, the maximum duration) | `<Hangup/>` |
 //! | `failed` (the agent failed or could not connect, the server ended the call), or a call nobody saved (an instance crashed) | the `[fallback]`: `<Say>`, then `<Hangup/>` or `<Dial>` |
+//! | `fallback_pending` (the fallback went to Twilio's REST API, no answer yet) | `<Pause length="1"/>` and the same redirect: asked again until the answer is in (then as above: `normal` if Twilio took it, `failed` if it refused it or never answered), at most [`pending_bound`] |
 //!
 //! Serving a resume marks the row `failed` (the conversation stays): if the new stream never
 //! starts, the next redirect plays the fallback instead of resuming in a loop; the resumed
 //! stream saves its own outcome when it ends. Without a call store the outcome is kept in the
 //! instance's memory ([`crate::fallback::CallEnds`]) and there is no handover.
 //!
-//! **Handover** (`shutdown.handover`, a store and a Realtime call): on SIGTERM the engine ends
+//! **The fallback through REST is never played twice.** When the agent is gone for good and
+//! Twilio REST is configured, the fallback TwiML replaces the call's TwiML through REST before
+//! the stream closes; Twilio then never runs the redirect. The race: an update that reached
+//! Twilio but whose answer is late — if the stream were closed and the redirect answered with
+//! the fallback, Twilio applying the update afterwards would play it a second time. So
+//! `fallback_pending` is saved **before** the REST request is sent; the stream is closed after
+//! the answer or after [`REST_FALLBACK_TIMEOUT`], whichever is first; the request is never
+//! abandoned (it finishes in the background, bounded by the REST client's own timeouts, and
+//! saves `normal` or `failed`); meanwhile `/voice/next` answers a one-second pause and asks
+//! again. A REST call that truly failed (an error answer, no connection, no answer within the
+//! client's `twilio.rest_timeout_ms`) saves `failed`, and the next redirect plays the fallback:
+//! the caller hears it once either way. What remains: Twilio applying an update more than
+//! `rest_timeout_ms` after receiving it without answering (the client has then given up and
+//! the redirect has played the fallback). Without a call store the same states are kept in
+//! the instance's memory ([`crate::fallback::CallEnds`]), which serves a redirect that reaches
+//! this instance.
+//!
+//! **Handover** (`shutdown.handover`, a store and a Realtime or GPT-Live call): on SIGTERM the engine ends
 //! each call's stream at a natural pause (bounded by `shutdown.handover_wait_ms`) and emits the
 //! conversation ([`bridge_core::engine::CallEvent::HandedOver`]); the call's observer saves it
 //! with the stream's parameters; the resumed stream (its `handover` parameter set) loads it,
 //! and the new agent session is seeded with it ([`bridge_core::engine::CallConfig::restore`]:
-//! `conversation.item.create` items, no greeting). `/voice/next` is also served at its old
+//! Realtime: `conversation.item.create` items; GPT-Live: `session.start` `input`; no
+//! greeting). Handing over starts when the instance stops listening, after
+//! `server.shutdown_notice_secs`, not at SIGTERM: the redirect goes through the load balancer,
+//! which must have taken the draining instance out first (its `/ready` answers 503 from
+//! SIGTERM on); a redirect reaching the draining instance during the notice period would
+//! resume the call there, only to hand it over again. Twilio's final status callback ends a
+//! call at once, never handed over. `/voice/next` is also served at its old
 //! path `/voice/fallback`, which calls answered by an earlier version redirect to.
 
 use std::sync::{Arc, Mutex};
@@ -48,9 +72,12 @@ pub(crate) const NEXT_PATH: &str = "/voice/next";
 pub(crate) const HANDOVER_PARAMETER: &str = "handover";
 /// How long closing a stream waits for its outcome to be saved.
 pub(crate) const SAVE_TIMEOUT: Duration = Duration::from_secs(3);
-/// The bound of the fallback's REST update (below [`SAVE_TIMEOUT`]: the stream is closed only
-/// once it has answered, so the redirect and the update never both speak).
-const REST_FALLBACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the stream stays open waiting for the fallback's REST update to answer (below
+/// [`SAVE_TIMEOUT`]); after that the update goes on in the background and the redirect waits
+/// for it (`fallback_pending`).
+pub(crate) const REST_FALLBACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause `/voice/next` answers while the fallback's REST update is unanswered.
+const PENDING_PAUSE_SECS: u32 = 1;
 
 /// Counter: calls handed over between instances, by `side` (`out`: this instance ended the
 /// stream with the conversation saved; `in`: this instance resumed one).
@@ -117,11 +144,9 @@ pub(crate) async fn save(state: Arc<AppState>, end: StreamEnd) {
         }
         return;
     }
-    state.call_ends.record(
-        &end.call_sid,
-        end.outcome == StreamOutcome::Normal,
-        Instant::now(),
-    );
+    state
+        .call_ends
+        .record(&end.call_sid, end.outcome, Instant::now());
 }
 
 /// Whether a call that ended for `reason` lost its agent for good (the agent refused, failed
@@ -135,49 +160,81 @@ pub(crate) fn agent_gone(reason: Option<EndReason>) -> bool {
     )
 }
 
+/// How long a `fallback_pending` is waited for: every attempt of the REST client with its
+/// backoff, and a margin. An older one (its instance died before the answer) reads as `failed`.
+pub(crate) fn pending_bound(state: &AppState) -> Duration {
+    let t = &state.config.twilio;
+    t.rest_timeout * t.rest_attempts + Duration::from_secs(5)
+}
+
 /// Plays the `[fallback]` on the live call through Twilio's REST API (the call's TwiML is
 /// replaced by it, so the redirect after the stream does not run), before the stream is
-/// closed. `true` when Twilio took it (or the call is already gone); `false` without REST or
-/// when the update failed or took longer than [`REST_FALLBACK_TIMEOUT`] (then the redirect
-/// plays the fallback).
-pub(crate) async fn fallback_by_rest(state: &AppState, call_sid: &str) -> bool {
-    let Some(rest) = &state.tool_services.rest else {
-        return false;
+/// closed, and saves the stream's outcome (`end`, whose outcome is `failed`): `normal` when
+/// Twilio took it (or the call is already gone), `failed` when the update failed (the
+/// redirect plays the fallback), `fallback_pending` while it is unanswered after
+/// [`REST_FALLBACK_TIMEOUT`] (see the module docs).
+pub(crate) async fn fallback_by_rest(state: Arc<AppState>, end: StreamEnd) {
+    let Some(rest) = state.tool_services.rest.clone() else {
+        return save(state, end).await;
     };
     let xml = crate::fallback::fallback_twiml(&state.config.fallback).to_xml();
     let update = match twilio_media::rest::UpdateCall::twiml(xml) {
         Ok(update) => update,
         Err(e) => {
             tracing::warn!(error = %e, "the fallback TwiML cannot go through REST");
-            return false;
+            return save(state, end).await;
         }
     };
-    match tokio::time::timeout(REST_FALLBACK_TIMEOUT, rest.update_call(call_sid, &update)).await {
-        Ok(Ok(crate::twilio_rest::UpdateOutcome::Updated)) => {
-            tracing::warn!(
-                call_sid,
-                "the agent is gone: playing the fallback through REST"
-            );
-            crate::telemetry::error("fallback_played");
-            true
+    // Saved first: a redirect that comes before the answer waits for it.
+    save(
+        Arc::clone(&state),
+        StreamEnd {
+            outcome: StreamOutcome::FallbackPending,
+            ..end.clone()
+        },
+    )
+    .await;
+    let call_sid = end.call_sid.clone();
+    let mut request = tokio::spawn(async move {
+        match rest.update_call(&call_sid, &update).await {
+            Ok(crate::twilio_rest::UpdateOutcome::Updated) => {
+                tracing::warn!(
+                    call_sid,
+                    "the agent is gone: playing the fallback through REST"
+                );
+                crate::telemetry::error("fallback_played");
+                StreamOutcome::Normal
+            }
+            Ok(crate::twilio_rest::UpdateOutcome::AlreadyGone(_)) => {
+                tracing::info!(
+                    call_sid,
+                    "the agent is gone and so is the call: no fallback"
+                );
+                StreamOutcome::Normal
+            }
+            Err(e) => {
+                tracing::warn!(call_sid, error = %e, "the fallback through REST failed: the redirect plays it");
+                StreamOutcome::Failed
+            }
         }
-        Ok(Ok(crate::twilio_rest::UpdateOutcome::AlreadyGone(_))) => {
-            tracing::info!(
-                call_sid,
-                "the agent is gone and so is the call: no fallback"
-            );
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(call_sid, error = %e, "the fallback through REST failed: the redirect plays it");
-            false
+    });
+    match tokio::time::timeout(REST_FALLBACK_TIMEOUT, &mut request).await {
+        Ok(outcome) => {
+            let outcome = outcome.unwrap_or(StreamOutcome::Failed);
+            save(state, StreamEnd { outcome, ..end }).await;
         }
         Err(_) => {
             tracing::warn!(
-                call_sid,
-                "the fallback through REST timed out: the redirect plays it"
+                call_sid = end.call_sid.as_str(),
+                "the fallback through REST is not answered yet: closing the stream; the \
+                 redirect waits for the answer"
             );
-            false
+            // Finished in the background (bounded by the REST client's timeouts): its answer
+            // decides what the waiting redirect does.
+            tokio::spawn(async move {
+                let outcome = request.await.unwrap_or(StreamOutcome::Failed);
+                save(state, StreamEnd { outcome, ..end }).await;
+            });
         }
     }
 }
@@ -301,8 +358,18 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>, path: &str)
     }
     let saved = match &state.store {
         Some(store) => match store.db() {
-            Some(db) => match db.stream_end(call_sid).await {
-                Ok(end) => end,
+            Some(db) => match db.stream_end_at(call_sid).await {
+                Ok(Some((mut end, saved_at_ms))) => {
+                    let age = u64::try_from(crate::record::now_ms() - saved_at_ms).unwrap_or(0);
+                    if end.outcome == StreamOutcome::FallbackPending
+                        && Duration::from_millis(age) > pending_bound(state)
+                    {
+                        // Its instance died before the answer came: play it.
+                        end.outcome = StreamOutcome::Failed;
+                    }
+                    Some(end)
+                }
+                Ok(None) => None,
                 Err(e) => {
                     tracing::error!(call_sid, error = %e, "could not read why the stream ended");
                     None
@@ -310,20 +377,18 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>, path: &str)
             },
             None => None,
         },
-        None => state
-            .call_ends
-            .ended_normally(call_sid)
-            .map(|normal| StreamEnd {
+        None => state.call_ends.outcome(call_sid).map(|(mut outcome, at)| {
+            if outcome == StreamOutcome::FallbackPending && at.elapsed() > pending_bound(state) {
+                outcome = StreamOutcome::Failed;
+            }
+            StreamEnd {
                 call_sid: call_sid.to_owned(),
-                outcome: if normal {
-                    StreamOutcome::Normal
-                } else {
-                    StreamOutcome::Failed
-                },
+                outcome,
                 context: None,
                 parameters: None,
                 handovers: 0,
-            }),
+            }
+        }),
     };
     match saved {
         Some(end) if end.outcome == StreamOutcome::HandedOver => {
@@ -332,6 +397,25 @@ pub(crate) async fn handle(state: &AppState, req: Request<Incoming>, path: &str)
         Some(end) if end.outcome == StreamOutcome::Normal => {
             tracing::info!(call_sid, "stream ended normally: hanging up");
             routes::twiml(twiml::Response::new().hangup().to_xml())
+        }
+        Some(end) if end.outcome == StreamOutcome::FallbackPending => {
+            match crate::voice::after_stream(state, &parts.headers) {
+                Some(again) => {
+                    tracing::info!(
+                        call_sid,
+                        "the fallback through REST is not answered yet: waiting"
+                    );
+                    routes::twiml(
+                        twiml::Response::new()
+                            .pause(twiml::Pause::seconds(PENDING_PAUSE_SECS))
+                            .redirect(again)
+                            .to_xml(),
+                    )
+                }
+                None => {
+                    routes::twiml(crate::fallback::fallback_twiml(&state.config.fallback).to_xml())
+                }
+            }
         }
         saved => {
             tracing::warn!(

@@ -107,3 +107,114 @@ async fn an_agent_that_cannot_come_back_gets_the_fallback_through_rest() {
         bridge.finish().await;
     }
 }
+
+/// The fallback through REST is never played twice, and never lost: `fallback_pending` is saved
+/// before the update is sent. Twilio acts on the update but its answer is late (held at the
+/// mock past the 2 s the stream waits): the redirect, should Twilio run it, answers a pause and
+/// asks again while the answer is out, then hangs up once Twilio's answer says it took the
+/// update. An update Twilio refuses (an error answer) lets the redirect play the fallback.
+#[tokio::test]
+async fn a_late_rest_answer_never_plays_the_fallback_twice_and_a_refused_one_still_plays_it() {
+    let fallback = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{}</Say><Hangup/></Response>",
+        phone_agent_server::config::DEFAULT_FALLBACK_SAY
+    );
+    for late in [true, false] {
+        let mock = MockRealtime::builder()
+            .script(Script::new().no_fallback())
+            .start()
+            .await
+            .unwrap();
+        mock.push_session_script(
+            Script::new()
+                .then(ResponseScript::say(GREETING, 2000).fault(ResponseFault::DropAfterDeltas(2))),
+        );
+        mock.push_refusal(401);
+        let rest = testkit::rest::MockTwilioRest::start().await.unwrap();
+        if late {
+            rest.hold_next();
+        } else {
+            rest.fail_next(400, 21218, "Invalid ApplicationSid");
+        }
+        let rest_url = rest.base_url();
+        let mut bridge = Bridge::start(
+            &mock.base_url(),
+            &[
+                ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
+                ("PHONE_AGENT_RECONNECT__ATTEMPTS", "1"),
+                ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
+                ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
+                ("TWILIO_ACCOUNT_SID", rest.account_sid()),
+                ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_url.as_str()),
+                // The held answer is released by the test, long before the client gives up.
+                ("PHONE_AGENT_TWILIO__REST_TIMEOUT_MS", "30000"),
+            ],
+        )
+        .await;
+        bridge.sim = testkit::twilio::CallSimulator::new(&format!("http://{}", bridge.addr))
+            .public_url(PUBLIC)
+            .auth_token(AUTH_TOKEN)
+            .account_sid(rest.account_sid())
+            .rest(&rest);
+        let call = bridge.sim.call().connect().await.unwrap();
+        let sid = call.call_sid().to_owned();
+        let update = rest.wait_for_update(&sid, WAIT).await.unwrap();
+        assert_eq!(update.param("Twiml"), Some(fallback.as_str()), "{update:?}");
+        call.wait_closed(WAIT).await.unwrap();
+        if late {
+            // Twilio took the update; its answer has not come: the redirect waits.
+            let waiting = after_stream(&bridge, &sid).await;
+            assert_eq!(
+                waiting.verbs,
+                [
+                    Verb::Pause { length: Some(1) },
+                    Verb::Redirect {
+                        url: format!("{PUBLIC}/voice/next"),
+                        method: Some("POST".to_owned()),
+                    }
+                ],
+                "{waiting:?}"
+            );
+            rest.release_held();
+            // Twilio follows the redirect again (after the pause) until the answer is in.
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let after = loop {
+                let after = after_stream(&bridge, &sid).await;
+                if after.verbs != waiting.verbs {
+                    break after;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "still waiting");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            };
+            assert_eq!(after.verbs, [Verb::Hangup], "never twice: {after:?}");
+        } else {
+            // Refused: the redirect plays the fallback, once.
+            let ended = logs().call_ended(&sid, WAIT).await;
+            assert_eq!(ended.end_reason, "agent_failed", "{:?}", ended.line);
+            let after = after_stream(&bridge, &sid).await;
+            assert_eq!(
+                after.verbs,
+                [
+                    Verb::Say {
+                        text: phone_agent_server::config::DEFAULT_FALLBACK_SAY.to_owned(),
+                        voice: None,
+                        language: None,
+                    },
+                    Verb::Hangup
+                ],
+                "{after:?}"
+            );
+        }
+        let updates = rest
+            .requests()
+            .into_iter()
+            .filter(|r| r.call_sid.as_deref() == Some(sid.as_str()))
+            .count();
+        assert_eq!(updates, 1, "one update");
+        assert!(
+            mock.sessions().iter().all(|s| s.closed().is_some()),
+            "a session leaked"
+        );
+        bridge.finish().await;
+    }
+}

@@ -304,6 +304,8 @@ struct RestState {
     failures: VecDeque<(u16, u32, String)>,
     /// Authenticated requests still to be stalled (handled, then never answered).
     stalls: usize,
+    /// Authenticated requests still to be held (handled at once, answered when released).
+    holds: usize,
 }
 
 #[derive(Debug)]
@@ -312,6 +314,8 @@ struct Shared {
     state: Observed<RestState>,
     /// Cancelled when the mock stops (releases stalled requests).
     stopped: CancellationToken,
+    /// Permits for held requests ([`MockTwilioRest::release_held`]).
+    released: tokio::sync::Semaphore,
 }
 
 #[derive(Debug)]
@@ -348,6 +352,7 @@ impl MockTwilioRest {
             cfg,
             state: Observed::new(RestState::default()),
             stopped: cancel.clone(),
+            released: tokio::sync::Semaphore::new(0),
         });
         let handler_shared = shared.clone();
         spawn_server(listener, cancel.clone(), move |req| {
@@ -435,6 +440,18 @@ impl MockTwilioRest {
     /// sending). Queued stalls are used in order.
     pub fn stall_next(&self) {
         self.state().update(|s| s.stalls += 1);
+    }
+
+    /// Makes the next authenticated request succeed or fail as usual at once (it is recorded,
+    /// an update acts on the call) but **answered** only once [`Self::release_held`] is
+    /// called: what a client sees when Twilio acted on a request and its answer is late.
+    pub fn hold_next(&self) {
+        self.state().update(|s| s.holds += 1);
+    }
+
+    /// Answers one held request (the oldest waiting; or the next one held, if none waits yet).
+    pub fn release_held(&self) {
+        self.inner.shared.released.add_permits(1);
     }
 
     /// Waits for the first request (received before or after the call) matching `pred`.
@@ -606,16 +623,30 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> ServerResponse {
     let reply = route(shared, &method, &path, &mut record);
     record.status = reply.status;
     record.response = reply.body.to_string();
-    let stall = shared.state.update(|s| {
+    let (stall, hold) = shared.state.update(|s| {
         s.requests.push(record);
         let stall = authenticated && s.stalls > 0;
         if stall {
             s.stalls -= 1;
         }
-        stall
+        let hold = authenticated && !stall && s.holds > 0;
+        if hold {
+            s.holds -= 1;
+        }
+        (stall, hold)
     });
     if stall {
         shared.stopped.cancelled().await;
+    }
+    if hold {
+        tokio::select! {
+            permit = shared.released.acquire() => {
+                if let Ok(permit) = permit {
+                    permit.forget();
+                }
+            }
+            () = shared.stopped.cancelled() => {}
+        }
     }
     let mut response = json_response(
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -148,6 +148,9 @@ pub enum StreamOutcome {
     Failed,
     /// Handed over at shutdown: resume with the saved conversation.
     HandedOver,
+    /// The fallback was sent to Twilio through REST and its answer is not in yet: the redirect
+    /// waits for it (`crate::handover`), so the fallback is never played twice.
+    FallbackPending,
 }
 
 impl StreamOutcome {
@@ -157,6 +160,7 @@ impl StreamOutcome {
             StreamOutcome::Normal => "normal",
             StreamOutcome::Failed => "failed",
             StreamOutcome::HandedOver => "handed_over",
+            StreamOutcome::FallbackPending => "fallback_pending",
         }
     }
 
@@ -165,6 +169,7 @@ impl StreamOutcome {
             "normal" => Some(StreamOutcome::Normal),
             "failed" => Some(StreamOutcome::Failed),
             "handed_over" => Some(StreamOutcome::HandedOver),
+            "fallback_pending" => Some(StreamOutcome::FallbackPending),
             _ => None,
         }
     }
@@ -476,9 +481,14 @@ impl Db {
 
     /// Why `call_sid`'s latest stream ended, if saved.
     pub async fn stream_end(&self, call_sid: &str) -> Result<Option<StreamEnd>, DbError> {
+        Ok(self.stream_end_at(call_sid).await?.map(|(end, _)| end))
+    }
+
+    /// Why `call_sid`'s latest stream ended, if saved, and when that was saved (Unix ms).
+    pub async fn stream_end_at(&self, call_sid: &str) -> Result<Option<(StreamEnd, i64)>, DbError> {
         let row = sqlx::query(
-            "SELECT call_sid, outcome, context, parameters, handovers FROM call_streams \
-             WHERE call_sid = $1",
+            "SELECT call_sid, outcome, context, parameters, handovers, updated_at_ms \
+             FROM call_streams WHERE call_sid = $1",
         )
         .bind(call_sid)
         .fetch_optional(&self.pool)
@@ -490,14 +500,15 @@ impl Db {
         let Some(outcome) = StreamOutcome::parse(&outcome) else {
             return Ok(None);
         };
-        Ok(Some(StreamEnd {
+        let end = StreamEnd {
             call_sid: row.try_get("call_sid").map_err(read())?,
             outcome,
             context: row.try_get("context").map_err(read())?,
             parameters: row.try_get("parameters").map_err(read())?,
             handovers: u32::try_from(row.try_get::<i64, _>("handovers").map_err(read())?)
                 .unwrap_or(0),
-        }))
+        };
+        Ok(Some((end, row.try_get("updated_at_ms").map_err(read())?)))
     }
 
     /// The stored record of `call_sid` (`None`: no record yet).
