@@ -6,8 +6,11 @@
 //! answers a new `<Connect><Stream>` for the same CallSid; B's agent session is seeded with
 //! exactly the saved conversation (no second greeting) and the caller hears B's agent.
 //!
-//! Also: `/voice/next` for a handed-over call with nothing saved answers a spoken goodbye, a
-//! forged signature is refused (403), and the call keeps one record.
+//! Also: a GPT-Live call handed over the same way (the conversation as `session.start`
+//! `input`); Twilio's final status callback ending a call at once with handover on;
+//! `/voice/next` for a handed-over call with nothing saved answers a spoken goodbye, a forged
+//! signature is refused (403), a pending REST fallback in the store makes it wait, and the
+//! call keeps one record.
 #![allow(clippy::print_stderr)]
 
 mod e2e_support;
@@ -638,4 +641,62 @@ async fn twilios_final_status_ends_a_call_at_once_with_handover_on() {
     assert_eq!(mock.sessions().len(), 1);
     db.close().await;
     drop(a);
+}
+
+/// With a call store, a `fallback_pending` row (the fallback's REST update sent, Twilio's
+/// answer not in yet) makes `/voice/next` on any instance wait: a one-second pause and the
+/// same redirect; once the answer is saved (`normal`: Twilio took the update) it hangs up.
+#[tokio::test]
+async fn a_pending_rest_fallback_in_the_store_makes_the_redirect_wait() {
+    let mock = MockRealtime::start().await.unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("handover-pending-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    let database = format!("sqlite://{}", db_path.display());
+    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let b = Instance::start("pending", &env).await;
+    let sid = "CA00000000000000000000000000000902";
+    let db =
+        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+            path: db_path,
+        })
+        .unwrap()
+        .unwrap();
+    let mut end = phone_agent_server::store::StreamEnd {
+        call_sid: sid.to_owned(),
+        outcome: phone_agent_server::store::StreamOutcome::FallbackPending,
+        context: None,
+        parameters: None,
+        handovers: 0,
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while db.save_stream_end(&end).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store never got its tables"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = post_next(&b, sid, false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        Twiml::parse(&body).unwrap().verbs,
+        [
+            Verb::Pause { length: Some(1) },
+            Verb::Redirect {
+                url: format!("{PUBLIC}/voice/next"),
+                method: Some("POST".to_owned()),
+            }
+        ],
+        "{body}"
+    );
+    end.outcome = phone_agent_server::store::StreamOutcome::Normal;
+    db.save_stream_end(&end).await.unwrap();
+    let (_, body) = post_next(&b, sid, false).await;
+    assert_eq!(Twiml::parse(&body).unwrap().verbs, [Verb::Hangup], "{body}");
+    assert!(mock.sessions().is_empty(), "no agent session opened");
+    db.close().await;
 }
