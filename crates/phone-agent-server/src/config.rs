@@ -602,9 +602,9 @@ pub struct ReconnectSettings {
 /// `crate::handover`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownSettings {
-    /// On SIGTERM, end each Realtime call's stream at a natural pause with its conversation
-    /// saved in the call store, for another instance to resume (needs `database.url`;
-    /// without a store calls drain as before).
+    /// On SIGTERM (once the notice period is over), end each Realtime or GPT-Live call's
+    /// stream at a natural pause with its conversation saved in the call store, for another
+    /// instance to resume (needs `database.url`; without a store calls drain as before).
     pub handover: bool,
     /// The longest wait for a pause before the stream is ended anyway.
     pub handover_wait: Duration,

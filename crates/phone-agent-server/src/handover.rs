@@ -38,8 +38,8 @@
 //! the instance's memory ([`crate::fallback::CallEnds`]), which serves a redirect that reaches
 //! this instance.
 //!
-//! **Handover** (`shutdown.handover`, a store and a Realtime or GPT-Live call): on SIGTERM the engine ends
-//! each call's stream at a natural pause (bounded by `shutdown.handover_wait_ms`) and emits the
+//! **Handover** (`shutdown.handover`, a store and a Realtime or GPT-Live call): when the
+//! draining instance stops listening, the engine ends each call's stream at a natural pause (bounded by `shutdown.handover_wait_ms`) and emits the
 //! conversation ([`bridge_core::engine::CallEvent::HandedOver`]); the call's observer saves it
 //! with the stream's parameters; the resumed stream (its `handover` parameter set) loads it,
 //! and the new agent session is seeded with it ([`bridge_core::engine::CallConfig::restore`]:

@@ -10,9 +10,10 @@
 //!    webhooks and the streams of calls answered before are served);
 //! 2. stop accepting (the listener is dropped); idle keep-alive connections are closed,
 //!    in-flight requests finish;
-//! 3. calls that can be handed over (`shutdown.handover`, a call store, Realtime) end their
-//!    streams at their next pause with the conversation saved, for another instance to resume
-//!    (see [`crate::handover`]); the others continue for up to `server.shutdown_grace`;
+//! 3. calls that can be handed over (`shutdown.handover`, a call store, Realtime or
+//!    GPT-Live) end their streams at their next pause with the conversation saved, for
+//!    another instance to resume (see [`crate::handover`]); the others continue for up to
+//!    `server.shutdown_grace`;
 //! 4. then every remaining call is ended through the engine's shutdown (both sockets closed).
 //!
 //! Upgraded WebSockets are invisible to hyper's connection tracking, so calls are tracked with a
