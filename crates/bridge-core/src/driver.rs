@@ -41,6 +41,15 @@
 //!   handshake, after whatever was queued for them; unless their transport already failed) and
 //!   dropped when the call ends; a connection still in progress is dropped. The agent session never outlives the
 //!   call.
+//! * Make-before-break recycling: on [`Output::ConnectStandby`] a standby agent connection
+//!   is opened through the same [`Reconnect`] connector and held beside the agent, with an
+//!   outbox and a read waker of its own; its events go to [`Call::handle_standby`] (the engine
+//!   only wants its `Ready` or its failure) and a failure of it to [`Call::standby_lost`],
+//!   never ending the call. [`Output::SwitchToStandby`] makes it the agent (the old one,
+//!   `Close` queued, is closed on a task of its own, off the call's path);
+//!   [`Output::DropStandby`] gives it up. With no standby its two `select!` branches are
+//!   disabled by their conditions: nothing on a healthy call's per-frame path. At teardown a
+//!   standby is closed after the agent.
 //! * Time comes from `tokio::time`, so tests run on paused time.
 //!
 //! ```no_run
@@ -406,6 +415,14 @@ where
     let mut agent: Option<A> = None;
     let mut caller_out: Outbox<CallerCommand> = Outbox::new();
     let mut agent_out: Outbox<AgentCommand> = Outbox::new();
+    // Make-before-break recycling: a standby agent connection beside the agent, from
+    // `Output::ConnectStandby` until the switch (`Output::SwitchToStandby`) or until it is
+    // given up (`Output::DropStandby`). Read only to learn that it is ready or failed (the
+    // engine ignores its other events); its select branches are disabled while there is none.
+    let mut standby_connect: Option<ConnectFuture<'_, A>> = None;
+    let mut standby: Option<A> = None;
+    let mut standby_out: Outbox<AgentCommand> = Outbox::new();
+    let standby_reads = Wakeup::new();
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
     // Call control (REST hang-up, transfer) in flight, off the call's path.
@@ -515,6 +532,52 @@ where
                     Output::ConnectAgent { attempt } => {
                         connect = Some(reconnect.connect(attempt));
                     }
+                    Output::ConnectStandby { attempt } => {
+                        standby_connect = Some(reconnect.connect(attempt));
+                    }
+                    Output::Standby(cmd) => {
+                        if standby.is_none() || standby_out.dead {
+                            continue;
+                        }
+                        if cmd == AgentCommand::Close {
+                            standby_out.closed = true;
+                        }
+                        if !standby_out.push(cmd) {
+                            standby_out.dead = true;
+                            call.standby_lost(not_reading("standby agent"), now());
+                        }
+                    }
+                    Output::DropStandby => {
+                        // Closed off the call's path if a `Close` was queued, else dropped.
+                        standby_connect = None;
+                        let old = std::mem::replace(&mut standby_out, Outbox::new());
+                        if let Some(endpoint) = standby.take()
+                            && old.closed
+                            && !old.dead
+                        {
+                            tokio::spawn(retire(endpoint, old, send_timeout));
+                        }
+                        standby_reads.set();
+                    }
+                    Output::SwitchToStandby => {
+                        // The standby (ready, with what was queued for it) becomes the agent;
+                        // the old agent, `Close` queued, is closed off the call's path.
+                        let old = std::mem::replace(
+                            &mut agent_out,
+                            std::mem::replace(&mut standby_out, Outbox::new()),
+                        );
+                        if let Some(endpoint) = std::mem::replace(&mut agent, standby.take())
+                            && old.closed
+                            && !old.dead
+                        {
+                            tokio::spawn(retire(endpoint, old, send_timeout));
+                        }
+                        agent_reads.set();
+                        standby_reads.set();
+                        if matches!(more, Some(Which::Agent)) {
+                            more = None;
+                        }
+                    }
                     Output::Action(action) => requested.push(action),
                     Output::Event(event) => observer.on_event(&event),
                     Output::Finished(summary) => finished = Some(summary),
@@ -565,7 +628,20 @@ where
             batched = 0;
             let (caller_err, agent_err) =
                 write_now(&mut caller, agent.as_mut(), &mut caller_out, &mut agent_out).await;
+            // The standby (only during a recycle): its failure touches nothing of the call.
+            let mut standby_failed = false;
+            if standby_out.has_work()
+                && let Some(endpoint) = standby.as_mut()
+                && let Err(e) = write_standby(endpoint, &mut standby_out).await
+            {
+                standby_out.dead = true;
+                standby_failed = true;
+                call.standby_lost(e.to_string(), now());
+            }
             if caller_err.is_none() && agent_err.is_none() {
+                if standby_failed {
+                    continue;
+                }
                 break;
             }
             // A failed write ends the call: drain what the engine does about it.
@@ -615,6 +691,7 @@ where
         }
         let agent_readable = agent.is_some() && !agent_out.eof;
         let caller_readable = !caller_out.eof;
+        let standby_readable = standby.is_some() && !standby_out.eof;
         tokio::select! {
             biased;
             () = std::future::poll_fn(|cx| {
@@ -676,6 +753,44 @@ where
                     call.agent_lost(e.to_string(), e.is_transient(), now());
                 }
             },
+            connected = std::future::poll_fn(|cx| match standby_connect.as_mut() {
+                Some(connecting) => connecting.as_mut().poll(cx),
+                None => Poll::Pending,
+            }), if standby_connect.is_some() => {
+                standby_connect = None;
+                match connected {
+                    Ok(endpoint) => {
+                        let capabilities = endpoint.capabilities();
+                        standby = Some(endpoint);
+                        standby_reads.set();
+                        call.standby_connected(capabilities, now());
+                    }
+                    Err(e) => call.standby_connect_failed(e.to_string(), e.is_transient(), now()),
+                }
+            }
+            progress = std::future::poll_fn(|cx| match standby.as_mut() {
+                Some(endpoint) => poll_side(
+                    endpoint, &mut standby_out, standby_readable, &standby_reads, cx,
+                ),
+                None => Poll::Pending,
+            }), if standby_readable || (standby.is_some() && standby_out.has_work()) => {
+                match progress {
+                    Progress::Event(Some(Ok(event))) => call.handle_standby(event, now()),
+                    Progress::Event(Some(Err(e))) => {
+                        standby_out.eof = true;
+                        call.standby_lost(e.to_string(), now());
+                    }
+                    Progress::Event(None) => {
+                        standby_out.eof = true;
+                        call.standby_lost("standby agent connection closed", now());
+                    }
+                    Progress::Written => {}
+                    Progress::WriteFailed(e) => {
+                        standby_out.dead = true;
+                        call.standby_lost(e.to_string(), now());
+                    }
+                }
+            }
             Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
                 Ok((id, (call_id, output))) => {
                     task_calls.remove(&id);
@@ -736,6 +851,17 @@ where
         }
         agent_out.finish(endpoint, send_timeout).await;
     }
+    if let Some(endpoint) = standby.as_mut()
+        && !standby_out.dead
+    {
+        if !standby_out.closed {
+            standby_out.queue.push_back(AgentCommand::Close);
+            standby_out.closed = true;
+        }
+        standby_out.finish(endpoint, send_timeout).await;
+    }
+    drop(standby);
+    drop(standby_connect);
     if !caller_out.dead {
         if !caller_out.closed {
             caller_out.queue.push_back(CallerCommand::Close);
@@ -860,6 +986,19 @@ async fn write_now<C: CallerEndpoint, A: AgentEndpoint>(
             errors.1 = Some(e);
         }
         Poll::Ready(errors)
+    })
+    .await
+}
+
+/// Writes what the standby connection takes without waiting (a failure: the standby is
+/// dead).
+async fn write_standby<A: AgentEndpoint>(
+    endpoint: &mut A,
+    out: &mut Outbox<AgentCommand>,
+) -> Result<(), EndpointError> {
+    std::future::poll_fn(|cx| match out.poll_write(endpoint, cx) {
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        _ => Poll::Ready(Ok(())),
     })
     .await
 }

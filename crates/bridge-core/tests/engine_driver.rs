@@ -1122,3 +1122,202 @@ async fn the_stream_ending_while_a_transfer_is_in_flight_waits_for_its_result() 
     let (summary, _) = call.await.expect("call task");
     assert_eq!(summary.end_reason, Some(EndReason::Transferred));
 }
+
+/// Make-before-break recycling through the driver: when the session is due, a standby is
+/// opened through the `Reconnect` connector while the first agent keeps getting every caller
+/// frame; the standby's own audio before the switch never reaches the caller; once it is
+/// ready (at a pause) the first agent is closed, the standby gets the replayed conversation
+/// and then every following caller frame. Each frame went to exactly one agent, in order.
+#[tokio::test(start_paused = true)]
+async fn recycling_switches_to_a_standby_opened_through_the_reconnect_connector() {
+    use bridge_core::agent::{ContextItem, Speaker};
+    use bridge_core::driver::run_call_reconnecting;
+    use bridge_core::engine::ReconnectConfig;
+
+    let (caller, mut cp) = caller_pair(64);
+    let (first, mut ap1) = agent_pair(REALTIME);
+    let (second, mut ap2) = agent_pair(REALTIME);
+    let (attempt_tx, mut attempts) = mpsc::unbounded_channel();
+    let spare = Arc::new(Mutex::new(Some(second)));
+    let reconnect = move |attempt: u32| {
+        attempt_tx.send(attempt).ok();
+        let next = spare.lock().unwrap().take();
+        async move { next.ok_or_else(|| EndpointError::Transport("no more agents".into())) }
+    };
+    let config = CallConfig {
+        greeting: None,
+        reconnect: Some(ReconnectConfig {
+            hold_audio: Some(ulaw(0x7f, 160)),
+            recycle_after: Some(Duration::from_secs(60)),
+            ..ReconnectConfig::default()
+        }),
+        ..config()
+    };
+    let call = tokio::spawn(async move {
+        let mut events: Vec<CallEvent> = Vec::new();
+        let summary = run_call_reconnecting(
+            caller,
+            async move { Ok(first) },
+            reconnect,
+            services(config),
+            &mut events,
+        )
+        .await;
+        (summary, events)
+    });
+    cp.send(started()).await;
+    ap1.send(AgentEvent::Ready).await;
+    ap1.send(AgentEvent::Transcript {
+        speaker: Speaker::Caller,
+        text: "Hi there".into(),
+        is_final: true,
+        timing: None,
+        item_id: Some("u1".into()),
+    })
+    .await;
+    // The caller is speaking when the session becomes due: no pause.
+    ap1.send(AgentEvent::SpeechStarted).await;
+    cp.send(CallerEvent::Audio(ulaw(0x01, 160))).await;
+    assert_eq!(audio_of(&ap1.next().await), [0x01]);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(attempts.recv().await, Some(1), "a standby requested");
+    // The standby talks before the switch: not the call's.
+    ap2.send(agent_audio("x1", 0x55, 160)).await;
+    ap2.send(AgentEvent::Ready).await;
+    cp.send(CallerEvent::Audio(ulaw(0x02, 160))).await;
+    assert_eq!(audio_of(&ap1.next().await), [0x02], "still the first agent");
+    // The caller stops and the first agent answers: the pause comes after that answer.
+    ap1.send(AgentEvent::SpeechStopped).await;
+    ap1.send(AgentEvent::ResponseStarted {
+        response_id: "r1".into(),
+    })
+    .await;
+    cp.send(CallerEvent::Audio(ulaw(0x03, 160))).await;
+    assert_eq!(audio_of(&ap1.next().await), [0x03]);
+    ap1.send(AgentEvent::ResponseDone {
+        response_id: "r1".into(),
+        status: ResponseStatus::Completed,
+        usage: None,
+    })
+    .await;
+    // The switch: the first agent is closed, the standby gets the conversation.
+    assert_eq!(ap1.next().await, [AgentCommand::Close]);
+    assert_eq!(
+        ap2.next().await,
+        [AgentCommand::Restore(ContextItem::Message {
+            speaker: Speaker::Caller,
+            text: "Hi there".into()
+        })]
+    );
+    cp.send(CallerEvent::Audio(ulaw(0x04, 160))).await;
+    assert_eq!(audio_of(&ap2.next().await), [0x04]);
+    // The new agent's answer reaches the caller; nothing of the standby's stray audio did.
+    ap2.send(agent_audio("n1", 0x22, 160)).await;
+    let heard = cp.next().await;
+    assert!(
+        matches!(&heard[..], [CallerCommand::Audio(a), CallerCommand::Mark(_)]
+        if a.decode().unwrap() == vec![0x22; 160]),
+        "{heard:?}"
+    );
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, events) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert_eq!((summary.recycles, summary.reconnects), (1, 0));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        CallEvent::AgentRecycled {
+            gap: Duration::ZERO,
+            restored: 1,
+        }
+    )));
+    assert_eq!(ap2.next().await, [AgentCommand::Close], "closed at the end");
+    assert!(ap1.writes.try_recv().is_err(), "nothing more to the first");
+    assert!(attempts.try_recv().is_err(), "one standby");
+}
+
+/// A standby that starts with the conversation (`restore_at_start`) gets it before the
+/// driver reads it at all; a standby that fails to connect is not a call failure: the next
+/// one is opened after the backoff; the call ending closes the standby.
+#[tokio::test(start_paused = true)]
+async fn a_standby_gets_its_history_first_and_a_failed_one_is_retried() {
+    use bridge_core::agent::{ContextItem, Speaker};
+    use bridge_core::driver::run_call_reconnecting;
+    use bridge_core::engine::ReconnectConfig;
+
+    const LIVE: AgentCapabilities = AgentCapabilities {
+        truncation: false,
+        reports_speech: false,
+        continuous_input: true,
+        restore_at_start: true,
+        final_close: true,
+        ..REALTIME
+    };
+    let (caller, cp) = caller_pair(64);
+    let (first, mut ap1) = agent_pair(LIVE);
+    let (second, mut ap2) = agent_pair(LIVE);
+    let (attempt_tx, mut attempts) = mpsc::unbounded_channel();
+    let spare = Arc::new(Mutex::new(Some(second)));
+    let reconnect = move |attempt: u32| {
+        attempt_tx.send(attempt).ok();
+        // The first standby attempt fails, the second gets the spare agent.
+        let next = (attempt > 1)
+            .then(|| spare.lock().unwrap().take())
+            .flatten();
+        async move { next.ok_or_else(|| EndpointError::Transport("HTTP 503".into())) }
+    };
+    let config = CallConfig {
+        greeting: None,
+        reconnect: Some(ReconnectConfig::default()),
+        ..config()
+    };
+    let call = tokio::spawn(async move {
+        let mut events: Vec<CallEvent> = Vec::new();
+        let summary = run_call_reconnecting(
+            caller,
+            async move { Ok(first) },
+            reconnect,
+            services(config),
+            &mut events,
+        )
+        .await;
+        (summary, events)
+    });
+    cp.send(started()).await;
+    ap1.send(AgentEvent::Ready).await;
+    ap1.send(AgentEvent::Transcript {
+        speaker: Speaker::Caller,
+        text: "Hello?".into(),
+        is_final: true,
+        timing: None,
+        item_id: None,
+    })
+    .await;
+    ap1.send(AgentEvent::RecycleNow).await;
+    assert_eq!(attempts.recv().await, Some(1));
+    // The failure costs the call nothing: caller audio still reaches the first agent.
+    cp.send(CallerEvent::Audio(ulaw(0x01, 160))).await;
+    assert_eq!(audio_of(&ap1.next().await), [0x01]);
+    assert_eq!(attempts.recv().await, Some(2), "retried after the backoff");
+    assert_eq!(
+        ap2.next().await,
+        [AgentCommand::Restore(ContextItem::Message {
+            speaker: Speaker::Caller,
+            text: "Hello?".into()
+        })],
+        "the history goes first"
+    );
+    ap2.send(AgentEvent::Ready).await;
+    cp.send(CallerEvent::Audio(ulaw(0x02, 160))).await;
+    assert_eq!(audio_of(&ap1.next().await), [0x02], "no pause reported yet");
+    cp.send(CallerEvent::Hangup).await;
+    let (summary, _) = call.await.expect("call task");
+    assert_eq!(summary.end_reason, Some(EndReason::CallerHungUp));
+    assert_eq!(summary.recycles, 0);
+    assert_eq!(summary.recycle_standby_failures, 1);
+    assert_eq!(ap1.next().await, [AgentCommand::Close]);
+    assert_eq!(
+        ap2.next().await,
+        [AgentCommand::Close],
+        "the standby is closed too"
+    );
+}

@@ -468,6 +468,7 @@ pub(crate) fn call_config(config: &Config, agent: &AgentConfig) -> CallConfig {
         hold_audio: r.hold_tone.then(hold_tone),
         resume_instructions: r.resume_instructions.clone(),
         recycle_after: r.recycle_after.filter(|_| backend == Backend::Realtime),
+        recycle_max_gap: r.recycle_max_gap,
     });
     CallConfig {
         reconnect,

@@ -596,6 +596,10 @@ pub struct ReconnectSettings {
     pub context_max_chars: usize,
     /// Recycle a session this long after it became ready, at the next pause; `None`: never.
     pub recycle_after: Option<Duration>,
+    /// The longest the caller may be left without a session at a recycle's switch
+    /// (`bridge_core::engine::ReconnectConfig::recycle_max_gap`): a make-before-break switch
+    /// leaves none; a break-before-make fallback slower than this becomes a reconnect.
+    pub recycle_max_gap: Duration,
 }
 
 /// Handing calls over to another instance when this one shuts down (see
@@ -1000,6 +1004,7 @@ struct RawReconnect {
     context_max_items: usize,
     context_max_chars: usize,
     recycle_after_secs: u64,
+    recycle_max_gap_ms: u64,
 }
 
 impl Default for RawReconnect {
@@ -1016,6 +1021,7 @@ impl Default for RawReconnect {
             context_max_items: 64,
             context_max_chars: 24_000,
             recycle_after_secs: 0,
+            recycle_max_gap_ms: 1_500,
         }
     }
 }
@@ -1669,6 +1675,12 @@ impl Config {
                 "the context bounds must be positive",
             ));
         }
+        if !(100..=r.max_gap_ms).contains(&r.recycle_max_gap_ms) {
+            return Err(invalid(
+                "reconnect.recycle_max_gap_ms",
+                "must be between 100 and max_gap_ms",
+            ));
+        }
         let hold_tone = match r.hold.trim() {
             "tone" => true,
             "off" | "silence" => false,
@@ -1688,6 +1700,7 @@ impl Config {
             context_max_chars: r.context_max_chars,
             recycle_after: (r.recycle_after_secs > 0)
                 .then(|| Duration::from_secs(r.recycle_after_secs)),
+            recycle_max_gap: Duration::from_millis(r.recycle_max_gap_ms),
         };
 
         let fallback_say = non_empty(raw.fallback.say).filter(|s| !s.eq_ignore_ascii_case("off"));

@@ -69,6 +69,11 @@ pub struct CallRecord {
     /// conversation replayed into a fresh session).
     #[serde(default)]
     pub recycles: u32,
+    /// The longest gap the caller waited at a recycle's switch, in milliseconds: 0 when
+    /// every switch was make-before-break (the standby was ready before the old session
+    /// closed), the measured connect time of a break-before-make fallback otherwise.
+    #[serde(default)]
+    pub recycle_gap_ms: u64,
     /// Times the call was handed over to another server instance at shutdown (its stream
     /// ended at a pause, another instance resumed it with the conversation). A handed-over
     /// call has one record: the last part's, with the earlier parts merged in
@@ -393,6 +398,7 @@ impl Recorder {
             barge_ins: 0,
             reconnects: 0,
             recycles: 0,
+            recycle_gap_ms: 0,
             handovers: 0,
             transcript: Vec::new(),
             tool_calls: Vec::new(),
@@ -539,7 +545,11 @@ impl Recorder {
                 }
             }
             CallEvent::AgentReconnected { .. } => self.record.reconnects += 1,
-            CallEvent::AgentRecycled { .. } => self.record.recycles += 1,
+            CallEvent::AgentRecycled { gap, .. } => {
+                self.record.recycles += 1;
+                let gap_ms = u64::try_from(gap.as_millis()).unwrap_or(u64::MAX);
+                self.record.recycle_gap_ms = self.record.recycle_gap_ms.max(gap_ms);
+            }
             CallEvent::Action {
                 action: CallAction::Transfer { to },
                 ..
@@ -683,6 +693,7 @@ impl CallRecord {
         self.barge_ins += earlier.barge_ins;
         self.reconnects += earlier.reconnects;
         self.recycles += earlier.recycles;
+        self.recycle_gap_ms = self.recycle_gap_ms.max(earlier.recycle_gap_ms);
         self.handovers = self.handovers.max(earlier.handovers);
         let (a, b) = (&mut self.usage, earlier.usage);
         a.input_tokens += b.input_tokens;

@@ -297,6 +297,7 @@ async fn tool_barge_in_hang_up(bridge: &Bridge, mock: &MockRealtime) -> (String,
         "barge_ins": 1,
         "reconnects": 0,
         "recycles": 0,
+        "recycle_gap_ms": 0,
         "handovers": 0,
         "transcript": turns,
         "tool_calls": [{

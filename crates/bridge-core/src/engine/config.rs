@@ -33,15 +33,27 @@ pub struct ReconnectConfig {
     /// picks up where it was cut off). `None`: the agent waits for the caller. Default
     /// [`DEFAULT_RESUME`].
     pub resume_instructions: Option<String>,
-    /// Session-cap recycling: once a session is this old, at the next natural pause (agent
-    /// audio all played, no response requested or running, no tool running, no call action
-    /// pending, the caller not speaking) the engine opens a fresh session, replays the
-    /// conversation and switches over. Caller audio during the switch is kept (bounded by
-    /// [`CallConfig::pre_ready_buffer`]) and sent to the fresh session after the replay, so
-    /// none is lost or sent twice; no hold audio, no resume response; the old session is
-    /// closed properly. `None`: sessions are
-    /// not recycled. Default `None`.
+    /// Session-cap recycling, make-before-break: once a session is this old, a **standby**
+    /// session is opened beside it (attempts and backoff as for a reconnect, within
+    /// `max_attempts`) while the old one keeps serving the call. At the first natural pause
+    /// (agent audio all played, no response requested or running, no tool running, no call
+    /// action pending, the caller not speaking; for an agent that does not report speech, the
+    /// pause the agent reports with [`crate::agent::AgentEvent::RecycleNow`]) with the standby
+    /// ready, the engine switches: the old session is closed, the standby becomes the agent
+    /// and gets the conversation, and the next caller frame goes to it: no caller audio is
+    /// held, lost or sent twice, no hold audio, no resume response. `None`: sessions are not
+    /// recycled (an agent may still ask with `RecycleNow`). Default `None`.
     pub recycle_after: Option<Duration>,
+    /// The longest the caller may be left without a session at a recycle's switch. A
+    /// make-before-break switch leaves no gap (reported as 0 in
+    /// [`super::CallEvent::AgentRecycled`]). Only when every standby attempt of a recycle
+    /// failed does the engine fall back to break-before-make at the next pause (the old
+    /// session closed, a fresh one opened, caller audio held meanwhile, bounded by
+    /// [`CallConfig::pre_ready_buffer`], and sent after the replay); if the fresh session is
+    /// not ready within this bound, the switch becomes a reconnect: the hold audio plays,
+    /// caller audio is dropped and counted, and `max_gap` (from the switch) applies. Default
+    /// 1.5 s.
+    pub recycle_max_gap: Duration,
 }
 
 /// The default instructions after a reconnect ([`ReconnectConfig::resume_instructions`]).
@@ -60,6 +72,7 @@ impl Default for ReconnectConfig {
             hold_audio: None,
             resume_instructions: Some(DEFAULT_RESUME.to_owned()),
             recycle_after: None,
+            recycle_max_gap: Duration::from_millis(1500),
         }
     }
 }

@@ -103,6 +103,10 @@ pub struct CallSummary {
     pub reconnect_dropped_ms: u64,
     /// Agent sessions recycled before their time limit.
     pub recycles: u32,
+    /// Standby sessions opened for recycling that could not be switched to (failed to
+    /// connect, dropped, refused, or discarded because the conversation grew after they were
+    /// seeded). None of them touched the call.
+    pub recycle_standby_failures: u32,
     /// Oldest conversation entries dropped to keep the replayable context within its bound.
     pub context_dropped: u64,
 }
@@ -289,7 +293,11 @@ pub enum CallEvent {
     /// The session was recycled before its time limit: a fresh one, seeded with the
     /// conversation, took over at a pause.
     AgentRecycled {
-        /// Old session left → fresh session ready.
+        /// What the caller waited at the switch: from the old session's last caller frame to
+        /// the fresh session taking the next one. Zero for a make-before-break switch (the
+        /// standby was ready before the old session was closed); the measured connect time
+        /// when the engine fell back to break-before-make
+        /// ([`super::ReconnectConfig::recycle_max_gap`]).
         gap: Duration,
         /// Conversation entries replayed.
         restored: usize,

@@ -140,11 +140,49 @@
 //!    connection instead, before `Ready` (its session starts with them).
 //!
 //! An agent with [`AgentCapabilities::final_close`] reports losses as errors; its
-//! [`AgentEvent::Closed`] ends the call. [`AgentEvent::RecycleNow`] (the agent at a pause
-//! near its expiry) recycles the session at once when no tool or goodbye is pending.
+//! [`AgentEvent::Closed`] ends the call. A loss while a recycle's standby is open (below)
+//! closes the standby ([`Output::Standby`] `Close`, [`Output::DropStandby`]) and reconnects
+//! as above.
 //!
 //! Nothing of this touches the per-frame path of a healthy call: caller audio checks the gap
 //! only where it already branches on "agent not ready".
+//!
+//! # Recycling (make-before-break)
+//!
+//! A session due for recycling ([`ReconnectConfig::recycle_after`] after its `Ready`, or the
+//! agent's [`AgentEvent::RecycleNow`] near its expiry) is replaced without the caller waiting:
+//!
+//! 1. [`Output::ConnectStandby`]: the driver opens a standby connection beside the agent,
+//!    which keeps serving the call normally (audio both ways, barge-in, tools). An agent with
+//!    [`AgentCapabilities::restore_at_start`] (GPT-Live) gets the conversation as it stands
+//!    right after the standby connected ([`Output::Standby`] with [`AgentCommand::Restore`]).
+//!    Of the standby's events ([`Call::handle_standby`]) only `Ready` and failures count.
+//! 2. At the first natural pause with the standby ready — nothing playing, the caller not
+//!    speaking and no answer owed to their last turn, no response requested or running, no
+//!    tool running, no call action pending; for an agent that does not report speech, only
+//!    when it reports the pause itself with `RecycleNow` — the switch, in one step:
+//!    [`AgentCommand::Close`] to the old session, [`Output::SwitchToStandby`], one
+//!    [`AgentCommand::Restore`] per context entry (unless the standby started with them),
+//!    [`CallEvent::AgentRecycled`] with a zero gap. The next caller frame goes to the fresh
+//!    session: each frame reaches exactly one session, in order, none is held. No hold audio,
+//!    no resume response. The fresh session's age counts from its own `Ready`.
+//! 3. A standby seeded at its start is switched to only if the conversation is still exactly
+//!    what it was seeded with; otherwise it is closed and another one opened at once (this is
+//!    a pause), counted as a failed attempt.
+//! 4. A standby that fails (connect error, loss, an error) is dropped, counted
+//!    ([`CallSummary::recycle_standby_failures`]) and reported as a non-fatal error; the call
+//!    is untouched. The next attempt follows the reconnect backoff, within
+//!    [`ReconnectConfig::max_attempts`] per recycle. A refusal (or an error before its
+//!    `Ready`) stops recycling for the call: the session serves until its own limit (then the
+//!    reconnect above, or the agent's wrap-up).
+//! 5. With every attempt used up, the recycle falls back to break-before-make at the next
+//!    pause: the old session closed, [`Output::AgentLost`], a fresh connection; caller audio
+//!    is held (pre-ready buffer) and sent after the replay, and the measured gap reported. If
+//!    the fresh session is not ready within [`ReconnectConfig::recycle_max_gap`] the switch
+//!    becomes a reconnect: hold audio, held and further caller audio dropped and counted,
+//!    `max_gap` from the switch.
+//!
+//! A call without a recycle under way pays one branch per input for all of this.
 
 mod actions;
 mod config;
@@ -213,6 +251,26 @@ pub enum Output {
         /// The attempt.
         attempt: u32,
     },
+    /// Open a **standby** agent connection beside the agent (make-before-break recycling,
+    /// attempt `attempt` of this recycle, 1-based) and report it with
+    /// [`Call::standby_connected`] or [`Call::standby_connect_failed`]; then feed its events
+    /// to [`Call::handle_standby`] (and a read error or end to [`Call::standby_lost`]). The
+    /// agent keeps serving the call meanwhile.
+    ConnectStandby {
+        /// The attempt.
+        attempt: u32,
+    },
+    /// Send to the standby connection (the conversation it starts with, for an agent with
+    /// [`AgentCapabilities::restore_at_start`]; [`AgentCommand::Close`] when it is discarded).
+    Standby(AgentCommand),
+    /// The standby is given up: if [`AgentCommand::Close`] was sent to it just before, finish
+    /// its writes and close it off the call's path, otherwise drop it; a standby connection
+    /// still in progress is dropped.
+    DropStandby,
+    /// The switch of a recycle: the standby becomes the agent (commands output as
+    /// [`Output::Agent`] from here on are for it, its events are the agent's); the old agent,
+    /// sent [`AgentCommand::Close`] just before, is closed off the call's path.
+    SwitchToStandby,
     /// Tell observers.
     Event(CallEvent),
     /// The call is over: nothing more will be output. Carries the same summary as
@@ -225,12 +283,37 @@ const ACTIVE_RESPONSE_ERROR: &str = "conversation_already_has_active_response";
 /// The agent's error code when a session reached its time limit (Realtime: 60 minutes).
 const SESSION_EXPIRED: &str = "session_expired";
 
+/// A standby session of a make-before-break recycle.
+#[derive(Debug)]
+struct Standby {
+    phase: StandbyPhase,
+    /// Its capabilities, once connected.
+    caps: Option<AgentCapabilities>,
+    /// The conversation it started with (an agent with `restore_at_start`): it is switched
+    /// to only if the conversation is still exactly this.
+    seeded: Option<Vec<crate::agent::ContextItem>>,
+    /// When it became ready: its age, for the next recycle, counts from here.
+    ready_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StandbyPhase {
+    /// Waiting for its attempt (backoff after a failed one: `Timer::Standby`).
+    Backoff,
+    /// [`Output::ConnectStandby`] was output.
+    Connecting,
+    /// Connected, not ready yet.
+    Connected,
+    /// Ready: switched to at the next pause.
+    Ready,
+}
+
 /// A reconnect gap: since when, and the attempts made so far.
 #[derive(Debug)]
 struct Gap {
     since: Instant,
     attempts: u32,
-    /// A planned switch (session-cap recycling), not a loss.
+    /// A planned switch (a recycle fallen back to break-before-make), not a loss.
     recycle: bool,
 }
 
@@ -268,6 +351,10 @@ pub struct Call {
     turn_start: Option<(Instant, LatencyTrigger)>,
 
     caller_speaking: bool,
+    /// The caller's turn ended (an agent that reports speech and answers turns by itself)
+    /// and no response has started since: the answer is owed, so this is no pause to
+    /// recycle at.
+    answer_owed: bool,
     reprompted: bool,
 
     tools: ToolCalls,
@@ -278,8 +365,18 @@ pub struct Call {
     context: Conversation,
     /// The agent is being reconnected.
     gap: Option<Gap>,
-    /// The session is old enough to be recycled at the next pause.
+    /// The session is old enough to be recycled: a standby is being made ready, switched to
+    /// at the next pause.
     recycle_due: bool,
+    /// The standby session of the recycle under way.
+    standby: Option<Standby>,
+    /// Standby attempts made for the recycle under way.
+    recycle_attempts: u32,
+    /// Every standby attempt failed: recycle break-before-make at the next pause.
+    recycle_fallback: bool,
+    /// A standby was refused for good: no more recycling in this call (the session serves
+    /// until its own limit).
+    recycle_off: bool,
     /// The agent reported a pause ([`AgentEvent::RecycleNow`]) in this input: the playout
     /// and caller-speech checks of the recycling pause are the agent's.
     agent_pause: bool,
@@ -331,6 +428,7 @@ impl Call {
             greeted: restore_pending,
             turn_start: None,
             caller_speaking: false,
+            answer_owed: false,
             reprompted: false,
             tools: ToolCalls::default(),
             actions: CallActions::default(),
@@ -338,6 +436,10 @@ impl Call {
             context,
             gap: None,
             recycle_due: false,
+            standby: None,
+            recycle_attempts: 0,
+            recycle_fallback: false,
+            recycle_off: false,
             agent_pause: false,
             handover_due: false,
             restore_pending,
@@ -442,6 +544,7 @@ impl Call {
             AgentEvent::SpeechStarted => self.on_speech_started(now),
             AgentEvent::SpeechStopped => {
                 self.caller_speaking = false;
+                self.answer_owed = self.caps.is_some_and(|c| c.reports_speech);
                 if self.timers.is_armed(Timer::BargeIn) {
                     // Shorter than `min_barge_in_speech`: not an interruption.
                     self.timers.stop(Timer::BargeIn);
@@ -491,6 +594,23 @@ impl Call {
         if self.finished || (self.caps.is_some() && self.gap.is_none()) {
             return;
         }
+        if let Err(e) = self.set_caps(capabilities) {
+            return self.agent_failed(e, now);
+        }
+        if capabilities.restore_at_start && (self.gap.is_some() || self.restore_pending) {
+            // A handed-over call's conversation goes with the first connection too.
+            self.restore_pending = false;
+            // The fresh session starts with the conversation (before `Ready`).
+            for item in self.context.items() {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::Restore(item)));
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// The agent's capabilities: the transcoders and piece sizes that follow from them.
+    fn set_caps(&mut self, capabilities: AgentCapabilities) -> Result<(), String> {
         self.caps = Some(capabilities);
         let transcoders =
             Transcoder::new(self.caller_format, capabilities.input_format).and_then(|to_agent| {
@@ -502,7 +622,7 @@ impl Call {
                 self.to_agent = to_agent;
                 self.to_caller = to_caller;
             }
-            Err(e) => return self.agent_failed(e.to_string(), now),
+            Err(e) => return Err(e.to_string()),
         }
         let out = capabilities.output_format;
         let bps = out.bytes_per_sample() as usize;
@@ -512,15 +632,95 @@ impl Call {
         // Rounded up to the unit, so a chunk of exactly one interval stays one piece.
         self.piece_max_bytes = max.div_ceil(self.piece_unit).max(1) * self.piece_unit;
         self.playout.set_format(out);
-        if capabilities.restore_at_start && (self.gap.is_some() || self.restore_pending) {
-            // A handed-over call's conversation goes with the first connection too.
-            self.restore_pending = false;
-            // The fresh session starts with the conversation (before `Ready`).
-            for item in self.context.items() {
-                self.out
-                    .push_back(Output::Agent(AgentCommand::Restore(item)));
-            }
+        Ok(())
+    }
+
+    /// The standby connection of a recycle ([`Output::ConnectStandby`]) is open; it is not
+    /// switched to before its [`AgentEvent::Ready`] (fed to [`Call::handle_standby`]). An agent
+    /// with [`AgentCapabilities::restore_at_start`] gets the conversation now
+    /// ([`Output::Standby`] with [`AgentCommand::Restore`]), as it stands: if it grows before
+    /// the switch, this standby is discarded and another one opened.
+    pub fn standby_connected(&mut self, capabilities: AgentCapabilities, now: Instant) {
+        if self.finished {
+            return;
         }
+        let Some(standby) = self
+            .standby
+            .as_mut()
+            .filter(|s| s.phase == StandbyPhase::Connecting)
+        else {
+            return;
+        };
+        standby.phase = StandbyPhase::Connected;
+        standby.caps = Some(capabilities);
+        if capabilities.restore_at_start {
+            let items = self.context.items();
+            for item in &items {
+                self.out
+                    .push_back(Output::Standby(AgentCommand::Restore(item.clone())));
+            }
+            standby.seeded = Some(items);
+        }
+        self.after_input(now);
+    }
+
+    /// Opening the standby connection failed: the call is untouched; another standby is
+    /// tried after a backoff (within [`ReconnectConfig::max_attempts`] per recycle), unless
+    /// the failure is permanent (`transient` false: no more recycling in this call).
+    pub fn standby_connect_failed(
+        &mut self,
+        reason: impl Into<String>,
+        transient: bool,
+        now: Instant,
+    ) {
+        if self.finished
+            || !self
+                .standby
+                .as_ref()
+                .is_some_and(|s| s.phase == StandbyPhase::Connecting)
+        {
+            return;
+        }
+        self.standby_failed(&reason.into(), transient, now);
+        self.after_input(now);
+    }
+
+    /// An event of the standby connection. Only its `Ready` and its failures matter before
+    /// the switch: its audio (GPT-Live's continuous track), transcripts and usage are not part
+    /// of the call yet and are ignored. An error before `Ready` is a refusal of its
+    /// configuration (permanent); a fatal one later, or its close, a transient failure.
+    pub fn handle_standby(&mut self, event: AgentEvent, now: Instant) {
+        if self.finished {
+            return;
+        }
+        let Some(standby) = self.standby.as_mut() else {
+            return;
+        };
+        match event {
+            AgentEvent::Ready if standby.phase == StandbyPhase::Connected => {
+                standby.phase = StandbyPhase::Ready;
+                standby.ready_at = Some(now);
+                tracing::debug!("standby agent session ready: switched to at the next pause");
+            }
+            AgentEvent::Error { message, fatal, .. }
+                if fatal || standby.phase != StandbyPhase::Ready =>
+            {
+                let permanent = standby.phase != StandbyPhase::Ready;
+                self.standby_failed(&message, !permanent, now);
+            }
+            AgentEvent::Closed { reason } => self.standby_failed(&reason, true, now),
+            _ => {}
+        }
+        self.after_input(now);
+    }
+
+    /// The standby connection was lost (a read or write failed, or it ended): a transient
+    /// failure of the standby; the call is untouched.
+    pub fn standby_lost(&mut self, reason: impl Into<String>, now: Instant) {
+        if self.finished || self.standby.is_none() {
+            return;
+        }
+        self.standby_failed(&reason.into(), true, now);
         self.after_input(now);
     }
 
@@ -648,6 +848,9 @@ impl Call {
         {
             match timer {
                 Timer::MaxDuration => self.end(EndReason::MaxDuration, None, now),
+                Timer::AgentConnect if self.gap.as_ref().is_some_and(|g| g.recycle) => {
+                    self.recycle_gap_too_long(now);
+                }
                 Timer::AgentConnect if self.gap.is_some() => {
                     let limit = self
                         .config
@@ -670,6 +873,17 @@ impl Call {
                     }
                 }
                 Timer::Recycle => self.recycle_due = true,
+                Timer::Standby => {
+                    if let Some(standby) = self
+                        .standby
+                        .as_mut()
+                        .filter(|s| s.phase == StandbyPhase::Backoff)
+                    {
+                        standby.phase = StandbyPhase::Connecting;
+                        let attempt = self.recycle_attempts;
+                        self.out.push_back(Output::ConnectStandby { attempt });
+                    }
+                }
                 Timer::Handover => self.hand_over(false, now),
                 Timer::AgentResponse => {
                     // A hung connection is a lost one: reconnected when that is configured,
@@ -1189,6 +1403,7 @@ impl Call {
     }
 
     fn on_response_started(&mut self, response_id: String) {
+        self.answer_owed = false;
         self.actions.response_started(&response_id);
         self.turns.started(response_id);
     }
@@ -1482,6 +1697,8 @@ impl Call {
         }
         let max_gap = reconnect.max_gap;
         tracing::info!(reason, "agent connection lost: reconnecting");
+        // A recycle under way is abandoned: the reconnect brings a fresh session anyway.
+        self.discard_standby();
         self.ready = false;
         self.gap = Some(Gap {
             since: now,
@@ -1496,6 +1713,7 @@ impl Call {
         self.turns = Turns::default();
         self.turn_start = None;
         self.caller_speaking = false;
+        self.answer_owed = false;
         for request in self.tools.discard_held() {
             self.emit(CallEvent::ToolDiscarded {
                 call_id: request.call_id,
@@ -1607,34 +1825,196 @@ impl Call {
         }
     }
 
-    /// Arms the recycling of the session that just became ready.
-    fn arm_recycle(&mut self, now: Instant) {
+    /// Arms the recycling of the session that just became ready (`at`), and forgets any
+    /// recycle under way.
+    fn arm_recycle(&mut self, at: Instant) {
         self.recycle_due = false;
+        self.recycle_attempts = 0;
+        self.recycle_fallback = false;
+        self.timers.stop(Timer::Recycle);
         if let Some(after) = self.config.reconnect.as_ref().and_then(|r| r.recycle_after) {
-            self.timers.set(Timer::Recycle, now + after);
+            self.timers.set(Timer::Recycle, at + after);
         }
     }
 
-    /// At a natural pause, a session due for recycling is switched for a fresh one: the old
-    /// one is dropped, a new one opened, the conversation replayed (see [`ReconnectConfig`]).
-    fn recycle_at_pause(&mut self, now: Instant) {
-        let quiet = std::mem::take(&mut self.agent_pause)
-            || (!self.playout.is_playing() && !self.caller_speaking);
-        let pause = self.ready
-            && self.gap.is_none()
-            && quiet
+    /// The recycle under way, after each input: a standby is opened as soon as recycling is
+    /// due, and switched to at a natural pause once it is ready (see [`ReconnectConfig`]).
+    fn recycle_step(&mut self, now: Instant) {
+        // The agent's own report of a pause (an agent that does not report speech).
+        let agent_pause = std::mem::take(&mut self.agent_pause);
+        if self.recycle_off {
+            self.recycle_due = false;
+            return;
+        }
+        if agent_pause {
+            self.recycle_due = true;
+        }
+        if !self.ready || self.gap.is_some() || self.info.is_none() {
+            return;
+        }
+        if self.standby.is_none() && !self.recycle_fallback {
+            self.open_standby(false, now);
+        }
+        let reports_speech = self.caps.is_some_and(|c| c.reports_speech);
+        let quiet = agent_pause
+            || (reports_speech
+                && !self.playout.is_playing()
+                && !self.caller_speaking
+                && !self.answer_owed);
+        let pause = quiet
             && self.turns.is_idle()
             && self.tools.none_running()
             && !self.actions.is_pending();
-        let Some(reconnect) = &self.config.reconnect else {
-            return;
-        };
         if !pause {
             return;
         }
-        let max_gap = reconnect.max_gap;
+        match self.standby.as_ref().map(|s| s.phase) {
+            Some(StandbyPhase::Ready) => self.switch_to_standby(now),
+            None if self.recycle_fallback => self.break_before_make(now),
+            _ => {}
+        }
+    }
+
+    /// Starts the next standby attempt of this recycle: at once (`after_failure` false, or
+    /// the first attempt) or after the reconnect backoff. With the attempts used up, the
+    /// recycle falls back to break-before-make at the next pause.
+    fn open_standby(&mut self, after_failure: bool, now: Instant) {
+        let Some(reconnect) = &self.config.reconnect else {
+            return;
+        };
+        if self.recycle_attempts >= reconnect.max_attempts {
+            tracing::warn!(
+                attempts = self.recycle_attempts,
+                "no standby agent session for recycling: break-before-make at the next pause"
+            );
+            self.recycle_fallback = true;
+            return;
+        }
+        self.recycle_attempts += 1;
+        let attempt = self.recycle_attempts;
+        let delay = if after_failure {
+            reconnect.delay(attempt)
+        } else {
+            std::time::Duration::ZERO
+        };
+        let phase = if delay.is_zero() {
+            self.out.push_back(Output::ConnectStandby { attempt });
+            StandbyPhase::Connecting
+        } else {
+            self.timers.set(Timer::Standby, now + delay);
+            StandbyPhase::Backoff
+        };
+        self.standby = Some(Standby {
+            phase,
+            caps: None,
+            seeded: None,
+            ready_at: None,
+        });
+    }
+
+    /// The standby failed (it never touched the call): counted, reported, dropped; another
+    /// one after a backoff, or none for good after a permanent failure.
+    fn standby_failed(&mut self, reason: &str, transient: bool, now: Instant) {
+        self.standby = None;
+        self.timers.stop(Timer::Standby);
+        self.out.push_back(Output::DropStandby);
+        self.stats.standby_failures += 1;
+        tracing::warn!(
+            reason,
+            transient,
+            "standby agent session for recycling failed"
+        );
+        self.emit(CallEvent::Error {
+            source: ErrorSource::Agent,
+            code: None,
+            message: format!("standby agent session for recycling: {reason}"),
+            fatal: false,
+        });
+        if transient {
+            self.open_standby(true, now);
+        } else {
+            self.recycle_off = true;
+            self.recycle_due = false;
+        }
+    }
+
+    /// Closes and forgets the standby, if there is one (a reconnect makes it pointless).
+    fn discard_standby(&mut self) {
+        self.timers.stop(Timer::Standby);
+        if let Some(standby) = self.standby.take() {
+            if standby.phase != StandbyPhase::Backoff {
+                self.out.push_back(Output::Standby(AgentCommand::Close));
+            }
+            self.out.push_back(Output::DropStandby);
+        }
+    }
+
+    /// The make-before-break switch, at a pause with the standby ready: the old session is
+    /// closed, the standby becomes the agent and gets the conversation (unless it started
+    /// with it), and the next caller frame goes to it. For an agent that started with the
+    /// conversation, a conversation that grew since then discards the standby instead, and
+    /// another one is opened at once (this is a pause).
+    fn switch_to_standby(&mut self, now: Instant) {
+        let Some(standby) = self.standby.take() else {
+            return;
+        };
+        let (Some(caps), Some(ready_at)) = (standby.caps, standby.ready_at) else {
+            return;
+        };
+        self.context.connection_lost();
+        let items = self.context.items();
+        if caps.restore_at_start && standby.seeded.as_ref() != Some(&items) {
+            tracing::info!(
+                "the conversation grew since the standby session started: opening another"
+            );
+            self.stats.standby_failures += 1;
+            self.out.push_back(Output::Standby(AgentCommand::Close));
+            self.out.push_back(Output::DropStandby);
+            return self.open_standby(false, now);
+        }
+        self.timers.stop(Timer::Standby);
+        // The old session's writes finish, then it is closed off the call's path.
+        self.out.push_back(Output::Agent(AgentCommand::Close));
+        self.out.push_back(Output::SwitchToStandby);
+        if let Err(e) = self.set_caps(caps) {
+            return self.agent_failed(e, now);
+        }
+        let restored = items.len();
+        if !caps.restore_at_start {
+            for item in items {
+                self.out
+                    .push_back(Output::Agent(AgentCommand::Restore(item)));
+            }
+        }
+        self.stats.context_dropped = self.context.dropped();
+        // Nothing of the old session is running (this is a pause).
+        self.turns = Turns::default();
+        self.answer_owed = false;
+        self.turn_start = None;
+        self.playout.session_lost();
+        self.timers.stop(Timer::Idle);
+        self.timers.stop(Timer::AgentResponse);
+        self.stats.recycles += 1;
+        tracing::info!(restored, "agent session recycled (make-before-break)");
+        // The next caller frame goes to the fresh session: the caller waited for nothing.
+        self.emit(CallEvent::AgentRecycled {
+            gap: std::time::Duration::ZERO,
+            restored,
+        });
+        self.arm_recycle(ready_at);
+    }
+
+    /// The fallback when no standby could be made ready: at this pause the old session is
+    /// closed and a fresh one opened; caller audio is kept (pre-ready buffer) and sent after
+    /// the replay, for at most [`ReconnectConfig::recycle_max_gap`].
+    fn break_before_make(&mut self, now: Instant) {
+        let Some(reconnect) = &self.config.reconnect else {
+            return;
+        };
+        let bound = reconnect.recycle_max_gap;
         self.recycle_due = false;
-        tracing::info!("recycling the agent session at a pause");
+        self.recycle_fallback = false;
+        tracing::info!("recycling the agent session at a pause (break-before-make)");
         self.ready = false;
         self.gap = Some(Gap {
             since: now,
@@ -1648,8 +2028,44 @@ impl Call {
         // The old session is closed properly (the driver does it off the call's path).
         self.out.push_back(Output::Agent(AgentCommand::Close));
         self.out.push_back(Output::AgentLost);
-        self.timers.set(Timer::AgentConnect, now + max_gap);
+        self.timers.set(Timer::AgentConnect, now + bound);
         self.timers.set(Timer::Reconnect, now);
+    }
+
+    /// A break-before-make switch took longer than [`ReconnectConfig::recycle_max_gap`]: it
+    /// becomes a reconnect (the hold audio plays, the caller audio kept so far and from now
+    /// on is dropped and counted, `max_gap` from the switch applies).
+    fn recycle_gap_too_long(&mut self, now: Instant) {
+        let (Some(gap), Some(reconnect)) = (self.gap.as_mut(), self.config.reconnect.as_ref())
+        else {
+            return;
+        };
+        gap.recycle = false;
+        let deadline = (gap.since + reconnect.max_gap).max(now);
+        let attempt = gap.attempts.max(1);
+        let waited = reconnect.recycle_max_gap.as_millis();
+        let mut kept = VecDeque::new();
+        for buffered in self.pre_ready.drain(..) {
+            match buffered {
+                Buffered::Audio(audio) => {
+                    self.stats.gap_dropped_samples +=
+                        self.caller_format.samples_in(audio.decoded_len());
+                }
+                Buffered::Command(cmd) => kept.push_back(Buffered::Command(cmd)),
+            }
+        }
+        self.pre_ready = kept;
+        self.pre_ready_samples = 0;
+        tracing::warn!(
+            waited_ms = waited as u64,
+            "recycled session not ready in time: reconnecting"
+        );
+        self.emit(CallEvent::AgentReconnecting {
+            attempt,
+            reason: format!("the recycled session was not ready within {waited} ms"),
+        });
+        self.timers.set(Timer::AgentConnect, deadline);
+        self.send_hold(now);
     }
 
     /// Queues the hold audio for the caller (as agent audio without a response), and arms
@@ -1706,7 +2122,7 @@ impl Call {
             }
         }
         if self.recycle_due || self.agent_pause {
-            self.recycle_at_pause(now);
+            self.recycle_step(now);
         }
         self.agent_pause = false;
         self.watch_agent(now);
@@ -1763,6 +2179,10 @@ impl Call {
         // The agent first: its session is billed until it is closed.
         if self.caps.is_some() && reason != EndReason::AgentClosed {
             self.out.push_back(Output::Agent(AgentCommand::Close));
+        }
+        if self.standby.take().is_some() {
+            // Closed at the teardown, with the agent.
+            self.out.push_back(Output::Standby(AgentCommand::Close));
         }
         if !matches!(reason, EndReason::CallerHungUp | EndReason::CallerError) {
             self.out.push_back(Output::Caller(CallerCommand::Close));

@@ -28,6 +28,8 @@ pub(crate) struct Stats {
     pub(crate) reconnects: u32,
     /// Agent sessions recycled before their time limit.
     pub(crate) recycles: u32,
+    /// Standby sessions for recycling that failed (refused, dropped, or discarded as stale).
+    pub(crate) standby_failures: u32,
     /// Caller audio dropped while the agent was reconnecting (caller format).
     pub(crate) gap_dropped_samples: u64,
     /// Conversation entries dropped to keep the replayable context within its bound.
@@ -68,6 +70,7 @@ impl Stats {
             late_audio_dropped_ms: agent_format.samples_to_ms(self.late_dropped_samples),
             reconnects: self.reconnects,
             recycles: self.recycles,
+            recycle_standby_failures: self.standby_failures,
             reconnect_dropped_ms: caller_format.samples_to_ms(self.gap_dropped_samples),
             context_dropped: self.context_dropped,
             stale_mark_echoes: self.stale_mark_echoes,

@@ -33,12 +33,14 @@ pub(crate) enum Timer {
     Hold,
     /// The session reached [`super::ReconnectConfig::recycle_after`]: recycle at a pause.
     Recycle,
+    /// The next attempt at a standby session for recycling is due (backoff).
+    Standby,
     /// The bounded wait for a pause before a handover ([`super::CallConfig::handover`]) ran
     /// out: hand over anyway.
     Handover,
 }
 
-const COUNT: usize = 11;
+const COUNT: usize = 12;
 const ALL: [Timer; COUNT] = [
     Timer::MaxDuration,
     Timer::AgentConnect,
@@ -50,6 +52,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Reconnect,
     Timer::Hold,
     Timer::Recycle,
+    Timer::Standby,
     Timer::Handover,
 ];
 

@@ -53,6 +53,14 @@ pub enum In {
     ConnectRefused(&'static str),
     /// The agent connection was lost ([`Call::agent_lost`]): reason, transient.
     Lost(&'static str, bool),
+    /// The standby connection of a recycle opened ([`Call::standby_connected`]).
+    StandbyConnected(AgentCapabilities),
+    /// Opening the standby failed ([`Call::standby_connect_failed`]): reason, transient.
+    StandbyConnectFailed(&'static str, bool),
+    /// An event of the standby connection ([`Call::handle_standby`]).
+    Standby(AgentEvent),
+    /// The standby connection was lost ([`Call::standby_lost`]).
+    StandbyLost(&'static str),
     ToolDone(&'static str, ToolOutput),
     /// The result of a transfer ([`Call::action_finished`]).
     ActionDone(Result<(), String>),
@@ -237,6 +245,12 @@ impl Scenario {
             In::ConnectFailed(reason) => self.call.agent_connect_failed(reason, now),
             In::ConnectRefused(reason) => self.call.agent_connect_refused(reason, now),
             In::Lost(reason, transient) => self.call.agent_lost(reason, transient, now),
+            In::StandbyConnected(caps) => self.call.standby_connected(caps, now),
+            In::StandbyConnectFailed(reason, transient) => {
+                self.call.standby_connect_failed(reason, transient, now)
+            }
+            In::Standby(e) => self.call.handle_standby(e, now),
+            In::StandbyLost(reason) => self.call.standby_lost(reason, now),
             In::ToolDone(id, out) => self.call.tool_finished(id, out, now),
             In::ActionDone(result) => self.call.action_finished(result, now),
             In::Timeout => self.call.handle_timeout(now),
@@ -283,26 +297,11 @@ pub fn render(output: &Output) -> String {
             CallerCommand::Clear => "C clear".into(),
             CallerCommand::Close => "C close".into(),
         },
-        Output::Agent(cmd) => match cmd {
-            AgentCommand::Audio(a) => format!("A audio {}", audio_tag(a)),
-            AgentCommand::Truncate {
-                item_id,
-                audio_end_ms,
-            } => format!("A truncate {item_id} @{audio_end_ms}"),
-            AgentCommand::CancelResponse { response_id } => {
-                format!("A cancel {}", response_id.as_deref().unwrap_or("-"))
-            }
-            AgentCommand::ToolResult { call_id, output } => {
-                format!("A tool-result {call_id} {output}")
-            }
-            AgentCommand::AddContext { text } => format!("A context {text:?}"),
-            AgentCommand::CreateResponse { instructions } => match instructions {
-                Some(i) => format!("A respond {i:?}"),
-                None => "A respond".into(),
-            },
-            AgentCommand::Restore(item) => format!("A restore {item:?}"),
-            AgentCommand::Close => "A close".into(),
-        },
+        Output::Agent(cmd) => format!("A {}", render_agent(cmd)),
+        Output::Standby(cmd) => format!("S {}", render_agent(cmd)),
+        Output::ConnectStandby { attempt } => format!("connect-standby #{attempt}"),
+        Output::DropStandby => "drop-standby".into(),
+        Output::SwitchToStandby => "switch-to-standby".into(),
         Output::RunTool(inv) => format!(
             "run {} {} {} for {}",
             inv.call_id, inv.name, inv.arguments, inv.phone_call_id
@@ -314,6 +313,30 @@ pub fn render(output: &Output) -> String {
         Output::Action(CallAction::Transfer { to }) => format!("action transfer {to}"),
         Output::Event(e) => format!("event {}", render_event(e)),
         Output::Finished(s) => format!("finished {}", s.end_reason.map_or("?", |r| r.as_str())),
+    }
+}
+
+/// An agent command as a short line (without the side's prefix).
+fn render_agent(cmd: &AgentCommand) -> String {
+    match cmd {
+        AgentCommand::Audio(a) => format!("audio {}", audio_tag(a)),
+        AgentCommand::Truncate {
+            item_id,
+            audio_end_ms,
+        } => format!("truncate {item_id} @{audio_end_ms}"),
+        AgentCommand::CancelResponse { response_id } => {
+            format!("cancel {}", response_id.as_deref().unwrap_or("-"))
+        }
+        AgentCommand::ToolResult { call_id, output } => {
+            format!("tool-result {call_id} {output}")
+        }
+        AgentCommand::AddContext { text } => format!("context {text:?}"),
+        AgentCommand::CreateResponse { instructions } => match instructions {
+            Some(i) => format!("respond {i:?}"),
+            None => "respond".into(),
+        },
+        AgentCommand::Restore(item) => format!("restore {item:?}"),
+        AgentCommand::Close => "close".into(),
     }
 }
 
