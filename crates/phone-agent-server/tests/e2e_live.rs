@@ -826,9 +826,10 @@ async fn live_drop_mid_answer_reconnects_with_the_conversation_in_session_start(
     bridge.finish().await;
 }
 
-/// A session near its `expires_at` is recycled at a pause: the old one is closed with
-/// `session.close`, the new one starts with the conversation as `input`, no wrap-up line is
-/// said, and the call goes on in the new session.
+/// A session near its `expires_at` is recycled make-before-break: at a pause a standby starts
+/// with the conversation as `input`, at the next pause it takes over (no gap at the switch) and
+/// the old one is closed with `session.close`; no wrap-up line is said, and the call goes on in
+/// the new session.
 #[tokio::test]
 async fn live_session_is_recycled_before_it_expires() {
     let mock = MockLive::builder()
@@ -897,6 +898,16 @@ async fn live_session_is_recycled_before_it_expires() {
     assert_eq!(ended.end_reason, "caller_hung_up", "{:?}", ended.line);
     assert_no_violations(&call, &second);
     assert!(first.violations().is_empty(), "{:?}", first.violations());
+    let recycled: Vec<_> = logs()
+        .for_call(call.call_sid())
+        .into_iter()
+        .filter(|l| l["message"] == "agent session recycled; conversation replayed")
+        .collect();
+    assert_eq!(recycled.len(), 1, "{recycled:#?}");
+    assert_eq!(
+        recycled[0]["gap_ms"], 0,
+        "the standby was ready before the switch"
+    );
     bridge.finish().await;
 }
 

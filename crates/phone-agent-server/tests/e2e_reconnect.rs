@@ -399,10 +399,11 @@ async fn a_hundred_calls_with_agent_drops_on_thirty_percent_continue() {
     bridge.finish().await;
 }
 
-/// Session-cap recycling through the server (`reconnect.recycle_after_secs = 1`): after the
-/// greeting, at the pause, the session is closed properly and a fresh one gets the
-/// conversation (no hold tone, no resume request); every caller frame reached exactly one
-/// session, in order, byte for byte.
+/// Session-cap recycling through the server (`reconnect.recycle_after_secs = 1`),
+/// make-before-break: a standby session is opened when the session is due, and after the
+/// greeting, at the pause, the old session is closed properly and the standby gets the
+/// conversation (no hold tone, no resume request); every switch left the caller no gap;
+/// every caller frame reached exactly one session, in order, byte for byte.
 #[tokio::test]
 async fn a_session_is_recycled_at_a_pause_and_no_caller_audio_is_lost() {
     let mock = MockRealtime::builder()
@@ -477,5 +478,18 @@ async fn a_session_is_recycled_at_a_pause_and_no_caller_audio_is_lost() {
     );
     // The caller heard the greeting once and no hold tone.
     assert_eq!(call.heard(), heard_greeting);
+    assert_switches_left_no_gap(call.call_sid());
     bridge.finish().await;
+}
+
+/// Every recycle of the call was make-before-break: the standby was ready before the old
+/// session was closed, so the caller waited for nothing at the switch (`gap_ms` 0).
+fn assert_switches_left_no_gap(call_sid: &str) {
+    let recycled: Vec<_> = logs()
+        .for_call(call_sid)
+        .into_iter()
+        .filter(|l| l["message"] == "agent session recycled; conversation replayed")
+        .collect();
+    assert!(!recycled.is_empty(), "no recycle logged");
+    assert!(recycled.iter().all(|l| l["gap_ms"] == 0), "{recycled:#?}");
 }
