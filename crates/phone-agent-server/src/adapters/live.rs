@@ -991,6 +991,9 @@ pub struct LiveAgent {
     closed: bool,
     /// Caller audio was fed since the last gap check.
     fed_since_check: bool,
+    /// Caller audio was ever fed: the session relays the call (a recycle's standby does not
+    /// yet; its silence is not a gap in Twilio's stream and is not counted as one).
+    relaying: bool,
     gap_check: Interval,
     last_check: Instant,
     /// Queued by `poll_recv` (`session.start`, gap silence, wrap-up line), not flushed yet.
@@ -1085,6 +1088,7 @@ impl LiveAgent {
             audio_fed: false,
             closed: false,
             fed_since_check: true,
+            relaying: false,
             gap_check,
             last_check: now,
             needs_flush: false,
@@ -1265,7 +1269,9 @@ impl LiveAgent {
             ms = elapsed.as_millis() as u64,
             "caller audio gap: sending silence"
         );
-        crate::telemetry::error("live_input_gap_filled");
+        if self.relaying {
+            crate::telemetry::error("live_input_gap_filled");
+        }
         self.sender
             .queue_text(silence_append(elapsed.as_millis() as u64));
         self.needs_flush = true;
@@ -1467,6 +1473,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
         match command {
             AgentCommand::Audio(audio) => {
                 self.fed_since_check = true;
+                self.relaying = true;
                 self.audio_fed = true;
                 let mut frame = String::with_capacity(audio.text_len() + 48);
                 write_input_audio_append(&mut frame, audio.as_str());
