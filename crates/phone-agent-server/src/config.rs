@@ -2052,6 +2052,29 @@ mod tests {
     }
 
     #[test]
+    fn recycle_max_gap_defaults_and_is_bounded_by_the_reconnect_gap() {
+        let echo = ("PHONE_AGENT_AGENT__BACKEND", "echo");
+        let c = Config::from_env_map(&env(&[echo])).unwrap();
+        assert_eq!(c.reconnect.recycle_max_gap, Duration::from_millis(1500));
+        let c = Config::from_env_map(&env(&[
+            echo,
+            ("PHONE_AGENT_RECONNECT__RECYCLE_MAX_GAP_MS", "800"),
+        ]))
+        .unwrap();
+        assert_eq!(c.reconnect.recycle_max_gap, Duration::from_millis(800));
+        // Below 100 ms, or beyond max_gap_ms (15000 by default), is refused.
+        for bad in ["50", "15001"] {
+            let err = Config::from_env_map(&env(&[
+                echo,
+                ("PHONE_AGENT_RECONNECT__RECYCLE_MAX_GAP_MS", bad),
+            ]))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("reconnect.recycle_max_gap_ms"), "{err}");
+        }
+    }
+
+    #[test]
     fn ws_base_normalization() {
         assert_eq!(
             normalize_ws_base("https://api.openai.com/v1/").unwrap(),
