@@ -368,27 +368,62 @@ fn now() -> std::time::Instant {
 /// `caller` is the telephony leg, already accepted. `connect_agent` resolves to the agent leg
 /// once it is connected (it is polled concurrently with the call, so caller audio is buffered
 /// meanwhile); it is dropped unfinished if the call ends first. See the [module docs](self).
-pub async fn run_call<C, A, F>(
+pub fn run_call<'o, C, A, F>(
     caller: C,
     connect_agent: F,
     services: CallServices,
-    observer: &mut dyn CallObserver,
-) -> CallSummary
+    observer: &'o mut dyn CallObserver,
+) -> impl Future<Output = CallSummary> + 'o
 where
-    C: CallerEndpoint,
+    C: CallerEndpoint + 'o,
     A: AgentEndpoint + Send + 'static,
-    F: Future<Output = Result<A, EndpointError>> + Send,
+    F: Future<Output = Result<A, EndpointError>> + Send + 'o,
 {
-    run_call_reconnecting(caller, connect_agent, NoReconnect, services, observer).await
+    run_call_reconnecting(caller, connect_agent, NoReconnect, services, observer)
 }
 
 /// [`run_call`] with reconnects: when the engine loses the agent connection and reconnects
 /// ([`CallConfig::reconnect`]), each attempt's connection comes from `reconnect`.
-pub async fn run_call_reconnecting<C, A, F, R>(
-    mut caller: C,
+///
+/// A plain function rather than an `async fn`: an `async fn` keeps its arguments in its
+/// future beside the locals they are moved into (the caller endpoint, the services and their
+/// configuration twice over), and this future lives as long as the call. The arguments
+/// travel to [`drive`] in one short-lived box instead, so each value is stored once.
+pub fn run_call_reconnecting<'o, C, A, F, R>(
+    caller: C,
     connect_agent: F,
-    mut reconnect: R,
+    reconnect: R,
     services: CallServices,
+    observer: &'o mut dyn CallObserver,
+) -> impl Future<Output = CallSummary> + 'o
+where
+    C: CallerEndpoint + 'o,
+    A: AgentEndpoint + 'static,
+    F: Future<Output = Result<A, EndpointError>> + Send + 'o,
+    R: Reconnect<A> + 'o,
+{
+    drive(
+        Box::new(Parts {
+            caller,
+            connect_agent,
+            reconnect,
+            services,
+        }),
+        observer,
+    )
+}
+
+/// The arguments of [`run_call_reconnecting`], on their way into [`drive`].
+struct Parts<C, F, R> {
+    caller: C,
+    connect_agent: F,
+    reconnect: R,
+    services: CallServices,
+}
+
+/// The call's loop (see [`run_call_reconnecting`]).
+async fn drive<C, A, F, R>(
+    parts: Box<Parts<C, F, R>>,
     observer: &mut dyn CallObserver,
 ) -> CallSummary
 where
@@ -397,6 +432,12 @@ where
     F: Future<Output = Result<A, EndpointError>> + Send,
     R: Reconnect<A>,
 {
+    let Parts {
+        mut caller,
+        connect_agent,
+        mut reconnect,
+        services,
+    } = *parts;
     let CallServices {
         tools,
         control,
@@ -496,7 +537,8 @@ where
                         let call_id = invocation.call_id.clone();
                         let handle = tasks.spawn(async move {
                             let call_id = invocation.call_id.clone();
-                            let output = match timeout(tool_timeout, tools.call(invocation)).await {
+                            let output = match timeout(tool_timeout, tools.call(*invocation)).await
+                            {
                                 Ok(output) => output,
                                 Err(_) => ToolOutput::error(format!(
                                     "the tool did not answer within {} ms",
@@ -580,7 +622,7 @@ where
                     }
                     Output::Action(action) => requested.push(action),
                     Output::Event(event) => observer.on_event(&event),
-                    Output::Finished(summary) => finished = Some(summary),
+                    Output::Finished(summary) => finished = Some(*summary),
                 }
             }
             // Everything else a side already sent goes in before anything is written (one

@@ -474,7 +474,10 @@ fn gpt_live_output_is_forwarded_and_never_truncated() {
         .outputs(50, hangup())
         .into_iter()
         .filter_map(|o| match o {
-            Output::Event(CallEvent::Ended(summary)) => Some(summary),
+            Output::Event(event) => match *event {
+                CallEvent::Ended(summary) => Some(summary),
+                _ => None,
+            },
             _ => None,
         })
         .collect();

@@ -19,8 +19,8 @@ fn config() -> CallConfig {
 }
 
 fn handed_over(outputs: &[Output]) -> Option<Vec<ContextItem>> {
-    outputs.iter().find_map(|o| match o {
-        Output::Event(CallEvent::HandedOver { context, .. }) => Some(context.clone()),
+    outputs.iter().find_map(|o| match o.as_event() {
+        Some(CallEvent::HandedOver { context, .. }) => Some(context.clone()),
         _ => None,
     })
 }

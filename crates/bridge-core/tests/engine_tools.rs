@@ -433,7 +433,7 @@ fn observer_events_carry_tool_arguments_outputs_and_transcript_items() {
         outputs
             .into_iter()
             .filter_map(|o| match o {
-                Output::Event(e) => Some(e),
+                Output::Event(e) => Some(*e),
                 _ => None,
             })
             .collect()

@@ -230,7 +230,7 @@ pub enum Output {
     /// Send to the agent side.
     Agent(AgentCommand),
     /// Run a tool call concurrently (with a timeout) and report with [`Call::tool_finished`].
-    RunTool(ToolInvocation),
+    RunTool(Box<ToolInvocation>),
     /// Abort every tool call still running; their results are no longer wanted.
     CancelTools,
     /// Execute call control now. A hang-up ends the call right after this output (the media
@@ -271,11 +271,12 @@ pub enum Output {
     /// [`Output::Agent`] from here on are for it, its events are the agent's); the old agent,
     /// sent [`AgentCommand::Close`] just before, is closed off the call's path.
     SwitchToStandby,
-    /// Tell observers.
-    Event(CallEvent),
+    /// Tell observers. (Boxed, like the other rare large variants, so that an `Output` — one
+    /// per relayed frame — stays as small as an agent command.)
+    Event(Box<CallEvent>),
     /// The call is over: nothing more will be output. Carries the same summary as
     /// [`CallEvent::Ended`].
-    Finished(CallSummary),
+    Finished(Box<CallSummary>),
 }
 
 /// The agent's error code for a `response.create` sent while a response is running.
@@ -340,8 +341,9 @@ pub struct Call {
     pre_ready: VecDeque<Buffered>,
     pre_ready_samples: u64,
     pre_ready_budget: u64,
-    to_agent: Option<Transcoder>,
-    to_caller: Option<Transcoder>,
+    /// Only when the formats differ (boxed: the main path has none).
+    to_agent: Option<Box<Transcoder>>,
+    to_caller: Option<Box<Transcoder>>,
     piece_max_bytes: usize,
     piece_unit: usize,
 
@@ -409,7 +411,7 @@ impl Call {
             config,
             caller_format,
             started_at: now,
-            out: VecDeque::with_capacity(16),
+            out: VecDeque::with_capacity(8),
             finished: false,
             info: None,
             timers,
@@ -619,8 +621,8 @@ impl Call {
             });
         match transcoders {
             Ok((to_agent, to_caller)) => {
-                self.to_agent = to_agent;
-                self.to_caller = to_caller;
+                self.to_agent = to_agent.map(Box::new);
+                self.to_caller = to_caller.map(Box::new);
             }
             Err(e) => return Err(e.to_string()),
         }
@@ -1604,7 +1606,7 @@ impl Call {
             name: name.clone(),
             arguments: arguments.clone(),
         });
-        self.out.push_back(Output::RunTool(ToolInvocation {
+        self.out.push_back(Output::RunTool(Box::new(ToolInvocation {
             call_id,
             name,
             arguments,
@@ -1613,7 +1615,7 @@ impl Call {
                 .as_ref()
                 .map(|i| i.call_id.clone())
                 .unwrap_or_default(),
-        }));
+        })));
     }
 
     /// The caller is a voicemail box recording now: ask for the message and hang up once it
@@ -2160,7 +2162,7 @@ impl Call {
     }
 
     fn emit(&mut self, event: CallEvent) {
-        self.out.push_back(Output::Event(event));
+        self.out.push_back(Output::Event(Box::new(event)));
     }
 
     fn agent_output_format(&self) -> AudioFormat {
@@ -2191,7 +2193,7 @@ impl Call {
         self.ended = Some((reason, detail));
         let summary = self.summary(now);
         self.emit(CallEvent::Ended(summary.clone()));
-        self.out.push_back(Output::Finished(summary));
+        self.out.push_back(Output::Finished(Box::new(summary)));
     }
 }
 

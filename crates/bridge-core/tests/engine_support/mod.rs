@@ -439,7 +439,7 @@ fn render_event(e: &CallEvent) -> String {
 /// The summary carried by the `Finished` output, if any.
 pub fn finished_summary(outputs: &[Output]) -> Option<bridge_core::engine::CallSummary> {
     outputs.iter().find_map(|o| match o {
-        Output::Finished(s) => Some(s.clone()),
+        Output::Finished(s) => Some((**s).clone()),
         _ => None,
     })
 }

@@ -70,11 +70,12 @@ pub fn endpoint(openai: &OpenAiConfig) -> Result<Endpoint, String> {
 /// 128 KiB cost a 128 KiB `memset` per read (a sixth of the server's CPU under load) and
 /// made every page of it resident (~128 KiB per call); audio deltas are a few KiB, and a
 /// larger message is still read whole (the buffer grows to fit it). Queued writes go out
-/// once 8 KiB are waiting, so the write buffer (which never shrinks) stays small.
+/// once 3 KiB are waiting (a dozen caller frames), so the write buffer, which never shrinks
+/// and grows by doubling, stays at ~4 KB per call (8 KiB let it reach 9–17 KB under load).
 pub fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(8 * 1024)
+        .write_buffer_size(3 * 1024)
         .max_message_size(Some(MAX_MESSAGE_SIZE))
         .max_frame_size(Some(MAX_MESSAGE_SIZE))
 }

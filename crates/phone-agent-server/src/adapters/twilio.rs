@@ -38,13 +38,14 @@ const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// buffers keep memory per call low and cap what a misbehaving peer can make us hold. The
 /// 2 KiB read buffer holds five media messages; tungstenite zero-fills it before every
 /// read (twice per received message), so smaller is cheaper, and a larger message is still
-/// read whole. Writes go out once 8 KiB are queued (a burst of agent audio), so the write
-/// buffer — which never shrinks — stays small; a media message and its mark still leave in
-/// one write.
+/// read whole. Writes go out once 3 KiB are queued (a burst of agent audio): the write
+/// buffer never shrinks and grows by doubling, so this bounds it at ~6 KB per call (with
+/// 8 KiB it reached 12 KB under load); a media message and its mark still leave in one
+/// write, and a burst still leaves in a few.
 pub fn websocket_config() -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(2 * 1024)
-        .write_buffer_size(8 * 1024)
+        .write_buffer_size(3 * 1024)
         .max_message_size(Some(64 * 1024))
         .max_frame_size(Some(64 * 1024))
 }
