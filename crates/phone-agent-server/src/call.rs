@@ -24,6 +24,7 @@ use bridge_core::engine::{
 };
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolExecutor;
+use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument as _;
@@ -53,12 +54,19 @@ const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a p
     Keep answers short and speak naturally.";
 
 /// Runs one call over an accepted Media Streams WebSocket.
-pub(crate) async fn run<S>(
+///
+/// The call's future lives as long as the call, so its size is memory per call: this is a
+/// plain function (an `async fn` would keep its arguments beside the locals they move into),
+/// the arguments reach [`run_in_span`] in one short-lived box, and work around the long
+/// `await`s (the handover's conversation, the record) happens in functions of their own, so
+/// their state shares space with the call's instead of adding to it.
+pub(crate) fn run<S>(
     state: Arc<AppState>,
     ws: WebSocketStream<S>,
     claims: Option<StreamClaims>,
     pending: OwnedSemaphorePermit,
-) where
+) -> impl Future<Output = ()> + Send
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let span = tracing::info_span!(
@@ -66,69 +74,90 @@ pub(crate) async fn run<S>(
         call_sid = tracing::field::Empty,
         stream_sid = tracing::field::Empty
     );
-    run_in_span(state, ws, claims, pending, span.clone())
-        .instrument(span)
-        .await;
+    let start = Box::new(CallStart {
+        state,
+        ws,
+        claims,
+        pending,
+        span: span.clone(),
+    });
+    run_in_span(start).instrument(span)
 }
 
-async fn run_in_span<S>(
+/// The arguments of [`run`], on their way into [`run_in_span`].
+struct CallStart<S> {
     state: Arc<AppState>,
     ws: WebSocketStream<S>,
     claims: Option<StreamClaims>,
     pending: OwnedSemaphorePermit,
     span: tracing::Span,
-) where
+}
+
+async fn run_in_span<S>(start: Box<CallStart<S>>)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let CallStart {
+        state,
+        ws,
+        claims,
+        pending,
+        span,
+    } = *start;
     let config = &state.config;
     let clock = Arc::new(if state.store.is_some() {
         RelayClock::with_call_relay()
     } else {
         RelayClock::new()
     });
-    let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
+    // The stream's start and the checks that may refuse it, in a block of their own: the
+    // endpoint borrowed here takes no room in the call's future once the call runs.
+    let (caller, info, _slot) = {
+        let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
 
-    let info = match caller
-        .wait_for_start(config.agent.stream_start_timeout)
-        .await
-    {
-        Ok(info) => info,
-        Err(e) => {
-            tracing::warn!(error = %e, "media stream did not start");
-            crate::telemetry::rejected("no_start");
-            caller.refuse("no start message").await;
+        let info = match caller
+            .wait_for_start(config.agent.stream_start_timeout)
+            .await
+        {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(error = %e, "media stream did not start");
+                crate::telemetry::rejected("no_start");
+                caller.refuse("no start message").await;
+                return;
+            }
+        };
+        drop(pending);
+        span.record("call_sid", info.call_id.as_str());
+        span.record("stream_sid", info.stream_id.as_str());
+
+        if let Some(claims) = &claims
+            && let Err(e) = claims.check_start(&info.call_id, info.account_id.as_deref())
+        {
+            tracing::warn!(error = %e, "refusing media stream: the stream token names another call");
+            crate::telemetry::rejected("token");
+            caller.refuse("invalid stream token").await;
             return;
         }
-    };
-    drop(pending);
-    span.record("call_sid", info.call_id.as_str());
-    span.record("stream_sid", info.stream_id.as_str());
-
-    if let Some(claims) = &claims
-        && let Err(e) = claims.check_start(&info.call_id, info.account_id.as_deref())
-    {
-        tracing::warn!(error = %e, "refusing media stream: the stream token names another call");
-        crate::telemetry::rejected("token");
-        caller.refuse("invalid stream token").await;
-        return;
-    }
-    if let Some(expected) = &config.twilio.account_sid
-        && info.account_id.as_deref() != Some(expected.as_str())
-    {
-        tracing::warn!("refusing media stream: the call belongs to another Twilio account");
-        crate::telemetry::rejected("account");
-        caller.refuse("wrong account").await;
-        return;
-    }
-    // The slot `/voice` reserved for this call, or a free one.
-    let Some(_slot) = state.calls.claim(&info.call_id, Instant::now()) else {
-        tracing::warn!(
-            max = config.server.max_concurrent_calls,
-            "refusing media stream: at capacity"
-        );
-        crate::telemetry::rejected("busy");
-        caller.refuse("at capacity").await;
-        return;
+        if let Some(expected) = &config.twilio.account_sid
+            && info.account_id.as_deref() != Some(expected.as_str())
+        {
+            tracing::warn!("refusing media stream: the call belongs to another Twilio account");
+            crate::telemetry::rejected("account");
+            caller.refuse("wrong account").await;
+            return;
+        }
+        // The slot `/voice` reserved for this call, or a free one.
+        let Some(_slot) = state.calls.claim(&info.call_id, Instant::now()) else {
+            tracing::warn!(
+                max = config.server.max_concurrent_calls,
+                "refusing media stream: at capacity"
+            );
+            crate::telemetry::rejected("busy");
+            caller.refuse("at capacity").await;
+            return;
+        };
+        (caller, info, _slot)
     };
 
     let _active = ActiveCall::new();
@@ -147,9 +176,7 @@ async fn run_in_span<S>(
         greeting,
         backend == Backend::Realtime,
     ));
-    if greeting {
-        caller.watch_greeting(Arc::clone(&context.greeting_over));
-    }
+    let greeting_watch = greeting.then(|| Arc::clone(&context.greeting_over));
     let tools: Arc<dyn ToolExecutor> = match &state.tools {
         Some(tools) => Arc::clone(tools),
         None => Arc::new(CallTools {
@@ -159,15 +186,16 @@ async fn run_in_span<S>(
         }),
     };
     let mcp_stats = Arc::clone(&context.mcp);
-    let mut config_of_call = call_config(config, &profile.agent);
     // A stream resuming a call another instance handed over: seeded with its conversation.
+    // (Loaded before the call's configuration exists, which then never waits across an
+    // `await` and takes no room in the call's future.)
     let resumed = info
         .parameter(crate::handover::HANDOVER_PARAMETER)
         .and_then(|n| n.parse::<u32>().ok());
     let mut handovers = 0;
+    let mut restore = None;
     if let Some(n) = resumed {
         handovers = n;
-        config_of_call.greeting = None;
         match crate::handover::load(&state, &info.call_id).await {
             Some((items, saved)) => {
                 handovers = saved.max(n);
@@ -177,25 +205,23 @@ async fn run_in_span<S>(
                     handovers,
                     "resuming a handed-over call"
                 );
-                config_of_call.restore = items;
+                restore = Some(items);
             }
             None => tracing::warn!("resuming a handed-over call without its conversation"),
         }
     }
     // Realtime and GPT-Live calls can be handed over (a GPT-Live session gets the
     // conversation as its `session.start` `input`); the echo agent has none.
-    if config.shutdown.handover
+    let handover = (config.shutdown.handover
         && config.fallback.enabled
         && state.store.is_some()
-        && backend != Backend::Echo
-    {
-        config_of_call.handover = Some(config.shutdown.handover_wait);
-    }
+        && backend != Backend::Echo)
+        .then_some(config.shutdown.handover_wait);
     // Ended at once by Twilio's final status callback for this call, the console, or the end
     // of the shutdown's grace period; ended by the server's shutdown (handed over at the next
     // pause when the server stops listening, when the call can be).
     let hang_up = state.calls.end_all.child_token();
-    let end = if config_of_call.handover.is_some() {
+    let end = if handover.is_some() {
         state.calls.handover_all.child_token()
     } else {
         hang_up.clone()
@@ -230,12 +256,25 @@ async fn run_in_span<S>(
             mask_numbers: config.privacy.mask_numbers,
         })
     });
-    if let Some(longest) = profile.tools.longest_timeout() {
-        // The webhook's own timeout answers first, with a clearer error.
-        config_of_call.tool_timeout = config_of_call
-            .tool_timeout
-            .max(longest + Duration::from_secs(2));
-    }
+    // The engine's configuration for this call, built where it is handed over (kept in a
+    // local across the `await`s above, it would take room in the call's future).
+    let config_of_call = {
+        let mut config_of_call = call_config(config, &profile.agent);
+        if resumed.is_some() {
+            config_of_call.greeting = None;
+        }
+        if let Some(items) = restore {
+            config_of_call.restore = items;
+        }
+        config_of_call.handover = handover;
+        if let Some(longest) = profile.tools.longest_timeout() {
+            // The webhook's own timeout answers first, with a clearer error.
+            config_of_call.tool_timeout = config_of_call
+                .tool_timeout
+                .max(longest + Duration::from_secs(2));
+        }
+        config_of_call
+    };
     let services = CallServices {
         tools: Arc::clone(&tools),
         control: match &state.control {
@@ -311,7 +350,6 @@ async fn run_in_span<S>(
         }
     };
     let end_save = crate::handover::EndSave::default();
-    caller.save_before_close(end_save.clone());
     let mut observer = Observer {
         backend: backend.as_str(),
         record,
@@ -330,22 +368,41 @@ async fn run_in_span<S>(
             save: end_save.clone(),
         },
     };
-    let recording = if config.recording.enabled {
-        crate::recording::start(&config.recording, &info.call_id, Instant::now()).map(|r| {
-            caller.record_to(r.tap);
-            r.done
-        })
+    let (recording_tap, recording) = if config.recording.enabled {
+        crate::recording::start(&config.recording, &info.call_id, Instant::now())
+            .map_or((None, None), |r| (Some(r.tap), Some(r.done)))
     } else {
-        None
+        (None, None)
     };
-    let summary = match voicemail_rx {
-        Some(rx) => {
-            let caller = Controlled::new(caller, rx);
-            run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await
+    // The caller endpoint is set up and moved into the call's future in one block, so no
+    // borrowed copy of it stays in this future while the call runs.
+    let call = {
+        let mut caller = caller;
+        if let Some(over) = greeting_watch {
+            caller.watch_greeting(over);
         }
-        None => run_call_reconnecting(caller, connect, reconnect, services, &mut observer).await,
+        caller.save_before_close(end_save.clone());
+        if let Some(tap) = recording_tap {
+            caller.record_to(tap);
+        }
+        match voicemail_rx {
+            Some(rx) => Either::Left(run_call_reconnecting(
+                Controlled::new(caller, rx),
+                connect,
+                reconnect,
+                services,
+                &mut observer,
+            )),
+            None => Either::Right(run_call_reconnecting(
+                caller,
+                connect,
+                reconnect,
+                services,
+                &mut observer,
+            )),
+        }
     };
-    let mut summary = summary;
+    let mut summary = call.await;
     // GPT-Live's final usage arrives with `session.closed`, after our `session.close` at
     // teardown: after the summary was made. The sessions' total replaces the last snapshot.
     if let Some(total) = live_billing.settled() {
@@ -379,48 +436,79 @@ async fn run_in_span<S>(
     // Saved before the stream closed; a caller who hung up has no stream to close.
     end_save.wait().await;
     log_summary(&summary, &mcp_stats);
-    if let (Some(store), Some(mut record)) = (&state.store, observer.record.take()) {
-        if open.completed_by_twilio() {
-            record.completed_by_twilio();
-        }
-        // GPT-Live lines completed at a session's teardown (words after our
-        // `session.close`, lines still being assembled): after the engine stopped reading.
-        for line in live_late.take() {
-            record.late_line(line.speaker, line.text, line.at_ms);
-        }
+    let Some(recorder) = observer.record.take() else {
+        return;
+    };
+    {
         let relay = |d| Percentiles {
             p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
             p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
         };
-        let mut record = record.finish(
-            &summary,
-            [
+        let end = RecordEnd {
+            completed_by_twilio: open.completed_by_twilio(),
+            late_lines: live_late.take(),
+            relay: [
                 relay(Direction::CallerToAgent),
                 relay(Direction::AgentToCaller),
             ],
-            &config.pricing,
-            now_ms(),
-        );
-        record.recording_path = recording_path;
-        let handed_over = summary.end_reason == Some(bridge_core::engine::EndReason::HandedOver);
-        record.handovers = handovers + u32::from(handed_over);
-        if resumed.is_some() {
-            // One record per call: the earlier parts' merged into this one.
-            match store.db() {
-                Some(db) => match db.record(&info.call_id).await {
-                    Ok(Some(earlier)) => record.continue_from(earlier),
-                    Ok(None) => tracing::warn!("the record of the call's earlier part is missing"),
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not read the earlier part's record")
-                    }
-                },
-                None => {
-                    tracing::warn!("the call store is not ready: the earlier part is not merged")
+            recording_path,
+            handovers,
+            resumed: resumed.is_some(),
+        };
+        save_record(&state, Box::new(recorder), &summary, &info.call_id, end).await;
+    }
+}
+
+/// What the end of a call adds to its record.
+struct RecordEnd {
+    /// Twilio's final status callback reported the call completed.
+    completed_by_twilio: bool,
+    /// GPT-Live lines completed at a session's teardown (words after our `session.close`,
+    /// lines still being assembled): after the engine stopped reading.
+    late_lines: Vec<crate::adapters::live::LateLine>,
+    relay: [Percentiles; 2],
+    recording_path: Option<String>,
+    /// Handovers before this part of the call.
+    handovers: u32,
+    /// This part resumed a handed-over call: the earlier parts' record is merged into it.
+    resumed: bool,
+}
+
+/// Finishes the call's record and queues it for the store (one record per call: a resumed
+/// part is merged with the earlier parts' record).
+async fn save_record(
+    state: &AppState,
+    mut recorder: Box<Recorder>,
+    summary: &CallSummary,
+    call_sid: &str,
+    end: RecordEnd,
+) {
+    let Some(store) = &state.store else { return };
+    if end.completed_by_twilio {
+        recorder.completed_by_twilio();
+    }
+    for line in end.late_lines {
+        recorder.late_line(line.speaker, line.text, line.at_ms);
+    }
+    let mut record = Box::new(recorder.finish(summary, end.relay, &state.config.pricing, now_ms()));
+    record.recording_path = end.recording_path;
+    let handed_over = summary.end_reason == Some(bridge_core::engine::EndReason::HandedOver);
+    record.handovers = end.handovers + u32::from(handed_over);
+    if end.resumed {
+        match store.db() {
+            Some(db) => match db.record(call_sid).await {
+                Ok(Some(earlier)) => record.continue_from(earlier),
+                Ok(None) => tracing::warn!("the record of the call's earlier part is missing"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the earlier part's record")
                 }
+            },
+            None => {
+                tracing::warn!("the call store is not ready: the earlier part is not merged")
             }
         }
-        store.submit(Write::Record(Box::new(record)));
     }
+    store.submit(Write::Record(record));
 }
 
 /// The engine configuration of one call answered with `agent` (the settings of the call's
