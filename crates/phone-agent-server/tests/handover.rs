@@ -109,6 +109,37 @@ impl Instance {
     }
 }
 
+/// One test's scratch directory: the prompt file written into it, the call store's SQLite file
+/// and its URL.
+struct Scratch {
+    prompt: String,
+    db_path: std::path::PathBuf,
+    database: String,
+}
+
+fn scratch(name: &str) -> Scratch {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prompt = dir.join("prompt.md");
+    std::fs::write(&prompt, PROMPT).unwrap();
+    let db_path = dir.join("calls.db");
+    Scratch {
+        prompt: prompt.to_str().unwrap().to_owned(),
+        database: format!("sqlite://{}", db_path.display()),
+        db_path,
+    }
+}
+
+/// The test's own handle on the call store the instances share.
+fn open_db(path: &std::path::Path) -> phone_agent_server::store::Db {
+    phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
+        path: path.to_owned(),
+    })
+    .unwrap()
+    .unwrap()
+}
+
 fn env(mock: &MockRealtime, database: &str, prompt: &str) -> Vec<(&'static str, String)> {
     env_at(&mock.base_url(), database, prompt)
 }
@@ -192,14 +223,12 @@ async fn sigterm_hands_a_call_over_to_another_instance_with_its_conversation() {
             .then(ResponseScript::say(ANSWER, 600)),
     );
     mock.push_session_script(Script::new().then(ResponseScript::say(AFTER, 600)));
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("handover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prompt = dir.join("prompt.md");
-    std::fs::write(&prompt, PROMPT).unwrap();
-    let db_path = dir.join("calls.db");
-    let database = format!("sqlite://{}", db_path.display());
-    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let Scratch {
+        prompt,
+        db_path,
+        database,
+    } = scratch("handover");
+    let env = env(&mock, &database, &prompt);
     let mut a = Instance::start("a", &env).await;
     let b = Instance::start("b", &env).await;
 
@@ -295,12 +324,7 @@ async fn sigterm_hands_a_call_over_to_another_instance_with_its_conversation() {
     assert_eq!(mock.sessions().len(), 2, "one session per instance");
 
     // One record for the call: B's part merged onto A's, the handover counted.
-    let db =
-        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
-            path: db_path.clone(),
-        })
-        .unwrap()
-        .unwrap();
+    let db = open_db(&db_path);
     let record = record_when(&db, call.call_sid(), |r| r.end_reason == "caller_hung_up").await;
     assert_eq!(record.handovers, 1);
     let agent_lines: Vec<&str> = record
@@ -359,24 +383,17 @@ async fn post_next(instance: &Instance, call_sid: &str, forge: bool) -> (u16, St
 #[tokio::test]
 async fn a_resume_with_nothing_saved_says_goodbye_and_a_forged_one_is_refused() {
     let mock = MockRealtime::start().await.unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("handover-goodbye-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prompt = dir.join("prompt.md");
-    std::fs::write(&prompt, PROMPT).unwrap();
-    let db_path = dir.join("calls.db");
-    let database = format!("sqlite://{}", db_path.display());
-    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let Scratch {
+        prompt,
+        db_path,
+        database,
+    } = scratch("handover-goodbye");
+    let env = env(&mock, &database, &prompt);
     let b = Instance::start("goodbye", &env).await;
 
     // Handed over, but nothing to resume with (the conversation was lost).
     let sid = "CA00000000000000000000000000000901";
-    let db =
-        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
-            path: db_path,
-        })
-        .unwrap()
-        .unwrap();
+    let db = open_db(&db_path);
     let end = phone_agent_server::store::StreamEnd {
         call_sid: sid.to_owned(),
         outcome: phone_agent_server::store::StreamOutcome::HandedOver,
@@ -450,14 +467,12 @@ async fn a_gpt_live_call_is_handed_over_with_its_conversation_in_session_start()
         .start()
         .await
         .unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("handover-live-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prompt = dir.join("prompt.md");
-    std::fs::write(&prompt, PROMPT).unwrap();
-    let db_path = dir.join("calls.db");
-    let database = format!("sqlite://{}", db_path.display());
-    let mut env = env_at(&mock.base_url(), &database, prompt.to_str().unwrap());
+    let Scratch {
+        prompt,
+        db_path,
+        database,
+    } = scratch("handover-live");
+    let mut env = env_at(&mock.base_url(), &database, &prompt);
     env.push(("PHONE_AGENT_AGENT__BACKEND", "live".into()));
     env.push(("PHONE_AGENT_LIVE__GREETING", LIVE_GREETING.into()));
     let mut a = Instance::start("live-a", &env).await;
@@ -543,12 +558,7 @@ async fn a_gpt_live_call_is_handed_over_with_its_conversation_in_session_start()
     resumed.stop(WAIT).await.unwrap();
     second.wait_closed(WAIT).await.unwrap();
     assert_eq!(mock.sessions().len(), 2, "one session per instance");
-    let db =
-        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
-            path: db_path,
-        })
-        .unwrap()
-        .unwrap();
+    let db = open_db(&db_path);
     let record = record_when(&db, call.call_sid(), |r| r.end_reason == "caller_hung_up").await;
     assert_eq!(record.handovers, 1);
     assert_eq!(record.backend, "live");
@@ -592,14 +602,12 @@ async fn twilios_final_status_ends_a_call_at_once_with_handover_on() {
         .start()
         .await
         .unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("handover-completed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prompt = dir.join("prompt.md");
-    std::fs::write(&prompt, PROMPT).unwrap();
-    let db_path = dir.join("calls.db");
-    let database = format!("sqlite://{}", db_path.display());
-    let mut env = env(&mock, &database, prompt.to_str().unwrap());
+    let Scratch {
+        prompt,
+        db_path,
+        database,
+    } = scratch("handover-completed");
+    let mut env = env(&mock, &database, &prompt);
     env.push(("PHONE_AGENT_SHUTDOWN__HANDOVER", "true".into()));
     env.push(("PHONE_AGENT_SHUTDOWN__HANDOVER_WAIT_MS", "60000".into()));
     let a = Instance::start("completed", &env).await;
@@ -621,12 +629,7 @@ async fn twilios_final_status_ends_a_call_at_once_with_handover_on() {
         "ended before the greeting was over"
     );
 
-    let db =
-        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
-            path: db_path,
-        })
-        .unwrap()
-        .unwrap();
+    let db = open_db(&db_path);
     let record = record_when(&db, call.call_sid(), |_| true).await;
     assert_eq!(record.end_reason, "twilio_completed");
     assert_eq!(record.handovers, 0);
@@ -649,22 +652,15 @@ async fn twilios_final_status_ends_a_call_at_once_with_handover_on() {
 #[tokio::test]
 async fn a_pending_rest_fallback_in_the_store_makes_the_redirect_wait() {
     let mock = MockRealtime::start().await.unwrap();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("handover-pending-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prompt = dir.join("prompt.md");
-    std::fs::write(&prompt, PROMPT).unwrap();
-    let db_path = dir.join("calls.db");
-    let database = format!("sqlite://{}", db_path.display());
-    let env = env(&mock, &database, prompt.to_str().unwrap());
+    let Scratch {
+        prompt,
+        db_path,
+        database,
+    } = scratch("handover-pending");
+    let env = env(&mock, &database, &prompt);
     let b = Instance::start("pending", &env).await;
     let sid = "CA00000000000000000000000000000902";
-    let db =
-        phone_agent_server::store::Db::open(&phone_agent_server::config::DatabaseConfig::Sqlite {
-            path: db_path,
-        })
-        .unwrap()
-        .unwrap();
+    let db = open_db(&db_path);
     let mut end = phone_agent_server::store::StreamEnd {
         call_sid: sid.to_owned(),
         outcome: phone_agent_server::store::StreamOutcome::FallbackPending,
