@@ -31,6 +31,31 @@ async fn after_stream(bridge: &Bridge, call_sid: &str) -> Twiml {
     Twiml::parse(&r.text()).unwrap()
 }
 
+/// The server with fast agent reconnects (plus `extra`) and Twilio REST at `rest`, and a
+/// simulated Twilio that applies the REST updates to its calls.
+async fn bridge_with_rest(
+    mock: &MockRealtime,
+    rest: &testkit::rest::MockTwilioRest,
+    extra: &[(&str, &str)],
+) -> Bridge {
+    let rest_url = rest.base_url();
+    let mut env = vec![
+        ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
+        ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
+        ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
+        ("TWILIO_ACCOUNT_SID", rest.account_sid()),
+        ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_url.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let mut bridge = Bridge::start(&mock.base_url(), &env).await;
+    bridge.sim = testkit::twilio::CallSimulator::new(&format!("http://{}", bridge.addr))
+        .public_url(PUBLIC)
+        .auth_token(AUTH_TOKEN)
+        .account_sid(rest.account_sid())
+        .rest(rest);
+    bridge
+}
+
 /// With Twilio REST configured, an agent that cannot come back (a 401 refusal, or 5xx until
 /// the attempts run out) gets the fallback played on the live call through REST: exactly the
 /// `[fallback]` TwiML at the REST API, the stream ended, no session left open, and the
@@ -51,24 +76,8 @@ async fn an_agent_that_cannot_come_back_gets_the_fallback_through_rest() {
             mock.push_refusal(status);
         }
         let rest = testkit::rest::MockTwilioRest::start().await.unwrap();
-        let rest_url = rest.base_url();
-        let mut bridge = Bridge::start(
-            &mock.base_url(),
-            &[
-                ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
-                ("PHONE_AGENT_RECONNECT__ATTEMPTS", "3"),
-                ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
-                ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
-                ("TWILIO_ACCOUNT_SID", rest.account_sid()),
-                ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_url.as_str()),
-            ],
-        )
-        .await;
-        bridge.sim = testkit::twilio::CallSimulator::new(&format!("http://{}", bridge.addr))
-            .public_url(PUBLIC)
-            .auth_token(AUTH_TOKEN)
-            .account_sid(rest.account_sid())
-            .rest(&rest);
+        let bridge =
+            bridge_with_rest(&mock, &rest, &[("PHONE_AGENT_RECONNECT__ATTEMPTS", "3")]).await;
         let call = bridge.sim.call().connect().await.unwrap();
         let first = session_of(&mock, call.call_sid()).await;
         first.wait_closed(WAIT).await.unwrap();
@@ -136,26 +145,16 @@ async fn a_late_rest_answer_never_plays_the_fallback_twice_and_a_refused_one_sti
         } else {
             rest.fail_next(400, 21218, "Invalid ApplicationSid");
         }
-        let rest_url = rest.base_url();
-        let mut bridge = Bridge::start(
-            &mock.base_url(),
+        let bridge = bridge_with_rest(
+            &mock,
+            &rest,
             &[
-                ("PHONE_AGENT_OPENAI__CONNECT_ATTEMPTS", "1"),
                 ("PHONE_AGENT_RECONNECT__ATTEMPTS", "1"),
-                ("PHONE_AGENT_RECONNECT__BACKOFF_MS", "10"),
-                ("PHONE_AGENT_RECONNECT__MAX_BACKOFF_MS", "20"),
-                ("TWILIO_ACCOUNT_SID", rest.account_sid()),
-                ("PHONE_AGENT_TWILIO__REST_BASE_URL", rest_url.as_str()),
                 // The held answer is released by the test, long before the client gives up.
                 ("PHONE_AGENT_TWILIO__REST_TIMEOUT_MS", "30000"),
             ],
         )
         .await;
-        bridge.sim = testkit::twilio::CallSimulator::new(&format!("http://{}", bridge.addr))
-            .public_url(PUBLIC)
-            .auth_token(AUTH_TOKEN)
-            .account_sid(rest.account_sid())
-            .rest(&rest);
         let call = bridge.sim.call().connect().await.unwrap();
         let sid = call.call_sid().to_owned();
         let update = rest.wait_for_update(&sid, WAIT).await.unwrap();
