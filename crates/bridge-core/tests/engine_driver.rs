@@ -12,7 +12,10 @@ use bridge_core::agent::{
 use bridge_core::caller::{
     CallerCommand, CallerEndpoint, CallerEvent, CallerInfo, Endpoint, EndpointError, MarkId,
 };
-use bridge_core::driver::{CallControl, CallServices, ControlError, NoCallControl, run_call};
+use bridge_core::driver::{
+    CallControl, CallServices, ControlError, NoCallControl, Reconnect, run_call,
+    run_call_reconnecting,
+};
 use bridge_core::engine::{CallConfig, CallEvent, CallSummary, EndReason};
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::{
@@ -250,6 +253,31 @@ where
     tokio::spawn(async move {
         let mut events: Vec<CallEvent> = Vec::new();
         let summary = run_call(caller, connect, services, &mut events).await;
+        (summary, events)
+    })
+}
+
+/// [`spawn_call`] with reconnects: the call starts with `first`, later agents come from
+/// `reconnect`.
+fn spawn_reconnecting_call<R>(
+    caller: MockCaller,
+    first: MockAgent,
+    reconnect: R,
+    config: CallConfig,
+) -> Running
+where
+    R: Reconnect<MockAgent> + 'static,
+{
+    tokio::spawn(async move {
+        let mut events: Vec<CallEvent> = Vec::new();
+        let summary = run_call_reconnecting(
+            caller,
+            async move { Ok(first) },
+            reconnect,
+            services(config),
+            &mut events,
+        )
+        .await;
         (summary, events)
     })
 }
@@ -884,7 +912,6 @@ async fn a_full_outbox_ends_the_call_with_a_clear_reason() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_agent_is_replaced_through_the_reconnect_connector() {
     use bridge_core::agent::{ContextItem, Speaker};
-    use bridge_core::driver::run_call_reconnecting;
     use bridge_core::engine::ReconnectConfig;
 
     let (caller, mut cp) = caller_pair(64);
@@ -909,18 +936,7 @@ async fn a_lost_agent_is_replaced_through_the_reconnect_connector() {
         }),
         ..config()
     };
-    let call = tokio::spawn(async move {
-        let mut events: Vec<CallEvent> = Vec::new();
-        let summary = run_call_reconnecting(
-            caller,
-            async move { Ok(first) },
-            reconnect,
-            services(config),
-            &mut events,
-        )
-        .await;
-        (summary, events)
-    });
+    let call = spawn_reconnecting_call(caller, first, reconnect, config);
     cp.send(started()).await;
     ap1.send(AgentEvent::Ready).await;
     ap1.send(AgentEvent::Transcript {
@@ -1131,7 +1147,6 @@ async fn the_stream_ending_while_a_transfer_is_in_flight_waits_for_its_result() 
 #[tokio::test(start_paused = true)]
 async fn recycling_switches_to_a_standby_opened_through_the_reconnect_connector() {
     use bridge_core::agent::{ContextItem, Speaker};
-    use bridge_core::driver::run_call_reconnecting;
     use bridge_core::engine::ReconnectConfig;
 
     let (caller, mut cp) = caller_pair(64);
@@ -1153,18 +1168,7 @@ async fn recycling_switches_to_a_standby_opened_through_the_reconnect_connector(
         }),
         ..config()
     };
-    let call = tokio::spawn(async move {
-        let mut events: Vec<CallEvent> = Vec::new();
-        let summary = run_call_reconnecting(
-            caller,
-            async move { Ok(first) },
-            reconnect,
-            services(config),
-            &mut events,
-        )
-        .await;
-        (summary, events)
-    });
+    let call = spawn_reconnecting_call(caller, first, reconnect, config);
     cp.send(started()).await;
     ap1.send(AgentEvent::Ready).await;
     ap1.send(AgentEvent::Transcript {
@@ -1241,7 +1245,6 @@ async fn recycling_switches_to_a_standby_opened_through_the_reconnect_connector(
 #[tokio::test(start_paused = true)]
 async fn a_standby_gets_its_history_first_and_a_failed_one_is_retried() {
     use bridge_core::agent::{ContextItem, Speaker};
-    use bridge_core::driver::run_call_reconnecting;
     use bridge_core::engine::ReconnectConfig;
 
     const LIVE: AgentCapabilities = AgentCapabilities {
@@ -1270,18 +1273,7 @@ async fn a_standby_gets_its_history_first_and_a_failed_one_is_retried() {
         reconnect: Some(ReconnectConfig::default()),
         ..config()
     };
-    let call = tokio::spawn(async move {
-        let mut events: Vec<CallEvent> = Vec::new();
-        let summary = run_call_reconnecting(
-            caller,
-            async move { Ok(first) },
-            reconnect,
-            services(config),
-            &mut events,
-        )
-        .await;
-        (summary, events)
-    });
+    let call = spawn_reconnecting_call(caller, first, reconnect, config);
     cp.send(started()).await;
     ap1.send(AgentEvent::Ready).await;
     ap1.send(AgentEvent::Transcript {
