@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bridge_core::tools::{ToolDefinition, ToolExecutor, ToolInvocation, ToolOutput};
-use e2e_support::{AUTH_TOKEN, Bridge, Proxy, WAIT, expected_caller_audio, logs, say};
+use e2e_support::{
+    AUTH_TOKEN, Bridge, Proxy, WAIT, assert_no_violations, expected_caller_audio, live_session_of,
+    logs, say,
+};
 use testkit::audio::{self, FRAME_BYTES, SILENCE};
 use testkit::live::{LiveSessionHandle, LiveSocketEnd, LiveTurn, MockLive};
 use testkit::twilio::{ActiveCall, CallEvent};
@@ -23,28 +26,6 @@ const GREETING: &str = "Hi, this is the e2e line.";
 
 fn is_media_sent(e: &CallEvent) -> bool {
     matches!(e, CallEvent::MediaSent { .. })
-}
-
-/// The mock session whose `session.start` instructions name `call_sid`.
-async fn live_session_of(mock: &MockLive, call_sid: &str) -> LiveSessionHandle {
-    let needle = format!("on call {call_sid} ");
-    for n in 1.. {
-        let session = mock
-            .wait_for_session(n, WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("no session for {call_sid}: {e}"));
-        let start = session
-            .wait_for_event_type("session.start", WAIT)
-            .await
-            .expect("the bridge starts every session");
-        if start.json["session"]["instructions"]
-            .as_str()
-            .is_some_and(|i| i.contains(&needle))
-        {
-            return session;
-        }
-    }
-    unreachable!("`1..` is endless")
 }
 
 /// The caller frames the mock received, with the gap-filling silence frames (whole 160-byte
@@ -92,19 +73,6 @@ fn assert_track_relayed(sent: &[u8], received: &[u8]) -> usize {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn assert_no_violations(call: &ActiveCall, session: &LiveSessionHandle) {
-    assert!(
-        session.violations().is_empty(),
-        "GPT-Live side: {:?}",
-        session.violations()
-    );
-    assert!(
-        call.violations().is_empty(),
-        "Twilio side: {:?}",
-        call.violations()
-    );
 }
 
 /// Caller → agent byte-identical from the first frame (sent while the agent was still

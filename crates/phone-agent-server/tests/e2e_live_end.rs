@@ -11,7 +11,9 @@ mod e2e_support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e_support::{AUTH_TOKEN, Bridge, PUBLIC, WAIT, logs, say};
+use e2e_support::{
+    AUTH_TOKEN, Bridge, PUBLIC, WAIT, assert_no_violations, live_session_of, logs, say,
+};
 use serde_json::{Value, json};
 use testkit::audio::{self, SILENCE};
 use testkit::http;
@@ -23,41 +25,6 @@ use tokio::time::Instant;
 const LIVE: (&str, &str) = ("PHONE_AGENT_AGENT__BACKEND", "live");
 const NO_GREETING: (&str, &str) = ("PHONE_AGENT_LIVE__GREETING", "off");
 const ADMIN: &str = "live-end-test-admin-token-0123456789";
-
-/// The mock session whose `session.start` instructions name `call_sid`.
-async fn live_session_of(mock: &MockLive, call_sid: &str) -> LiveSessionHandle {
-    let needle = format!("on call {call_sid} ");
-    for n in 1.. {
-        let session = mock
-            .wait_for_session(n, WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("no session for {call_sid}: {e}"));
-        let start = session
-            .wait_for_event_type("session.start", WAIT)
-            .await
-            .expect("the bridge starts every session");
-        if start.json["session"]["instructions"]
-            .as_str()
-            .is_some_and(|i| i.contains(&needle))
-        {
-            return session;
-        }
-    }
-    unreachable!("`1..` is endless")
-}
-
-fn assert_no_violations(call: &ActiveCall, session: &LiveSessionHandle) {
-    assert!(
-        session.violations().is_empty(),
-        "GPT-Live side: {:?}",
-        session.violations()
-    );
-    assert!(
-        call.violations().is_empty(),
-        "Twilio side: {:?}",
-        call.violations()
-    );
-}
 
 fn temp_path(name: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -865,3 +865,45 @@ pub fn ms(d: Duration) -> f64 {
 pub fn report(what: &str, line: &str) {
     eprintln!("[e2e measurement] {what}: {line}");
 }
+
+/// The mock GPT-Live session whose `session.start` instructions name `call_sid`.
+pub async fn live_session_of(
+    mock: &testkit::live::MockLive,
+    call_sid: &str,
+) -> testkit::live::LiveSessionHandle {
+    let needle = format!("on call {call_sid} ");
+    for n in 1.. {
+        let session = mock
+            .wait_for_session(n, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no session for {call_sid}: {e}"));
+        let start = session
+            .wait_for_event_type("session.start", WAIT)
+            .await
+            .expect("the bridge starts every session");
+        if start.json["session"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains(&needle))
+        {
+            return session;
+        }
+    }
+    unreachable!("`1..` is endless")
+}
+
+/// Neither the simulated Twilio nor the mock GPT-Live session saw a protocol violation.
+pub fn assert_no_violations(
+    call: &testkit::twilio::ActiveCall,
+    session: &testkit::live::LiveSessionHandle,
+) {
+    assert!(
+        session.violations().is_empty(),
+        "GPT-Live side: {:?}",
+        session.violations()
+    );
+    assert!(
+        call.violations().is_empty(),
+        "Twilio side: {:?}",
+        call.violations()
+    );
+}
