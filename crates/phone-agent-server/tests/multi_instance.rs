@@ -511,54 +511,14 @@ async fn three_instances_behind_haproxy_share_every_call_and_one_drains_without_
     let lb = format!("http://127.0.0.1:{lb_port}");
     let prompt = tmp_dir().join("prompt.md");
     std::fs::write(&prompt, PROMPT).unwrap();
-    let env: Vec<(String, String)> = [
-        ("PORT", "0"),
-        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1"),
-        // Round-robin sends a call's stream to another instance than its /voice: with
-        // pre-warming each call would also open (and later close) an unclaimed session, which
-        // this test's one-session-per-call accounting does not expect. That case is covered by
-        // tests/prewarm.rs (a_stream_on_another_instance_connects_there_and_the_prewarm_expires).
-        ("PHONE_AGENT_AGENT__PREWARM", "false"),
-        ("PUBLIC_URL", lb.as_str()),
-        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
-        ("OPENAI_API_KEY", "sk-e2e"),
-        ("OPENAI_BASE_URL", mock.base_url().as_str()),
-        ("PROMPT_PATH", prompt.to_str().unwrap()),
-        (
-            "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
-            "200",
-        ),
-        ("PHONE_AGENT_DATABASE__URL", database.as_str()),
-        ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
-        // This test documents the drain without handover (tests/handover.rs covers handover).
-        ("PHONE_AGENT_SHUTDOWN__HANDOVER", "false"),
-        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", NOTICE_SECS),
-        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", GRACE_SECS),
-        ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
-        ("PHONE_AGENT_LOG__FORMAT", "json"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let mut instances = Vec::new();
-    for name in NAMES {
-        instances.push(Instance::start(name, &env).await);
-    }
-    let backends: Vec<Backend> = instances
-        .iter()
-        .map(|i| Backend {
-            name: i.name.to_owned(),
-            addr: i.addr,
-        })
-        .collect();
-    let Some(haproxy) =
-        Haproxy::start_or_skip("multi-instance", lb_port, "/ready", &backends).await
+    // This test documents the drain without handover (the other test covers handover).
+    let env = cluster_env(&lb, &mock, &prompt, &database, false, NOTICE_SECS);
+    let Some((mut instances, haproxy)) =
+        start_cluster("multi-instance", &NAMES, &env, lb_port).await
     else {
         return;
     };
-    for name in NAMES {
-        haproxy.wait_for_state(name, "UP", WAIT).await.unwrap();
-    }
+
     // Twilio, as seen from the internet: everything goes to the load balancer.
     let sim = CallSimulator::new(&lb)
         .public_url(&lb)
@@ -882,49 +842,12 @@ async fn handover_through_haproxy_and_postgresql_moves_a_call_to_a_surviving_ins
     std::fs::create_dir_all(&prompt_dir).unwrap();
     let prompt = prompt_dir.join("prompt.md");
     std::fs::write(&prompt, PROMPT).unwrap();
-    let env: Vec<(String, String)> = [
-        ("PORT", "0"),
-        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1"),
-        ("PHONE_AGENT_AGENT__PREWARM", "false"),
-        ("PUBLIC_URL", lb.as_str()),
-        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
-        ("OPENAI_API_KEY", "sk-e2e"),
-        ("OPENAI_BASE_URL", mock.base_url().as_str()),
-        ("PROMPT_PATH", prompt.to_str().unwrap()),
-        (
-            "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
-            "200",
-        ),
-        ("PHONE_AGENT_DATABASE__URL", database.as_str()),
-        ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
-        ("PHONE_AGENT_SHUTDOWN__HANDOVER", "true"),
-        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", "2"),
-        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", GRACE_SECS),
-        ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
-        ("PHONE_AGENT_LOG__FORMAT", "json"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let mut instances = Vec::new();
-    for name in HANDOVER_NAMES {
-        instances.push(Instance::start(name, &env).await);
-    }
-    let backends: Vec<Backend> = instances
-        .iter()
-        .map(|i| Backend {
-            name: i.name.to_owned(),
-            addr: i.addr,
-        })
-        .collect();
-    let Some(haproxy) =
-        Haproxy::start_or_skip("multi-instance handover", lb_port, "/ready", &backends).await
+    let env = cluster_env(&lb, &mock, &prompt, &database, true, "2");
+    let Some((mut instances, haproxy)) =
+        start_cluster("multi-instance handover", &HANDOVER_NAMES, &env, lb_port).await
     else {
         return;
     };
-    for name in HANDOVER_NAMES {
-        haproxy.wait_for_state(name, "UP", WAIT).await.unwrap();
-    }
     let sim = CallSimulator::new(&lb)
         .public_url(&lb)
         .auth_token(AUTH_TOKEN);
@@ -1118,4 +1041,73 @@ async fn handover_through_haproxy_and_postgresql_moves_a_call_to_a_surviving_ins
     drop(haproxy);
     drop(pg);
     let _ = std::fs::remove_dir_all(prompt_dir);
+}
+
+/// The environment of every instance behind the load balancer at `lb` (its public URL), one
+/// mock agent and one call store; `handover` and the shutdown notice as given.
+fn cluster_env(
+    lb: &str,
+    mock: &MockRealtime,
+    prompt: &std::path::Path,
+    database: &str,
+    handover: bool,
+    notice_secs: &str,
+) -> Vec<(String, String)> {
+    [
+        ("PORT", "0"),
+        ("PHONE_AGENT_SERVER__BIND_ADDRESS", "127.0.0.1"),
+        // Round-robin sends a call's stream to another instance than its /voice: with
+        // pre-warming each call would also open (and later close) an unclaimed session, which
+        // these tests' one-session-per-call accounting does not expect. That case is covered by
+        // tests/prewarm.rs (a_stream_on_another_instance_connects_there_and_the_prewarm_expires).
+        ("PHONE_AGENT_AGENT__PREWARM", "false"),
+        ("PUBLIC_URL", lb),
+        ("TWILIO_AUTH_TOKEN", AUTH_TOKEN),
+        ("OPENAI_API_KEY", "sk-e2e"),
+        ("OPENAI_BASE_URL", mock.base_url().as_str()),
+        ("PROMPT_PATH", prompt.to_str().unwrap()),
+        (
+            "PHONE_AGENT_OPENAI__TURN_DETECTION__SILENCE_DURATION_MS",
+            "200",
+        ),
+        ("PHONE_AGENT_DATABASE__URL", database),
+        ("PHONE_AGENT_ADMIN__TOKEN", ADMIN),
+        (
+            "PHONE_AGENT_SHUTDOWN__HANDOVER",
+            if handover { "true" } else { "false" },
+        ),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_NOTICE_SECS", notice_secs),
+        ("PHONE_AGENT_SERVER__SHUTDOWN_GRACE_SECS", GRACE_SECS),
+        ("PHONE_AGENT_METRICS__BIND", "127.0.0.1:0"),
+        ("PHONE_AGENT_LOG__FORMAT", "json"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Starts one instance per name with `env` behind a real HAProxy on `lb_port` and waits until
+/// every one is UP; `None` (the test is skipped) without HAProxy.
+async fn start_cluster(
+    label: &str,
+    names: &[&'static str],
+    env: &[(String, String)],
+    lb_port: u16,
+) -> Option<(Vec<Instance>, Haproxy)> {
+    let mut instances = Vec::new();
+    for name in names {
+        instances.push(Instance::start(name, env).await);
+    }
+    let backends: Vec<Backend> = instances
+        .iter()
+        .map(|i| Backend {
+            name: i.name.to_owned(),
+            addr: i.addr,
+        })
+        .collect();
+    let haproxy = Haproxy::start_or_skip(label, lb_port, "/ready", &backends).await?;
+    for name in names {
+        haproxy.wait_for_state(name, "UP", WAIT).await.unwrap();
+    }
+    Some((instances, haproxy))
 }
