@@ -350,8 +350,15 @@ impl Browser {
 }
 
 /// Whether a WebDriver error says the element is gone from the page (it reloaded).
+///
+/// Chromium reports this three ways: the standard "stale element reference", "no such
+/// element", and — when the page replaced the node while the driver was reading it — an
+/// "unknown error" wrapping the inspector's "Node with given id does not belong to the
+/// document" (seen in CI on the console test).
 fn is_stale(error: &str) -> bool {
-    error.contains("stale element reference") || error.contains("no such element")
+    error.contains("stale element reference")
+        || error.contains("no such element")
+        || error.contains("does not belong to the document")
 }
 
 impl Drop for Browser {
