@@ -463,7 +463,9 @@ where
     let mut standby_connect: Option<ConnectFuture<'_, A>> = None;
     let mut standby: Option<A> = None;
     let mut standby_out: Outbox<AgentCommand> = Outbox::new();
-    let standby_reads = Wakeup::new();
+    // One registration of the task's waker per `select!` poll, shared by every source below.
+    let task = Arc::new(AtomicWaker::new());
+    let standby_reads = Wakeup::new(&task);
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
     // Call control (REST hang-up, transfer) in flight, off the call's path.
@@ -492,11 +494,15 @@ where
     let stall = sleep_until(Instant::now());
     tokio::pin!(stall);
     let mut stall_armed: Option<Instant> = None;
-    let caller_reads = Wakeup::new();
-    let agent_reads = Wakeup::new();
+    let caller_reads = Wakeup::new(&task);
+    let agent_reads = Wakeup::new(&task);
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
-    let shutdown_wakeup = Wakeup::new();
-    let hang_up_wakeup = Wakeup::new();
+    let shutdown_wakeup = Wakeup::new(&task);
+    let hang_up_wakeup = Wakeup::new(&task);
+    // The timers, polled only when they fired or were re-armed (a poll of a `Sleep`
+    // registers a waker with the timer wheel).
+    let timer_wakeup = Wakeup::new(&task);
+    let stall_wakeup = Wakeup::new(&task);
     // The side that just delivered an event (it may have more already buffered, with no new
     // wake-up coming), and how many events were read in a row without a flush.
     let mut more: Option<Which> = None;
@@ -718,6 +724,7 @@ where
             && armed.is_none_or(|a| d < a)
         {
             timer.as_mut().reset(d);
+            timer_wakeup.set();
             armed = Some(d);
         }
         let blocked = [caller_out.blocked_since, agent_out.blocked_since]
@@ -728,6 +735,7 @@ where
         if blocked != stall_armed {
             if let Some(at) = blocked {
                 stall.as_mut().reset(at);
+                stall_wakeup.set();
             }
             stall_armed = blocked;
         }
@@ -736,6 +744,12 @@ where
         let standby_readable = standby.is_some() && !standby_out.eof;
         tokio::select! {
             biased;
+            // Always first: registers the task's waker once for every source polled below
+            // through its `Wakeup` (never ready itself).
+            () = std::future::poll_fn(|cx| -> Poll<()> {
+                task.register(cx.waker());
+                Poll::Pending
+            }) => {}
             () = std::future::poll_fn(|cx| {
                 shutdown_wakeup.poll(cx, |cx| shutdown_signal.as_mut().poll(cx))
             }), if !shutdown_seen => {
@@ -854,14 +868,16 @@ where
                     on_caller_event(&mut call, &mut caller_out, event);
                 }
             }
-            () = &mut timer, if deadline.is_some() && armed.is_some() => {
+            () = std::future::poll_fn(|cx| timer_wakeup.poll(cx, |cx| timer.as_mut().poll(cx))),
+                if deadline.is_some() && armed.is_some() => {
                 armed = None;
                 let now = now();
                 if call.poll_timeout().is_some_and(|d| d <= now) {
                     call.handle_timeout(now);
                 }
             }
-            () = &mut stall, if stall_armed.is_some() => {
+            () = std::future::poll_fn(|cx| stall_wakeup.poll(cx, |cx| stall.as_mut().poll(cx))),
+                if stall_armed.is_some() => {
                 stall_armed = None;
                 let late = Instant::now() - send_timeout;
                 if caller_out.blocked_since.is_some_and(|t| t <= late) {
@@ -1121,7 +1137,7 @@ async fn poll_once<E: Endpoint + ?Sized>(
     std::future::poll_fn(|cx| Poll::Ready(reads.poll(cx, |cx| endpoint.poll_recv(cx)))).await
 }
 
-/// Wake-up tracking for one source of events (a side's reads, the shutdown signal).
+/// Wake-up tracking for one source of events (a side's reads, the shutdown signal, a timer).
 ///
 /// The call task wakes up for either side, the tools, or the timers, and `select!` polls every
 /// branch each time. Polling a side with nothing to read is not free (the WebSocket layer
@@ -1130,6 +1146,9 @@ async fn poll_once<E: Endpoint + ?Sized>(
 /// with a waker of its own — a flag plus the task's waker, the pattern of `FuturesUnordered` —
 /// and only after that waker fired, or, for a side's reads, after it last returned an event
 /// (more may be buffered without any new wake-up).
+///
+/// The task's waker lives in one [`AtomicWaker`] shared by every source of the call, and is
+/// registered once per `select!` poll by its first branch, not once per source.
 struct Wakeup {
     flag: Arc<WakeFlag>,
     /// Wakes `flag`; what is polled through this source registers it.
@@ -1139,8 +1158,8 @@ struct Wakeup {
 struct WakeFlag {
     /// The source's waker fired (or it must be polled anyway): poll it.
     woken: AtomicBool,
-    /// The call task, woken with the source.
-    task: AtomicWaker,
+    /// The call task, woken with the source (shared by all the call's sources).
+    task: Arc<AtomicWaker>,
 }
 
 impl Wake for WakeFlag {
@@ -1155,10 +1174,10 @@ impl Wake for WakeFlag {
 }
 
 impl Wakeup {
-    fn new() -> Wakeup {
+    fn new(task: &Arc<AtomicWaker>) -> Wakeup {
         let flag = Arc::new(WakeFlag {
             woken: AtomicBool::new(true),
-            task: AtomicWaker::new(),
+            task: Arc::clone(task),
         });
         Wakeup {
             waker: Waker::from(Arc::clone(&flag)),
@@ -1172,13 +1191,14 @@ impl Wakeup {
     }
 
     /// Polls the source with its own waker if that fired since the last poll (`Pending`
-    /// otherwise); `Ready` leaves the flag set, since more may be buffered.
+    /// otherwise); `Ready` leaves the flag set, since more may be buffered. The task's waker
+    /// must have been registered in the shared [`AtomicWaker`] (the `select!`'s first branch
+    /// does it); `cx` itself is not used.
     fn poll<T>(
         &self,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        self.flag.task.register(cx.waker());
         if !(self.flag.woken.load(Ordering::Acquire)
             && self.flag.woken.swap(false, Ordering::AcqRel))
         {
