@@ -38,25 +38,30 @@ use crate::format::AudioFormat;
 /// headroom for jitter on the way to the caller side.
 const INTERPOLATION_MARGIN: Duration = Duration::from_millis(20);
 
+/// A mark sent and not echoed yet. 32 bytes: a call with seconds of audio queued at the
+/// caller side holds dozens of these. Its id is not stored: pending ids are consecutive,
+/// ending at [`Playout::last_mark`].
 #[derive(Debug, Clone, Copy)]
 struct PendingMark {
-    id: u64,
-    item: u64,
     /// The item's position at the end of the piece before this mark.
     end: u64,
+    /// When the piece and its mark were forwarded, in nanoseconds after [`Playout::epoch`].
+    sent_at: u64,
+    /// The item's [`Item::seq`].
+    item: u32,
     /// The piece's length in samples.
-    samples: u64,
-    /// When the piece and its mark were forwarded.
-    sent_at: Instant,
+    samples: u32,
     /// Nothing was queued at the caller side when it was forwarded: its echo measures the
     /// round trip.
     to_empty_queue: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<PendingMark>() == 32);
+
 /// One item's playout state.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    seq: u64,
+    seq: u32,
     pub(crate) response_id: Option<String>,
     pub(crate) item_id: Option<String>,
     /// Samples forwarded to the caller.
@@ -95,11 +100,14 @@ pub(crate) enum Echo {
 /// The tracker.
 #[derive(Debug, Default)]
 pub(crate) struct Playout {
+    /// The last mark allocated; the pending ones are the last `pending.len()` ids up to it.
     last_mark: u64,
+    /// What [`PendingMark::sent_at`] counts from: the first forward's time.
+    epoch: Option<Instant>,
     cleared_through: u64,
     pending: VecDeque<PendingMark>,
     items: Vec<Item>,
-    next_item: u64,
+    next_item: u32,
     /// The format the positions count samples of (`None` until known: no interpolation).
     format: Option<AudioFormat>,
     /// When the last echo that advanced a position arrived (reset by a clear).
@@ -137,7 +145,7 @@ impl Playout {
         {
             Some(idx) => idx,
             None => {
-                self.next_item += 1;
+                self.next_item = self.next_item.wrapping_add(1);
                 self.items.push(Item {
                     seq: self.next_item,
                     response_id: response_id.map(str::to_owned),
@@ -153,12 +161,14 @@ impl Playout {
         let item = &mut self.items[idx];
         item.sent += samples;
         self.last_mark += 1;
+        let epoch = *self.epoch.get_or_insert(now);
         self.pending.push_back(PendingMark {
-            id: self.last_mark,
-            item: item.seq,
             end: item.sent,
-            samples,
-            sent_at: now,
+            sent_at: u64::try_from(now.saturating_duration_since(epoch).as_nanos())
+                .unwrap_or(u64::MAX),
+            item: item.seq,
+            // A piece is at most a few seconds of audio.
+            samples: u32::try_from(samples).unwrap_or(u32::MAX),
             to_empty_queue,
         });
         MarkId(self.last_mark)
@@ -170,21 +180,22 @@ impl Playout {
         if id <= self.cleared_through {
             return Echo::Stale;
         }
-        match self.pending.front() {
-            Some(front) if front.id <= id => {}
-            _ => return Echo::Unknown,
+        // Pending ids are consecutive and end at `last_mark`.
+        let mut front_id = self.last_mark + 1 - self.pending.len() as u64;
+        if self.pending.is_empty() || front_id > id {
+            return Echo::Unknown;
         }
-        while let Some(front) = self.pending.front().copied() {
-            if front.id > id {
+        while front_id <= id {
+            let Some(front) = self.pending.pop_front() else {
                 break;
-            }
-            self.pending.pop_front();
-            if front.id == id && front.to_empty_queue {
+            };
+            if front_id == id && front.to_empty_queue {
                 self.measure_round_trip(&front, now);
             }
             if let Some(item) = self.items.iter_mut().find(|it| it.seq == front.item) {
                 item.played = item.played.max(front.end);
             }
+            front_id += 1;
         }
         self.last_echo = Some(now);
         self.prune();
@@ -193,9 +204,9 @@ impl Playout {
 
     fn measure_round_trip(&mut self, mark: &PendingMark, now: Instant) {
         let Some(format) = self.format else { return };
-        let playing = format.samples_to_duration(mark.samples);
+        let playing = format.samples_to_duration(u64::from(mark.samples));
         let sample = now
-            .saturating_duration_since(mark.sent_at)
+            .saturating_duration_since(self.sent_at(mark))
             .saturating_sub(playing);
         self.round_trip = Some(match self.round_trip {
             Some(rtt) if sample < rtt => rtt - (rtt - sample) / 8,
@@ -203,21 +214,29 @@ impl Playout {
         });
     }
 
+    /// When `mark`'s piece was forwarded.
+    fn sent_at(&self, mark: &PendingMark) -> Instant {
+        // `epoch` is set by the first forward, so it is always there when a mark is.
+        let epoch = self.epoch.unwrap_or_else(Instant::now);
+        epoch + Duration::from_nanos(mark.sent_at)
+    }
+
     /// The interpolated position at `now` of the piece playing (the first pending one), as
     /// `(item seq, position)`; `None` when it cannot be known to have been playing since the
     /// last echo. (A round trip is only measured once the format is known.)
-    fn interpolated(&self, now: Instant) -> Option<(u64, u64)> {
+    fn interpolated(&self, now: Instant) -> Option<(u32, u64)> {
         let front = self.pending.front()?;
         let echoed = self.last_echo?;
         let rtt = self.round_trip?;
         let format = self.format?;
-        if front.sent_at + rtt + INTERPOLATION_MARGIN > echoed {
+        if self.sent_at(front) + rtt + INTERPOLATION_MARGIN > echoed {
             return None;
         }
+        let samples = u64::from(front.samples);
         let into = format
             .duration_to_samples(now.saturating_duration_since(echoed))
-            .min(front.samples);
-        Some((front.item, front.end - front.samples + into))
+            .min(samples);
+        Some((front.item, front.end - samples + into))
     }
 
     /// The agent session was lost: its items keep playing (their marks still count) but
