@@ -432,12 +432,17 @@ where
     F: Future<Output = Result<A, EndpointError>> + Send,
     R: Reconnect<A>,
 {
+    // Moved out in a block of its own: moving out of a `Box` frees its allocation only when
+    // the box goes out of scope, which for the argument would be the end of the call.
     let Parts {
         mut caller,
         connect_agent,
         mut reconnect,
         services,
-    } = *parts;
+    } = {
+        let parts = parts;
+        *parts
+    };
     let CallServices {
         tools,
         control,
