@@ -118,12 +118,12 @@ fn running() -> Running {
     let services = CallServices {
         tools: Arc::new(NoTools),
         control: Arc::new(NoCallControl),
-        config: CallConfig {
+        config: Arc::new(CallConfig {
             greeting: None,
             idle: None,
             caller_inactivity_timeout: None,
             ..CallConfig::default()
-        },
+        }),
         shutdown: CancellationToken::new(),
         hang_up: CancellationToken::new(),
     };

@@ -66,7 +66,7 @@
 //! let services = CallServices {
 //!     tools: Arc::new(NoTools),
 //!     control: Arc::new(NoCallControl),
-//!     config: CallConfig::default(),
+//!     config: Arc::new(CallConfig::default()),
 //!     shutdown: CancellationToken::new(),
 //!     hang_up: CancellationToken::new(),
 //! };
@@ -170,8 +170,9 @@ pub struct CallServices {
     pub tools: Arc<dyn ToolExecutor>,
     /// Executes hang-ups and transfers.
     pub control: Arc<dyn CallControl>,
-    /// The call's configuration.
-    pub config: CallConfig,
+    /// The call's configuration: one per configuration, shared by its calls (a server builds
+    /// it once per profile; only a call that needs something of its own clones it).
+    pub config: Arc<CallConfig>,
     /// Cancelled when the server shuts down: the call ends cleanly
     /// ([`crate::engine::EndReason::Shutdown`]), or is handed over at its next pause when
     /// [`CallConfig::handover`] is set ([`crate::engine::Call::shutdown`]).
@@ -481,7 +482,9 @@ where
     // The end of the caller's stream, read while call control was in flight: held until its
     // result (Twilio ends the stream as soon as a transfer replaces the call's TwiML, maybe
     // before the REST request returns; the result says whether the call was transferred).
-    let mut held_end: Option<Option<Result<CallerEvent, EndpointError>>> = None;
+    // Boxed, like the summary below: rare, and a local held across the loop's `await`s takes
+    // room in the call's future for the whole call.
+    let mut held_end: Option<Box<Option<Result<CallerEvent, EndpointError>>>> = None;
     let mut shutdown_seen = false;
     // Created once, not per loop turn: a fresh `cancelled()` future registers (and on drop
     // unregisters) a waiter under the token's lock, a fresh `sleep_until` inserts into (and
@@ -633,7 +636,7 @@ where
                     }
                     Output::Action(action) => requested.push(action),
                     Output::Event(event) => observer.on_event(&event),
-                    Output::Finished(summary) => finished = Some(*summary),
+                    Output::Finished(summary) => finished = Some(summary),
                 }
             }
             // Everything else a side already sent goes in before anything is written (one
@@ -870,7 +873,7 @@ where
                 if actions.is_empty()
                     && let Some(event) = held_end.take()
                 {
-                    on_caller_event(&mut call, &mut caller_out, event);
+                    on_caller_event(&mut call, &mut caller_out, *event);
                 }
             }
             () = std::future::poll_fn(|cx| timer_wakeup.poll(cx, |cx| timer.as_mut().poll(cx))),
@@ -934,7 +937,7 @@ where
     }
     drop(agent);
     drop(connect);
-    summary
+    *summary
 }
 
 /// A call action's result, back to the engine: a transfer's outcome decides whether the call
@@ -1081,13 +1084,13 @@ enum Which {
 fn caller_event(
     call: &mut Call,
     side: &mut Outbox<CallerCommand>,
-    held_end: &mut Option<Option<Result<CallerEvent, EndpointError>>>,
+    held_end: &mut Option<Box<Option<Result<CallerEvent, EndpointError>>>>,
     in_flight: bool,
     event: Option<Result<CallerEvent, EndpointError>>,
 ) {
     if in_flight && !matches!(event, Some(Ok(ref e)) if *e != CallerEvent::Hangup) {
         side.eof = true;
-        *held_end = Some(event);
+        *held_end = Some(Box::new(event));
     } else {
         on_caller_event(call, side, event);
     }
@@ -1326,12 +1329,12 @@ mod tests {
         CallServices {
             tools: Arc::new(NoTools),
             control: Arc::new(NoCallControl),
-            config: CallConfig {
+            config: Arc::new(CallConfig {
                 greeting: None,
                 idle: None,
                 caller_inactivity_timeout: None,
                 ..CallConfig::default()
-            },
+            }),
             shutdown: CancellationToken::new(),
             hang_up: CancellationToken::new(),
         }

@@ -238,7 +238,7 @@ fn services(config: CallConfig) -> CallServices {
     CallServices {
         tools: Arc::new(NoTools),
         control: Arc::new(NoCallControl),
-        config,
+        config: Arc::new(config),
         shutdown: CancellationToken::new(),
         hang_up: CancellationToken::new(),
     }

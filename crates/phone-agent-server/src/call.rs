@@ -284,7 +284,7 @@ where
                 call: Arc::clone(&context),
             }),
         },
-        config: config_of_call,
+        config: Arc::new(config_of_call),
         shutdown: end,
         hang_up,
     };

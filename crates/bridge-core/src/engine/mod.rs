@@ -203,6 +203,7 @@ pub use event::{
 };
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::agent::{
@@ -327,7 +328,8 @@ enum Buffered {
 /// One phone call, as a sans-IO state machine. See the [module docs](self).
 #[derive(Debug)]
 pub struct Call {
-    config: CallConfig,
+    /// Shared with every call of the same configuration (read only).
+    config: Arc<CallConfig>,
     caller_format: AudioFormat,
     started_at: Instant,
     out: VecDeque<Output>,
@@ -393,7 +395,12 @@ pub struct Call {
 impl Call {
     /// A call that starts now. `caller_format` is the caller endpoint's audio format; the
     /// agent's formats arrive with [`Call::agent_connected`].
-    pub fn new(config: CallConfig, caller_format: AudioFormat, now: Instant) -> Call {
+    pub fn new(
+        config: impl Into<Arc<CallConfig>>,
+        caller_format: AudioFormat,
+        now: Instant,
+    ) -> Call {
+        let config = config.into();
         let pre_ready_budget = caller_format.duration_to_samples(config.pre_ready_buffer);
         let config_context = config.context;
         let mut timers = Timers::default();
