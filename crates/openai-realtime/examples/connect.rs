@@ -49,8 +49,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         info.tcp_nodelay()
     );
 
-    let (sender, receiver) = connection.halves();
-    sender
+    connection
         .send_json(&serde_json::json!({
             "type": "session.update",
             "session": {
@@ -69,7 +68,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let mut seen = 0;
-    while let Some(item) = receiver.recv().await {
+    while let Some(item) = connection.recv().await {
         match item? {
             Incoming::Text(text) => {
                 seen += 1;

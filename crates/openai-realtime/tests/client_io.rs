@@ -11,7 +11,7 @@ use client_support::{accept, duplex_pair, endpoint, listen, ws_pair};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use openai_realtime::client::{
     CloseEnd, CloseReason, DEFAULT_LIVE_CLOSE_TIMEOUT, Incoming, MAX_MESSAGE_SIZE, Target,
-    TransportError, Utf8Bytes,
+    TransportError, Utf8Bytes, close_live_session, close_with_reason,
 };
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -113,14 +113,13 @@ async fn send_and_receive_round_trip_over_tcp() {
 #[tokio::test]
 async fn feed_buffers_until_flush_writes_once() {
     let (mut connection, writes, mut server) = ws_pair().await;
-    let sender = connection.sender();
 
-    sender.feed_text("one").await.expect("feed");
-    sender
+    connection.feed_text("one").await.expect("feed");
+    connection
         .feed_json(&serde_json::json!({ "type": "two" }))
         .await
         .expect("feed");
-    sender
+    connection
         .feed_text(Utf8Bytes::from_static("three"))
         .await
         .expect("feed");
@@ -130,7 +129,7 @@ async fn feed_buffers_until_flush_writes_once() {
         "nothing written before flush"
     );
 
-    sender.flush().await.expect("flush");
+    connection.flush().await.expect("flush");
     assert_eq!(
         writes.load(Ordering::SeqCst),
         1,
@@ -144,7 +143,7 @@ async fn feed_buffers_until_flush_writes_once() {
         );
     }
 
-    sender.send_text("four").await.expect("send");
+    connection.send_text("four").await.expect("send");
     assert_eq!(
         writes.load(Ordering::SeqCst),
         2,
@@ -162,7 +161,6 @@ async fn serialization_failure_sends_nothing() {
     let mut bad = BTreeMap::new();
     bad.insert(vec![1u8], 1); // JSON object keys must be strings
     let err = connection
-        .sender()
         .send_json(&bad)
         .await
         .expect_err("not serializable");
@@ -173,9 +171,8 @@ async fn serialization_failure_sends_nothing() {
 #[tokio::test]
 async fn client_close_reason_reaches_the_server() {
     let (mut connection, _writes, mut server) = ws_pair().await;
-    let (sender, receiver) = connection.halves();
 
-    sender.close(4000, "call ended").await.expect("close");
+    connection.close(4000, "call ended").await.expect("close");
     let expected = CloseFrame {
         code: CloseCode::from(4000),
         reason: "call ended".into(),
@@ -188,24 +185,23 @@ async fn client_close_reason_reaches_the_server() {
     // The server's next read sends its reply (the same frame) and ends its stream.
     assert!(server.next().await.is_none());
     assert_eq!(
-        receiver.recv().await.expect("item").expect("ok"),
+        connection.recv().await.expect("item").expect("ok"),
         Incoming::Close(Some(CloseReason {
             code: 4000,
             reason: "call ended".into()
         }))
     );
     drop(server);
-    assert!(receiver.recv().await.is_none());
+    assert!(connection.recv().await.is_none());
 
-    let err = sender.send_text("late").await.expect_err("closed");
+    let err = connection.send_text("late").await.expect_err("closed");
     assert!(err.is_closed(), "{err:?}");
 }
 
 #[tokio::test]
 async fn close_reason_is_cut_to_the_protocol_limit_and_bad_codes_are_refused() {
     let (mut connection, _writes, mut server) = ws_pair().await;
-    let sender = connection.sender();
-    let err = sender
+    let err = connection
         .close(1006, "abnormal")
         .await
         .expect_err("1006 may not be sent");
@@ -215,7 +211,7 @@ async fn close_reason_is_cut_to_the_protocol_limit_and_bad_codes_are_refused() {
     );
 
     let long = "é".repeat(100); // 200 bytes
-    sender.close(1000, &long).await.expect("close");
+    connection.close(1000, &long).await.expect("close");
     match next_server_message(&mut server).await {
         Message::Close(Some(frame)) => {
             assert_eq!(frame.code, CloseCode::Normal);
@@ -232,7 +228,6 @@ async fn close_reason_is_cut_to_the_protocol_limit_and_bad_codes_are_refused() {
 #[tokio::test]
 async fn server_close_is_reported_and_answered_without_further_reads() {
     let (mut connection, _writes, mut server) = ws_pair().await;
-    let receiver = connection.receiver();
 
     let frame = CloseFrame {
         code: CloseCode::Away,
@@ -243,7 +238,7 @@ async fn server_close_is_reported_and_answered_without_further_reads() {
         .await
         .expect("server close");
 
-    let item = receiver.recv().await.expect("item").expect("ok");
+    let item = connection.recv().await.expect("item").expect("ok");
     assert_eq!(
         item,
         Incoming::Close(Some(CloseReason {
@@ -259,7 +254,7 @@ async fn server_close_is_reported_and_answered_without_further_reads() {
         Message::Close(Some(frame))
     );
     drop(server);
-    assert!(receiver.recv().await.is_none());
+    assert!(connection.recv().await.is_none());
 }
 
 #[tokio::test]
@@ -282,9 +277,11 @@ async fn server_close_over_tcp_is_seen_by_the_client() {
     });
 
     let mut connection = endpoint.connect(&Target::live()).await.expect("connect");
-    let receiver = connection.receiver();
-    assert_eq!(text(receiver.recv().await), r#"{"type":"session.closed"}"#);
-    match receiver.recv().await {
+    assert_eq!(
+        text(connection.recv().await),
+        r#"{"type":"session.closed"}"#
+    );
+    match connection.recv().await {
         Some(Ok(Incoming::Close(Some(reason)))) => {
             assert_eq!((reason.code, reason.reason.as_str()), (1000, "bye"));
             assert_eq!(reason.to_string(), "1000 (bye)");
@@ -295,7 +292,7 @@ async fn server_close_over_tcp_is_seen_by_the_client() {
         .await
         .expect("server saw the handshake end")
         .expect("task");
-    assert!(receiver.recv().await.is_none());
+    assert!(connection.recv().await.is_none());
 }
 
 #[tokio::test]
@@ -358,9 +355,8 @@ async fn binary_frames_are_skipped_and_counted() {
         .expect("binary");
     server.send(Message::text("kept")).await.expect("text");
 
-    let receiver = connection.receiver();
-    assert_eq!(text(receiver.recv().await), "kept");
-    assert_eq!(receiver.skipped_binary_frames(), 2);
+    assert_eq!(text(connection.recv().await), "kept");
+    assert_eq!(connection.skipped_binary_frames(), 2);
 }
 
 #[tokio::test]
@@ -371,15 +367,14 @@ async fn recv_is_cancel_safe_mid_frame() {
     frame.extend_from_slice(payload);
     let (head, tail) = frame.split_at(10);
 
-    let receiver = connection.receiver();
     raw_server.write_all(head).await.expect("first half");
     // Poll once with half a frame buffered, then drop the future (a lost select! branch).
     assert!(
-        receiver.recv().now_or_never().is_none(),
+        connection.recv().now_or_never().is_none(),
         "incomplete frame must not resolve"
     );
     raw_server.write_all(tail).await.expect("second half");
-    assert_eq!(text(receiver.recv().await).as_bytes(), payload);
+    assert_eq!(text(connection.recv().await).as_bytes(), payload);
 
     // And in a real select! that the other branch wins first.
     let mut ticks = 0;
@@ -391,7 +386,7 @@ async fn recv_is_cancel_safe_mid_frame() {
         tokio::select! {
             biased;
             _ = std::future::ready(()), if ticks < 3 => ticks += 1,
-            item = receiver.recv() => {
+            item = connection.recv() => {
                 assert_eq!(text(item), "hi");
                 break;
             }
@@ -413,15 +408,14 @@ async fn oversized_messages_are_refused() {
         ws.send(Message::text("never seen")).await.ok();
     });
     let mut connection = endpoint.connect(&Target::live()).await.expect("connect");
-    let receiver = connection.receiver();
-    match receiver.recv().await {
+    match connection.recv().await {
         Some(Err(TransportError::WebSocket(err))) => {
             assert!(err.to_string().contains("too long"), "{err}")
         }
         other => panic!("expected a capacity error, got {other:?}"),
     }
     assert!(
-        receiver.recv().await.is_none(),
+        connection.recv().await.is_none(),
         "the stream ends after an error"
     );
     drop(connection);
@@ -553,13 +547,127 @@ async fn a_peer_vanishing_without_a_close_frame_ends_the_stream() {
         .await
         .expect("frame");
     drop(raw_server);
-    let receiver = connection.receiver();
-    assert_eq!(text(receiver.recv().await), "ok");
-    match receiver.recv().await {
+    assert_eq!(text(connection.recv().await), "ok");
+    match connection.recv().await {
         Some(Err(TransportError::WebSocket(err))) => {
             assert!(err.to_string().contains("closing handshake"), "{err}")
         }
         other => panic!("expected a reset error, got {other:?}"),
     }
-    assert!(receiver.recv().await.is_none());
+    assert!(connection.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn queued_messages_keep_their_order_through_the_poll_api_and_a_split() {
+    let (mut connection, writes, mut server) = ws_pair().await;
+    connection.queue_text("one");
+    connection.queue_text(String::from("two"));
+    std::future::poll_fn(|cx| connection.poll_ready(cx))
+        .await
+        .expect("ready");
+    connection.queue_text(Utf8Bytes::from_static("three"));
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "nothing written before a flush"
+    );
+
+    // What is queued moves with the split: the sender writes it, in order, in one write.
+    let (mut sender, _receiver) = connection.split();
+    std::future::poll_fn(|cx| sender.poll_flush(cx))
+        .await
+        .expect("flush");
+    assert_eq!(writes.load(Ordering::SeqCst), 1, "one write for three");
+    for expected in ["one", "two", "three"] {
+        assert_eq!(
+            next_server_message(&mut server).await,
+            Message::text(expected)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_waiting_in_recv_answers_pings() {
+    let (mut connection, _writes, mut server) = ws_pair().await;
+    let client = tokio::spawn(async move {
+        let mut texts = Vec::new();
+        while let Some(item) = connection.recv().await {
+            match item.expect("no transport error") {
+                Incoming::Text(text) => texts.push(text.as_str().to_owned()),
+                Incoming::Close(_) => break,
+                _ => {}
+            }
+        }
+        texts
+    });
+
+    server
+        .send(Message::Ping("ping".into()))
+        .await
+        .expect("ping");
+    assert_eq!(
+        next_server_message(&mut server).await,
+        Message::Pong("ping".into())
+    );
+    server.send(Message::text("after")).await.expect("text");
+    server.send(Message::Close(None)).await.expect("close");
+    let texts = tokio::time::timeout(FAILSAFE, client)
+        .await
+        .expect("client ended")
+        .expect("task");
+    assert_eq!(texts, ["after"]);
+}
+
+#[tokio::test]
+async fn split_halves_close_with_a_reason_like_the_connection() {
+    let (connection, _writes, mut server) = ws_pair().await;
+    let (mut sender, mut receiver) = connection.split();
+    let script = async move {
+        server.send(Message::text("in flight")).await.expect("send");
+        while let Some(Ok(_)) = server.next().await {}
+    };
+    let (report, ()) = tokio::join!(
+        close_with_reason(&mut sender, &mut receiver, 4000, "call ended", FAILSAFE),
+        script
+    );
+    let report = report.expect("close sent");
+    match report.end {
+        CloseEnd::PeerClosed(Some(reason)) => {
+            assert_eq!((reason.code, reason.reason.as_str()), (4000, "call ended"))
+        }
+        other => panic!("expected the peer's close frame, got {other:?}"),
+    }
+    assert_eq!(
+        report
+            .frames
+            .iter()
+            .map(Utf8Bytes::as_str)
+            .collect::<Vec<_>>(),
+        ["in flight"]
+    );
+}
+
+#[tokio::test]
+async fn split_halves_close_a_live_session_like_the_connection() {
+    let (connection, _writes, mut server) = ws_pair().await;
+    let (mut sender, mut receiver) = connection.split();
+    let closed = r#"{"type":"session.closed","reason":"close_requested"}"#;
+    let script = async { live_server(&mut server, &[closed], true).await };
+    let (report, ()) = tokio::join!(
+        close_live_session(&mut sender, &mut receiver, DEFAULT_LIVE_CLOSE_TIMEOUT),
+        script
+    );
+    let report = report.expect("session.close sent");
+    assert!(matches!(report.end, CloseEnd::SessionClosed), "{report:?}");
+    let frames: Vec<_> = report.frames.iter().map(Utf8Bytes::as_str).collect();
+    assert_eq!(frames, [closed]);
+}
+
+#[tokio::test]
+async fn connection_details_can_be_taken_out() {
+    let (mut connection, _writes, _server) = ws_pair().await;
+    let info = connection.take_info();
+    assert_eq!(info.url(), "ws://in-memory/v1/live/sessions");
+    assert_eq!(connection.info().url(), "");
+    assert_eq!(connection.info().request_id(), None);
 }

@@ -82,14 +82,13 @@ async fn wss_with_a_trusted_private_ca_connects_and_round_trips() {
         .expect("wss connect");
     assert_eq!(connection.info().tcp_nodelay(), Some(true));
 
-    let (sender, receiver) = connection.halves();
-    match receiver.recv().await {
+    match connection.recv().await {
         Some(Ok(Incoming::Text(text))) => {
             assert_eq!(text.as_str(), r#"{"type":"session.started"}"#)
         }
         other => panic!("expected a text message, got {other:?}"),
     }
-    sender
+    connection
         .send_text(r#"{"type":"session.close"}"#)
         .await
         .expect("send");

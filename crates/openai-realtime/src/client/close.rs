@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::connection::{CloseReason, Incoming, Receiver, Sender, TransportError};
+use super::connection::{CloseReason, Connection, Incoming, Receiver, Sender, TransportError};
 
 /// How long [`close_live_session`] callers should wait for `session.closed` by default.
 ///
@@ -60,7 +60,9 @@ pub enum CloseEnd {
 }
 
 /// Sends a close frame (`code`, `reason`) and reads until the peer's close frame, the end of
-/// the socket, or `timeout`, collecting any text messages that arrive meanwhile.
+/// the socket, or `timeout`, collecting any text messages that arrive meanwhile. For the
+/// halves of a [`split`](super::Connection::split) connection; an unsplit one has
+/// [`Connection::close_with_reason`](super::Connection::close_with_reason).
 ///
 /// A connection that is already closing is not an error: the close frame is skipped and the
 /// wait proceeds. Returns `Err` only if the close frame could not be sent for another reason.
@@ -71,16 +73,14 @@ pub async fn close_with_reason<S: AsyncRead + AsyncWrite + Unpin>(
     reason: &str,
     timeout: Duration,
 ) -> Result<CloseReport, TransportError> {
-    match sender.close(code, reason).await {
-        Ok(()) | Err(TransportError::Closed) => {}
-        Err(err) => return Err(err),
-    }
-    Ok(drain(receiver, timeout, |_| false).await)
+    close_with_reason_on(&mut (sender, receiver), code, reason, timeout).await
 }
 
 /// GPT-Live graceful shutdown: sends `{"type":"session.close"}` and reads until a
 /// `session.closed` event, the socket's end, or `timeout` ([`DEFAULT_LIVE_CLOSE_TIMEOUT`] is
-/// a good value), returning every text message seen.
+/// a good value), returning every text message seen. For the halves of a
+/// [`split`](super::Connection::split) connection; an unsplit one has
+/// [`Connection::close_live_session`](super::Connection::close_live_session).
 ///
 /// Nothing is parsed beyond each message's `type`. Returns `Err` only if `session.close`
 /// could not be sent.
@@ -89,24 +89,85 @@ pub async fn close_live_session<S: AsyncRead + AsyncWrite + Unpin>(
     receiver: &mut Receiver<S>,
     timeout: Duration,
 ) -> Result<CloseReport, TransportError> {
-    sender
+    close_live_session_on(&mut (sender, receiver), timeout).await
+}
+
+/// Both directions of one connection, whether a [`Connection`] or its split halves: what the
+/// graceful endings need, so one implementation serves both.
+pub(super) trait Duplex {
+    /// Sends a close frame after everything queued (see [`Connection::close`]).
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError>;
+    /// Sends one text message and flushes.
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), TransportError>;
+    /// The next text message or close frame (cancel-safe).
+    async fn recv(&mut self) -> Option<Result<Incoming, TransportError>>;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for Connection<S> {
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
+        Connection::close(self, code, reason).await
+    }
+
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), TransportError> {
+        Connection::send_text(self, text).await
+    }
+
+    async fn recv(&mut self) -> Option<Result<Incoming, TransportError>> {
+        Connection::recv(self).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for (&mut Sender<S>, &mut Receiver<S>) {
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
+        self.0.close(code, reason).await
+    }
+
+    async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), TransportError> {
+        self.0.send_text(text).await
+    }
+
+    async fn recv(&mut self) -> Option<Result<Incoming, TransportError>> {
+        self.1.recv().await
+    }
+}
+
+/// [`close_with_reason`] for either shape of connection.
+pub(super) async fn close_with_reason_on(
+    connection: &mut impl Duplex,
+    code: u16,
+    reason: &str,
+    timeout: Duration,
+) -> Result<CloseReport, TransportError> {
+    match connection.close(code, reason).await {
+        Ok(()) | Err(TransportError::Closed) => {}
+        Err(err) => return Err(err),
+    }
+    Ok(drain(connection, timeout, |_| false).await)
+}
+
+/// [`close_live_session`] for either shape of connection.
+pub(super) async fn close_live_session_on(
+    connection: &mut impl Duplex,
+    timeout: Duration,
+) -> Result<CloseReport, TransportError> {
+    connection
         .send_text(Utf8Bytes::from_static(SESSION_CLOSE))
         .await?;
-    Ok(drain(receiver, timeout, |text| {
+    Ok(drain(connection, timeout, |text| {
         event_type(text).as_deref() == Some("session.closed")
     })
     .await)
 }
 
-async fn drain<S: AsyncRead + AsyncWrite + Unpin>(
-    receiver: &mut Receiver<S>,
+async fn drain(
+    connection: &mut impl Duplex,
     timeout: Duration,
     is_final: impl Fn(&str) -> bool,
 ) -> CloseReport {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut frames = Vec::new();
     let end = loop {
-        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+        match tokio::time::timeout_at(deadline, connection.recv()).await {
             Err(_elapsed) => break CloseEnd::TimedOut,
             Ok(None) => break CloseEnd::SocketEnded,
             Ok(Some(Err(err))) => break CloseEnd::Failed(err),

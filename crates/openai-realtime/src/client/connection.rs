@@ -1,4 +1,5 @@
-//! An open WebSocket, split into a [`Sender`] and a [`Receiver`].
+//! An open WebSocket: a [`Connection`] used by one task, or split into a [`Sender`] and a
+//! [`Receiver`] for two.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -6,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -25,8 +26,9 @@ pub const MAX_CLOSE_REASON: usize = 123;
 
 /// Something the peer sent that the application should see.
 ///
-/// Pings are answered and pongs consumed inside [`Receiver::recv`]; binary frames are skipped
-/// (OpenAI's voice APIs only send text) and counted, see [`Receiver::skipped_binary_frames`].
+/// Pings are answered and pongs consumed inside [`Connection::recv`] (and [`Receiver::recv`]);
+/// binary frames are skipped (OpenAI's voice APIs only send text) and counted, see
+/// [`Connection::skipped_binary_frames`].
 ///
 /// `Debug` prints the text length only: frames carry audio and transcripts.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub enum Incoming {
     /// e.g. `serde_json::from_str::<Event<'_>>(text.as_str())`, and slice audio out of it.
     Text(Utf8Bytes),
     /// The peer's close frame: `None` when it carried no status code (1005). Keep calling
-    /// [`Receiver::recv`] until it returns `None` to see the socket end; the close reply has
+    /// `recv` until it returns `None` to see the socket end; the close reply has
     /// already been sent (or queued, if the socket could not take it yet).
     Close(Option<CloseReason>),
 }
@@ -152,13 +154,44 @@ impl fmt::Debug for TransportError {
     }
 }
 
-/// An open WebSocket to OpenAI: the two halves plus what is known about the connection.
+/// An open WebSocket to OpenAI, plus what is known about the connection.
 ///
-/// Use [`halves`](Self::halves) when one `select!` loop owns both directions, or
-/// [`split`](Self::split) to move the halves into different tasks.
+/// One task that both reads and writes (a `select!` loop, or an endpoint driven by a poll
+/// loop) uses the connection as it is: [`recv`](Self::recv)/[`poll_recv`](Self::poll_recv)
+/// to receive, [`send_text`](Self::send_text)/[`send_json`](Self::send_json) to send,
+/// [`feed_text`](Self::feed_text)/[`feed_json`](Self::feed_json) and [`flush`](Self::flush)
+/// to coalesce, the `Sink`-shaped [`poll_ready`](Self::poll_ready),
+/// [`queue_text`](Self::queue_text) and [`poll_flush`](Self::poll_flush) from a poll loop.
+/// Nothing stands between the two directions: no lock, no extra allocation. To read and
+/// write from different tasks, [`split`](Self::split) it into a [`Sender`] and a
+/// [`Receiver`] (which then share the socket through a lock).
+///
+/// [`recv`](Self::recv) is **cancel-safe** (a `select!` branch that lost drops nothing);
+/// sending is **not** (a dropped send future may or may not have queued its message; do not
+/// put sends in a `select!` branch that can lose). Pings are answered and the peer's close
+/// frame is replied to while receiving, as described on [`Receiver`].
+///
+/// # Example
+///
+/// ```no_run
+/// use openai_realtime::client::{Connection, Incoming, TransportError};
+///
+/// /// Sends `response.create` and returns the first message that comes back.
+/// async fn first_reply(connection: &mut Connection) -> Result<Option<String>, TransportError> {
+///     connection.send_text(r#"{"type":"response.create"}"#).await?;
+///     while let Some(item) = connection.recv().await {
+///         match item? {
+///             Incoming::Text(text) => return Ok(Some(text.as_str().to_owned())),
+///             _ => {} // the peer's close frame: `recv` returns `None` next
+///         }
+///     }
+///     Ok(None)
+/// }
+/// ```
 pub struct Connection<S = DefaultStream> {
-    sender: Sender<S>,
-    receiver: Receiver<S>,
+    websocket: WebSocketStream<S>,
+    outbox: Outbox,
+    inbox: Inbox,
     info: ConnectionInfo,
 }
 
@@ -166,6 +199,7 @@ impl<S> fmt::Debug for Connection<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("info", &self.info)
+            .field("skipped_binary", &self.inbox.skipped_binary)
             .finish_non_exhaustive()
     }
 }
@@ -174,17 +208,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Wraps an already-upgraded WebSocket (for example over `tokio::io::duplex` in tests).
     /// [`Endpoint::connect`](super::Endpoint::connect) is the usual way to get a connection.
     pub fn from_websocket(websocket: WebSocketStream<S>, info: ConnectionInfo) -> Self {
-        let (sink, stream) = websocket.split();
         Self {
-            sender: Sender {
-                sink,
-                backlog: VecDeque::new(),
-            },
-            receiver: Receiver {
-                stream,
-                stash: None,
-                skipped_binary: 0,
-            },
+            websocket,
+            outbox: Outbox::default(),
+            inbox: Inbox::default(),
             info,
         }
     }
@@ -198,25 +225,125 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &self.info
     }
 
-    /// Both halves, borrowed at once, for a single task that reads and writes.
-    pub fn halves(&mut self) -> (&mut Sender<S>, &mut Receiver<S>) {
-        (&mut self.sender, &mut self.receiver)
+    /// Moves the connection details out (to log them once), so a connection kept for a
+    /// whole call does not hold their URL and request id; [`info`](Self::info) describes
+    /// an unknown connection afterwards (`ConnectionInfo::new("")`).
+    pub fn take_info(&mut self) -> ConnectionInfo {
+        std::mem::replace(&mut self.info, ConnectionInfo::new(""))
     }
 
-    /// The sending half.
-    pub fn sender(&mut self) -> &mut Sender<S> {
-        &mut self.sender
-    }
-
-    /// The receiving half.
-    pub fn receiver(&mut self) -> &mut Receiver<S> {
-        &mut self.receiver
-    }
-
-    /// Separates the halves so they can live in different tasks. Take
+    /// Separates the two directions so they can live in different tasks (they share the
+    /// socket through a lock from then on; a single task is better served by the connection
+    /// itself). Anything queued but not yet written stays queued in the [`Sender`]; take
     /// [`info`](Self::info) first if you need it.
+    ///
+    /// ```no_run
+    /// use openai_realtime::client::{Connection, Incoming};
+    ///
+    /// # async fn run(connection: Connection) -> Result<(), Box<dyn std::error::Error>> {
+    /// let (mut sender, mut receiver) = connection.split();
+    /// let reader = tokio::spawn(async move {
+    ///     while let Some(Ok(Incoming::Text(text))) = receiver.recv().await {
+    ///         println!("{} bytes", text.len());
+    ///     }
+    /// });
+    /// sender.send_text(r#"{"type":"response.create"}"#).await?;
+    /// reader.await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn split(self) -> (Sender<S>, Receiver<S>) {
-        (self.sender, self.receiver)
+        let (sink, stream) = self.websocket.split();
+        (
+            Sender {
+                sink,
+                outbox: self.outbox,
+            },
+            Receiver {
+                stream,
+                inbox: self.inbox,
+            },
+        )
+    }
+
+    /// The next text message or close frame; `None` once the connection has ended (after a
+    /// close handshake, or after an error was returned). Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Incoming, TransportError>> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Poll form of [`recv`](Self::recv).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Incoming, TransportError>>> {
+        self.inbox.poll_recv(&mut self.websocket, cx)
+    }
+
+    /// How many binary frames were skipped so far.
+    pub fn skipped_binary_frames(&self) -> u64 {
+        self.inbox.skipped_binary
+    }
+
+    /// Sends one text message and flushes. `String` and `Utf8Bytes` are moved, not copied.
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
+        self.outbox.send(&mut self.websocket, text.into()).await
+    }
+
+    /// Serializes `value` straight to a string (no intermediate `serde_json::Value`), sends it
+    /// as one text message and flushes.
+    pub async fn send_json<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), TransportError> {
+        self.send_text(to_text(value)?).await
+    }
+
+    /// Queues one text message without flushing (it sits in the socket's write buffer until
+    /// [`flush`](Self::flush)); waits while the socket takes no more.
+    pub async fn feed_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
+        self.outbox.feed(&mut self.websocket, text.into()).await
+    }
+
+    /// Serializes `value` and queues it without flushing.
+    pub async fn feed_json<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), TransportError> {
+        self.feed_text(to_text(value)?).await
+    }
+
+    /// Queues one text message behind everything queued before it, without waiting; it goes
+    /// into the socket's write buffer at the next [`poll_ready`](Self::poll_ready) or
+    /// [`poll_flush`](Self::poll_flush). Call `poll_ready` first to keep the queue short (it
+    /// is the backpressure).
+    pub fn queue_text(&mut self, text: impl Into<Utf8Bytes>) {
+        self.outbox.queue(text.into());
+    }
+
+    /// `Ready` when everything queued is in the socket's write buffer and it takes more;
+    /// `Pending` (the task is woken) while the socket does not take more.
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.outbox.poll_ready(&mut self.websocket, cx)
+    }
+
+    /// Writes everything queued (by [`queue_text`](Self::queue_text) and the `feed_*`
+    /// methods); `Pending` (the task is woken) while the socket does not take it.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        self.outbox.poll_flush(&mut self.websocket, cx)
+    }
+
+    /// Writes everything queued by the `feed_*` methods (and [`queue_text`](Self::queue_text)).
+    pub async fn flush(&mut self) -> Result<(), TransportError> {
+        self.outbox.flush(&mut self.websocket).await
+    }
+
+    /// Starts the closing handshake: sends a close frame with `code` and `reason` (cut to
+    /// [`MAX_CLOSE_REASON`] bytes at a character boundary) after everything queued, and
+    /// flushes. The peer's reply arrives through [`recv`](Self::recv) as
+    /// [`Incoming::Close`]. After this, sends fail with [`TransportError::Closed`].
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
+        self.outbox.close(&mut self.websocket, code, reason).await
     }
 
     /// Sends a close frame and waits (at most `timeout`) for the peer's close frame or the
@@ -227,7 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         reason: &str,
         timeout: std::time::Duration,
     ) -> Result<super::CloseReport, TransportError> {
-        super::close_with_reason(&mut self.sender, &mut self.receiver, code, reason, timeout).await
+        super::close::close_with_reason_on(self, code, reason, timeout).await
     }
 
     /// GPT-Live: sends `session.close` and waits (at most `timeout`) for `session.closed` or
@@ -236,11 +363,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self,
         timeout: std::time::Duration,
     ) -> Result<super::CloseReport, TransportError> {
-        super::close_live_session(&mut self.sender, &mut self.receiver, timeout).await
+        super::close::close_live_session_on(self, timeout).await
     }
 }
 
-/// The sending half of a [`Connection`].
+/// The same items as [`Connection::recv`].
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Connection<S> {
+    type Item = Result<Incoming, TransportError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// The sending half of a [`Connection`] after [`split`](Connection::split), for a task other
+/// than the one that receives. Its methods behave like the [`Connection`]'s of the same name.
 ///
 /// [`send_text`](Self::send_text)/[`send_json`](Self::send_json) write and flush one message.
 /// To coalesce several messages into one write (say, a burst of audio frames followed by a
@@ -256,8 +393,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 /// order behind what is queued, and the polls move it into the socket's write buffer.
 pub struct Sender<S = DefaultStream> {
     sink: SplitSink<WebSocketStream<S>, Message>,
-    /// Messages queued by [`queue_text`](Self::queue_text), not yet in the socket's buffer.
-    backlog: VecDeque<Utf8Bytes>,
+    outbox: Outbox,
 }
 
 impl<S> fmt::Debug for Sender<S> {
@@ -269,8 +405,7 @@ impl<S> fmt::Debug for Sender<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
     /// Sends one text message and flushes. `String` and `Utf8Bytes` are moved, not copied.
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
-        self.queue_text(text);
-        self.flush().await
+        self.outbox.send(&mut self.sink, text.into()).await
     }
 
     /// Serializes `value` straight to a string (no intermediate `serde_json::Value`), sends it
@@ -279,14 +414,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
         &mut self,
         value: &T,
     ) -> Result<(), TransportError> {
-        let text = serde_json::to_string(value).map_err(TransportError::Serialize)?;
-        self.send_text(text).await
+        self.send_text(to_text(value)?).await
     }
 
     /// Queues one text message without flushing.
     pub async fn feed_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
-        self.queue_text(text);
-        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+        self.outbox.feed(&mut self.sink, text.into()).await
     }
 
     /// Queues one text message behind everything queued before it, without waiting; it goes
@@ -294,26 +427,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
     /// [`poll_flush`](Self::poll_flush). Call `poll_ready` first to keep the queue short (it
     /// is the backpressure).
     pub fn queue_text(&mut self, text: impl Into<Utf8Bytes>) {
-        self.backlog.push_back(text.into());
+        self.outbox.queue(text.into());
     }
 
     /// `Ready` when everything queued is in the socket's write buffer and it takes more;
     /// `Pending` (the task is woken) while the socket does not take more.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        while !self.backlog.is_empty() {
-            ready!(self.sink.poll_ready_unpin(cx))?;
-            if let Some(text) = self.backlog.pop_front() {
-                self.sink.start_send_unpin(Message::Text(text))?;
-            }
-        }
-        self.sink.poll_ready_unpin(cx).map_err(Into::into)
+        self.outbox.poll_ready(&mut self.sink, cx)
     }
 
     /// Writes everything queued (by [`queue_text`](Self::queue_text) and the `feed_*`
     /// methods); `Pending` (the task is woken) while the socket does not take it.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        ready!(self.poll_ready(cx))?;
-        self.sink.poll_flush_unpin(cx).map_err(Into::into)
+        self.outbox.poll_flush(&mut self.sink, cx)
     }
 
     /// Serializes `value` and queues it without flushing.
@@ -321,42 +447,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
         &mut self,
         value: &T,
     ) -> Result<(), TransportError> {
-        let text = serde_json::to_string(value).map_err(TransportError::Serialize)?;
-        self.feed_text(text).await
+        self.feed_text(to_text(value)?).await
     }
 
     /// Writes everything queued by the `feed_*` methods (and [`queue_text`](Self::queue_text)).
     pub async fn flush(&mut self) -> Result<(), TransportError> {
-        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+        self.outbox.flush(&mut self.sink).await
     }
 
     /// Starts the closing handshake: sends a close frame with `code` and `reason` (cut to
-    /// [`MAX_CLOSE_REASON`] bytes at a character boundary) and flushes. The peer's reply
-    /// arrives through the [`Receiver`] as [`Incoming::Close`]. After this, sends fail with
-    /// [`TransportError::Closed`].
+    /// [`MAX_CLOSE_REASON`] bytes at a character boundary) after everything queued, and
+    /// flushes. The peer's reply arrives through the [`Receiver`] as [`Incoming::Close`].
+    /// After this, sends fail with [`TransportError::Closed`].
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
-        let close_code = CloseCode::from(code);
-        if !close_code.is_allowed() {
-            return Err(TransportError::InvalidCloseCode(code));
-        }
-        let mut end = reason.len().min(MAX_CLOSE_REASON);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        let frame = CloseFrame {
-            code: close_code,
-            reason: Utf8Bytes::from(&reason[..end]),
-        };
-        // What was queued goes first.
-        std::future::poll_fn(|cx| self.poll_ready(cx)).await?;
-        self.sink
-            .send(Message::Close(Some(frame)))
-            .await
-            .map_err(Into::into)
+        self.outbox.close(&mut self.sink, code, reason).await
     }
 }
 
-/// The receiving half of a [`Connection`].
+/// The receiving half of a [`Connection`] after [`split`](Connection::split), for a task
+/// other than the one that sends.
 ///
 /// [`recv`](Self::recv) is **cancel-safe**: dropping its future (a `select!` branch that lost)
 /// loses nothing; the next call resumes where the last one stopped. `Receiver` is also a
@@ -366,18 +475,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
 /// reads a ping, and `recv` keeps reading after a ping, and every read first writes any queued
 /// control reply. So a task that only reads still answers pings promptly, as long as it is
 /// waiting in `recv` (the usual `select!` loop is). The same holds for the reply to the peer's
-/// close frame, which `recv` pushes out before returning [`Incoming::Close`].
+/// close frame, which `recv` pushes out before returning [`Incoming::Close`]. (A
+/// [`Connection`] receives the same way.)
 pub struct Receiver<S = DefaultStream> {
     stream: SplitStream<WebSocketStream<S>>,
-    /// An item read ahead while flushing a close reply, returned by the next call.
-    stash: Option<Option<Result<Message, tungstenite::Error>>>,
-    skipped_binary: u64,
+    inbox: Inbox,
 }
 
 impl<S> fmt::Debug for Receiver<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
-            .field("skipped_binary", &self.skipped_binary)
+            .field("skipped_binary", &self.inbox.skipped_binary)
             .finish_non_exhaustive()
     }
 }
@@ -394,10 +502,145 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Incoming, TransportError>>> {
+        self.inbox.poll_recv(&mut self.stream, cx)
+    }
+
+    /// How many binary frames were skipped so far.
+    pub fn skipped_binary_frames(&self) -> u64 {
+        self.inbox.skipped_binary
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Receiver<S> {
+    type Item = Result<Incoming, TransportError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// Serializes `value` straight to a string (no intermediate `serde_json::Value`).
+fn to_text<T: Serialize + ?Sized>(value: &T) -> Result<String, TransportError> {
+    serde_json::to_string(value).map_err(TransportError::Serialize)
+}
+
+/// The sending logic of [`Connection`] and [`Sender`], over whichever sink each writes to
+/// (the socket itself, or its half behind the split's lock).
+#[derive(Default)]
+struct Outbox {
+    /// Messages queued by `queue_text`, not yet in the socket's buffer.
+    backlog: VecDeque<Utf8Bytes>,
+}
+
+impl Outbox {
+    fn queue(&mut self, text: Utf8Bytes) {
+        self.backlog.push_back(text);
+    }
+
+    /// Moves the backlog into the sink, then reports whether the sink takes more.
+    fn poll_ready<K>(
+        &mut self,
+        sink: &mut K,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        while !self.backlog.is_empty() {
+            ready!(sink.poll_ready_unpin(cx))?;
+            if let Some(text) = self.backlog.pop_front() {
+                sink.start_send_unpin(Message::Text(text))?;
+            }
+        }
+        sink.poll_ready_unpin(cx).map_err(Into::into)
+    }
+
+    fn poll_flush<K>(
+        &mut self,
+        sink: &mut K,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), TransportError>>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        ready!(self.poll_ready(sink, cx))?;
+        sink.poll_flush_unpin(cx).map_err(Into::into)
+    }
+
+    async fn send<K>(&mut self, sink: &mut K, text: Utf8Bytes) -> Result<(), TransportError>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        self.queue(text);
+        self.flush(sink).await
+    }
+
+    async fn feed<K>(&mut self, sink: &mut K, text: Utf8Bytes) -> Result<(), TransportError>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        self.queue(text);
+        std::future::poll_fn(|cx| self.poll_ready(sink, cx)).await
+    }
+
+    async fn flush<K>(&mut self, sink: &mut K) -> Result<(), TransportError>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        std::future::poll_fn(|cx| self.poll_flush(sink, cx)).await
+    }
+
+    async fn close<K>(
+        &mut self,
+        sink: &mut K,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), TransportError>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let close_code = CloseCode::from(code);
+        if !close_code.is_allowed() {
+            return Err(TransportError::InvalidCloseCode(code));
+        }
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let frame = CloseFrame {
+            code: close_code,
+            reason: Utf8Bytes::from(&reason[..end]),
+        };
+        // What was queued goes first.
+        std::future::poll_fn(|cx| self.poll_ready(sink, cx)).await?;
+        sink.send(Message::Close(Some(frame)))
+            .await
+            .map_err(Into::into)
+    }
+}
+
+/// The receiving logic of [`Connection`] and [`Receiver`], over whichever stream each reads
+/// from (the socket itself, or its half behind the split's lock).
+#[derive(Default)]
+struct Inbox {
+    /// An item read ahead while flushing a close reply, returned by the next call.
+    stash: Option<Option<Result<Message, tungstenite::Error>>>,
+    skipped_binary: u64,
+}
+
+impl Inbox {
+    fn poll_recv<T>(
+        &mut self,
+        stream: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Incoming, TransportError>>>
+    where
+        T: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    {
         loop {
             let item = match self.stash.take() {
                 Some(item) => item,
-                None => ready!(self.stream.poll_next_unpin(cx)),
+                None => ready!(stream.poll_next_unpin(cx)),
             };
             match item {
                 None => return Poll::Ready(None),
@@ -408,7 +651,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 Some(Ok(Message::Close(frame))) => {
                     // tungstenite queued the close reply; reading again writes it now, even if
                     // the caller stops reading after this item. Keep whatever that read yields.
-                    if let Poll::Ready(next) = self.stream.poll_next_unpin(cx) {
+                    if let Poll::Ready(next) = stream.poll_next_unpin(cx) {
                         self.stash = Some(next);
                     }
                     return Poll::Ready(Some(Ok(Incoming::Close(frame.map(CloseReason::from)))));
@@ -429,18 +672,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
             }
         }
-    }
-
-    /// How many binary frames were skipped so far.
-    pub fn skipped_binary_frames(&self) -> u64 {
-        self.skipped_binary
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Receiver<S> {
-    type Item = Result<Incoming, TransportError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_recv(cx)
     }
 }

@@ -19,10 +19,14 @@
 //!   reset, timeout, DNS, HTTP 408/429/5xx) retried with exponential backoff, permanent ones
 //!   (400/401/403/404, certificates) returned at once as a [`ConnectError`] carrying the
 //!   status, a body snippet and `x-request-id`.
-//! * [`Connection`] → [`Sender`] (`send_text`, `send_json`, `feed_*` + `flush` to coalesce,
-//!   `close`) and [`Receiver`] (cancel-safe `recv` yielding [`Incoming::Text`] or
-//!   [`Incoming::Close`]; pings answered, binary frames skipped and counted).
-//! * [`close_with_reason`] and GPT-Live's [`close_live_session`] for graceful endings.
+//! * [`Connection`] — one open socket: `send_text`, `send_json`, `feed_*` + `flush` to
+//!   coalesce, `close`; cancel-safe `recv` yielding [`Incoming::Text`] or [`Incoming::Close`]
+//!   (pings answered, binary frames skipped and counted); the `Sink`-shaped `poll_ready`,
+//!   `queue_text`, `poll_flush` and `poll_recv` for poll loops. One task drives both
+//!   directions with no lock between them; [`Connection::split`] gives a [`Sender`] and a
+//!   [`Receiver`] with the same methods for two tasks.
+//! * [`Connection::close_with_reason`] and GPT-Live's [`Connection::close_live_session`] (and
+//!   [`close_with_reason`]/[`close_live_session`] for split halves) for graceful endings.
 //!
 //! Limits: incoming messages and frames up to [`MAX_MESSAGE_SIZE`] (16 MiB; `session.updated`
 //! and `conversation.item.retrieved` can be large). Writes are buffered until flushed;
@@ -42,17 +46,16 @@
 //! let endpoint = Endpoint::builder(ApiKey::new(std::env::var("OPENAI_API_KEY")?))
 //!     .base_url("https://api.openai.com/v1")
 //!     .build()?;
-//! let connection = endpoint.connect(&Target::realtime("gpt-realtime")).await?;
-//! let (mut sender, mut receiver) = connection.split();
+//! let mut connection = endpoint.connect(&Target::realtime("gpt-realtime")).await?;
 //!
-//! sender
+//! connection
 //!     .send_json(&serde_json::json!({
 //!         "type": "session.update",
 //!         "session": { "type": "realtime", "instructions": "Be brief." }
 //!     }))
 //!     .await?;
 //!
-//! while let Some(item) = receiver.recv().await {
+//! while let Some(item) = connection.recv().await {
 //!     match item? {
 //!         Incoming::Text(text) => {
 //!             // Parse with borrowed fields straight from the received buffer.
@@ -63,7 +66,7 @@
 //!             }
 //!             let event: Event<'_> = serde_json::from_str(text.as_str())?;
 //!             if event.kind == "session.updated" {
-//!                 sender.close(1000, "done").await?;
+//!                 connection.close(1000, "done").await?;
 //!             }
 //!         }
 //!         Incoming::Close(reason) => eprintln!("closed by the server: {reason:?}"),
@@ -74,9 +77,8 @@
 //! # }
 //! ```
 //!
-//! In a bridge, one `tokio::select!` loop usually owns both halves (via
-//! [`Connection::halves`]); `recv` is cancel-safe, so losing the race to another branch drops
-//! nothing.
+//! In a bridge, one `tokio::select!` loop (or poll loop) usually owns the whole connection;
+//! `recv` is cancel-safe, so losing the race to another branch drops nothing.
 
 mod close;
 mod connect;

@@ -59,8 +59,7 @@ use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolDefinition;
 use bytes::Bytes;
 use openai_realtime::client::{
-    CloseEnd, Endpoint, Incoming, Receiver, Sender, Target, TransportError, Utf8Bytes,
-    close_live_session, close_with_reason,
+    CloseEnd, Connection, Endpoint, Incoming, Target, TransportError, Utf8Bytes,
 };
 use openai_realtime::live::{
     self as lv, ClientEvent, CloseReason, Delegation, FunctionTool, InitialItem, MAX_INPUT_ITEMS,
@@ -980,8 +979,8 @@ enum WrapUp {
 
 /// The GPT-Live agent endpoint.
 pub struct LiveAgent {
-    sender: Sender,
-    receiver: Receiver,
+    /// The socket, unsplit: this one task reads and writes it (no lock between directions).
+    connection: Connection,
     decoder: LiveDecoder,
     settings: Arc<LiveConfig>,
     queued: VecDeque<AgentEvent>,
@@ -1051,7 +1050,7 @@ impl LiveAgent {
         plan: LivePlan,
         clock: Arc<RelayClock>,
     ) -> Result<Self, EndpointError> {
-        let connection = endpoint.connect(&Target::live()).await.map_err(|e| {
+        let mut connection = endpoint.connect(&Target::live()).await.map_err(|e| {
             if e.is_transient() {
                 EndpointError::Transport(format!("connecting to GPT-Live: {e}"))
             } else {
@@ -1064,18 +1063,18 @@ impl LiveAgent {
                 EndpointError::Protocol(format!("GPT-Live refused the connection (permanent): {e}"))
             }
         })?;
+        // Taken, not borrowed: the connection then holds no URL or request id for the call.
+        let info = connection.take_info();
         tracing::debug!(
-            attempts = connection.info().attempts(),
-            request_id = connection.info().request_id(),
+            attempts = info.attempts(),
+            request_id = info.request_id(),
             "connected to GPT-Live"
         );
-        let (sender, receiver) = connection.split();
         let mut gap_check = tokio::time::interval(GAP_CHECK);
         gap_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let now = Instant::now();
         Ok(LiveAgent {
-            sender,
-            receiver,
+            connection,
             decoder: LiveDecoder::new(settings.delegation, settings.client_tool.clone())
                 .with_expired_as_loss(plan.reconnects)
                 .replacing(plan.replaces)
@@ -1145,7 +1144,7 @@ impl LiveAgent {
             session.input = input;
             self.restored = Vec::new();
         }
-        self.sender
+        self.connection
             .queue_text(ClientEvent::session_start(session).to_json());
         self.needs_flush = true;
     }
@@ -1272,7 +1271,7 @@ impl LiveAgent {
         if self.relaying {
             crate::telemetry::error("live_input_gap_filled");
         }
-        self.sender
+        self.connection
             .queue_text(silence_append(elapsed.as_millis() as u64));
         self.needs_flush = true;
     }
@@ -1313,7 +1312,7 @@ impl LiveAgent {
                 tracing::info!("GPT-Live session lifetime nearly reached: saying the wrap-up line");
                 let line = ClientEvent::commentary_append(clip(&self.settings.wrap_up_line), None)
                     .to_json();
-                self.sender.queue_text(line);
+                self.connection.queue_text(line);
                 self.needs_flush = true;
                 self.wrap_up = WrapUp::Said;
                 let at = Instant::now() + self.settings.wrap_up_grace;
@@ -1373,7 +1372,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
                 // What is queued here (`session.start`, gap silence, the wrap-up line). A
                 // socket that does not take it now does not stop the reading: the flush
                 // resumes at the next poll (or with the driver's next write).
-                match self.sender.poll_flush(cx) {
+                match self.connection.poll_flush(cx) {
                     Poll::Ready(Ok(())) => self.needs_flush = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(transport(e)))),
                     Poll::Pending => {}
@@ -1385,7 +1384,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
                     self.wrap_up,
                     WrapUp::RecycleAt | WrapUp::Recycling | WrapUp::Armed | WrapUp::Said
                 );
-            if let Poll::Ready(incoming) = self.receiver.poll_recv(cx) {
+            if let Poll::Ready(incoming) = self.connection.poll_recv(cx) {
                 match incoming {
                     Some(Ok(Incoming::Text(text))) => {
                         let before = self.queued.len();
@@ -1463,7 +1462,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
-        self.sender.poll_ready(cx).map_err(transport)
+        self.connection.poll_ready(cx).map_err(transport)
     }
 
     fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
@@ -1477,7 +1476,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
                 self.audio_fed = true;
                 let mut frame = String::with_capacity(audio.text_len() + 48);
                 write_input_audio_append(&mut frame, audio.as_str());
-                self.sender.queue_text(frame);
+                self.connection.queue_text(frame);
             }
             // Not a message: the driver calls `close`.
             AgentCommand::Close => {}
@@ -1489,7 +1488,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
             other => {
                 self.decoder.encode(other, &mut self.outgoing);
                 for text in self.outgoing.drain(..) {
-                    self.sender.queue_text(text);
+                    self.connection.queue_text(text);
                 }
                 if self.decoder.take_speech_queued() {
                     // Read with the next event (the output track never pauses for long).
@@ -1507,7 +1506,7 @@ impl bridge_core::agent::Endpoint for LiveAgent {
         if self.start_pending() {
             self.queue_start();
         }
-        ready!(self.sender.poll_flush(cx)).map_err(transport)?;
+        ready!(self.connection.poll_flush(cx)).map_err(transport)?;
         self.needs_flush = false;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::CallerToAgent);
@@ -1571,13 +1570,11 @@ impl LiveAgent {
         // What the session says from here on, decoded after the engine stopped reading.
         let mut tail = VecDeque::new();
         if !self.decoder.is_closed() && !self.start_pending() {
-            let _ = self.sender.flush().await;
-            match close_live_session(
-                &mut self.sender,
-                &mut self.receiver,
-                self.settings.close_timeout,
-            )
-            .await
+            let _ = self.connection.flush().await;
+            match self
+                .connection
+                .close_live_session(self.settings.close_timeout)
+                .await
             {
                 Ok(report) => {
                     let closed =
@@ -1622,14 +1619,10 @@ impl LiveAgent {
         self.decoder.finish_lines(&mut tail);
         self.keep_late_lines(tail);
         self.settle_billing();
-        match close_with_reason(
-            &mut self.sender,
-            &mut self.receiver,
-            1000,
-            "call ended",
-            CLOSE_HANDSHAKE_TIMEOUT,
-        )
-        .await
+        match self
+            .connection
+            .close_with_reason(1000, "call ended", CLOSE_HANDSHAKE_TIMEOUT)
+            .await
         {
             Ok(report) => tracing::debug!(end = ?report.end, "closed the GPT-Live socket"),
             Err(e) => tracing::debug!(error = %e, "closing the GPT-Live socket"),

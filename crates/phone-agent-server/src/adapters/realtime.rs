@@ -31,8 +31,8 @@ use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolDefinition;
 use bytes::Bytes;
 use openai_realtime::client::{
-    ApiKey, AuthStyle, Endpoint, Incoming, MAX_MESSAGE_SIZE, Receiver, RetryPolicy, Sender, Target,
-    TransportError, WebSocketConfig, close_with_reason,
+    ApiKey, AuthStyle, Connection, Endpoint, Incoming, MAX_MESSAGE_SIZE, RetryPolicy, Target,
+    TransportError, WebSocketConfig,
 };
 use openai_realtime::realtime::{
     self as rt, ClientEvent, Item, ResponseCreateParams, ServerEvent, SessionConfig,
@@ -153,8 +153,8 @@ pub fn session_config(
 
 /// The OpenAI Realtime agent endpoint.
 pub struct RealtimeAgent {
-    sender: Sender,
-    receiver: Receiver,
+    /// The socket, unsplit: this one task reads and writes it (no lock between directions).
+    connection: Connection,
     interrupts_itself: bool,
     decoder: RealtimeDecoder,
     closed: bool,
@@ -389,7 +389,7 @@ impl RealtimeAgent {
         session: &SessionConfig,
         clock: Arc<RelayClock>,
     ) -> Result<Self, EndpointError> {
-        let connection = endpoint
+        let mut connection = endpoint
             .connect(&Target::realtime(openai.model.as_str()))
             .await
             .map_err(|e| {
@@ -409,12 +409,10 @@ impl RealtimeAgent {
                     ))
                 }
             })?;
-        tracing::debug!(
-            attempts = connection.info().attempts(),
-            "connected to OpenAI Realtime"
-        );
-        let (mut sender, receiver) = connection.split();
-        sender
+        // Taken, not borrowed: the connection then holds no URL or request id for the call.
+        let info = connection.take_info();
+        tracing::debug!(attempts = info.attempts(), "connected to OpenAI Realtime");
+        connection
             .send_text(ClientEvent::session_update(session).to_json())
             .await
             .map_err(transport)?;
@@ -422,8 +420,7 @@ impl RealtimeAgent {
         let mut decoder = RealtimeDecoder::default();
         decoder.ready_reported();
         Ok(RealtimeAgent {
-            sender,
-            receiver,
+            connection,
             interrupts_itself: openai.turn_detection.interrupts_itself(),
             decoder,
             closed: false,
@@ -719,7 +716,7 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
             if let Some(event) = self.queued.pop_front() {
                 return Poll::Ready(Some(Ok(event)));
             }
-            match ready!(self.receiver.poll_recv(cx)) {
+            match ready!(self.connection.poll_recv(cx)) {
                 None => return Poll::Ready(None),
                 Some(Ok(Incoming::Text(text))) => {
                     let before = self.queued.len();
@@ -754,10 +751,10 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
             && let Some(events) = side.take()
         {
             for event in events {
-                self.sender.queue_text(event);
+                self.connection.queue_text(event);
             }
         }
-        self.sender.poll_ready(cx).map_err(transport)
+        self.connection.poll_ready(cx).map_err(transport)
     }
 
     fn start_send(&mut self, command: AgentCommand) -> Result<(), EndpointError> {
@@ -767,7 +764,7 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
         self.audio_fed |= matches!(command, AgentCommand::Audio(_));
         // `None`: `Close`, which is not a message (the driver calls `close`).
         if let Some(text) = encode_command(command) {
-            self.sender.queue_text(text);
+            self.connection.queue_text(text);
         }
         Ok(())
     }
@@ -776,7 +773,7 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
-        ready!(self.sender.poll_flush(cx)).map_err(transport)?;
+        ready!(self.connection.poll_flush(cx)).map_err(transport)?;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::CallerToAgent);
         }
@@ -790,14 +787,10 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
         if std::mem::replace(&mut self.closed, true) {
             return Ok(());
         }
-        match close_with_reason(
-            &mut self.sender,
-            &mut self.receiver,
-            1000,
-            "call ended",
-            CLOSE_HANDSHAKE_TIMEOUT,
-        )
-        .await
+        match self
+            .connection
+            .close_with_reason(1000, "call ended", CLOSE_HANDSHAKE_TIMEOUT)
+            .await
         {
             Ok(report) => tracing::debug!(end = ?report.end, "closed the OpenAI socket"),
             Err(e) => tracing::debug!(error = %e, "closing the OpenAI socket"),
