@@ -15,10 +15,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_core::agent::{AgentEndpoint, Speaker};
+use bridge_core::agent::{AgentEndpoint, ContextItem, Speaker};
 use bridge_core::audio::tone::{self, Tone};
-use bridge_core::caller::{CallerInfo, EndpointError};
-use bridge_core::driver::{CallObserver, CallServices, run_call_reconnecting};
+use bridge_core::caller::{CallerEvent, CallerInfo, EndpointError};
+use bridge_core::driver::{CallObserver, CallServices, Reconnect, run_call_reconnecting};
 use bridge_core::engine::{
     CallConfig, CallEvent, CallSummary, ContextLimits, ErrorSource, IdleConfig, ReconnectConfig,
 };
@@ -39,7 +39,8 @@ use crate::outbound::settings::AmdAction;
 use crate::outbound::voicemail::{AgentVoicemail, Controlled, VoicemailRoute};
 use crate::profiles::Profile;
 use crate::record::{Percentiles, RecordContext, Recorder, now_ms};
-use crate::server::AppState;
+use crate::server::{AppState, CallSlot};
+use crate::status::OpenCallGuard;
 use crate::store::Write;
 use crate::tokens::StreamClaims;
 use crate::tools::control::TwilioCallControl;
@@ -57,9 +58,8 @@ const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a p
 ///
 /// The call's future lives as long as the call, so its size is memory per call: this is a
 /// plain function (an `async fn` would keep its arguments beside the locals they move into),
-/// the arguments reach [`run_in_span`] in one short-lived box, and work around the long
-/// `await`s (the handover's conversation, the record) happens in functions of their own, so
-/// their state shares space with the call's instead of adding to it.
+/// the arguments reach [`run_in_span`] in one short-lived box, and the phases before and after
+/// the driver are functions of their own (see [`run_in_span`]).
 pub(crate) fn run<S>(
     state: Arc<AppState>,
     ws: WebSocketStream<S>,
@@ -93,7 +93,96 @@ struct CallStart<S> {
     span: tracing::Span,
 }
 
+/// Runs the call: its start ([`accept`]), its set-up ([`set_up`]), bridge-core's driver, and
+/// its end ([`finish`]).
+///
+/// The phases around the driver are functions of their own: a local held across more than
+/// one `await` keeps a slot of this future in every state, so their locals (the endpoint
+/// waiting for `start`, the caller's details, the summary) would take room beside the
+/// driver's state for the whole call; as awaitees they share the driver's space instead.
 async fn run_in_span<S>(start: Box<CallStart<S>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(Accepted {
+        state,
+        slot: _slot,
+        stream,
+    }) = accept(start).await
+    else {
+        return;
+    };
+    let _active = ActiveCall::new();
+    let Ready {
+        caller,
+        voicemail_rx,
+        connect,
+        reconnect,
+        services,
+        open,
+        mut observer,
+        after,
+    } = set_up(&state, stream).await;
+    let summary = drive(
+        caller,
+        voicemail_rx,
+        connect,
+        reconnect,
+        services,
+        &mut observer,
+    )
+    .await;
+    finish(&state, &open, after, summary, observer.record.take()).await;
+}
+
+/// Bridge-core's driver for the call: its caller side also takes the messages of `/twilio/amd`
+/// when the call has `voicemail_rx` (an `agent_voicemail` call).
+fn drive<'o, S, F, R>(
+    caller: TwilioCaller<S>,
+    voicemail_rx: Option<tokio::sync::mpsc::Receiver<CallerEvent>>,
+    connect: F,
+    reconnect: R,
+    services: CallServices,
+    observer: &'o mut Observer,
+) -> impl Future<Output = CallSummary> + 'o
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Future<Output = Result<Box<dyn AgentEndpoint>, EndpointError>> + Send + 'o,
+    R: Reconnect<Box<dyn AgentEndpoint>> + 'o,
+{
+    match voicemail_rx {
+        Some(rx) => Either::Left(run_call_reconnecting(
+            Controlled::new(caller, rx),
+            connect,
+            reconnect,
+            services,
+            observer,
+        )),
+        None => Either::Right(run_call_reconnecting(
+            caller, connect, reconnect, services, observer,
+        )),
+    }
+}
+
+/// A stream whose start was read and accepted: its call may run.
+struct Accepted<S> {
+    state: Arc<AppState>,
+    /// The call's slot, held until the call's task ends.
+    slot: CallSlot,
+    stream: Stream<S>,
+}
+
+/// The caller side of an accepted stream.
+struct Stream<S> {
+    caller: TwilioCaller<S>,
+    info: CallerInfo,
+    clock: Arc<RelayClock>,
+}
+
+/// Reads the stream's `start` (holding the pending-streams permit until then) and checks
+/// that its call may run: the stream token names it, the account is ours, and a slot is
+/// free or reserved for it. `None`: the stream was refused (closed 1008, logged, counted).
+async fn accept<S>(start: Box<CallStart<S>>) -> Option<Accepted<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -110,57 +199,97 @@ where
     } else {
         RelayClock::new()
     });
-    // The stream's start and the checks that may refuse it, in a block of their own: the
-    // endpoint borrowed here takes no room in the call's future once the call runs.
-    let (caller, info, _slot) = {
-        let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
+    let mut caller = TwilioCaller::new(ws, Arc::clone(&clock));
 
-        let info = match caller
-            .wait_for_start(config.agent.stream_start_timeout)
-            .await
-        {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::warn!(error = %e, "media stream did not start");
-                crate::telemetry::rejected("no_start");
-                caller.refuse("no start message").await;
-                return;
-            }
-        };
-        drop(pending);
-        span.record("call_sid", info.call_id.as_str());
-        span.record("stream_sid", info.stream_id.as_str());
-
-        if let Some(claims) = &claims
-            && let Err(e) = claims.check_start(&info.call_id, info.account_id.as_deref())
-        {
-            tracing::warn!(error = %e, "refusing media stream: the stream token names another call");
-            crate::telemetry::rejected("token");
-            caller.refuse("invalid stream token").await;
-            return;
+    let info = match caller
+        .wait_for_start(config.agent.stream_start_timeout)
+        .await
+    {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::warn!(error = %e, "media stream did not start");
+            crate::telemetry::rejected("no_start");
+            caller.refuse("no start message").await;
+            return None;
         }
-        if let Some(expected) = &config.twilio.account_sid
-            && info.account_id.as_deref() != Some(expected.as_str())
-        {
-            tracing::warn!("refusing media stream: the call belongs to another Twilio account");
-            crate::telemetry::rejected("account");
-            caller.refuse("wrong account").await;
-            return;
-        }
-        // The slot `/voice` reserved for this call, or a free one.
-        let Some(_slot) = state.calls.claim(&info.call_id, Instant::now()) else {
-            tracing::warn!(
-                max = config.server.max_concurrent_calls,
-                "refusing media stream: at capacity"
-            );
-            crate::telemetry::rejected("busy");
-            caller.refuse("at capacity").await;
-            return;
-        };
-        (caller, info, _slot)
     };
+    drop(pending);
+    span.record("call_sid", info.call_id.as_str());
+    span.record("stream_sid", info.stream_id.as_str());
 
-    let _active = ActiveCall::new();
+    if let Some(claims) = &claims
+        && let Err(e) = claims.check_start(&info.call_id, info.account_id.as_deref())
+    {
+        tracing::warn!(error = %e, "refusing media stream: the stream token names another call");
+        crate::telemetry::rejected("token");
+        caller.refuse("invalid stream token").await;
+        return None;
+    }
+    if let Some(expected) = &config.twilio.account_sid
+        && info.account_id.as_deref() != Some(expected.as_str())
+    {
+        tracing::warn!("refusing media stream: the call belongs to another Twilio account");
+        crate::telemetry::rejected("account");
+        caller.refuse("wrong account").await;
+        return None;
+    }
+    // The slot `/voice` reserved for this call, or a free one.
+    let Some(slot) = state.calls.claim(&info.call_id, Instant::now()) else {
+        tracing::warn!(
+            max = config.server.max_concurrent_calls,
+            "refusing media stream: at capacity"
+        );
+        crate::telemetry::rejected("busy");
+        caller.refuse("at capacity").await;
+        return None;
+    };
+    Some(Accepted {
+        state,
+        slot,
+        stream: Stream {
+            caller,
+            info,
+            clock,
+        },
+    })
+}
+
+/// A call set up to run: what the driver takes, and what the call's task keeps until the
+/// call ended.
+struct Ready<'a, S, F, R> {
+    caller: TwilioCaller<S>,
+    /// The messages `/twilio/amd` sends an `agent_voicemail` call's caller side.
+    voicemail_rx: Option<tokio::sync::mpsc::Receiver<CallerEvent>>,
+    /// The first connection of the agent.
+    connect: F,
+    reconnect: R,
+    services: CallServices,
+    /// The call's entry among the open calls (ended by Twilio's final status callback).
+    open: OpenCallGuard<'a>,
+    observer: Observer,
+    after: CallEnd,
+}
+
+/// Sets up an accepted stream's call: its profile, the conversation of a handed-over call it
+/// resumes, its tools, engine configuration, agent connection, observer and recording.
+async fn set_up<'a, S>(
+    state: &'a Arc<AppState>,
+    stream: Stream<S>,
+) -> Ready<
+    'a,
+    S,
+    impl Future<Output = Result<Box<dyn AgentEndpoint>, EndpointError>> + Send + 'static,
+    impl Reconnect<Box<dyn AgentEndpoint>> + 'static,
+>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Stream {
+        mut caller,
+        info,
+        clock,
+    } = stream;
+    let config = &state.config;
     // The per-number profile `/voice` chose, named in the stream's parameters.
     let profile = Arc::clone(state.profiles.named(info.parameter("profile")));
     let backend = profile.agent.backend;
@@ -187,29 +316,10 @@ where
     };
     let mcp_stats = Arc::clone(&context.mcp);
     // A stream resuming a call another instance handed over: seeded with its conversation.
-    // (Loaded before the call's configuration exists, which then never waits across an
-    // `await` and takes no room in the call's future.)
     let resumed = info
         .parameter(crate::handover::HANDOVER_PARAMETER)
         .and_then(|n| n.parse::<u32>().ok());
-    let mut handovers = 0;
-    let mut restore = None;
-    if let Some(n) = resumed {
-        handovers = n;
-        match crate::handover::load(&state, &info.call_id).await {
-            Some((items, saved)) => {
-                handovers = saved.max(n);
-                metrics::counter!(crate::handover::HANDOVERS, "side" => "in").increment(1);
-                tracing::info!(
-                    items = items.len(),
-                    handovers,
-                    "resuming a handed-over call"
-                );
-                restore = Some(items);
-            }
-            None => tracing::warn!("resuming a handed-over call without its conversation"),
-        }
-    }
+    let (handovers, restore) = resume(state, &info.call_id, resumed).await;
     // Realtime and GPT-Live calls can be handed over (a GPT-Live session gets the
     // conversation as its `session.start` `input`); the echo agent has none.
     let handover = (config.shutdown.handover
@@ -247,7 +357,7 @@ where
     let open = state
         .open_calls
         .open(&info.call_id, hang_up.clone(), voicemail_route);
-    let live = crate::console::enabled(&state).then(|| {
+    let live = crate::console::enabled(state).then(|| {
         state.console.live.open(crate::console::live::NewCall {
             context: Arc::clone(&context),
             profile: Arc::clone(&profile),
@@ -256,8 +366,7 @@ where
             mask_numbers: config.privacy.mask_numbers,
         })
     });
-    // The engine's configuration for this call, built where it is handed over (kept in a
-    // local across the `await`s above, it would take room in the call's future).
+    // The engine's configuration for this call.
     let config_of_call = {
         let mut config_of_call = call_config(config, &profile.agent);
         if resumed.is_some() {
@@ -313,9 +422,6 @@ where
             now_ms(),
         )
     });
-    // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
-    // otherwise be stored in the call's future for the whole call; the driver drops the box
-    // once the agent is connected.
     let live_billing = Arc::new(crate::adapters::live::LiveBilling::default());
     let live_late = Arc::new(crate::adapters::live::LateLines::default());
     let setup = AgentSetup {
@@ -326,9 +432,15 @@ where
         tools,
         context,
     };
+    // One copy shared by the call's connections (the reconnect closure lives as long as the
+    // call).
+    let agent_info = Arc::new(info.clone());
+    // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
+    // otherwise be stored in the call's future for the whole call; the driver drops the box
+    // once the agent is connected.
     let connect = Box::pin(connect_agent(
-        Arc::clone(&state),
-        info.clone(),
+        Arc::clone(state),
+        Arc::clone(&agent_info),
         Arc::clone(&clock),
         setup.clone(),
         false,
@@ -337,12 +449,12 @@ where
     // settings); the engine replays the conversation (Realtime: once it is ready; GPT-Live:
     // into `session.start`).
     let reconnect = {
-        let (state, info, clock) = (Arc::clone(&state), info.clone(), Arc::clone(&clock));
+        let (state, info, clock) = (Arc::clone(state), agent_info, Arc::clone(&clock));
         move |attempt: u32| {
             tracing::info!(attempt, "reconnecting the agent");
             connect_agent(
                 Arc::clone(&state),
-                info.clone(),
+                Arc::clone(&info),
                 Arc::clone(&clock),
                 setup.clone(),
                 true,
@@ -350,7 +462,7 @@ where
         }
     };
     let end_save = crate::handover::EndSave::default();
-    let mut observer = Observer {
+    let observer = Observer {
         backend: backend.as_str(),
         record,
         live,
@@ -360,7 +472,7 @@ where
             call_sid: info.call_id.clone(),
         }),
         end: StreamEndSaver {
-            state: Arc::clone(&state),
+            state: Arc::clone(state),
             call_sid: info.call_id.clone(),
             parameters: info.parameters.clone(),
             handovers,
@@ -374,88 +486,154 @@ where
     } else {
         (None, None)
     };
-    // The caller endpoint is set up and moved into the call's future in one block, so no
-    // borrowed copy of it stays in this future while the call runs.
-    let call = {
-        let mut caller = caller;
-        if let Some(over) = greeting_watch {
-            caller.watch_greeting(over);
-        }
-        caller.save_before_close(end_save.clone());
-        if let Some(tap) = recording_tap {
-            caller.record_to(tap);
-        }
-        match voicemail_rx {
-            Some(rx) => Either::Left(run_call_reconnecting(
-                Controlled::new(caller, rx),
-                connect,
-                reconnect,
-                services,
-                &mut observer,
-            )),
-            None => Either::Right(run_call_reconnecting(
-                caller,
-                connect,
-                reconnect,
-                services,
-                &mut observer,
-            )),
-        }
+    if let Some(over) = greeting_watch {
+        caller.watch_greeting(over);
+    }
+    caller.save_before_close(end_save.clone());
+    if let Some(tap) = recording_tap {
+        caller.record_to(tap);
+    }
+    Ready {
+        caller,
+        voicemail_rx,
+        connect,
+        reconnect,
+        services,
+        open,
+        observer,
+        after: CallEnd {
+            call_sid: info.call_id,
+            voicemail: agent_voicemail.then_some(voicemail),
+            recording,
+            end_save,
+            live_billing,
+            live_late,
+            mcp_stats,
+            clock,
+            handovers,
+            resumed: resumed.is_some(),
+        },
+    }
+}
+
+/// The handovers before this stream and, when it resumes a call another instance handed over
+/// (`resumed`: the handovers its parameter counts), the call's conversation.
+async fn resume(
+    state: &AppState,
+    call_sid: &str,
+    resumed: Option<u32>,
+) -> (u32, Option<Vec<ContextItem>>) {
+    let Some(n) = resumed else {
+        return (0, None);
     };
-    let mut summary = call.await;
+    match crate::handover::load(state, call_sid).await {
+        Some((items, saved)) => {
+            let handovers = saved.max(n);
+            metrics::counter!(crate::handover::HANDOVERS, "side" => "in").increment(1);
+            tracing::info!(
+                items = items.len(),
+                handovers,
+                "resuming a handed-over call"
+            );
+            (handovers, Some(items))
+        }
+        None => {
+            tracing::warn!("resuming a handed-over call without its conversation");
+            (n, None)
+        }
+    }
+}
+
+/// What the call's task needs once the driver returned, besides the call's summary.
+struct CallEnd {
+    call_sid: String,
+    /// The agent-voicemail state (`agent_voicemail` calls only).
+    voicemail: Option<Arc<AgentVoicemail>>,
+    /// The task writing the call's recording (when recordings are on).
+    recording: Option<tokio::task::JoinHandle<Option<crate::recording::RecordingDone>>>,
+    end_save: crate::handover::EndSave,
+    live_billing: Arc<crate::adapters::live::LiveBilling>,
+    live_late: Arc<crate::adapters::live::LateLines>,
+    mcp_stats: Arc<McpStats>,
+    clock: Arc<RelayClock>,
+    /// Handovers before this stream.
+    handovers: u32,
+    /// This stream resumed a handed-over call.
+    resumed: bool,
+}
+
+/// Ends a call the driver ended with `summary`: the voicemail's `<Say>` fall-back, the
+/// recording's file, the save of why the stream ended, the summary line, and the record
+/// (`recorder`: when records are on).
+async fn finish(
+    state: &AppState,
+    open: &OpenCallGuard<'_>,
+    end: CallEnd,
+    mut summary: CallSummary,
+    recorder: Option<Recorder>,
+) {
     // GPT-Live's final usage arrives with `session.closed`, after our `session.close` at
     // teardown: after the summary was made. The sessions' total replaces the last snapshot.
-    if let Some(total) = live_billing.settled() {
+    if let Some(total) = end.live_billing.settled() {
         summary.usage.billed_seconds = Some(total.max(summary.usage.billed_seconds.unwrap_or(0.0)));
     }
-    if agent_voicemail {
+    if let Some(voicemail) = &end.voicemail {
         // A message asked for and not left (the agent failed, the call ended first): `<Say>`.
         voicemail
-            .fall_back(&state.tool_services, &info.call_id)
+            .fall_back(&state.tool_services, &end.call_sid)
             .await;
     }
     // The endpoint (and with it the recording's tap) is gone: the recording task finishes
     // the file.
-    let recording_path = match recording {
-        Some(done) => match tokio::time::timeout(RECORDING_FINISH_TIMEOUT, done).await {
-            Ok(Ok(Some(done))) => Some(done.path.display().to_string()),
-            Ok(Ok(None)) => None,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "recording task failed");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "the recording is still being written; its path is not in the record"
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let recording_path = recording_path(end.recording).await;
     // Saved before the stream closed; a caller who hung up has no stream to close.
-    end_save.wait().await;
-    log_summary(&summary, &mcp_stats);
-    let Some(recorder) = observer.record.take() else {
+    end.end_save.wait().await;
+    log_summary(&summary, &end.mcp_stats);
+    let Some(recorder) = recorder else {
         return;
     };
-    {
-        let relay = |d| Percentiles {
-            p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
-            p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
-        };
-        let end = RecordEnd {
-            completed_by_twilio: open.completed_by_twilio(),
-            late_lines: live_late.take(),
-            relay: [
-                relay(Direction::CallerToAgent),
-                relay(Direction::AgentToCaller),
-            ],
-            recording_path,
-            handovers,
-            resumed: resumed.is_some(),
-        };
-        save_record(&state, Box::new(recorder), &summary, &info.call_id, end).await;
+    let clock = &end.clock;
+    let relay = |d| Percentiles {
+        p50_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.5)),
+        p99_ms: clock.call_relay().and_then(|r| r.quantile_ms(d, 0.99)),
+    };
+    let record_end = RecordEnd {
+        completed_by_twilio: open.completed_by_twilio(),
+        late_lines: end.live_late.take(),
+        relay: [
+            relay(Direction::CallerToAgent),
+            relay(Direction::AgentToCaller),
+        ],
+        recording_path,
+        handovers: end.handovers,
+        resumed: end.resumed,
+    };
+    save_record(
+        state,
+        Box::new(recorder),
+        &summary,
+        &end.call_sid,
+        record_end,
+    )
+    .await;
+}
+
+/// The path of the call's recording once its task finished the file (waiting at most
+/// [`RECORDING_FINISH_TIMEOUT`]); `None` without a recording or when it failed.
+async fn recording_path(
+    recording: Option<tokio::task::JoinHandle<Option<crate::recording::RecordingDone>>>,
+) -> Option<String> {
+    match tokio::time::timeout(RECORDING_FINISH_TIMEOUT, recording?).await {
+        Ok(Ok(Some(done))) => Some(done.path.display().to_string()),
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "recording task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("the recording is still being written; its path is not in the record");
+            None
+        }
     }
 }
 
@@ -616,7 +794,7 @@ struct AgentSetup {
 /// Opens the agent session for one call (polled by the driver while the call runs).
 async fn connect_agent(
     state: Arc<AppState>,
-    info: CallerInfo,
+    info: Arc<CallerInfo>,
     clock: Arc<RelayClock>,
     setup: AgentSetup,
     replaces: bool,
