@@ -434,23 +434,25 @@ where
     R: Reconnect<A>,
 {
     // Moved out in a block of its own: moving out of a `Box` frees its allocation only when
-    // the box goes out of scope, which for the argument would be the end of the call.
+    // the box goes out of scope, which for the argument would be the end of the call. The
+    // services are taken apart in the same pattern: a local moved out of field by field keeps
+    // its room in the call's future.
     let Parts {
         mut caller,
         connect_agent,
         mut reconnect,
-        services,
+        services:
+            CallServices {
+                tools,
+                control,
+                config,
+                shutdown,
+                hang_up,
+            },
     } = {
         let parts = parts;
         *parts
     };
-    let CallServices {
-        tools,
-        control,
-        config,
-        shutdown,
-        hang_up,
-    } = services;
     let send_timeout = config.send_timeout;
     let tool_timeout = config.tool_timeout;
     let control_timeout = config.control_timeout;
