@@ -366,23 +366,28 @@ where
             mask_numbers: config.privacy.mask_numbers,
         })
     });
-    // The engine's configuration for this call.
-    let config_of_call = {
-        let mut config_of_call = call_config(config, &profile.agent);
-        if resumed.is_some() {
-            config_of_call.greeting = None;
-        }
-        if let Some(items) = restore {
-            config_of_call.restore = items;
-        }
-        config_of_call.handover = handover;
+    // The engine's configuration: one per profile, shared by its calls (`handover` and the
+    // tools' timeouts are fixed for the process); a resumed call gets a copy of its own.
+    let shared = profile.call_config(|| {
+        let mut shared = call_config(config, &profile.agent);
+        shared.handover = handover;
         if let Some(longest) = profile.tools.longest_timeout() {
             // The webhook's own timeout answers first, with a clearer error.
-            config_of_call.tool_timeout = config_of_call
-                .tool_timeout
-                .max(longest + Duration::from_secs(2));
+            shared.tool_timeout = shared.tool_timeout.max(longest + Duration::from_secs(2));
         }
-        config_of_call
+        shared
+    });
+    let config_of_call = if resumed.is_some() || restore.is_some() {
+        let mut own = CallConfig::clone(&shared);
+        if resumed.is_some() {
+            own.greeting = None;
+        }
+        if let Some(items) = restore {
+            own.restore = items;
+        }
+        Arc::new(own)
+    } else {
+        shared
     };
     let services = CallServices {
         tools: Arc::clone(&tools),
@@ -393,7 +398,7 @@ where
                 call: Arc::clone(&context),
             }),
         },
-        config: Arc::new(config_of_call),
+        config: config_of_call,
         shutdown: end,
         hang_up,
     };

@@ -12,7 +12,9 @@
 //! redeploy) falls back to the default profile, with a warning.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use bridge_core::engine::CallConfig;
 
 use crate::config::{AgentConfig, Backend, Config};
 use crate::outbound::settings::AmdPolicy;
@@ -32,9 +34,20 @@ pub(crate) struct Profile {
     pub(crate) mcp_servers: Vec<McpServer>,
     /// What outbound calls of this profile do on AMD's verdict.
     pub(crate) amd: AmdPolicy,
+    /// The engine's configuration of this profile's calls: see [`Profile::call_config`].
+    call_config: OnceLock<Arc<CallConfig>>,
 }
 
 impl Profile {
+    /// The engine's configuration of this profile's calls, made by `build` at the profile's
+    /// first call and shared by every later one (an `Arc` clone instead of ~0.5 KB in each
+    /// call's future and its strings on the heap). `build`'s inputs must be fixed for the
+    /// process: the configuration, this profile, whether a call store is open. A call that
+    /// needs something of its own (a resumed conversation) clones it.
+    pub(crate) fn call_config(&self, build: impl FnOnce() -> CallConfig) -> Arc<CallConfig> {
+        Arc::clone(self.call_config.get_or_init(|| Arc::new(build())))
+    }
+
     /// The `{"type":"mcp",…}` session tools of the profile's MCP servers.
     pub(crate) fn mcp_tools(&self) -> Vec<serde_json::Value> {
         self.mcp_servers
@@ -131,6 +144,7 @@ impl Profiles {
                         &format!("profiles.{}", p.name),
                     )
                     .map_err(|(key, message)| format!("invalid {key}: {message}"))?,
+                call_config: OnceLock::new(),
             });
             for n in &p.numbers {
                 by_number.insert(n.clone(), Arc::clone(&profile));
@@ -147,6 +161,7 @@ impl Profiles {
                 tools: Arc::new(ToolSet::build(tools, None, None)),
                 mcp_servers: tools.mcp_servers.clone(),
                 amd: config.outbound.amd.clone(),
+                call_config: OnceLock::new(),
             })
         });
         Ok(Profiles {
