@@ -13,9 +13,10 @@
 //! The loop, in one sitting: drain outputs → write what each side takes now → `select!` over
 //! {shutdown, agent connection, caller side (its blocked writes, then [`Endpoint::poll_recv`]),
 //! agent side (same), tool results, call-control results, the engine's timer, the stall timer}
-//! → feed the result to the engine → repeat. Each side's reads (and the shutdown signal) are
-//! polled with a waker of their own ([`Wakeup`]), only after it fired, so a side with nothing to
-//! read is not polled for the other side's traffic.
+//! → feed the result to the engine → repeat. Each side's reads (and the shutdown and hang-up
+//! signals, and the two timers) are polled with a waker of their own ([`Wakeup`]), only after it
+//! fired, so a side with nothing to read is not polled for the other side's traffic; all of them
+//! wake the task through one `AtomicWaker`, registered once per `select!` poll.
 //!
 //! Guarantees:
 //!
