@@ -14,7 +14,7 @@
 //! {shutdown, agent connection, caller side (its blocked writes, then [`Endpoint::poll_recv`]),
 //! agent side (same), tool results, call-control results, the engine's timer, the stall timer}
 //! → feed the result to the engine → repeat. Each side's reads (and the shutdown and hang-up
-//! signals, and the two timers) are polled with a waker of their own ([`Wakeup`]), only after it
+//! signals, and the two timers) are polled with a waker of their own (`Wakeup`), only after it
 //! fired, so a side with nothing to read is not polled for the other side's traffic; all of them
 //! wake the task through one `AtomicWaker`, registered once per `select!` poll.
 //!
@@ -390,7 +390,7 @@ where
 /// A plain function rather than an `async fn`: an `async fn` keeps its arguments in its
 /// future beside the locals they are moved into (the caller endpoint, the services and their
 /// configuration twice over), and this future lives as long as the call. The arguments
-/// travel to [`drive`] in one short-lived box instead, so each value is stored once.
+/// travel to `drive` in one short-lived box instead, so each value is stored once.
 pub fn run_call_reconnecting<'o, C, A, F, R>(
     caller: C,
     connect_agent: F,
