@@ -652,7 +652,7 @@ where
             {
                 let ready = match which {
                     Which::Caller if !caller_out.eof => {
-                        match poll_once(&caller_reads, &mut caller).await {
+                        match caller_reads.poll(|cx| caller.poll_recv(cx)) {
                             Poll::Ready(event) => {
                                 caller_event(
                                     &mut call,
@@ -667,7 +667,7 @@ where
                         }
                     }
                     Which::Agent if !agent_out.eof => match agent.as_mut() {
-                        Some(endpoint) => match poll_once(&agent_reads, endpoint).await {
+                        Some(endpoint) => match agent_reads.poll(|cx| endpoint.poll_recv(cx)) {
                             Poll::Ready(event) => {
                                 on_agent_event(&mut call, &mut agent_out, event);
                                 true
@@ -761,14 +761,14 @@ where
                 task.register(cx.waker());
                 Poll::Pending
             }) => {}
-            () = std::future::poll_fn(|cx| {
-                shutdown_wakeup.poll(cx, |cx| shutdown_signal.as_mut().poll(cx))
+            () = std::future::poll_fn(|_| {
+                shutdown_wakeup.poll(|cx| shutdown_signal.as_mut().poll(cx))
             }), if !shutdown_seen => {
                 shutdown_seen = true;
                 call.shutdown(now());
             }
-            () = std::future::poll_fn(|cx| {
-                hang_up_wakeup.poll(cx, |cx| hang_up_signal.as_mut().poll(cx))
+            () = std::future::poll_fn(|_| {
+                hang_up_wakeup.poll(|cx| hang_up_signal.as_mut().poll(cx))
             }), if !hang_up_seen => {
                 hang_up_seen = true;
                 call.hang_up(now());
@@ -879,7 +879,7 @@ where
                     on_caller_event(&mut call, &mut caller_out, *event);
                 }
             }
-            () = std::future::poll_fn(|cx| timer_wakeup.poll(cx, |cx| timer.as_mut().poll(cx))),
+            () = std::future::poll_fn(|_| timer_wakeup.poll(|cx| timer.as_mut().poll(cx))),
                 if deadline.is_some() && armed.is_some() => {
                 armed = None;
                 let now = now();
@@ -887,7 +887,7 @@ where
                     call.handle_timeout(now);
                 }
             }
-            () = std::future::poll_fn(|cx| stall_wakeup.poll(cx, |cx| stall.as_mut().poll(cx))),
+            () = std::future::poll_fn(|_| stall_wakeup.poll(|cx| stall.as_mut().poll(cx))),
                 if stall_armed.is_some() => {
                 stall_armed = None;
                 let late = Instant::now() - send_timeout;
@@ -1026,7 +1026,7 @@ where
             Poll::Pending => {}
         }
     }
-    if readable && let Poll::Ready(event) = reads.poll(cx, |cx| endpoint.poll_recv(cx)) {
+    if readable && let Poll::Ready(event) = reads.poll(|cx| endpoint.poll_recv(cx)) {
         return Poll::Ready(Progress::Event(event));
     }
     Poll::Pending
@@ -1140,14 +1140,6 @@ fn on_agent_event(
     }
 }
 
-/// Reads `endpoint` once through `reads`, without waiting (nothing buffered: `Pending`).
-async fn poll_once<E: Endpoint + ?Sized>(
-    reads: &Wakeup,
-    endpoint: &mut E,
-) -> Poll<Option<Result<E::Event, EndpointError>>> {
-    std::future::poll_fn(|cx| Poll::Ready(reads.poll(cx, |cx| endpoint.poll_recv(cx)))).await
-}
-
 /// Wake-up tracking for one source of events (a side's reads, the shutdown signal, a timer).
 ///
 /// The call task wakes up for either side, the tools, or the timers, and `select!` polls every
@@ -1204,12 +1196,8 @@ impl Wakeup {
     /// Polls the source with its own waker if that fired since the last poll (`Pending`
     /// otherwise); `Ready` leaves the flag set, since more may be buffered. The task's waker
     /// must have been registered in the shared [`AtomicWaker`] (the `select!`'s first branch
-    /// does it); `cx` itself is not used.
-    fn poll<T>(
-        &self,
-        _cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
+    /// does it).
+    fn poll<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
         if !(self.flag.woken.load(Ordering::Acquire)
             && self.flag.woken.swap(false, Ordering::AcqRel))
         {
