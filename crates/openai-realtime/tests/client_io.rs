@@ -29,6 +29,21 @@ fn text(item: Option<Result<Incoming, TransportError>>) -> String {
     }
 }
 
+/// Reads a connection (or its receiving half) until the peer's close frame; the texts seen.
+async fn texts_until_close(
+    mut incoming: impl futures_util::Stream<Item = Result<Incoming, TransportError>> + Unpin,
+) -> Vec<String> {
+    let mut texts = Vec::new();
+    while let Some(item) = incoming.next().await {
+        match item.expect("no transport error") {
+            Incoming::Text(text) => texts.push(text.as_str().to_owned()),
+            Incoming::Close(_) => break,
+            _ => {}
+        }
+    }
+    texts
+}
+
 async fn next_server_message<S>(server: &mut tokio_tungstenite::WebSocketStream<S>) -> Message
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -298,18 +313,8 @@ async fn server_close_over_tcp_is_seen_by_the_client() {
 #[tokio::test]
 async fn a_reader_only_task_answers_pings() {
     let (connection, _writes, mut server) = ws_pair().await;
-    let (sender, mut receiver) = connection.split();
-    let reader = tokio::spawn(async move {
-        let mut texts = Vec::new();
-        while let Some(item) = receiver.recv().await {
-            match item.expect("no transport error") {
-                Incoming::Text(text) => texts.push(text.as_str().to_owned()),
-                Incoming::Close(_) => break,
-                _ => {}
-            }
-        }
-        texts
-    });
+    let (sender, receiver) = connection.split();
+    let reader = tokio::spawn(texts_until_close(receiver));
 
     // The reader is parked in recv; nothing else runs on the client.
     server
@@ -588,18 +593,8 @@ async fn queued_messages_keep_their_order_through_the_poll_api_and_a_split() {
 
 #[tokio::test]
 async fn a_connection_waiting_in_recv_answers_pings() {
-    let (mut connection, _writes, mut server) = ws_pair().await;
-    let client = tokio::spawn(async move {
-        let mut texts = Vec::new();
-        while let Some(item) = connection.recv().await {
-            match item.expect("no transport error") {
-                Incoming::Text(text) => texts.push(text.as_str().to_owned()),
-                Incoming::Close(_) => break,
-                _ => {}
-            }
-        }
-        texts
-    });
+    let (connection, _writes, mut server) = ws_pair().await;
+    let client = tokio::spawn(texts_until_close(connection));
 
     server
         .send(Message::Ping("ping".into()))
