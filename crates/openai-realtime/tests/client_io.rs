@@ -666,3 +666,85 @@ async fn connection_details_can_be_taken_out() {
     assert_eq!(connection.info().url(), "");
     assert_eq!(connection.info().request_id(), None);
 }
+
+#[tokio::test]
+async fn a_large_message_sent_unbuffered_arrives_whole_masked_and_in_order() {
+    let (mut connection, _writes, mut server) = ws_pair().await;
+    let large = format!(
+        r#"{{"type":"session.update","instructions":"{}"}}"#,
+        "x".repeat(10_000)
+    );
+    connection.queue_text("before");
+    connection
+        .send_text_unbuffered(large.clone())
+        .await
+        .expect("unbuffered send");
+    connection.send_text("after").await.expect("send");
+    // tungstenite's server side refuses unmasked client frames: arriving at all proves the mask.
+    for expected in ["before", large.as_str(), "after"] {
+        assert_eq!(
+            next_server_message(&mut server).await,
+            Message::text(expected)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unbuffered_frame_is_exact_on_the_wire_with_a_fresh_mask_each_time() {
+    use tokio::io::AsyncReadExt as _;
+
+    let (mut connection, _writes, mut raw) = duplex_pair().await;
+    let payload = "y".repeat(300);
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        connection
+            .send_text_unbuffered(payload.clone())
+            .await
+            .expect("unbuffered send");
+        // FIN + text; MASK + 126 (a 16-bit length follows); length; key; masked payload.
+        let mut head = [0u8; 8];
+        raw.read_exact(&mut head).await.expect("frame head");
+        assert_eq!(&head[..4], &[0x81, 0x80 | 126, 0x01, 0x2c]);
+        let key = [head[4], head[5], head[6], head[7]];
+        let mut body = vec![0u8; 300];
+        raw.read_exact(&mut body).await.expect("frame body");
+        let unmasked: Vec<u8> = body
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect();
+        assert_eq!(unmasked, payload.as_bytes());
+        keys.push(key);
+    }
+    assert_ne!(keys[0], keys[1], "each frame gets a fresh masking key");
+}
+
+#[tokio::test]
+async fn start_send_goes_straight_to_the_socket_buffer_and_never_overtakes_the_queue() {
+    let (mut connection, writes, mut server) = ws_pair().await;
+    std::future::poll_fn(|cx| connection.poll_ready(cx))
+        .await
+        .expect("ready");
+    connection.start_send_text("one").expect("start_send");
+    connection
+        .start_send_text(String::from("two"))
+        .expect("start_send");
+    // Queued without a `poll_ready` in between: what follows goes behind it.
+    connection.queue_text("three");
+    connection.start_send_text("four").expect("start_send");
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "nothing written before a flush"
+    );
+    std::future::poll_fn(|cx| connection.poll_flush(cx))
+        .await
+        .expect("flush");
+    assert_eq!(writes.load(Ordering::SeqCst), 1, "one write for four");
+    for expected in ["one", "two", "three", "four"] {
+        assert_eq!(
+            next_server_message(&mut server).await,
+            Message::text(expected)
+        );
+    }
+}

@@ -299,6 +299,44 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.send_text(to_text(value)?).await
     }
 
+    /// Sends one large text message that is sent once (a `session.update` carrying the
+    /// instructions and tools) without growing the socket's write buffer to its size.
+    ///
+    /// tungstenite copies every outgoing frame into one write buffer that never shrinks, so a
+    /// 10 KB setup message would keep 10 KB allocated for the life of the connection, while
+    /// the messages that follow (audio appends) need a few hundred bytes. This flushes what is
+    /// queued, then writes the message as one masked client frame straight to the socket: the
+    /// same frame on the wire as [`send_text`](Self::send_text) sends, after everything sent
+    /// before it. For client connections (the only kind [`Endpoint`](super::Endpoint) makes;
+    /// one built with [`from_websocket`](Self::from_websocket) must be client-side too). If
+    /// the future is dropped midway, the connection is unusable.
+    pub async fn send_text_unbuffered(
+        &mut self,
+        text: impl Into<Utf8Bytes>,
+    ) -> Result<(), TransportError> {
+        use tokio::io::AsyncWriteExt as _;
+        use tungstenite::protocol::frame::Frame;
+        use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+        self.flush().await?;
+        let text: Utf8Bytes = text.into();
+        let mut frame = Frame::message(
+            tungstenite::Bytes::from(text),
+            OpCode::Data(Data::Text),
+            true,
+        );
+        // RFC 6455 §5.3: every client frame is masked with a fresh, unpredictable key.
+        frame.header_mut().mask = Some(rand::random());
+        let mut wire = Vec::with_capacity(frame.len());
+        frame.format(&mut wire)?;
+        let socket = self.websocket.get_mut();
+        let written = match socket.write_all(&wire).await {
+            Ok(()) => socket.flush().await,
+            Err(e) => Err(e),
+        };
+        written.map_err(|e| tungstenite::Error::Io(e).into())
+    }
+
     /// Queues one text message without flushing (it sits in the socket's write buffer until
     /// [`flush`](Self::flush)); waits while the socket takes no more.
     pub async fn feed_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
@@ -319,6 +357,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// is the backpressure).
     pub fn queue_text(&mut self, text: impl Into<Utf8Bytes>) {
         self.outbox.queue(text.into());
+    }
+
+    /// Hands one text message to the socket's write buffer, like `Sink::start_send`: call it
+    /// after [`poll_ready`](Self::poll_ready) returned `Ready(Ok)` (which leaves nothing
+    /// queued), and [`poll_flush`](Self::poll_flush) after the last one. If something is
+    /// queued after all, the message goes behind it, so order is kept either way.
+    pub fn start_send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
+        self.outbox.start_send(&mut self.websocket, text.into())
     }
 
     /// `Ready` when everything queued is in the socket's write buffer and it takes more;
@@ -535,6 +581,21 @@ struct Outbox {
 impl Outbox {
     fn queue(&mut self, text: Utf8Bytes) {
         self.backlog.push_back(text);
+    }
+
+    /// Straight into the sink when nothing is queued (the usual case after `poll_ready`),
+    /// behind the backlog otherwise.
+    fn start_send<K>(&mut self, sink: &mut K, text: Utf8Bytes) -> Result<(), TransportError>
+    where
+        K: Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        if self.backlog.is_empty() {
+            sink.start_send_unpin(Message::Text(text))
+                .map_err(Into::into)
+        } else {
+            self.queue(text);
+            Ok(())
+        }
     }
 
     /// Moves the backlog into the sink, then reports whether the sink takes more.

@@ -413,7 +413,7 @@ impl RealtimeAgent {
         let info = connection.take_info();
         tracing::debug!(attempts = info.attempts(), "connected to OpenAI Realtime");
         connection
-            .send_text(ClientEvent::session_update(session).to_json())
+            .send_text_unbuffered(ClientEvent::session_update(session).to_json())
             .await
             .map_err(transport)?;
         // Ready now: everything the engine sends next is processed after the update.
@@ -763,10 +763,10 @@ impl bridge_core::agent::Endpoint for RealtimeAgent {
         }
         self.audio_fed |= matches!(command, AgentCommand::Audio(_));
         // `None`: `Close`, which is not a message (the driver calls `close`).
-        if let Some(text) = encode_command(command) {
-            self.connection.queue_text(text);
+        match encode_command(command) {
+            Some(text) => self.connection.start_send_text(text).map_err(transport),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
