@@ -115,12 +115,26 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
                 return;
             }
         };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(crate::adapters::twilio::websocket_config()),
-        )
-        .await;
+        // The upgraded connection is the listener's own TCP socket: take it back from hyper,
+        // so every read and write of the call goes straight to it rather than through hyper's
+        // boxed I/O (any bytes hyper read past the request go to tungstenite first).
+        let ws = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+            Ok(parts) => {
+                WebSocketStream::from_partially_read(
+                    parts.io.into_inner(),
+                    parts.read_buf.to_vec(),
+                    Role::Server,
+                    Some(crate::adapters::twilio::websocket_config()),
+                )
+                .await
+            }
+            Err(_) => {
+                // Unreachable while the server serves plain TCP (`server::serve_connection`).
+                tracing::error!("a /media upgrade did not carry a TCP socket; stream dropped");
+                crate::telemetry::error("upgrade");
+                return;
+            }
+        };
         // The call future is large (the engine and both endpoints live in it): keep it on the
         // heap rather than in the task header.
         Box::pin(crate::call::run(task_state, ws, claims, pending)).await;

@@ -141,3 +141,73 @@ async fn an_oversized_frame_ends_the_call_cleanly() {
         .await
         .expect("the call slot is released");
 }
+
+/// Twilio's first messages may arrive in the same TCP segment as the upgrade request: the
+/// bytes hyper read past the request must reach the call, in order, before anything else.
+#[tokio::test]
+async fn messages_sent_right_behind_the_upgrade_request_are_not_lost() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let server = start(&[]).await; // the echo agent: its greeting tone proves `start` arrived
+    let sid = "CA00000000000000000000000000000024";
+    let (_, twiml) = post_voice(&server, sid, None).await;
+    let path = common::stream_path(&common::stream_url(&twiml));
+    let stream_sid = "MZ00000000000000000000000000000024";
+    let mut bytes = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    )
+    .into_bytes();
+    let start_message = serde_json::json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"streamSid": stream_sid, "accountSid": "AC00000000000000000000000000000001",
+                  "callSid": sid, "tracks": ["inbound"],
+                  "customParameters": serde_json::Map::from_iter(
+                      stream_parameters(&twiml).into_iter()
+                          .map(|(k, v)| (k, serde_json::Value::String(v)))),
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
+    });
+    for text in [
+        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.to_owned(),
+        start_message.to_string(),
+    ] {
+        let mut frame = Frame::message(text.into_bytes(), OpCode::Data(Data::Text), true);
+        frame.header_mut().mask = Some([7, 1, 9, 3]);
+        frame.format(&mut bytes).expect("frame");
+    }
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(&bytes).await.unwrap(); // request and both messages in one write
+    // The response head, byte by byte so nothing after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.expect("response head"));
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    let mut twilio = FakeTwilio::from_websocket(ws);
+    twilio.stream_sid = stream_sid.to_owned();
+
+    // The greeting: a 300 ms tone, addressed to the stream the early `start` named.
+    assert!(
+        twilio.read_until_audio(|a| a.len() >= 300 * 8).await,
+        "greeting tone after the early start"
+    );
+    assert_eq!(twilio.received_audio.len(), 300 * 8);
+    assert!(
+        twilio
+            .received
+            .iter()
+            .filter(|m| m["event"] == "media")
+            .all(|m| m["streamSid"] == stream_sid)
+    );
+    twilio.stop(sid).await;
+    assert!(twilio.read_until_closed().await);
+}

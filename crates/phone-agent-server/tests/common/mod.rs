@@ -251,7 +251,12 @@ impl FakeTwilio {
         }
         let tcp = TcpStream::connect(addr).await?;
         let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
-        Ok(FakeTwilio {
+        Ok(Self::from_websocket(ws))
+    }
+
+    /// Wraps a client WebSocket opened some other way.
+    pub fn from_websocket(ws: WebSocketStream<TcpStream>) -> Self {
+        FakeTwilio {
             ws,
             stream_sid: testkit::sid::new_sid("MZ"),
             received_audio: Vec::new(),
@@ -259,7 +264,7 @@ impl FakeTwilio {
             echo_marks: true,
             sequence: 0,
             chunk: 0,
-        })
+        }
     }
 
     /// Opens `/media` signed with [`AUTH_TOKEN`].
