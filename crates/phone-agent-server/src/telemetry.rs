@@ -7,7 +7,8 @@
 //! buckets so Prometheus can aggregate them across instances.
 //!
 //! The per-frame relay histogram is not the recorder's: [`RelayHistogram`] counts straight into
-//! fixed buckets (two relaxed atomic additions per frame, constant memory), where the
+//! fixed buckets (two relaxed atomic additions per frame into the recording thread's own shard,
+//! constant memory), where the
 //! recorder's histograms keep every sample until the next upkeep — a hundred samples per call
 //! and second. `/metrics` appends it to the recorder's output.
 //!
@@ -88,40 +89,92 @@ const RELAY_BUCKETS: [(u64, &str); 12] = [
 const RELAY_HELP: &str = "A frame received on one side to written on the other.";
 
 /// A process-wide Prometheus histogram with fixed buckets, recorded lock-free.
+///
+/// Every worker thread records into a shard of its own (one cache line each, picked once per
+/// thread), so the two additions per frame never bounce a line between cores; `/metrics` adds
+/// the shards up.
 #[derive(Debug)]
 pub struct RelayHistogram {
+    shards: [RelayShard; RELAY_SHARDS],
+}
+
+/// Enough for a worker thread each on most machines; more threads share shards (still correct).
+const RELAY_SHARDS: usize = 16;
+
+/// One thread's counts, alone on its cache line(s).
+#[derive(Debug)]
+#[repr(align(128))]
+struct RelayShard {
     /// Observations per bucket (not cumulative); index `RELAY_BUCKETS.len()` is `+Inf` only.
     /// Their total is the count.
     buckets: [AtomicU64; RELAY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
 }
 
+impl RelayShard {
+    const fn new() -> Self {
+        RelayShard {
+            buckets: [const { AtomicU64::new(0) }; RELAY_BUCKETS.len() + 1],
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+/// This thread's shard index, assigned round-robin on first use.
+fn thread_shard() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    SHARD.with(|shard| {
+        if shard.get() == usize::MAX {
+            shard.set(NEXT.fetch_add(1, Ordering::Relaxed) % RELAY_SHARDS);
+        }
+        shard.get()
+    })
+}
+
 impl RelayHistogram {
     const fn new() -> Self {
         RelayHistogram {
-            buckets: [const { AtomicU64::new(0) }; RELAY_BUCKETS.len() + 1],
-            sum_nanos: AtomicU64::new(0),
+            shards: [const { RelayShard::new() }; RELAY_SHARDS],
         }
     }
 
     /// Records one latency.
     pub fn record(&self, nanos: u64) {
         let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let shard = &self.shards[thread_shard()];
+        shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Observations in bucket `i`, over all shards.
+    fn bucket(&self, i: usize) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.buckets[i].load(Ordering::Relaxed))
+            .sum()
     }
 
     fn render(&self, direction: &str, out: &mut String) {
         let mut cumulative = 0;
         for (i, (_, le)) in RELAY_BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            cumulative += self.bucket(i);
             let _ = writeln!(
                 out,
                 "{RELAY_SECONDS}_bucket{{direction=\"{direction}\",le=\"{le}\"}} {cumulative}"
             );
         }
-        let count = cumulative + self.buckets[RELAY_BUCKETS.len()].load(Ordering::Relaxed);
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let count = cumulative + self.bucket(RELAY_BUCKETS.len());
+        let sum_nanos: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.sum_nanos.load(Ordering::Relaxed))
+            .sum();
+        let sum = sum_nanos as f64 / 1e9;
         let _ = writeln!(
             out,
             "{RELAY_SECONDS}_bucket{{direction=\"{direction}\",le=\"+Inf\"}} {count}\n\
@@ -343,6 +396,37 @@ impl CallRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_histogram_adds_up_the_shards_of_every_recording_thread() {
+        let h = std::sync::Arc::new(RelayHistogram::new());
+        // More threads than shards: some share one, and nothing is lost either way.
+        let threads: Vec<_> = (0..RELAY_SHARDS + 4)
+            .map(|_| {
+                let h = std::sync::Arc::clone(&h);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        h.record(3_000_000);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let recorded = 100 * (RELAY_SHARDS as u64 + 4);
+        let five_ms = RELAY_BUCKETS.partition_point(|&(le, _)| le < 3_000_000);
+        assert_eq!(h.bucket(five_ms), recorded);
+        let mut out = String::new();
+        h.render("agent_to_caller", &mut out);
+        assert!(out.contains(&format!(
+            "phone_agent_relay_seconds_count{{direction=\"agent_to_caller\"}} {recorded}\n"
+        )));
+        assert!(out.contains(&format!(
+            "phone_agent_relay_seconds_sum{{direction=\"agent_to_caller\"}} {}\n",
+            (recorded * 3_000_000) as f64 / 1e9
+        )));
+    }
 
     #[test]
     fn relay_histogram_renders_cumulative_prometheus_buckets() {
