@@ -26,9 +26,9 @@ use crate::config::{LogConfig, LogFormat};
 #[derive(Debug)]
 enum Filter {
     /// `target=level` pairs: decided per callsite, nothing tracked per span.
-    Static(Targets),
+    Static(Box<Targets>),
     /// Span and field directives.
-    Dynamic(EnvFilter),
+    Dynamic(Box<EnvFilter>),
 }
 
 impl Filter {
@@ -41,8 +41,8 @@ impl Filter {
         let plain =
             !directives.trim().is_empty() && !directives.contains(['[', '{', '"', '/', '*']);
         Ok(match plain.then(|| Targets::from_str(directives)) {
-            Some(Ok(targets)) => Filter::Static(targets),
-            _ => Filter::Dynamic(dynamic),
+            Some(Ok(targets)) => Filter::Static(Box::new(targets)),
+            _ => Filter::Dynamic(Box::new(dynamic)),
         })
     }
 
@@ -51,8 +51,8 @@ impl Filter {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         match self {
-            Filter::Static(targets) => Box::new(targets),
-            Filter::Dynamic(env) => Box::new(env),
+            Filter::Static(targets) => targets,
+            Filter::Dynamic(env) => env,
         }
     }
 }
@@ -94,7 +94,7 @@ mod tests {
 
     fn targets(directives: &str) -> Targets {
         match Filter::parse(directives).expect("valid") {
-            Filter::Static(targets) => targets,
+            Filter::Static(targets) => *targets,
             Filter::Dynamic(_) => panic!("{directives:?} should be a static filter"),
         }
     }
