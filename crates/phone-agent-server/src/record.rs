@@ -12,6 +12,7 @@
 //! `heard / sent` and back to a word boundary (transcripts carry no word timing), and the rest
 //! in `unheard_text`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -123,8 +124,9 @@ pub struct AgentTurnMark {
     /// Its trigger → that first audio.
     pub latency_ms: u64,
     /// What it answered: `greeting`, `caller_stopped_speaking`, `tool_results`, `dtmf`,
-    /// `reprompt`, `resumed` (after an agent reconnect).
-    pub trigger: String,
+    /// `reprompt`, `resumed` (after an agent reconnect). Borrowed from a constant when made
+    /// by this process.
+    pub trigger: Cow<'static, str>,
 }
 
 /// One barge-in.
@@ -152,8 +154,9 @@ pub struct CallTimes {
 /// One transcript line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
-    /// `caller` or `agent`.
-    pub speaker: String,
+    /// `caller` or `agent` (borrowed from a constant when the line is made by this process:
+    /// no allocation per line).
+    pub speaker: Cow<'static, str>,
     /// What was said; for an interrupted agent line, the part the caller heard.
     pub text: String,
     /// Milliseconds since the stream started when the line became final.
@@ -446,7 +449,7 @@ impl Recorder {
                 self.record.timeline.agent_turns.push(AgentTurnMark {
                     at_ms,
                     latency_ms: millis(*latency),
-                    trigger: trigger_name(*trigger).to_owned(),
+                    trigger: Cow::Borrowed(trigger_name(*trigger)),
                 });
                 if self.record.times.first_agent_audio_at_ms.is_none() {
                     self.record.times.first_agent_audio_at_ms = Some(now_ms);
@@ -460,11 +463,7 @@ impl Recorder {
                 at,
                 ..
             } => self.record.transcript.push(Turn {
-                speaker: match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                }
-                .to_owned(),
+                speaker: Cow::Borrowed(speaker_name(*speaker)),
                 text: text.clone(),
                 at_ms: millis(*at),
                 item_id: item_id.clone(),
@@ -581,11 +580,7 @@ impl Recorder {
         self.record.transcript.insert(
             at,
             Turn {
-                speaker: match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                }
-                .to_owned(),
+                speaker: Cow::Borrowed(speaker_name(speaker)),
                 text,
                 at_ms,
                 item_id: None,
@@ -707,6 +702,14 @@ impl CallRecord {
         self.cost.usd += earlier.cost.usd;
         self.stream_sid = self.stream_sid.take().or(earlier.stream_sid);
         self.transfer_target = self.transfer_target.take().or(earlier.transfer_target);
+    }
+}
+
+/// The record's name for who spoke a transcript line.
+pub fn speaker_name(speaker: Speaker) -> &'static str {
+    match speaker {
+        Speaker::Caller => "caller",
+        Speaker::Agent => "agent",
     }
 }
 

@@ -268,7 +268,7 @@ mod tests {
             "relay_agent_to_caller": {"p50_ms": null, "p99_ms": null}},
         });
         let mut r: CallRecord = serde_json::from_value(json).unwrap();
-        let turn = |at_ms, latency_ms, trigger: &str| AgentTurnMark {
+        let turn = |at_ms, latency_ms, trigger: &'static str| AgentTurnMark {
             at_ms,
             latency_ms,
             trigger: trigger.into(),
