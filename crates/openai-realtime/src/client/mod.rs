@@ -22,9 +22,12 @@
 //! * [`Connection`] — one open socket: `send_text`, `send_json`, `feed_*` + `flush` to
 //!   coalesce, `close`; cancel-safe `recv` yielding [`Incoming::Text`] or [`Incoming::Close`]
 //!   (pings answered, binary frames skipped and counted); the `Sink`-shaped `poll_ready`,
-//!   `queue_text`, `poll_flush` and `poll_recv` for poll loops. One task drives both
-//!   directions with no lock between them; [`Connection::split`] gives a [`Sender`] and a
-//!   [`Receiver`] with the same methods for two tasks.
+//!   `start_send_text`, `queue_text`, `poll_flush` and `poll_recv` for poll loops;
+//!   `send_text_unbuffered` for a large message sent once (a `session.update` with the
+//!   instructions and tools), written around the socket's write buffer so that buffer, which
+//!   never shrinks, stays sized for the messages that follow. One task drives both directions
+//!   with no lock between them; [`Connection::split`] gives a [`Sender`] and a [`Receiver`]
+//!   with the buffered methods for two tasks.
 //! * [`Connection::close_with_reason`] and GPT-Live's [`Connection::close_live_session`] (and
 //!   [`close_with_reason`]/[`close_live_session`] for split halves) for graceful endings.
 //!
