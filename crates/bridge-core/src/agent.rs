@@ -72,6 +72,21 @@ pub enum Speaker {
     Agent,
 }
 
+impl Speaker {
+    /// `"caller"` or `"agent"`: the name records, logs and the console use.
+    ///
+    /// ```
+    /// use bridge_core::agent::Speaker;
+    /// assert_eq!(Speaker::Caller.as_str(), "caller");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Speaker::Caller => "caller",
+            Speaker::Agent => "agent",
+        }
+    }
+}
+
 /// How a response ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseStatus {

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_core::agent::{AgentEndpoint, ContextItem, Speaker};
+use bridge_core::agent::{AgentEndpoint, ContextItem};
 use bridge_core::audio::tone::{self, Tone};
 use bridge_core::caller::{CallerEvent, CallerInfo, EndpointError};
 use bridge_core::driver::{CallObserver, CallServices, Reconnect, run_call_reconnecting};
@@ -1090,11 +1090,7 @@ impl CallObserver for Observer {
                 );
             }
             CallEvent::Transcript { speaker, text, .. } => {
-                let who = match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                };
-                tracing::debug!(speaker = who, text = %text, "transcript");
+                tracing::debug!(speaker = speaker.as_str(), text = %text, "transcript");
             }
             CallEvent::ToolStarted { call_id, name, .. } => {
                 tracing::info!(tool = %name, call_id = %call_id, "tool call started");

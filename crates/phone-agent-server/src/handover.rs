@@ -246,7 +246,7 @@ pub(crate) fn context_to_json(items: &[ContextItem]) -> String {
         .map(|item| match item {
             ContextItem::Message { speaker, text } => json!({
                 "type": "message",
-                "speaker": match speaker { Speaker::Caller => "caller", Speaker::Agent => "agent" },
+                "speaker": speaker.as_str(),
                 "text": text,
             }),
             ContextItem::ToolCall {

@@ -463,7 +463,7 @@ impl Recorder {
                 at,
                 ..
             } => self.record.transcript.push(Turn {
-                speaker: Cow::Borrowed(speaker_name(*speaker)),
+                speaker: Cow::Borrowed(speaker.as_str()),
                 text: text.clone(),
                 at_ms: millis(*at),
                 item_id: item_id.clone(),
@@ -580,7 +580,7 @@ impl Recorder {
         self.record.transcript.insert(
             at,
             Turn {
-                speaker: Cow::Borrowed(speaker_name(speaker)),
+                speaker: Cow::Borrowed(speaker.as_str()),
                 text,
                 at_ms,
                 item_id: None,
@@ -702,14 +702,6 @@ impl CallRecord {
         self.cost.usd += earlier.cost.usd;
         self.stream_sid = self.stream_sid.take().or(earlier.stream_sid);
         self.transfer_target = self.transfer_target.take().or(earlier.transfer_target);
-    }
-}
-
-/// The record's name for who spoke a transcript line.
-pub fn speaker_name(speaker: Speaker) -> &'static str {
-    match speaker {
-        Speaker::Caller => "caller",
-        Speaker::Agent => "agent",
     }
 }
 

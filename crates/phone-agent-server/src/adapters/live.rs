@@ -718,7 +718,7 @@ impl LiveDecoder {
             )
             .map(|(speaker, text)| {
                 serde_json::json!({
-                    "speaker": match speaker { Speaker::Caller => "caller", Speaker::Agent => "agent" },
+                    "speaker": speaker.as_str(),
                     "text": text,
                 })
             })

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bridge_core::agent::Speaker;
 use bridge_core::engine::CallEvent;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -208,10 +207,7 @@ impl LiveEntry {
         };
         match event {
             CallEvent::Transcript { speaker, text, .. } => {
-                let speaker = match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent",
-                };
+                let speaker = speaker.as_str();
                 let line = Line {
                     speaker,
                     text: text.clone(),
