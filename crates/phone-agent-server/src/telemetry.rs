@@ -8,9 +8,8 @@
 //!
 //! The per-frame relay histogram is not the recorder's: [`RelayHistogram`] counts straight into
 //! fixed buckets (two relaxed atomic additions per frame into the recording thread's own shard,
-//! constant memory), where the
-//! recorder's histograms keep every sample until the next upkeep — a hundred samples per call
-//! and second. `/metrics` appends it to the recorder's output.
+//! constant memory), where the recorder's histograms keep every sample until the next upkeep —
+//! a hundred samples per call and second. `/metrics` appends it to the recorder's output.
 //!
 //! | series | type | labels |
 //! |---|---|---|
@@ -88,6 +87,11 @@ const RELAY_BUCKETS: [(u64, &str); 12] = [
 ];
 const RELAY_HELP: &str = "A frame received on one side to written on the other.";
 
+/// The relay bucket a latency falls in (a bound is inclusive; `RELAY_BUCKETS.len()` is `+Inf`).
+fn relay_bucket(nanos: u64) -> usize {
+    RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos)
+}
+
 /// A process-wide Prometheus histogram with fixed buckets, recorded lock-free.
 ///
 /// Every worker thread records into a shard of its own (one cache line each, picked once per
@@ -145,7 +149,7 @@ impl RelayHistogram {
 
     /// Records one latency.
     pub fn record(&self, nanos: u64) {
-        let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
+        let bucket = relay_bucket(nanos);
         let shard = &self.shards[thread_shard()];
         shard.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         shard.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -366,7 +370,7 @@ impl Default for CallRelay {
 impl CallRelay {
     /// Records one latency of direction `d`.
     pub fn record(&self, d: Direction, nanos: u64) {
-        let bucket = RELAY_BUCKETS.partition_point(|&(le, _)| le < nanos);
+        let bucket = relay_bucket(nanos);
         self.buckets[d as usize][bucket].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -415,7 +419,7 @@ mod tests {
             t.join().unwrap();
         }
         let recorded = 100 * (RELAY_SHARDS as u64 + 4);
-        let five_ms = RELAY_BUCKETS.partition_point(|&(le, _)| le < 3_000_000);
+        let five_ms = relay_bucket(3_000_000);
         assert_eq!(h.bucket(five_ms), recorded);
         let mut out = String::new();
         h.render("agent_to_caller", &mut out);
