@@ -162,19 +162,11 @@ async fn messages_sent_right_behind_the_upgrade_request_are_not_lost() {
         server.addr
     )
     .into_bytes();
-    let start_message = serde_json::json!({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"streamSid": stream_sid, "accountSid": "AC00000000000000000000000000000001",
-                  "callSid": sid, "tracks": ["inbound"],
-                  "customParameters": serde_json::Map::from_iter(
-                      stream_parameters(&twiml).into_iter()
-                          .map(|(k, v)| (k, serde_json::Value::String(v)))),
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
-    });
-    for text in [
-        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#.to_owned(),
-        start_message.to_string(),
+    for message in [
+        common::connected_message(),
+        common::start_message(stream_sid, sid, &stream_parameters(&twiml)),
     ] {
+        let text = message.to_string();
         let mut frame = Frame::message(text.into_bytes(), OpCode::Data(Data::Text), true);
         frame.header_mut().mask = Some([7, 1, 9, 3]);
         frame.format(&mut bytes).expect("frame");

@@ -17,6 +17,32 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+/// Twilio's `connected` message.
+pub fn connected_message() -> Value {
+    json!({"event":"connected","protocol":"Call","version":"1.0.0"})
+}
+
+/// Twilio's `start` message (sequence number 1) with these custom parameters.
+pub fn start_message(stream_sid: &str, call_sid: &str, parameters: &[(String, String)]) -> Value {
+    let params: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "event": "start",
+        "sequenceNumber": "1",
+        "streamSid": stream_sid,
+        "start": {
+            "streamSid": stream_sid,
+            "accountSid": "AC00000000000000000000000000000001",
+            "callSid": call_sid,
+            "tracks": ["inbound"],
+            "customParameters": params,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    })
+}
+
 /// Upper bound for any single wait in a test (a hang fails instead of blocking forever).
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -292,26 +318,9 @@ impl FakeTwilio {
 
     /// Sends `connected` and `start` with these custom parameters.
     pub async fn start(&mut self, call_sid: &str, parameters: &[(String, String)]) {
-        self.send(json!({"event":"connected","protocol":"Call","version":"1.0.0"}))
-            .await;
+        self.send(connected_message()).await;
         self.sequence = 1;
-        let params: serde_json::Map<String, Value> = parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let start = json!({
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": self.stream_sid,
-            "start": {
-                "streamSid": self.stream_sid,
-                "accountSid": "AC00000000000000000000000000000001",
-                "callSid": call_sid,
-                "tracks": ["inbound"],
-                "customParameters": params,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-            }
-        });
+        let start = start_message(&self.stream_sid, call_sid, parameters);
         self.send(start).await;
     }
 
