@@ -25,13 +25,12 @@ use bridge_core::engine::{
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bridge_core::tools::ToolExecutor;
 use futures_util::future::Either;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument as _;
 
 use crate::adapters::echo::EchoAgent;
 use crate::adapters::live::LiveAgent;
 use crate::adapters::realtime::{McpStats, RealtimeAgent};
+use crate::adapters::socket_ws::{ReadinessIo, SocketWebSocket};
 use crate::adapters::twilio::TwilioCaller;
 use crate::adapters::{Direction, RelayClock};
 use crate::config::{AgentConfig, Backend, Config};
@@ -62,12 +61,12 @@ const FALLBACK_PROMPT: &str = "You are a helpful, concise voice assistant on a p
 /// the driver are functions of their own (see [`run_in_span`]).
 pub(crate) fn run<S>(
     state: Arc<AppState>,
-    ws: WebSocketStream<S>,
+    ws: SocketWebSocket<S>,
     claims: Option<StreamClaims>,
     pending: OwnedSemaphorePermit,
 ) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ReadinessIo + 'static,
 {
     let span = tracing::info_span!(
         "call",
@@ -87,7 +86,7 @@ where
 /// The arguments of [`run`], on their way into [`run_in_span`].
 struct CallStart<S> {
     state: Arc<AppState>,
-    ws: WebSocketStream<S>,
+    ws: SocketWebSocket<S>,
     claims: Option<StreamClaims>,
     pending: OwnedSemaphorePermit,
     span: tracing::Span,
@@ -102,7 +101,7 @@ struct CallStart<S> {
 /// driver's state for the whole call; as awaitees they share the driver's space instead.
 async fn run_in_span<S>(start: Box<CallStart<S>>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ReadinessIo + 'static,
 {
     let Some(Accepted {
         state,
@@ -146,7 +145,7 @@ fn drive<'o, S, F, R>(
     observer: &'o mut Observer,
 ) -> impl Future<Output = CallSummary> + 'o
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ReadinessIo + 'static,
     F: Future<Output = Result<Box<dyn AgentEndpoint>, EndpointError>> + Send + 'o,
     R: Reconnect<Box<dyn AgentEndpoint>> + 'o,
 {
@@ -184,7 +183,7 @@ struct Stream<S> {
 /// free or reserved for it. `None`: the stream was refused (closed 1008, logged, counted).
 async fn accept<S>(start: Box<CallStart<S>>) -> Option<Accepted<S>>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ReadinessIo + 'static,
 {
     let CallStart {
         state,
@@ -282,7 +281,7 @@ async fn set_up<'a, S>(
     impl Reconnect<Box<dyn AgentEndpoint>> + 'static,
 >
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ReadinessIo + 'static,
 {
     let Stream {
         mut caller,

@@ -22,10 +22,10 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::adapters::socket_ws::SocketWebSocket;
 use crate::routes::{self, Body};
 use crate::server::AppState;
 
@@ -117,17 +117,15 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
         };
         // The upgraded connection is the listener's own TCP socket: take it back from hyper,
         // so every read and write of the call goes straight to it rather than through hyper's
-        // boxed I/O (any bytes hyper read past the request go to tungstenite first).
+        // boxed I/O (any bytes hyper read past the request go to tungstenite first), driven
+        // from the socket's readiness (`adapters::socket_ws`).
         let ws = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
-            Ok(parts) => {
-                WebSocketStream::from_partially_read(
-                    parts.io.into_inner(),
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    Some(crate::adapters::twilio::websocket_config()),
-                )
-                .await
-            }
+            Ok(parts) => SocketWebSocket::from_partially_read(
+                parts.io.into_inner(),
+                parts.read_buf.to_vec(),
+                Role::Server,
+                Some(crate::adapters::twilio::websocket_config()),
+            ),
             Err(_) => {
                 // Unreachable while the server serves plain TCP (`server::serve_connection`).
                 tracing::error!("a /media upgrade did not carry a TCP socket; stream dropped");

@@ -8,8 +8,12 @@
 //!
 //! Outbound commands are written with twilio-media's allocation-free writers and only
 //! *queued* on the socket ([`Endpoint::start_send`]); [`Endpoint::poll_flush`] writes them, so a
-//! media message and its mark leave in one write. [`Endpoint::close`] is the closing handshake. Marks are named `m<id>` (compact; Twilio echoes the name verbatim) and echoes
-//! are parsed back into [`MarkId`]s; names we did not send are ignored.
+//! media message and its mark leave in one write. [`Endpoint::close`] is the closing handshake.
+//! Marks are named `m<id>` (compact; Twilio echoes the name verbatim) and echoes are parsed back
+//! into [`MarkId`]s; names we did not send are ignored.
+//!
+//! The WebSocket is a [`SocketWebSocket`]: tungstenite over the TCP socket itself, driven from
+//! its readiness.
 
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -21,14 +25,12 @@ use bridge_core::caller::{
 };
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use twilio_media::stream::{self, Event, Track};
 
+use super::socket_ws::{ReadinessIo, SocketWebSocket};
 use super::{Direction, RelayClock};
 
 /// How long to wait for the peer's reply to our close frame before dropping the socket.
@@ -63,7 +65,7 @@ pub enum StartError {
 
 /// The Twilio Media Streams caller endpoint.
 pub struct TwilioCaller<S> {
-    ws: WebSocketStream<S>,
+    ws: SocketWebSocket<S>,
     decoder: TwilioDecoder,
     /// A `start` read by [`Self::wait_for_start`], replayed by the first `poll_recv`.
     replay_start: Option<CallerInfo>,
@@ -176,10 +178,10 @@ pub fn parse_mark_name(name: &str) -> Option<MarkId> {
 
 impl<S> TwilioCaller<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: ReadinessIo,
 {
     /// Wraps an accepted Media Streams WebSocket.
-    pub fn new(ws: WebSocketStream<S>, clock: Arc<RelayClock>) -> Self {
+    pub fn new(ws: SocketWebSocket<S>, clock: Arc<RelayClock>) -> Self {
         TwilioCaller {
             ws,
             decoder: TwilioDecoder::default(),
@@ -283,7 +285,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<CallerEvent, EndpointError>>> {
         loop {
-            let message = match ready!(self.ws.poll_next_unpin(cx)) {
+            let message = match ready!(self.ws.poll_next(cx)) {
                 None => return Poll::Ready(None),
                 Some(Ok(m)) => m,
                 Some(Err(e)) => return Poll::Ready(map_ws_error(e)),
@@ -504,7 +506,7 @@ impl<S> TwilioCaller<S> {
 #[async_trait]
 impl<S> Endpoint for TwilioCaller<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: ReadinessIo,
 {
     type Event = CallerEvent;
     type Command = CallerCommand;
@@ -526,7 +528,7 @@ where
         if self.closed {
             return Poll::Ready(Ok(()));
         }
-        self.ws.poll_ready_unpin(cx).map_err(send_error)
+        self.ws.poll_ready(cx).map_err(send_error)
     }
 
     fn start_send(&mut self, command: CallerCommand) -> Result<(), EndpointError> {
@@ -547,16 +549,14 @@ where
             return Ok(());
         }
         self.on_command(&command);
-        self.ws
-            .start_send_unpin(Message::text(frame))
-            .map_err(send_error)
+        self.ws.start_send(Message::text(frame)).map_err(send_error)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), EndpointError>> {
         if self.closed {
             return Poll::Ready(Ok(()));
         }
-        ready!(self.ws.poll_flush_unpin(cx)).map_err(send_error)?;
+        ready!(self.ws.poll_flush(cx)).map_err(send_error)?;
         if std::mem::take(&mut self.audio_fed) {
             self.clock.written(Direction::AgentToCaller);
         }
@@ -572,7 +572,7 @@ where
 
 impl<S> CallerEndpoint for TwilioCaller<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: ReadinessIo,
 {
     fn format(&self) -> AudioFormat {
         AudioFormat::Mulaw8k
