@@ -39,8 +39,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// A non-blocking socket whose readiness the runtime tracks: tokio's `TcpStream` (and
 /// `UnixStream`) semantics. `try_read` / `try_write` return `WouldBlock` when the socket is not
-/// ready and clear the readiness the runtime had recorded, so the next `poll_*_ready` registers
-/// the waker and returns `Pending` until the socket is ready again.
+/// ready and clear the readiness the runtime had recorded (`try_read` may also clear it after a
+/// short read, which drained the socket), so the next `poll_*_ready` registers the waker and
+/// returns `Pending` until the socket is ready again.
 pub trait ReadinessIo: Send + Unpin {
     /// Ready when the socket may be read (data, end of stream or an error).
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -59,8 +60,26 @@ impl ReadinessIo for tokio::net::TcpStream {
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         tokio::net::TcpStream::poll_write_ready(self, cx)
     }
+    /// A read that came back short drained the socket: like tokio's own `poll_read`, it clears
+    /// the readiness the runtime recorded, so the next attempt registers for the next event
+    /// instead of making a `recv` that can only answer `EAGAIN` (one system call per message
+    /// saved). With epoll (edge-triggered), data arriving after the read is a new event.
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tokio::net::TcpStream::try_read(self, buf)
+        let wanted = buf.len();
+        let mut short = None;
+        let result = self.try_io(tokio::io::Interest::READABLE, || {
+            let n = (&*socket2::SockRef::from(self)).read(buf)?;
+            if n > 0 && n < wanted {
+                short = Some(n);
+                // `WouldBlock` makes tokio clear the readiness; the bytes are returned below.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match short {
+            Some(n) => Ok(n),
+            None => result,
+        }
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::TcpStream::try_write(self, buf)
@@ -241,6 +260,7 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
     use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -303,6 +323,48 @@ mod tests {
             Message::text("early")
         );
         assert_eq!(server.next().await.unwrap().unwrap(), Message::text("late"));
+    }
+
+    #[tokio::test]
+    async fn frames_arriving_byte_by_byte_are_read_whole() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (raw, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let mut raw = raw.unwrap();
+        let mut server = SocketWebSocket::from_partially_read(
+            accepted.unwrap().0,
+            Vec::new(),
+            Role::Server,
+            None,
+        );
+        // Three masked text frames (zero masking key), written one byte at a time, the server
+        // polled after each: every read is short, and each must leave the server waiting for
+        // the next byte rather than for an event that already came.
+        let mut wire = Vec::new();
+        for word in ["one", "two", "three"] {
+            wire.extend_from_slice(&[0x81, 0x80 | word.len() as u8, 0, 0, 0, 0]);
+            wire.extend_from_slice(word.as_bytes());
+        }
+        let mut got = Vec::new();
+        for byte in wire {
+            raw.write_all(&[byte]).await.unwrap();
+            if let Poll::Ready(message) =
+                std::future::poll_fn(|cx| Poll::Ready(server.poll_next(cx))).await
+            {
+                got.push(message.unwrap().unwrap());
+            }
+        }
+        while got.len() < 3 {
+            got.push(server.next().await.unwrap().unwrap());
+        }
+        assert_eq!(
+            got,
+            [
+                Message::text("one"),
+                Message::text("two"),
+                Message::text("three")
+            ]
+        );
     }
 
     #[tokio::test]
