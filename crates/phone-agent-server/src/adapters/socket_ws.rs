@@ -37,8 +37,8 @@ use std::task::{Context, Poll, ready};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// A non-blocking socket whose readiness the runtime tracks: tokio's `TcpStream` (and
-/// `UnixStream`) semantics. `try_read` / `try_write` return `WouldBlock` when the socket is not
+/// A non-blocking socket whose readiness the runtime tracks, with the semantics of tokio's
+/// `TcpStream` (the one implementation). `try_read` / `try_write` return `WouldBlock` when the socket is not
 /// ready and clear the readiness the runtime had recorded (`try_read` may also clear it after a
 /// short read, which drained the socket), so the next `poll_*_ready` registers the waker and
 /// returns `Pending` until the socket is ready again.
@@ -83,21 +83,6 @@ impl ReadinessIo for tokio::net::TcpStream {
     }
     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::TcpStream::try_write(self, buf)
-    }
-}
-
-impl ReadinessIo for tokio::net::UnixStream {
-    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::net::UnixStream::poll_read_ready(self, cx)
-    }
-    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        tokio::net::UnixStream::poll_write_ready(self, cx)
-    }
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        tokio::net::UnixStream::try_read(self, buf)
-    }
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        tokio::net::UnixStream::try_write(self, buf)
     }
 }
 
