@@ -136,8 +136,7 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         }
     }
 
-    /// The socket.
-    pub fn get_ref(&self) -> &S {
+    fn socket(&self) -> &S {
         &self.ws.get_ref().0
     }
 
@@ -152,7 +151,7 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
             match self.ws.read() {
                 Ok(message) => return Poll::Ready(Some(Ok(message))),
                 Err(e) if would_block(&e) => {
-                    if let Err(e) = ready!(self.ws.get_ref().0.poll_read_ready(cx)) {
+                    if let Err(e) = ready!(self.socket().poll_read_ready(cx)) {
                         self.ended = true;
                         return Poll::Ready(Some(Err(WsError::Io(e))));
                     }
@@ -210,7 +209,7 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         loop {
             match self.ws.flush() {
                 Err(e) if would_block(&e) => {
-                    ready!(self.ws.get_ref().0.poll_write_ready(cx)).map_err(WsError::Io)?;
+                    ready!(self.socket().poll_write_ready(cx)).map_err(WsError::Io)?;
                 }
                 other => return Poll::Ready(other),
             }
@@ -250,21 +249,22 @@ mod tests {
     use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+    /// Two connected loopback sockets: (the accepted one, the client's).
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (accepted.unwrap().0, client.unwrap())
+    }
+
     /// A connected pair: ours (`SocketWebSocket`, server role) and a tokio-tungstenite client.
     async fn pair(
         config: Option<WebSocketConfig>,
     ) -> (SocketWebSocket<TcpStream>, WebSocketStream<TcpStream>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = TcpStream::connect(addr);
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        let server = SocketWebSocket::from_partially_read(
-            accepted.unwrap().0,
-            Vec::new(),
-            Role::Server,
-            config,
-        );
-        let client = WebSocketStream::from_raw_socket(client.unwrap(), Role::Client, None).await;
+        let (accepted, client) = tcp_pair().await;
+        let server =
+            SocketWebSocket::from_partially_read(accepted, Vec::new(), Role::Server, config);
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         (server, client)
     }
 
@@ -292,16 +292,12 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_read_past_the_handshake_come_first() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let mut client =
-            WebSocketStream::from_raw_socket(client.unwrap(), Role::Client, None).await;
+        let (accepted, client) = tcp_pair().await;
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         // The first message's frame, as if hyper had read it with the upgrade request: a
         // masked text frame "early" (zero masking key, so the payload reads as is).
         let first = [&[0x81u8, 0x85, 0, 0, 0, 0][..], b"early"].concat();
-        let mut server =
-            SocketWebSocket::from_partially_read(accepted.unwrap().0, first, Role::Server, None);
+        let mut server = SocketWebSocket::from_partially_read(accepted, first, Role::Server, None);
         client.send(Message::text("late")).await.unwrap();
         assert_eq!(
             server.next().await.unwrap().unwrap(),
@@ -312,16 +308,9 @@ mod tests {
 
     #[tokio::test]
     async fn frames_arriving_byte_by_byte_are_read_whole() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (raw, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let mut raw = raw.unwrap();
-        let mut server = SocketWebSocket::from_partially_read(
-            accepted.unwrap().0,
-            Vec::new(),
-            Role::Server,
-            None,
-        );
+        let (accepted, mut raw) = tcp_pair().await;
+        let mut server =
+            SocketWebSocket::from_partially_read(accepted, Vec::new(), Role::Server, None);
         // Three masked text frames (zero masking key), written one byte at a time, the server
         // polled after each: every read is short, and each must leave the server waiting for
         // the next byte rather than for an event that already came.
