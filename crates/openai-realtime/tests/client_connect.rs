@@ -324,3 +324,53 @@ async fn secrets_never_appear_in_debug_output() {
     assert!(!rendered.contains("extra-secret-value"), "{rendered}");
     assert!(rendered.contains("[redacted]"));
 }
+
+#[tokio::test]
+async fn a_message_sent_in_the_same_write_as_the_upgrade_response_comes_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+    let (listener, base) = listen().await;
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.expect("request byte"));
+        }
+        let head = String::from_utf8(head).expect("ASCII request");
+        let key = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("a key");
+        // The 101 response and the server's first frame (unmasked text) in one write, as a
+        // server that sends `session.created` at once may well do.
+        let mut wire = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            derive_accept_key(key.as_bytes())
+        )
+        .into_bytes();
+        let first = br#"{"type":"session.created"}"#;
+        wire.extend_from_slice(&[0x81, first.len() as u8]);
+        wire.extend_from_slice(first);
+        tcp.write_all(&wire).await.expect("write");
+        tcp
+    });
+    let mut connection = endpoint(&base)
+        .build()
+        .expect("valid endpoint")
+        .connect(&Target::realtime("gpt-realtime"))
+        .await
+        .expect("connect");
+    match connection.recv().await {
+        Some(Ok(openai_realtime::client::Incoming::Text(text))) => {
+            assert_eq!(text.as_str(), r#"{"type":"session.created"}"#)
+        }
+        other => panic!("expected the first message, got {other:?}"),
+    }
+    drop(server.await.expect("server task"));
+}

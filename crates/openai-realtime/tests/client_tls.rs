@@ -146,3 +146,193 @@ async fn an_untrusted_certificate_fails_at_once_without_retries() {
     let second = tokio::time::timeout(Duration::from_secs(60), listener.accept()).await;
     assert!(second.is_err(), "no second attempt");
 }
+
+/// Binds a loopback listener for a `wss://localhost:<port>/v1` endpoint trusting the test CA.
+async fn wss_listener() -> (TcpListener, openai_realtime::client::Endpoint) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let endpoint = endpoint(&format!("https://localhost:{port}/v1"))
+        .tls_config(trusting_test_ca())
+        .build()
+        .expect("valid endpoint");
+    (listener, endpoint)
+}
+
+/// Accepts one connection: TLS, then the upgrade.
+async fn accept_wss(
+    listener: &TcpListener,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let (tcp, _) = listener.accept().await.expect("accept");
+    let tls = acceptor().accept(tcp).await.expect("TLS handshake");
+    upgrade(tls).await.0
+}
+
+/// Message `i` of a bulk transfer: a numbered prefix, then 64 KiB.
+fn bulk(i: usize) -> String {
+    format!("{i:05}:{}", "x".repeat(64 * 1024))
+}
+
+#[tokio::test]
+async fn wss_writes_wait_for_a_server_that_stops_reading_then_arrive_whole_and_in_order() {
+    let (listener, endpoint) = wss_listener().await;
+    let (start_reading, reading) = tokio::sync::oneshot::channel::<usize>();
+    let large = format!("large:{}", "y".repeat(1 << 20));
+    let expected_large = large.clone();
+    let server = tokio::spawn(async move {
+        let mut ws = accept_wss(&listener).await;
+        // Nothing is read until the client's writes are stuck.
+        let queued = reading.await.expect("the client says how many it queued");
+        for i in 0..queued {
+            match ws.next().await.expect("a message").expect("valid") {
+                Message::Text(text) => assert!(text.as_str() == bulk(i), "message {i} differs"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let last = ws.next().await.expect("the large message").expect("valid");
+        assert!(
+            last == Message::text(expected_large),
+            "the large message differs"
+        );
+        ws.send(Message::text("done")).await.expect("send");
+        queued
+    });
+
+    let mut connection = endpoint
+        .connect(&Target::live())
+        .await
+        .expect("wss connect");
+    // Queue 64 KiB messages until the sockets (the server's receive buffer, ours to send, and
+    // rustls's records) take no more.
+    let waker = futures_util::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut queued = 0;
+    loop {
+        connection.queue_text(bulk(queued));
+        queued += 1;
+        if connection.poll_flush(&mut cx).is_pending() {
+            break;
+        }
+        assert!(queued < 2_000, "the socket never pushed back");
+    }
+    start_reading.send(queued).expect("server waiting");
+    std::future::poll_fn(|cx| connection.poll_flush(cx))
+        .await
+        .expect("flushed once the server reads");
+    // Written around the write buffer, behind everything queued.
+    connection
+        .send_text_unbuffered(large)
+        .await
+        .expect("unbuffered send");
+    match connection.recv().await {
+        Some(Ok(Incoming::Text(text))) => assert_eq!(text.as_str(), "done"),
+        other => panic!("expected the server's reply, got {other:?}"),
+    }
+    assert_eq!(server.await.expect("server task"), queued);
+    assert!(queued > 1, "the test needs writes that blocked: {queued}");
+}
+
+#[tokio::test]
+async fn wss_reads_megabytes_while_writing_megabytes() {
+    let (listener, endpoint) = wss_listener().await;
+    const N: usize = 64;
+    let server = tokio::spawn(async move {
+        let ws = accept_wss(&listener).await;
+        let (mut tx, mut rx) = ws.split();
+        let send = async {
+            for i in 0..N {
+                tx.send(Message::text(bulk(i))).await.expect("send");
+            }
+            tx
+        };
+        let receive = async {
+            for i in 0..N {
+                match rx.next().await.expect("a message").expect("valid") {
+                    Message::Text(text) => assert!(text.as_str() == bulk(i), "up {i} differs"),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        let (tx, ()) = tokio::join!(send, receive);
+        tx
+    });
+
+    let connection = endpoint
+        .connect(&Target::live())
+        .await
+        .expect("wss connect");
+    let (mut sender, mut receiver) = connection.split();
+    let send = async {
+        for i in 0..N {
+            sender.send_text(bulk(i)).await.expect("send");
+        }
+    };
+    let receive = async {
+        for i in 0..N {
+            match receiver.recv().await {
+                Some(Ok(Incoming::Text(text))) => {
+                    assert!(text.as_str() == bulk(i), "down {i} differs")
+                }
+                other => panic!("expected message {i}, got {other:?}"),
+            }
+        }
+    };
+    tokio::join!(send, receive);
+    let _server_half = server.await.expect("server task");
+}
+
+#[tokio::test]
+async fn wss_a_server_that_vanishes_is_an_error_then_the_end() {
+    let (listener, endpoint) = wss_listener().await;
+    let server = tokio::spawn(async move {
+        let mut ws = accept_wss(&listener).await;
+        ws.send(Message::text("last words")).await.expect("send");
+        // Dropped: TCP ends with neither a close frame nor TLS close_notify.
+    });
+    let mut connection = endpoint
+        .connect(&Target::live())
+        .await
+        .expect("wss connect");
+    server.await.expect("server task");
+    match connection.recv().await {
+        Some(Ok(Incoming::Text(text))) => assert_eq!(text.as_str(), "last words"),
+        other => panic!("expected the last message, got {other:?}"),
+    }
+    match connection.recv().await {
+        Some(Err(err)) => assert!(!err.is_closed(), "{err:?}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert!(connection.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn wss_a_close_handshake_ends_cleanly_without_close_notify() {
+    let (listener, endpoint) = wss_listener().await;
+    let server = tokio::spawn(async move {
+        let mut ws = accept_wss(&listener).await;
+        let reply = ws.next().await;
+        assert!(
+            matches!(reply, Some(Ok(Message::Close(Some(_))))),
+            "{reply:?}"
+        );
+        // tokio-tungstenite answered our close; dropping ends TCP without close_notify.
+    });
+    let mut connection = endpoint
+        .connect(&Target::live())
+        .await
+        .expect("wss connect");
+    let report = connection
+        .close_with_reason(1000, "call ended", Duration::from_secs(5))
+        .await
+        .expect("close");
+    assert!(
+        matches!(
+            report.end,
+            openai_realtime::client::CloseEnd::PeerClosed(_)
+                | openai_realtime::client::CloseEnd::SocketEnded
+        ),
+        "{:?}",
+        report.end
+    );
+    server.await.expect("server task");
+    assert!(connection.recv().await.is_none(), "the end, not an error");
+}

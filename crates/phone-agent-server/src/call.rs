@@ -30,7 +30,6 @@ use tracing::Instrument as _;
 use crate::adapters::echo::EchoAgent;
 use crate::adapters::live::LiveAgent;
 use crate::adapters::realtime::{McpStats, RealtimeAgent};
-use crate::adapters::socket_ws::{ReadinessIo, SocketWebSocket};
 use crate::adapters::twilio::TwilioCaller;
 use crate::adapters::{Direction, RelayClock};
 use crate::config::{AgentConfig, Backend, Config};
@@ -44,6 +43,7 @@ use crate::store::Write;
 use crate::tokens::StreamClaims;
 use crate::tools::control::TwilioCallControl;
 use crate::tools::{CallContext, CallTools};
+use openai_realtime::client::{ReadinessIo, SocketWebSocket};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// How long a call's task waits, after the call, for its recording to be finished.

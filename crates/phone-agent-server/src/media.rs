@@ -25,9 +25,9 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::adapters::socket_ws::SocketWebSocket;
 use crate::routes::{self, Body};
 use crate::server::AppState;
+use openai_realtime::client::SocketWebSocket;
 
 pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Response<Body> {
     let config = &state.config;
@@ -118,7 +118,7 @@ pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Respo
         // The upgraded connection is the listener's own TCP socket: take it back from hyper,
         // so every read and write of the call goes straight to it rather than through hyper's
         // boxed I/O (any bytes hyper read past the request go to tungstenite first), driven
-        // from the socket's readiness (`adapters::socket_ws`).
+        // from the socket's readiness (`openai_realtime::client::socket`).
         let ws = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
             Ok(parts) => SocketWebSocket::from_partially_read(
                 parts.io.into_inner(),

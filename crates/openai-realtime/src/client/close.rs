@@ -4,10 +4,11 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use super::connection::{CloseReason, Connection, Incoming, Receiver, Sender, TransportError};
+use super::connection::{
+    CloseReason, Connection, Incoming, Receiver, Sender, TransportError, WebSocketTransport,
+};
 
 /// How long [`close_live_session`] callers should wait for `session.closed` by default.
 ///
@@ -66,9 +67,9 @@ pub enum CloseEnd {
 ///
 /// A connection that is already closing is not an error: the close frame is skipped and the
 /// wait proceeds. Returns `Err` only if the close frame could not be sent for another reason.
-pub async fn close_with_reason<S: AsyncRead + AsyncWrite + Unpin>(
-    sender: &mut Sender<S>,
-    receiver: &mut Receiver<S>,
+pub async fn close_with_reason<W: WebSocketTransport>(
+    sender: &mut Sender<W>,
+    receiver: &mut Receiver<W>,
     code: u16,
     reason: &str,
     timeout: Duration,
@@ -84,9 +85,9 @@ pub async fn close_with_reason<S: AsyncRead + AsyncWrite + Unpin>(
 ///
 /// Nothing is parsed beyond each message's `type`. Returns `Err` only if `session.close`
 /// could not be sent.
-pub async fn close_live_session<S: AsyncRead + AsyncWrite + Unpin>(
-    sender: &mut Sender<S>,
-    receiver: &mut Receiver<S>,
+pub async fn close_live_session<W: WebSocketTransport>(
+    sender: &mut Sender<W>,
+    receiver: &mut Receiver<W>,
     timeout: Duration,
 ) -> Result<CloseReport, TransportError> {
     close_live_session_on(&mut (sender, receiver), timeout).await
@@ -103,7 +104,7 @@ pub(super) trait Duplex {
     async fn recv(&mut self) -> Option<Result<Incoming, TransportError>>;
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for Connection<S> {
+impl<W: WebSocketTransport> Duplex for Connection<W> {
     async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
         Connection::close(self, code, reason).await
     }
@@ -117,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Duplex for (&mut Sender<S>, &mut Receiver<S>) {
+impl<W: WebSocketTransport> Duplex for (&mut Sender<W>, &mut Receiver<W>) {
     async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
         self.0.close(code, reason).await
     }

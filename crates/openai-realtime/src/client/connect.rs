@@ -8,12 +8,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode, Uri};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::connection::Connection;
+use super::connection::{Connection, DefaultWebSocket};
 use super::endpoint::{Endpoint, Target};
+use super::socket::SocketWebSocket;
+use super::tls::ClientSocket;
 
 /// How much of an HTTP error body is kept (bytes, cut at a character boundary).
 pub const MAX_ERROR_BODY: usize = 1024;
@@ -321,8 +323,7 @@ impl Endpoint {
     async fn attempt(
         &self,
         url: &str,
-    ) -> Result<(WebSocketStream<MaybeTlsStream<TcpStream>>, ConnectionInfo), ConnectErrorKind>
-    {
+    ) -> Result<(DefaultWebSocket, ConnectionInfo), ConnectErrorKind> {
         let mut request = url
             .into_client_request()
             .map_err(ConnectErrorKind::InvalidRequest)?;
@@ -332,31 +333,36 @@ impl Endpoint {
 
         let uri = request.uri();
         let (host, port, tls) = host_port(uri)?;
-
-        let connector = if tls {
-            match &self.tls {
-                Some(config) => Connector::Rustls(Arc::clone(config)),
-                None => {
-                    Connector::Rustls(default_tls_config().map_err(ConnectErrorKind::TlsConfig)?)
-                }
-            }
+        let tls = if tls {
+            let config = match &self.tls {
+                Some(config) => Arc::clone(config),
+                None => default_tls_config().map_err(ConnectErrorKind::TlsConfig)?,
+            };
+            let server_name = ServerName::try_from(host.clone()).map_err(|_| {
+                ConnectErrorKind::InvalidRequest(tungstenite::Error::Url(
+                    tungstenite::error::UrlError::NoHostName,
+                ))
+            })?;
+            Some((config, server_name))
         } else {
-            Connector::Plain
+            None
         };
 
-        let socket = connect_tcp(&host, port).await?;
-        socket.set_nodelay(true).map_err(ConnectErrorKind::Tcp)?;
-        let tcp_nodelay = socket.nodelay().ok();
-        let peer_addr = socket.peer_addr().ok();
+        let tcp = connect_tcp(&host, port).await?;
+        tcp.set_nodelay(true).map_err(ConnectErrorKind::Tcp)?;
+        let tcp_nodelay = tcp.nodelay().ok();
+        let peer_addr = tcp.peer_addr().ok();
 
-        let (stream, response) = tokio_tungstenite::client_async_tls_with_config(
-            request,
-            socket,
-            Some(self.websocket),
-            Some(connector),
-        )
-        .await
-        .map_err(handshake_error)?;
+        let socket = match tls {
+            Some((config, server_name)) => ClientSocket::tls(tcp, config, server_name)
+                .await
+                .map_err(|e| ConnectErrorKind::Handshake(tungstenite::Error::Io(e)))?,
+            None => ClientSocket::plain(tcp),
+        };
+        let (websocket, response) =
+            SocketWebSocket::client_handshake(socket, request, Some(self.websocket))
+                .await
+                .map_err(handshake_error)?;
 
         let info = ConnectionInfo {
             url: url.to_owned(),
@@ -365,7 +371,7 @@ impl Endpoint {
             peer_addr,
             tcp_nodelay,
         };
-        Ok((stream, info))
+        Ok((websocket, info))
     }
 }
 

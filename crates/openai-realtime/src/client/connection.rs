@@ -10,16 +10,66 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::connect::ConnectionInfo;
+use super::socket::{ReadinessIo, SocketWebSocket};
+use super::tls::ClientSocket;
 
-/// The byte stream under a connection made by [`Endpoint::connect`](super::Endpoint::connect).
-pub type DefaultStream = MaybeTlsStream<TcpStream>;
+/// The WebSocket under a connection made by [`Endpoint::connect`](super::Endpoint::connect):
+/// driven straight from the socket's readiness, over TCP or TLS.
+pub type DefaultWebSocket = SocketWebSocket<ClientSocket>;
+
+/// A WebSocket a [`Connection`] can drive: tungstenite's messages as a `Stream` and a `Sink`,
+/// plus raw writes to the socket for [`Connection::send_text_unbuffered`].
+///
+/// Implemented by [`SocketWebSocket`] (what [`Endpoint::connect`](super::Endpoint::connect)
+/// makes) and by tokio-tungstenite's [`WebSocketStream`] over any `AsyncRead + AsyncWrite`
+/// stream (an in-memory `tokio::io::duplex` in tests, say).
+pub trait WebSocketTransport:
+    Stream<Item = Result<Message, tungstenite::Error>>
+    + Sink<Message, Error = tungstenite::Error>
+    + Unpin
+{
+    /// Writes `bytes` to the socket as they are (a frame the caller formatted, after
+    /// everything queued was flushed); returns how many the socket took.
+    fn poll_write_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>>;
+    /// Sends whatever the socket's layers kept back of raw writes.
+    fn poll_flush_raw(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
+}
+
+impl<S: ReadinessIo> WebSocketTransport for SocketWebSocket<S> {
+    fn poll_write_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        SocketWebSocket::poll_write_raw(self, cx, bytes)
+    }
+    fn poll_flush_raw(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        SocketWebSocket::poll_flush_raw(self, cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketTransport for WebSocketStream<S> {
+    fn poll_write_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(self.get_mut()).poll_write(cx, bytes)
+    }
+    fn poll_flush_raw(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(self.get_mut()).poll_flush(cx)
+    }
+}
 
 /// Longest close reason the protocol allows (control frames carry ≤ 125 bytes, 2 are the code).
 pub const MAX_CLOSE_REASON: usize = 123;
@@ -188,14 +238,14 @@ impl fmt::Debug for TransportError {
 ///     Ok(None)
 /// }
 /// ```
-pub struct Connection<S = DefaultStream> {
-    websocket: WebSocketStream<S>,
+pub struct Connection<W = DefaultWebSocket> {
+    websocket: W,
     outbox: Outbox,
     inbox: Inbox,
     info: ConnectionInfo,
 }
 
-impl<S> fmt::Debug for Connection<S> {
+impl<W> fmt::Debug for Connection<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("info", &self.info)
@@ -204,10 +254,11 @@ impl<S> fmt::Debug for Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    /// Wraps an already-upgraded WebSocket (for example over `tokio::io::duplex` in tests).
+impl<W: WebSocketTransport> Connection<W> {
+    /// Wraps an already-upgraded WebSocket (for example a tokio-tungstenite
+    /// [`WebSocketStream`] over `tokio::io::duplex` in tests).
     /// [`Endpoint::connect`](super::Endpoint::connect) is the usual way to get a connection.
-    pub fn from_websocket(websocket: WebSocketStream<S>, info: ConnectionInfo) -> Self {
+    pub fn from_websocket(websocket: W, info: ConnectionInfo) -> Self {
         Self {
             websocket,
             outbox: Outbox::default(),
@@ -216,7 +267,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    pub(crate) fn new(websocket: WebSocketStream<S>, info: ConnectionInfo) -> Self {
+    pub(crate) fn new(websocket: W, info: ConnectionInfo) -> Self {
         Self::from_websocket(websocket, info)
     }
 
@@ -252,7 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn split(self) -> (Sender<S>, Receiver<S>) {
+    pub fn split(self) -> (Sender<W>, Receiver<W>) {
         let (sink, stream) = self.websocket.split();
         (
             Sender {
@@ -314,7 +365,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         &mut self,
         text: impl Into<Utf8Bytes>,
     ) -> Result<(), TransportError> {
-        use tokio::io::AsyncWriteExt as _;
         use tungstenite::protocol::frame::Frame;
         use tungstenite::protocol::frame::coding::{Data, OpCode};
 
@@ -329,12 +379,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         frame.header_mut().mask = Some(rand::random());
         let mut wire = Vec::with_capacity(frame.len());
         frame.format(&mut wire)?;
-        let socket = self.websocket.get_mut();
-        let written = match socket.write_all(&wire).await {
-            Ok(()) => socket.flush().await,
-            Err(e) => Err(e),
-        };
-        written.map_err(|e| tungstenite::Error::Io(e).into())
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let n = std::future::poll_fn(|cx| self.websocket.poll_write_raw(cx, rest))
+                .await
+                .map_err(tungstenite::Error::Io)?;
+            if n == 0 {
+                return Err(tungstenite::Error::Io(std::io::ErrorKind::WriteZero.into()).into());
+            }
+            rest = &rest[n..];
+        }
+        std::future::poll_fn(|cx| self.websocket.poll_flush_raw(cx))
+            .await
+            .map_err(|e| tungstenite::Error::Io(e).into())
     }
 
     /// Queues one text message without flushing (it sits in the socket's write buffer until
@@ -414,7 +471,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 }
 
 /// The same items as [`Connection::recv`].
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Connection<S> {
+impl<W: WebSocketTransport> Stream for Connection<W> {
     type Item = Result<Incoming, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -437,18 +494,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Connection<S> {
 /// shape: [`poll_ready`](Self::poll_ready), [`queue_text`](Self::queue_text),
 /// [`poll_flush`](Self::poll_flush). Those never lose a message: `queue_text` keeps it in
 /// order behind what is queued, and the polls move it into the socket's write buffer.
-pub struct Sender<S = DefaultStream> {
-    sink: SplitSink<WebSocketStream<S>, Message>,
+pub struct Sender<W = DefaultWebSocket> {
+    sink: SplitSink<W, Message>,
     outbox: Outbox,
 }
 
-impl<S> fmt::Debug for Sender<S> {
+impl<W> fmt::Debug for Sender<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender").finish_non_exhaustive()
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
+impl<W: WebSocketTransport> Sender<W> {
     /// Sends one text message and flushes. `String` and `Utf8Bytes` are moved, not copied.
     pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), TransportError> {
         self.outbox.send(&mut self.sink, text.into()).await
@@ -523,12 +580,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sender<S> {
 /// waiting in `recv` (the usual `select!` loop is). The same holds for the reply to the peer's
 /// close frame, which `recv` pushes out before returning [`Incoming::Close`]. (A
 /// [`Connection`] receives the same way.)
-pub struct Receiver<S = DefaultStream> {
-    stream: SplitStream<WebSocketStream<S>>,
+pub struct Receiver<W = DefaultWebSocket> {
+    stream: SplitStream<W>,
     inbox: Inbox,
 }
 
-impl<S> fmt::Debug for Receiver<S> {
+impl<W> fmt::Debug for Receiver<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("skipped_binary", &self.inbox.skipped_binary)
@@ -536,7 +593,7 @@ impl<S> fmt::Debug for Receiver<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
+impl<W: WebSocketTransport> Receiver<W> {
     /// The next text message or close frame; `None` once the connection has ended (after a
     /// close handshake, or after an error was returned). Cancel-safe.
     pub async fn recv(&mut self) -> Option<Result<Incoming, TransportError>> {
@@ -557,7 +614,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Receiver<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for Receiver<S> {
+impl<W: WebSocketTransport> Stream for Receiver<W> {
     type Item = Result<Incoming, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

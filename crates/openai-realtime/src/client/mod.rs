@@ -28,6 +28,14 @@
 //!   never shrinks, stays sized for the messages that follow. One task drives both directions
 //!   with no lock between them; [`Connection::split`] gives a [`Sender`] and a [`Receiver`]
 //!   with the buffered methods for two tasks.
+//! * [`SocketWebSocket`] — what a [`Connection`] from [`Endpoint::connect`] runs on:
+//!   tungstenite's state machine driven straight from the socket's readiness ([`ReadinessIo`]),
+//!   over a [`ClientSocket`] (TCP, or rustls over it). A read or write is tried at once; the
+//!   task's waker goes to the runtime only when the socket answers `WouldBlock` — no waker
+//!   proxies per message, as tokio-tungstenite's `AsyncRead`/`AsyncWrite` adapter has. It
+//!   works in the server role too, for a server's own accepted sockets. A [`Connection`] can
+//!   also wrap any other [`WebSocketTransport`], such as tokio-tungstenite's
+//!   [`WebSocketStream`] over an in-memory pipe in tests.
 //! * [`Connection::close_with_reason`] and GPT-Live's [`Connection::close_live_session`] (and
 //!   [`close_with_reason`]/[`close_live_session`] for split halves) for graceful endings.
 //!
@@ -87,6 +95,8 @@ mod close;
 mod connect;
 mod connection;
 mod endpoint;
+pub mod socket;
+mod tls;
 
 pub use close::{
     CloseEnd, CloseReport, DEFAULT_CLOSE_TIMEOUT, DEFAULT_LIVE_CLOSE_TIMEOUT, close_live_session,
@@ -97,17 +107,23 @@ pub use connect::{
     default_tls_config,
 };
 pub use connection::{
-    CloseReason, Connection, DefaultStream, Incoming, MAX_CLOSE_REASON, Receiver, Sender,
-    TransportError,
+    CloseReason, Connection, DefaultWebSocket, Incoming, MAX_CLOSE_REASON, Receiver, Sender,
+    TransportError, WebSocketTransport,
 };
 pub use endpoint::{
     ApiKey, AuthStyle, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_USER_AGENT, Endpoint,
     EndpointBuilder, EndpointError, MAX_MESSAGE_SIZE, RetryPolicy, Target,
 };
 
+pub use socket::{ReadinessIo, SocketWebSocket};
+pub use tls::ClientSocket;
+
+/// Re-exported: the other [`WebSocketTransport`], for [`Connection::from_websocket`] over any
+/// `AsyncRead + AsyncWrite` stream.
+pub use tokio_tungstenite::WebSocketStream;
 /// Re-exported so callers can name the types in this API without depending on tungstenite.
-pub use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+pub use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 /// Re-exported: the zero-copy buffers of received messages.
 pub use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
-/// Re-exported: the stream type under [`DefaultStream`] and [`Connection::from_websocket`].
-pub use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+/// Re-exported: [`SocketWebSocket`]'s messages and errors.
+pub use tokio_tungstenite::tungstenite::{Error as WsError, Message};

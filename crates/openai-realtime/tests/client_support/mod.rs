@@ -164,7 +164,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
 
 /// An in-memory client connection and the raw server end of the same pipe.
 pub async fn duplex_pair() -> (
-    Connection<CountingIo<DuplexStream>>,
+    Connection<WebSocketStream<CountingIo<DuplexStream>>>,
     Arc<AtomicUsize>,
     DuplexStream,
 ) {
@@ -181,7 +181,7 @@ pub async fn duplex_pair() -> (
 
 /// An in-memory client connection and a WebSocket server on the other end.
 pub async fn ws_pair() -> (
-    Connection<CountingIo<DuplexStream>>,
+    Connection<WebSocketStream<CountingIo<DuplexStream>>>,
     Arc<AtomicUsize>,
     WebSocketStream<DuplexStream>,
 ) {

@@ -4,8 +4,10 @@
 //! * [`realtime::RealtimeAgent`]: OpenAI Realtime GA over its WebSocket.
 //! * [`live::LiveAgent`]: OpenAI GPT-Live (full duplex) over its WebSocket.
 //! * [`echo::EchoAgent`]: the built-in agent that plays the caller's words back.
-//! * [`socket_ws::SocketWebSocket`]: the caller side's WebSocket, driven straight from the
-//!   socket's readiness.
+//!
+//! Both sides' WebSockets are openai-realtime's
+//! [`SocketWebSocket`](openai_realtime::client::SocketWebSocket): tungstenite driven straight
+//! from the socket's readiness (TCP for Twilio's media stream; TCP or TLS for OpenAI).
 //!
 //! Adding a back end means one more [`bridge_core::agent::AgentEndpoint`] here and one arm in
 //! `connect_agent` (`src/call.rs`), plus a `Backend` variant in [`crate::config`].
@@ -13,7 +15,6 @@
 pub mod echo;
 pub mod live;
 pub mod realtime;
-pub mod socket_ws;
 pub mod twilio;
 
 use std::sync::atomic::{AtomicU64, Ordering};

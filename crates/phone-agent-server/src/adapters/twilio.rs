@@ -30,8 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use twilio_media::stream::{self, Event, Track};
 
-use super::socket_ws::{ReadinessIo, SocketWebSocket};
 use super::{Direction, RelayClock};
+use openai_realtime::client::{ReadinessIo, SocketWebSocket};
 
 /// How long to wait for the peer's reply to our close frame before dropping the socket.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -3,23 +3,27 @@
 //!
 //! tokio-tungstenite adapts an `AsyncRead + AsyncWrite` stream to tungstenite's blocking-style
 //! `Read + Write` through two waker proxies (`Arc`s of two `AtomicWaker`s each): every poll
-//! registers the task's waker in two of them, every readiness event wakes through them. On the
-//! caller side that is per message, twice per direction. [`SocketWebSocket`] gives tungstenite
-//! the socket itself instead: a read or write is attempted at once ([`ReadinessIo::try_read`],
-//! [`ReadinessIo::try_write`]), and only when the socket answers `WouldBlock` is the task's
-//! waker registered with the runtime ([`ReadinessIo::poll_read_ready`],
-//! [`ReadinessIo::poll_write_ready`]) — the registration tokio's own socket types make.
+//! registers the task's waker in two of them, every readiness event wakes through them; for a
+//! voice call that is per audio frame, twice per direction. [`SocketWebSocket`] gives
+//! tungstenite the socket itself instead: a read or write is attempted at once
+//! ([`ReadinessIo::try_read`], [`ReadinessIo::try_write`]), and only when the socket answers
+//! `WouldBlock` is the task's waker registered with the runtime
+//! ([`ReadinessIo::poll_read_ready`], [`ReadinessIo::poll_write_ready`]) — the registration
+//! tokio's own socket types make.
 //!
-//! The poll methods mirror tokio-tungstenite's `Stream` and `Sink` (same results, same errors):
-//! [`SocketWebSocket::poll_next`], [`SocketWebSocket::poll_ready`],
-//! [`SocketWebSocket::start_send`], [`SocketWebSocket::poll_flush`]; [`SocketWebSocket::close`]
-//! queues a close frame and writes it out.
+//! It implements `Stream` and `Sink<Message>` with tokio-tungstenite's results and errors, has
+//! the same methods as inherent ones ([`SocketWebSocket::poll_next`],
+//! [`SocketWebSocket::poll_ready`], [`SocketWebSocket::start_send`],
+//! [`SocketWebSocket::poll_flush`], and the async [`SocketWebSocket::next`],
+//! [`SocketWebSocket::send`], [`SocketWebSocket::close`]), and works in either role: the
+//! [`Endpoint`](super::Endpoint)'s connections are client-side ones over a [`ClientSocket`](super::ClientSocket)
+//! (plain TCP or TLS), and a server that accepted a TCP socket and answered its upgrade (the
+//! phone-agent server does, for Twilio's media stream) wraps it with
+//! [`SocketWebSocket::from_partially_read`].
 //!
 //! ```no_run
-//! # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-//! use phone_agent_server::adapters::socket_ws::SocketWebSocket;
-//! use tokio_tungstenite::tungstenite::Message;
-//! use tokio_tungstenite::tungstenite::protocol::Role;
+//! # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), openai_realtime::client::WsError> {
+//! use openai_realtime::client::{Message, Role, SocketWebSocket};
 //!
 //! // `tcp` has just answered a WebSocket upgrade; nothing was read past the request.
 //! let mut ws = SocketWebSocket::from_partially_read(tcp, Vec::new(), Role::Server, None);
@@ -32,25 +36,34 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// A non-blocking socket whose readiness the runtime tracks, with the semantics of tokio's
-/// `TcpStream` (the one implementation). `try_read` / `try_write` return `WouldBlock` when the socket is not
-/// ready and clear the readiness the runtime had recorded (`try_read` may also clear it after a
-/// short read, which drained the socket), so the next `poll_*_ready` registers the waker and
-/// returns `Pending` until the socket is ready again.
+/// `TcpStream`. `try_read` / `try_write` / `try_flush` return `WouldBlock` only when the socket
+/// itself did, and then the readiness the runtime had recorded is cleared (`try_read` may also
+/// clear it after a short read, which drained the socket), so the next `poll_*_ready`
+/// registers the waker and returns `Pending` until the socket is ready again.
+///
+/// Implemented by tokio's `TcpStream` and by [`ClientSocket`](super::ClientSocket) (TCP, or TLS over it).
 pub trait ReadinessIo: Send + Unpin {
     /// Ready when the socket may be read (data, end of stream or an error).
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
     /// Ready when the socket may be written.
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
-    /// One non-blocking read.
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
-    /// One non-blocking write.
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// One non-blocking read; `Ok(0)` is the end of the stream.
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// One non-blocking write. What it reports written is on its way: a layer that keeps
+    /// bytes back (TLS records) sends them at the next `try_write` or `try_flush`.
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Sends what an earlier `try_write` kept back; a plain socket keeps nothing.
+    fn try_flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl ReadinessIo for tokio::net::TcpStream {
@@ -64,11 +77,11 @@ impl ReadinessIo for tokio::net::TcpStream {
     /// the readiness the runtime recorded, so the next attempt registers for the next event
     /// instead of making a `recv` that can only answer `EAGAIN` (one system call per message
     /// saved). With epoll (edge-triggered), data arriving after the read is a new event.
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let wanted = buf.len();
         let mut short = None;
         let result = self.try_io(tokio::io::Interest::READABLE, || {
-            let n = (&*socket2::SockRef::from(self)).read(buf)?;
+            let n = (&*socket2::SockRef::from(&*self)).read(buf)?;
             if n > 0 && n < wanted {
                 short = Some(n);
                 // `WouldBlock` makes tokio clear the readiness; the bytes are returned below.
@@ -81,28 +94,60 @@ impl ReadinessIo for tokio::net::TcpStream {
             None => result,
         }
     }
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+    fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::TcpStream::try_write(self, buf)
     }
 }
 
-/// The socket as tungstenite's `Read + Write`: each call one non-blocking attempt.
+/// The socket as tungstenite's `Read + Write`: each call one non-blocking attempt. Remembers
+/// which direction last answered `WouldBlock`, so a handshake interrupted by it waits for the
+/// right readiness.
 #[derive(Debug)]
-struct Attempt<S>(S);
+struct Attempt<S> {
+    socket: S,
+    blocked_writing: bool,
+}
+
+impl<S: ReadinessIo> Attempt<S> {
+    fn new(socket: S) -> Self {
+        Attempt {
+            socket,
+            blocked_writing: false,
+        }
+    }
+
+    fn note<T>(&mut self, result: io::Result<T>, writing: bool) -> io::Result<T> {
+        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            self.blocked_writing = writing;
+        }
+        result
+    }
+
+    /// Ready when the direction that last blocked may go on.
+    fn poll_blocked_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.blocked_writing {
+            self.socket.poll_write_ready(cx)
+        } else {
+            self.socket.poll_read_ready(cx)
+        }
+    }
+}
 
 impl<S: ReadinessIo> Read for Attempt<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let result = self.socket.try_read(buf);
+        self.note(result, false)
     }
 }
 
 impl<S: ReadinessIo> Write for Attempt<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        let result = self.socket.try_write(buf);
+        self.note(result, true)
     }
-    /// A socket keeps nothing back in user space: written is sent.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        let result = self.socket.try_flush();
+        self.note(result, true)
     }
 }
 
@@ -129,15 +174,55 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         role: Role,
         config: Option<WebSocketConfig>,
     ) -> Self {
+        Self::from_websocket(WebSocket::from_partially_read(
+            Attempt::new(socket),
+            part,
+            role,
+            config,
+        ))
+    }
+
+    fn from_websocket(ws: WebSocket<Attempt<S>>) -> Self {
         SocketWebSocket {
-            ws: WebSocket::from_partially_read(Attempt(socket), part, role, config),
+            ws,
             ended: false,
             blocked: false,
         }
     }
 
+    /// Performs the client side of the opening handshake over `socket` (connected, and through
+    /// TLS already if any), waiting for the socket's readiness whenever it blocks. The frames
+    /// the server sent right behind its response stay buffered for the first reads.
+    pub async fn client_handshake(
+        socket: S,
+        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+        config: Option<WebSocketConfig>,
+    ) -> Result<
+        (
+            Self,
+            tokio_tungstenite::tungstenite::handshake::client::Response,
+        ),
+        WsError,
+    > {
+        use tokio_tungstenite::tungstenite::HandshakeError;
+        use tokio_tungstenite::tungstenite::handshake::client::ClientHandshake;
+
+        let mut round = ClientHandshake::start(Attempt::new(socket), request, config)?.handshake();
+        loop {
+            match round {
+                Ok((ws, response)) => return Ok((Self::from_websocket(ws), response)),
+                Err(HandshakeError::Failure(e)) => return Err(e),
+                Err(HandshakeError::Interrupted(mid)) => {
+                    std::future::poll_fn(|cx| mid.get_ref().get_ref().poll_blocked_ready(cx))
+                        .await?;
+                    round = mid.handshake();
+                }
+            }
+        }
+    }
+
     fn socket(&self) -> &S {
-        &self.ws.get_ref().0
+        &self.ws.get_ref().socket
     }
 
     /// The next message: `None` once the connection is closed (after the closing handshake, or
@@ -157,6 +242,14 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
                     }
                 }
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
+                // A TLS peer that ends the stream without `close_notify` once the closing
+                // handshake has begun loses nothing: the WebSocket close frames end the data.
+                Err(WsError::Io(e))
+                    if e.kind() == io::ErrorKind::UnexpectedEof && !self.ws.can_write() =>
+                {
                     self.ended = true;
                     return Poll::Ready(None);
                 }
@@ -216,6 +309,51 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         }
     }
 
+    /// Queues a close frame (once; later calls only write out) and writes everything queued,
+    /// like `Sink::poll_close`. A connection already closed is not an error.
+    pub fn poll_close(
+        &mut self,
+        frame: Option<CloseFrame>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WsError>> {
+        // tungstenite queues the frame only while the connection is open; later calls flush.
+        match self.ws.close(frame) {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
+            Err(e) if would_block(&e) => self.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Writes `bytes` to the socket as they are, bypassing tungstenite's write buffer; for a
+    /// frame formatted by the caller, after [`poll_flush`](Self::poll_flush) wrote everything
+    /// queued before it. Returns how many bytes the socket took.
+    pub fn poll_write_raw(
+        &mut self,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            match self.ws.get_mut().socket.try_write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.socket().poll_write_ready(cx))?;
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    /// Sends what the socket kept back of raw writes (TLS records).
+    pub fn poll_flush_raw(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match self.ws.get_mut().socket.try_flush() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.socket().poll_write_ready(cx))?;
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
     /// The next message (see [`poll_next`](Self::poll_next)).
     pub async fn next(&mut self) -> Option<Result<Message, WsError>> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
@@ -231,12 +369,38 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
     /// Queues a close frame (once; later calls only write out) and writes everything queued.
     /// A connection already closed is not an error.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), WsError> {
-        match self.ws.close(frame) {
-            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Ok(()),
-            Err(e) if would_block(&e) => {}
-            Err(e) => return Err(e),
-        }
-        std::future::poll_fn(|cx| self.poll_flush(cx)).await
+        let mut frame = Some(frame);
+        std::future::poll_fn(|cx| self.poll_close(frame.take().flatten(), cx)).await
+    }
+}
+
+/// The items of [`SocketWebSocket::poll_next`].
+impl<S: ReadinessIo> Stream for SocketWebSocket<S> {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        SocketWebSocket::poll_next(self.get_mut(), cx)
+    }
+}
+
+/// The inherent methods of the same names; `poll_close` sends a close frame without a code.
+impl<S: ReadinessIo> Sink<Message> for SocketWebSocket<S> {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        SocketWebSocket::poll_ready(self.get_mut(), cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), WsError> {
+        SocketWebSocket::start_send(self.get_mut(), message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        SocketWebSocket::poll_flush(self.get_mut(), cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        SocketWebSocket::poll_close(self.get_mut(), None, cx)
     }
 }
 
