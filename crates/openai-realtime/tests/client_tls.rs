@@ -336,3 +336,76 @@ async fn wss_a_close_handshake_ends_cleanly_without_close_notify() {
     server.await.expect("server task");
     assert!(connection.recv().await.is_none(), "the end, not an error");
 }
+
+/// Forwards one connection from `listener` to `upstream`: the client's bytes as they come, the
+/// server's one byte at a time (each its own TCP segment), so every TLS record reaches the
+/// client in pieces.
+async fn trickling_proxy(listener: TcpListener, upstream: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (client, _) = listener.accept().await.expect("accept");
+    let server = tokio::net::TcpStream::connect(upstream)
+        .await
+        .expect("connect upstream");
+    client.set_nodelay(true).expect("nodelay");
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match server_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for byte in &buf[..n] {
+            if client_write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let _ = client_write.shutdown().await;
+    let _ = up.await;
+}
+
+#[tokio::test]
+async fn wss_records_arriving_byte_by_byte_are_read_whole() {
+    let upstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream_addr = upstream.local_addr().expect("address");
+    let (proxy, endpoint) = wss_listener().await;
+    let server = tokio::spawn(async move {
+        let mut ws = accept_wss(&upstream).await;
+        for word in ["one", "two", "three"] {
+            ws.send(Message::text(word)).await.expect("send");
+        }
+        let reply = ws.next().await.expect("a message").expect("valid");
+        assert_eq!(reply, Message::text("got three"));
+    });
+    tokio::spawn(trickling_proxy(proxy, upstream_addr));
+
+    // The handshake's records trickle in too. A short read that left the socket's readiness
+    // set or cleared at the wrong moment would hang here: the timeout turns that into a
+    // failure.
+    let words = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut connection = endpoint
+            .connect(&Target::live())
+            .await
+            .expect("wss connect");
+        let mut words = Vec::new();
+        while words.len() < 3 {
+            match connection.recv().await {
+                Some(Ok(Incoming::Text(text))) => words.push(text.as_str().to_owned()),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        connection.send_text("got three").await.expect("send");
+        words
+    })
+    .await
+    .expect("every record read, none waited for in vain");
+    assert_eq!(words, ["one", "two", "three"]);
+    server.await.expect("server task");
+}
