@@ -40,6 +40,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -195,15 +196,9 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
     /// the server sent right behind its response stay buffered for the first reads.
     pub async fn client_handshake(
         socket: S,
-        request: tokio_tungstenite::tungstenite::handshake::client::Request,
+        request: Request,
         config: Option<WebSocketConfig>,
-    ) -> Result<
-        (
-            Self,
-            tokio_tungstenite::tungstenite::handshake::client::Response,
-        ),
-        WsError,
-    > {
+    ) -> Result<(Self, Response), WsError> {
         use tokio_tungstenite::tungstenite::HandshakeError;
         use tokio_tungstenite::tungstenite::handshake::client::ClientHandshake;
 
