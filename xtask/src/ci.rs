@@ -32,6 +32,14 @@ pub(crate) fn run(with_tests: bool) -> anyhow::Result<()> {
             ],
         )
     })?;
+    // The API docs as a reader of docs.rs sees them: every intra-doc link must resolve.
+    step("cargo doc", || {
+        cargo_with_env(
+            &root,
+            &["doc", "--workspace", "--no-deps", "--locked"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
     if with_tests {
         step("cargo test --workspace", || cargo(&root, TEST_COMMAND))?;
     }
@@ -84,9 +92,14 @@ fn layering(root: &Path) -> anyhow::Result<()> {
 }
 
 fn cargo(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    cargo_with_env(root, args, &[])
+}
+
+fn cargo_with_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     let status = Command::new(cargo_bin())
         .current_dir(root)
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("running cargo {}", args.join(" ")))?;
     if !status.success() {

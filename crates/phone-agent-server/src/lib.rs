@@ -51,6 +51,9 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+// An application crate: its module docs describe the design and link to private items on
+// purpose (read them with `cargo doc --document-private-items`).
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod adapters;
 mod admin;

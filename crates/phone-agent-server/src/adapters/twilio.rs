@@ -218,7 +218,7 @@ where
     }
 
     /// Reads until Twilio's `start` message and returns its information; the first
-    /// [`CallerEndpoint::recv`] afterwards returns it again as [`CallerEvent::Started`]. Media
+    /// [`Endpoint::poll_recv`] afterwards returns it again as [`CallerEvent::Started`]. Media
     /// arriving meanwhile stays in the socket.
     pub async fn wait_for_start(&mut self, timeout: Duration) -> Result<CallerInfo, StartError> {
         let read = async {

@@ -5,7 +5,7 @@
 //! model makes as its own task, off the audio path, bounded by the tool timeout; the task calls
 //! [`CallTools`], this call's [`ToolExecutor`]. Its result goes back to the model as
 //! `function_call_output` followed by one `response.create`. A built-in tool's result carries a
-//! [`CallAction`](bridge_core::tools::CallAction) that the engine executes — through
+//! [`CallAction`] that the engine executes — through
 //! [`control::TwilioCallControl`], i.e. the Twilio REST API — once the agent's following words
 //! (the goodbye, the transfer line) have been heard.
 //!

@@ -144,7 +144,8 @@ pub(crate) fn session_start(event: &Value) -> Result<Accepted, Rejection> {
     session_start_with(event, false)
 }
 
-/// [`session_start`], accepting MCP tools in a responses delegation when `mcp_tools`.
+/// Checks a whole `session.start` event, accepting MCP tools in a responses delegation when
+/// `mcp_tools`.
 pub(crate) fn session_start_with(event: &Value, mcp_tools: bool) -> Result<Accepted, Rejection> {
     let top = object(event, "event")?;
     only(top, &["type", "event_id", "session"], "event")?;

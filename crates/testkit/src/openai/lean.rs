@@ -6,7 +6,7 @@
 //! sessions next to the server on two cores. [`LeanAgent`] speaks the same wire protocols (the
 //! event shapes those mocks send) with the least work per frame and records nothing but
 //! counters and latencies, which each session deposits in its call's
-//! [`CallSlot`](crate::lean::CallSlot) when it ends (the caller side is
+//! [`CallSlot`] when it ends (the caller side is
 //! [`twilio::lean`](crate::twilio::lean); what both share is [`crate::lean`]):
 //!
 //! * `input_audio_buffer.append` is recognised without building a JSON value and only the
