@@ -339,9 +339,10 @@ impl Endpoint {
                 None => default_tls_config().map_err(ConnectErrorKind::TlsConfig)?,
             };
             let server_name = ServerName::try_from(host.clone()).map_err(|_| {
-                ConnectErrorKind::InvalidRequest(tungstenite::Error::Url(
-                    tungstenite::error::UrlError::NoHostName,
-                ))
+                ConnectErrorKind::InvalidRequest(tungstenite::Error::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{host} is not a valid TLS server name"),
+                )))
             })?;
             Some((config, server_name))
         } else {
