@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bridge_core::agent::{Speaker, Usage};
 use bridge_core::caller::CallerInfo;
-use bridge_core::engine::{CallEvent, CallSummary, LatencyTrigger};
+use bridge_core::engine::{CallEvent, CallSummary, EndReason, LatencyTrigger};
 use bridge_core::tools::CallAction;
 use serde::{Deserialize, Serialize};
 
@@ -345,7 +345,7 @@ pub struct Recorder {
     cuts: HashMap<String, (u64, u64)>,
     /// Running tool calls: call id → index in `record.tool_calls`.
     running: HashMap<String, usize>,
-    /// Set when Twilio's `completed` status callback ended the call.
+    /// Set when Twilio's `completed` status callback came while the stream was open here.
     completed_by_twilio: bool,
     mask_numbers: bool,
 }
@@ -427,8 +427,9 @@ impl Recorder {
         self.mask_numbers
     }
 
-    /// Notes that Twilio's `completed` status callback ended the call (its end reason becomes
-    /// `twilio_completed`).
+    /// Notes that Twilio's `completed` status callback came while the call's stream was open
+    /// here. If that is what ended the call (the engine ended it as a shutdown), its end reason
+    /// is `twilio_completed`; a call that had already ended for another reason keeps it.
     pub fn completed_by_twilio(&mut self) {
         self.completed_by_twilio = true;
     }
@@ -617,13 +618,14 @@ impl Recorder {
         let r = &mut self.record;
         r.times.ended_at_ms = ended_at_ms;
         r.duration_ms = u64::try_from(ended_at_ms - r.times.stream_started_at_ms).unwrap_or(0);
-        r.end_reason = if self.completed_by_twilio {
-            "twilio_completed".to_owned()
-        } else {
-            summary
-                .end_reason
-                .map_or("unknown", |e| e.as_str())
-                .to_owned()
+        r.end_reason = match summary.end_reason {
+            // Twilio's `completed` ends a running call through its hang-up signal, which the
+            // engine records as a shutdown. A call that had already ended for a reason of its
+            // own (the caller hung up, and the callback came during the teardown) keeps it.
+            Some(EndReason::Shutdown) | None if self.completed_by_twilio => {
+                "twilio_completed".to_owned()
+            }
+            reason => reason.map_or("unknown", |e| e.as_str()).to_owned(),
         };
         r.end_detail = summary.end_detail.clone();
         r.usage = usage_record(&summary.usage);
@@ -812,5 +814,48 @@ mod tests {
         // 0.5M text in ($2) + 0.25M text out ($4) + 1M audio in ($32) + 1M audio out ($64)
         // + 2 minutes ($0.10).
         assert!((cost.usd - 102.10).abs() < 1e-9, "{}", cost.usd);
+    }
+
+    #[test]
+    fn twilio_completed_is_the_end_reason_only_when_it_ended_the_call() {
+        let info = CallerInfo {
+            call_id: "CA1".to_owned(),
+            stream_id: "MZ1".to_owned(),
+            ..CallerInfo::default()
+        };
+        let context = RecordContext {
+            direction: "inbound".to_owned(),
+            profile: "default".to_owned(),
+            backend: "realtime".to_owned(),
+            model: None,
+            voice: None,
+            mask_numbers: false,
+        };
+        let prices = Pricing {
+            text_input_per_mtok: 0.0,
+            text_output_per_mtok: 0.0,
+            audio_input_per_mtok: 0.0,
+            audio_output_per_mtok: 0.0,
+            live_per_minute: 0.0,
+        };
+        let end = |reason: Option<EndReason>, completed: bool| {
+            let mut recorder = Recorder::new(&info, context.clone(), 1_000);
+            if completed {
+                recorder.completed_by_twilio();
+            }
+            let summary = CallSummary {
+                end_reason: reason,
+                ..CallSummary::default()
+            };
+            recorder
+                .finish(&summary, Default::default(), &prices, 2_000)
+                .end_reason
+        };
+        // The callback ended a running call (its hang-up signal: a shutdown to the engine).
+        assert_eq!(end(Some(EndReason::Shutdown), true), "twilio_completed");
+        // The caller hung up first; the callback came while the call was tearing down.
+        assert_eq!(end(Some(EndReason::CallerHungUp), true), "caller_hung_up");
+        assert_eq!(end(Some(EndReason::CallerHungUp), false), "caller_hung_up");
+        assert_eq!(end(Some(EndReason::Shutdown), false), "shutdown");
     }
 }
