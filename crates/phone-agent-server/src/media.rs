@@ -22,12 +22,12 @@ use std::sync::Arc;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use openai_realtime::client::SocketWebSocket;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::routes::{self, Body};
 use crate::server::AppState;
-use openai_realtime::client::SocketWebSocket;
 
 pub(crate) fn handle(state: &Arc<AppState>, mut req: Request<Incoming>) -> Response<Body> {
     let config = &state.config;

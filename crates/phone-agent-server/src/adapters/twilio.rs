@@ -25,13 +25,13 @@ use bridge_core::caller::{
 };
 use bridge_core::format::{AudioFormat, Base64Audio};
 use bytes::Bytes;
+use openai_realtime::client::{ReadinessIo, SocketWebSocket};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use twilio_media::stream::{self, Event, Track};
 
 use super::{Direction, RelayClock};
-use openai_realtime::client::{ReadinessIo, SocketWebSocket};
 
 /// How long to wait for the peer's reply to our close frame before dropping the socket.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
