@@ -95,6 +95,7 @@ mod close;
 mod connect;
 mod connection;
 mod endpoint;
+mod outbox;
 pub mod socket;
 mod tls;
 

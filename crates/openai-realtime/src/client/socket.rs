@@ -35,14 +35,17 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::outbox::{MAX_SLICES, Outbox};
 
 /// A non-blocking socket whose readiness the runtime tracks, with the semantics of tokio's
 /// `TcpStream`. `try_read` / `try_write` / `try_flush` return `WouldBlock` only when the socket
@@ -61,6 +64,14 @@ pub trait ReadinessIo: Send + Unpin {
     /// One non-blocking write. What it reports written is on its way: a layer that keeps
     /// bytes back (TLS records) sends them at the next `try_write` or `try_flush`.
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// One non-blocking write of `bufs` in order, as one `writev` where the socket has it;
+    /// by default the first non-empty buffer through [`try_write`](Self::try_write).
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) => self.try_write(first),
+            None => Ok(0),
+        }
+    }
     /// Sends what an earlier `try_write` kept back; a plain socket keeps nothing.
     fn try_flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -98,15 +109,26 @@ impl ReadinessIo for tokio::net::TcpStream {
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
         tokio::net::TcpStream::try_write(self, buf)
     }
+    fn try_write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        tokio::net::TcpStream::try_write_vectored(self, bufs)
+    }
 }
 
-/// The socket as tungstenite's `Read + Write`: each call one non-blocking attempt. Remembers
-/// which direction last answered `WouldBlock`, so a handshake interrupted by it waits for the
-/// right readiness.
+/// The socket as tungstenite's `Read + Write`: each read one non-blocking attempt. During the
+/// opening handshake each write is one too, and it remembers which direction last answered
+/// `WouldBlock`, so the handshake waits for the right readiness. Once the connection is open,
+/// what tungstenite writes (its control frames) joins the [`Outbox`] instead, behind the data
+/// frames queued before it, and [`SocketWebSocket`] writes the outbox out.
 #[derive(Debug)]
 struct Attempt<S> {
     socket: S,
     blocked_writing: bool,
+    /// The connection is open: tungstenite's writes go to `outbox`.
+    open: bool,
+    outbox: Outbox,
+    /// tungstenite put a control frame (a pong, a close reply) in the outbox: written out by
+    /// the next read if nothing else writes it first.
+    control_queued: bool,
 }
 
 impl<S: ReadinessIo> Attempt<S> {
@@ -114,6 +136,9 @@ impl<S: ReadinessIo> Attempt<S> {
         Attempt {
             socket,
             blocked_writing: false,
+            open: false,
+            outbox: Outbox::default(),
+            control_queued: false,
         }
     }
 
@@ -132,6 +157,22 @@ impl<S: ReadinessIo> Attempt<S> {
             self.socket.poll_read_ready(cx)
         }
     }
+
+    /// Writes the outbox until it is empty (then sends what the socket kept back, TLS records)
+    /// or the socket answers `WouldBlock` (returned as such).
+    fn write_outbox(&mut self) -> io::Result<()> {
+        while !self.outbox.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let filled = self.outbox.gather(&mut slices);
+            let n = self.socket.try_write_vectored(&slices[..filled])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.outbox.advance(n);
+        }
+        self.control_queued = false;
+        self.socket.try_flush()
+    }
 }
 
 impl<S: ReadinessIo> Read for Attempt<S> {
@@ -143,10 +184,19 @@ impl<S: ReadinessIo> Read for Attempt<S> {
 
 impl<S: ReadinessIo> Write for Attempt<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.open {
+            self.outbox.push_bytes(buf);
+            self.control_queued = true;
+            return Ok(buf.len());
+        }
         let result = self.socket.try_write(buf);
         self.note(result, true)
     }
     fn flush(&mut self) -> io::Result<()> {
+        if self.open {
+            // Written with the outbox.
+            return Ok(());
+        }
         let result = self.socket.try_flush();
         self.note(result, true)
     }
@@ -164,6 +214,8 @@ pub struct SocketWebSocket<S> {
     ended: bool,
     /// A write was left queued by `WouldBlock`: `poll_ready` writes it out first.
     blocked: bool,
+    /// A client masks every frame it sends.
+    role: Role,
 }
 
 impl<S: ReadinessIo> SocketWebSocket<S> {
@@ -175,19 +227,19 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         role: Role,
         config: Option<WebSocketConfig>,
     ) -> Self {
-        Self::from_websocket(WebSocket::from_partially_read(
-            Attempt::new(socket),
-            part,
+        Self::from_websocket(
+            WebSocket::from_partially_read(Attempt::new(socket), part, role, config),
             role,
-            config,
-        ))
+        )
     }
 
-    fn from_websocket(ws: WebSocket<Attempt<S>>) -> Self {
+    fn from_websocket(mut ws: WebSocket<Attempt<S>>, role: Role) -> Self {
+        ws.get_mut().open = true;
         SocketWebSocket {
             ws,
             ended: false,
             blocked: false,
+            role,
         }
     }
 
@@ -205,7 +257,9 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         let mut round = ClientHandshake::start(Attempt::new(socket), request, config)?.handshake();
         loop {
             match round {
-                Ok((ws, response)) => return Ok((Self::from_websocket(ws), response)),
+                Ok((ws, response)) => {
+                    return Ok((Self::from_websocket(ws, Role::Client), response));
+                }
                 Err(HandshakeError::Failure(e)) => return Err(e),
                 Err(HandshakeError::Interrupted(mid)) => {
                     std::future::poll_fn(|cx| mid.get_ref().get_ref().poll_blocked_ready(cx))
@@ -228,7 +282,18 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
             return Poll::Ready(None);
         }
         loop {
-            match self.ws.read() {
+            let read = self.ws.read();
+            if self.ws.get_ref().control_queued {
+                // A pong or a close reply tungstenite queued while reading: on its way now if the
+                // socket takes it (otherwise with the next write, or the next read).
+                match self.ws.get_mut().write_outbox() {
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                        tracing::debug!(error = %e, "a control frame could not be written");
+                    }
+                    _ => {}
+                }
+            }
+            match read {
                 Ok(message) => return Poll::Ready(Some(Ok(message))),
                 Err(e) if would_block(&e) => {
                     if let Err(e) = ready!(self.socket().poll_read_ready(cx)) {
@@ -267,17 +332,51 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         Poll::Ready(result)
     }
 
-    /// Queues `message`; tungstenite writes its buffer once it holds `write_buffer_size`
-    /// bytes. A socket that takes no more leaves it queued (`Ok`, and the next
-    /// [`poll_ready`](Self::poll_ready) waits for it).
+    /// Queues `message`; the queue is written to the socket once it holds more than the
+    /// configuration's `write_buffer_size` bytes. A socket that takes no more leaves it queued
+    /// (`Ok`, and the next [`poll_ready`](Self::poll_ready) waits for it).
+    ///
+    /// A text or binary message is queued as its frame's header beside the message's own bytes
+    /// (see `outbox`): tungstenite's rules for what may be sent when still apply, its write
+    /// buffer is not used.
     pub fn start_send(&mut self, message: Message) -> Result<(), WsError> {
-        match self.ws.write(message) {
+        if !matches!(message, Message::Text(_) | Message::Binary(_)) || !self.ws.can_write() {
+            // Control frames, raw frames, and any message once the connection is closing:
+            // tungstenite's own answer (its frames join the outbox in order).
+            return match self.ws.write(message).and_then(|()| self.ws.flush()) {
+                Ok(()) => self.write_if_full(),
+                Err(e) if would_block(&e) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        if self.ws.get_ref().outbox.len().saturating_add(message.len())
+            > self.ws.get_config().max_write_buffer_size
+        {
+            return Err(WsError::WriteBufferFull(Box::new(message)));
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (Data::Text, text.into()),
+            Message::Binary(bytes) => (Data::Binary, bytes),
+            _ => return Ok(()),
+        };
+        let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
+        self.ws.get_mut().outbox.push_frame(opcode, payload, mask);
+        self.write_if_full()
+    }
+
+    /// Writes the queue out once it holds more than `write_buffer_size` bytes, as tungstenite
+    /// does with its buffer; a socket that takes no more leaves the rest for `poll_ready`.
+    fn write_if_full(&mut self) -> Result<(), WsError> {
+        if self.ws.get_ref().outbox.len() <= self.ws.get_config().write_buffer_size {
+            return Ok(());
+        }
+        match self.ws.get_mut().write_outbox() {
             Ok(()) => Ok(()),
-            Err(e) if would_block(&e) => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.blocked = true;
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(WsError::Io(e)),
         }
     }
 
@@ -292,12 +391,30 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         })
     }
 
-    /// `flush` until done or failed, waiting for write readiness on `WouldBlock`.
+    /// What tungstenite still holds (a pong it has not queued yet) into the outbox, then the
+    /// outbox to the socket, waiting for write readiness on `WouldBlock`. tungstenite's answer
+    /// (`ConnectionClosed` once a server's closing handshake is done) comes after the bytes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let tungstenite = self.ws.flush();
+        if let Err(e) = &tungstenite
+            && !would_block(e)
+            && !matches!(e, WsError::ConnectionClosed | WsError::AlreadyClosed)
+        {
+            return Poll::Ready(tungstenite);
+        }
+        ready!(self.poll_write_outbox(cx)).map_err(WsError::Io)?;
+        Poll::Ready(match tungstenite {
+            Err(e) if would_block(&e) => Ok(()),
+            other => other,
+        })
+    }
+
+    /// The outbox to the socket, waiting for write readiness on `WouldBlock`.
+    fn poll_write_outbox(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            match self.ws.flush() {
-                Err(e) if would_block(&e) => {
-                    ready!(self.socket().poll_write_ready(cx)).map_err(WsError::Io)?;
+            match self.ws.get_mut().write_outbox() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.socket().poll_write_ready(cx))?;
                 }
                 other => return Poll::Ready(other),
             }
@@ -311,22 +428,28 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         frame: Option<CloseFrame>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), WsError>> {
-        // tungstenite queues the frame only while the connection is open; later calls flush.
+        // tungstenite queues the frame (into the outbox) only while the connection is open;
+        // later calls only write out.
         match self.ws.close(frame) {
+            Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {}
+            Err(e) if would_block(&e) => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        match ready!(self.poll_write_out(cx)) {
             Ok(()) | Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => Poll::Ready(Ok(())),
-            Err(e) if would_block(&e) => self.poll_flush(cx),
             Err(e) => Poll::Ready(Err(e)),
         }
     }
 
-    /// Writes `bytes` to the socket as they are, bypassing tungstenite's write buffer; for a
-    /// frame formatted by the caller, after [`poll_flush`](Self::poll_flush) wrote everything
-    /// queued before it. Returns how many bytes the socket took.
+    /// Writes `bytes` to the socket as they are, bypassing the queue; for a frame formatted by
+    /// the caller, after everything queued before it (written first, if
+    /// [`poll_flush`](Self::poll_flush) has not). Returns how many bytes the socket took.
     pub fn poll_write_raw(
         &mut self,
         cx: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_write_outbox(cx))?;
         loop {
             match self.ws.get_mut().socket.try_write(bytes) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -580,6 +703,98 @@ mod tests {
             Some(Ok(Message::Close(None)))
         ));
         assert!(client.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_ping_is_answered_while_we_only_read() {
+        let (mut server, mut client) = pair(None).await;
+        client
+            .send(Message::Ping("are you there".into()))
+            .await
+            .unwrap();
+        client.send(Message::text("after the ping")).await.unwrap();
+        // Our side only reads; the pong goes out as the ping is read.
+        assert_eq!(
+            server.next().await.unwrap().unwrap(),
+            Message::Ping("are you there".into())
+        );
+        assert_eq!(
+            server.next().await.unwrap().unwrap(),
+            Message::text("after the ping")
+        );
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::Pong("are you there".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_queued_before_the_peer_closes_go_out_before_the_close_reply() {
+        let (mut server, mut client) = pair(None).await;
+        // Queued, not flushed (smaller than the write buffer).
+        server.start_send(Message::text("one")).unwrap();
+        server.start_send(Message::binary(vec![2u8; 3])).unwrap();
+        client.close(None).await.unwrap();
+        assert!(matches!(
+            server.next().await,
+            Some(Ok(Message::Close(None)))
+        ));
+        // Closing now: tungstenite refuses further messages, as before.
+        assert!(matches!(
+            server.start_send(Message::text("too late")),
+            Err(WsError::Protocol(_))
+        ));
+        assert!(server.next().await.is_none());
+        drop(server);
+        assert_eq!(client.next().await.unwrap().unwrap(), Message::text("one"));
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::binary(vec![2u8; 3])
+        );
+        assert!(matches!(
+            client.next().await,
+            Some(Ok(Message::Close(None)))
+        ));
+        assert!(client.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn nothing_is_kept_for_writing_once_written() {
+        let (mut server, mut client) = pair(None).await;
+        for i in 0..20 {
+            server
+                .start_send(Message::text("z".repeat(1000 + i)))
+                .unwrap();
+        }
+        std::future::poll_fn(|cx| server.poll_flush(cx))
+            .await
+            .unwrap();
+        assert!(server.ws.get_ref().outbox.is_empty());
+        for i in 0..20 {
+            assert_eq!(
+                client.next().await.unwrap().unwrap(),
+                Message::text("z".repeat(1000 + i))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_masks_what_it_sends() {
+        // Our side as the client, tokio-tungstenite as the server (which refuses unmasked
+        // frames from a client).
+        let (accepted, client) = tcp_pair().await;
+        let mut ours = SocketWebSocket::from_partially_read(client, Vec::new(), Role::Client, None);
+        let mut server = WebSocketStream::from_raw_socket(accepted, Role::Server, None).await;
+        let texts: Vec<String> = (0..50).map(|i| "m".repeat(i * 37)).collect();
+        for text in &texts {
+            ours.send(Message::text(text.clone())).await.unwrap();
+        }
+        for text in &texts {
+            assert_eq!(
+                server.next().await.unwrap().unwrap(),
+                Message::text(text.clone())
+            );
+        }
     }
 
     #[tokio::test]

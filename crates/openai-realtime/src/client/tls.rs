@@ -78,6 +78,12 @@ impl ReadinessIo for ClientSocket {
             Layer::Tls(tls) => tls.try_write(buf),
         }
     }
+    fn try_write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match &mut self.0 {
+            Layer::Plain(tcp) => ReadinessIo::try_write_vectored(tcp, bufs),
+            Layer::Tls(tls) => tls.try_write_vectored(bufs),
+        }
+    }
     fn try_flush(&mut self) -> io::Result<()> {
         match &mut self.0 {
             Layer::Plain(_) => Ok(()),
@@ -193,8 +199,14 @@ impl TlsSocket {
     /// Encrypts `buf` once the records of earlier writes are out (so what rustls holds stays
     /// bounded by one write), then sends what the socket takes.
     fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.try_write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    /// [`try_write`](Self::try_write) of several buffers: rustls makes records of them as of
+    /// one.
+    fn try_write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         self.send_records()?;
-        let n = self.session.writer().write(buf)?;
+        let n = self.session.writer().write_vectored(bufs)?;
         match self.send_records() {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(n),
