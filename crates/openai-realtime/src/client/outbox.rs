@@ -3,12 +3,13 @@
 //!
 //! tungstenite copies every outgoing frame into one write buffer per connection that grows to
 //! the largest batch ever queued and never shrinks: for a voice call, a media message and its
-//! mark (~1.3 KB) keep ~2.4 KB allocated on the caller side for the whole call, and every
-//! frame is copied into that cold buffer before it is written. The outbox keeps a data frame
-//! as its header (formatted here, at most 14 bytes) beside the message's own bytes, and hands
-//! the socket both with one vectored write; once written, nothing of it is kept. A client
-//! frame's payload is masked in place (RFC 6455 §5.3 requires a fresh key per frame), so the
-//! message's bytes are not copied either when it owns them (a `String` made into a message).
+//! mark (~1.3 KB) keep ~2.4 KB allocated on the caller side for the whole call. The outbox
+//! keeps a data frame as its header (formatted here, at most 14 bytes) beside the message's
+//! own bytes; a client frame's payload is masked in place (RFC 6455 §5.3 requires a fresh key
+//! per frame), so even then the message's bytes are not copied when it owns them (a `String`
+//! made into a message). At write time the socket gets the pieces in order
+//! ([`Outbox::gather`]; the socket gathers small batches into a buffer of its thread), and
+//! what it took is dropped: nothing is kept between writes.
 //!
 //! Frames tungstenite writes itself (pongs, close frames) arrive as bytes
 //! ([`Outbox::push_bytes`]) and take their place in the same order.
