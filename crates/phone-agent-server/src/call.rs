@@ -437,7 +437,7 @@ where
         context,
     };
     // One copy shared by the call's connections (the reconnect closure lives as long as the
-    // call).
+    // call) and the stream's end record.
     let agent_info = Arc::new(info.clone());
     // Boxed here: the connection future is ~11 KB (TLS and WebSocket handshakes) and would
     // otherwise be stored in the call's future for the whole call; the driver drops the box
@@ -453,7 +453,11 @@ where
     // settings); the engine replays the conversation (Realtime: once it is ready; GPT-Live:
     // into `session.start`).
     let reconnect = {
-        let (state, info, clock) = (Arc::clone(state), agent_info, Arc::clone(&clock));
+        let (state, info, clock) = (
+            Arc::clone(state),
+            Arc::clone(&agent_info),
+            Arc::clone(&clock),
+        );
         move |attempt: u32| {
             tracing::info!(attempt, "reconnecting the agent");
             connect_agent(
@@ -477,8 +481,7 @@ where
         }),
         end: StreamEndSaver {
             state: Arc::clone(state),
-            call_sid: info.call_id.clone(),
-            parameters: info.parameters.clone(),
+            info: Arc::clone(&agent_info),
             handovers,
             context: None,
             save: end_save.clone(),
@@ -1014,8 +1017,8 @@ impl VoicemailWatch {
 /// What the observer needs to save why the call's stream ended.
 struct StreamEndSaver {
     state: Arc<AppState>,
-    call_sid: String,
-    parameters: Vec<(String, String)>,
+    /// The stream's `start` (its call and parameters), shared with the agent's connections.
+    info: Arc<CallerInfo>,
     /// Handovers before this stream.
     handovers: u32,
     /// The conversation, when the engine handed the call over.
@@ -1028,14 +1031,15 @@ impl StreamEndSaver {
         let outcome = crate::handover::outcome_of(summary.end_reason);
         let handed_over = outcome == crate::store::StreamOutcome::HandedOver;
         let end = crate::store::StreamEnd {
-            call_sid: self.call_sid.clone(),
+            call_sid: self.info.call_id.clone(),
             outcome,
             context: self
                 .context
                 .take()
                 .filter(|_| handed_over)
                 .map(|c| crate::handover::context_to_json(&c)),
-            parameters: handed_over.then(|| crate::handover::parameters_to_json(&self.parameters)),
+            parameters: handed_over
+                .then(|| crate::handover::parameters_to_json(&self.info.parameters)),
             handovers: self.handovers + u32::from(handed_over),
         };
         // The agent is gone for good and REST is configured: the fallback is played through
