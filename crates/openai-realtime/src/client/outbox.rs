@@ -5,11 +5,11 @@
 //! the largest batch ever queued and never shrinks: for a voice call, a media message and its
 //! mark (~1.3 KB) keep ~2.4 KB allocated on the caller side for the whole call. The outbox
 //! keeps a data frame as its header (formatted here, at most 14 bytes) beside the message's
-//! own bytes; a client frame's payload is masked in place (RFC 6455 §5.3 requires a fresh key
-//! per frame), so even then the message's bytes are not copied when it owns them (a `String`
-//! made into a message). At write time the socket gets the pieces in order
-//! ([`Outbox::gather`]; the socket gathers small batches into a buffer of its thread), and
-//! what it took is dropped: nothing is kept between writes.
+//! own bytes. At write time the socket gets them in order: copied into a buffer of the thread
+//! ([`Outbox::copy_front`], which also masks a client frame's payload as it copies: RFC 6455
+//! §5.3 requires a fresh key per frame), or, for a large batch of unmasked frames, as slices
+//! for one vectored write ([`Outbox::gather`]). What the socket took is dropped: nothing is
+//! kept between writes.
 //!
 //! Frames tungstenite writes itself (pongs, close frames) arrive as bytes
 //! ([`Outbox::push_bytes`]) and take their place in the same order.
@@ -27,12 +27,14 @@ const MAX_HEAD: usize = 14;
 /// Slices handed to one vectored write, at most (two per frame).
 pub(super) const MAX_SLICES: usize = 32;
 
-/// One frame (or bytes tungstenite formatted): `head` then `body` on the wire.
+/// One frame (or bytes tungstenite formatted): `head` then `body` on the wire, the body
+/// masked with `mask` on its way.
 #[derive(Debug)]
 struct Chunk {
     head: [u8; MAX_HEAD],
     head_len: u8,
     body: Bytes,
+    mask: Option<[u8; 4]>,
 }
 
 impl Chunk {
@@ -53,6 +55,8 @@ pub(super) struct Outbox {
     front_written: usize,
     /// Bytes queued and not yet taken.
     len: usize,
+    /// Chunks queued whose body is still to be masked.
+    masked: usize,
 }
 
 impl Outbox {
@@ -64,6 +68,11 @@ impl Outbox {
     /// Nothing is waiting.
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Some queued frame is to be masked: only [`copy_front`](Self::copy_front) writes it.
+    pub(super) fn has_masked(&self) -> bool {
+        self.masked > 0
     }
 
     /// Queues one final data frame carrying `payload`; masked with `mask` (a client's frame).
@@ -81,19 +90,12 @@ impl Outbox {
                 .expect("a frame header fits in 14 bytes");
             out.len()
         };
-        let body = match mask {
-            None => payload,
-            Some(key) => {
-                // Owned bytes (a `String` made into a message) are masked where they are.
-                let mut owned = Vec::from(payload);
-                apply_mask(&mut owned, key);
-                Bytes::from(owned)
-            }
-        };
+        self.masked += usize::from(mask.is_some());
         self.push(Chunk {
             head,
             head_len: (MAX_HEAD - free) as u8,
-            body,
+            body: payload,
+            mask,
         });
     }
 
@@ -106,6 +108,7 @@ impl Outbox {
             head: [0; MAX_HEAD],
             head_len: 0,
             body: Bytes::copy_from_slice(bytes),
+            mask: None,
         });
     }
 
@@ -115,8 +118,13 @@ impl Outbox {
     }
 
     /// Fills `slices` with what is queued, oldest first, from where the socket stopped;
-    /// returns how many it filled (0 when nothing is queued).
+    /// returns how many it filled (0 when nothing is queued). Only while nothing is to be
+    /// masked ([`has_masked`](Self::has_masked)).
     pub(super) fn gather<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        debug_assert!(
+            !self.has_masked(),
+            "masked frames are written with copy_front"
+        );
         let mut n = 0;
         let mut skip = self.front_written;
         for chunk in &self.chunks {
@@ -136,6 +144,32 @@ impl Outbox {
         n
     }
 
+    /// Replaces `out` with up to `max` bytes of what is queued, oldest first, from where the
+    /// socket stopped, as they go on the wire (client payloads masked).
+    pub(super) fn copy_front(&self, out: &mut Vec<u8>, max: usize) {
+        out.clear();
+        let mut skip = self.front_written;
+        for chunk in &self.chunks {
+            for (part, mask) in [(chunk.head(), None), (&chunk.body[..], chunk.mask)] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                let room = max - out.len();
+                if room == 0 {
+                    return;
+                }
+                let piece = &part[skip..part.len().min(skip + room)];
+                let start = out.len();
+                out.extend_from_slice(piece);
+                if let Some(key) = mask {
+                    apply_mask(&mut out[start..], key, skip);
+                }
+                skip = 0;
+            }
+        }
+    }
+
     /// The socket took `n` more bytes: what is whole is dropped.
     pub(super) fn advance(&mut self, n: usize) {
         debug_assert!(n <= self.len);
@@ -146,14 +180,19 @@ impl Outbox {
                 break;
             }
             taken -= front.len();
+            if front.mask.is_some() {
+                self.masked -= 1;
+            }
             self.chunks.pop_front();
         }
         self.front_written = taken;
     }
 }
 
-/// XORs `buf` with the 4-byte masking `key` (RFC 6455 §5.3), eight bytes at a time.
-fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
+/// XORs `buf`, which starts `offset` bytes into a payload, with the payload's 4-byte masking
+/// `key` (RFC 6455 §5.3), eight bytes at a time.
+fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    let key: [u8; 4] = std::array::from_fn(|i| key[(i + offset) % 4]);
     let wide = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
@@ -172,22 +211,48 @@ mod tests {
     use super::*;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
-    /// Everything queued, as the socket would receive it.
-    fn drain(outbox: &mut Outbox) -> Vec<u8> {
+    /// Everything queued, as a socket taking `take(i)` bytes at its `i`-th write would receive
+    /// it through the vectored writer.
+    fn drain_gathered(outbox: &mut Outbox, take: impl Fn(usize) -> usize) -> Vec<u8> {
         let mut wire = Vec::new();
-        loop {
+        for i in 0.. {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = outbox.gather(&mut slices);
             if n == 0 {
                 break;
             }
-            let taken: usize = slices[..n].iter().map(|s| s.len()).sum();
+            let mut want = take(i);
+            let mut taken = 0;
             for slice in &slices[..n] {
-                wire.extend_from_slice(slice);
+                let k = want.min(slice.len());
+                wire.extend_from_slice(&slice[..k]);
+                taken += k;
+                want -= k;
+                if want == 0 {
+                    break;
+                }
             }
             outbox.advance(taken);
         }
         assert!(outbox.is_empty());
+        wire
+    }
+
+    /// The same through the copying writer, `max` bytes copied per write.
+    fn drain_copied(outbox: &mut Outbox, max: usize, take: impl Fn(usize) -> usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut buf = Vec::new();
+        for i in 0.. {
+            outbox.copy_front(&mut buf, max);
+            if buf.is_empty() {
+                break;
+            }
+            let k = take(i).min(buf.len());
+            wire.extend_from_slice(&buf[..k]);
+            outbox.advance(k);
+        }
+        assert!(outbox.is_empty());
+        assert!(!outbox.has_masked());
         wire
     }
 
@@ -209,20 +274,23 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
             for mask in [None, Some([0x12, 0x34, 0x56, 0x78])] {
                 for opcode in [Data::Text, Data::Binary] {
+                    let expected = tungstenite_frame(opcode, &payload, mask);
                     let mut outbox = Outbox::default();
                     outbox.push_frame(opcode, Bytes::from(payload.clone()), mask);
-                    assert_eq!(
-                        drain(&mut outbox),
-                        tungstenite_frame(opcode, &payload, mask),
-                        "{len} bytes, mask {mask:?}, {opcode:?}"
-                    );
+                    let copied = drain_copied(&mut outbox, 16 * 1024, |_| usize::MAX);
+                    assert_eq!(copied, expected, "{len} bytes, mask {mask:?}, {opcode:?}");
+                    if mask.is_none() {
+                        outbox.push_frame(opcode, Bytes::from(payload.clone()), mask);
+                        let gathered = drain_gathered(&mut outbox, |_| usize::MAX);
+                        assert_eq!(gathered, expected, "{len} bytes, {opcode:?}");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn an_unmasked_payload_is_not_copied() {
+    fn an_unmasked_payload_is_not_copied_for_a_vectored_write() {
         let payload = Bytes::from(vec![1u8; 512]);
         let mut outbox = Outbox::default();
         outbox.push_frame(Data::Binary, payload.clone(), None);
@@ -231,43 +299,38 @@ mod tests {
         assert_eq!(slices[1].as_ptr(), payload.as_ptr());
     }
 
-    #[test]
-    fn partial_writes_resume_where_the_socket_stopped() {
-        let mut outbox = Outbox::default();
+    /// Fifty frames of growing size, control bytes between some, masked or not.
+    fn queue_mixed(outbox: &mut Outbox, masked: bool) -> Vec<u8> {
         let mut expected = Vec::new();
         for i in 0..50u8 {
             let payload = vec![i; usize::from(i) * 13];
-            outbox.push_frame(Data::Binary, Bytes::from(payload.clone()), None);
-            expected.extend(tungstenite_frame(Data::Binary, &payload, None));
+            let mask = masked.then_some([i, 0x5a, i.wrapping_mul(3), 0xc3]);
+            outbox.push_frame(Data::Binary, Bytes::from(payload.clone()), mask);
+            expected.extend(tungstenite_frame(Data::Binary, &payload, mask));
             if i % 7 == 0 {
                 outbox.push_bytes(&[0x8a, 0x01, i]);
                 expected.extend([0x8a, 0x01, i]);
             }
         }
         assert_eq!(outbox.len(), expected.len());
-        // A socket that takes 1, 2, 3, … bytes per write, across chunk and slice boundaries.
-        let mut wire = Vec::new();
-        let mut step = 1;
-        loop {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let n = outbox.gather(&mut slices);
-            if n == 0 {
-                break;
-            }
-            let mut want = step;
-            for slice in &slices[..n] {
-                let take = want.min(slice.len());
-                wire.extend_from_slice(&slice[..take]);
-                want -= take;
-                if want == 0 {
-                    break;
-                }
-            }
-            outbox.advance(step - want);
-            step = step % 97 + 1;
+        expected
+    }
+
+    #[test]
+    fn partial_writes_resume_where_the_socket_stopped() {
+        // A socket that takes 1, 2, 3, … 97, 1, … bytes per write, across chunk, slice and
+        // masking-key boundaries.
+        let step = |i: usize| i % 97 + 1;
+        let mut outbox = Outbox::default();
+        let expected = queue_mixed(&mut outbox, false);
+        assert_eq!(drain_gathered(&mut outbox, step), expected);
+        for masked in [false, true] {
+            let expected = queue_mixed(&mut outbox, masked);
+            assert_eq!(drain_copied(&mut outbox, 16 * 1024, step), expected);
+            // Copies smaller than a frame, and a socket that takes all of each.
+            let expected = queue_mixed(&mut outbox, masked);
+            assert_eq!(drain_copied(&mut outbox, 61, |_| usize::MAX), expected);
         }
-        assert_eq!(wire, expected);
-        assert_eq!(outbox.len(), 0);
     }
 
     #[test]
@@ -278,23 +341,25 @@ mod tests {
         }
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         assert_eq!(outbox.gather(&mut slices), MAX_SLICES);
-        let wire = drain(&mut outbox);
+        let wire = drain_gathered(&mut outbox, |_| usize::MAX);
         assert_eq!(wire.len(), 40 * 5);
     }
 
     #[test]
-    fn masking_matches_bytewise_xor() {
-        for len in 0..40 {
-            let original: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-            let key = [0xa1, 0x02, 0xff, 0x3c];
-            let mut fast = original.clone();
-            apply_mask(&mut fast, key);
-            let slow: Vec<u8> = original
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ key[i % 4])
-                .collect();
-            assert_eq!(fast, slow);
+    fn masking_from_any_offset_matches_bytewise_xor() {
+        let key = [0xa1, 0x02, 0xff, 0x3c];
+        for offset in 0..8 {
+            for len in 0..40 {
+                let original: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                let mut fast = original.clone();
+                apply_mask(&mut fast, key, offset);
+                let slow: Vec<u8> = original
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| b ^ key[(i + offset) % 4])
+                    .collect();
+                assert_eq!(fast, slow, "offset {offset}, {len} bytes");
+            }
         }
     }
 }

@@ -172,26 +172,22 @@ impl<S: ReadinessIo> Attempt<S> {
     /// Writes the outbox until it is empty (then sends what the socket kept back, TLS records)
     /// or the socket answers `WouldBlock` (returned as such).
     ///
-    /// Up to [`GATHER_MAX`] bytes at a time are gathered into a buffer of the thread's and
-    /// sent with one plain write: measured, that is cheaper than a vectored write of the
-    /// frames' pieces (`writev` goes through the file layer's hooks on every call, and the
-    /// kernel then copies from many small slices). Larger batches go vectored, uncopied.
+    /// Up to [`GATHER_MAX`] bytes at a time are copied into a buffer of the thread's (client
+    /// payloads masked on the way) and sent with one plain write: measured, that is cheaper than
+    /// a vectored write of the frames' pieces (`writev` goes through the file layer's hooks on
+    /// every call, and the kernel then copies from many small slices). Larger batches of
+    /// unmasked frames go vectored, uncopied.
     fn write_outbox(&mut self) -> io::Result<()> {
         while !self.outbox.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let filled = self.outbox.gather(&mut slices);
-            let slices = &slices[..filled];
-            let total: usize = slices.iter().map(|s| s.len()).sum();
-            let n = if total <= GATHER_MAX {
+            let n = if self.outbox.len() <= GATHER_MAX || self.outbox.has_masked() {
                 GATHERED.with_borrow_mut(|gathered| {
-                    gathered.clear();
-                    for slice in slices {
-                        gathered.extend_from_slice(slice);
-                    }
+                    self.outbox.copy_front(gathered, GATHER_MAX);
                     self.socket.try_write(gathered)
                 })?
             } else {
-                self.socket.try_write_vectored(slices)?
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let filled = self.outbox.gather(&mut slices);
+                self.socket.try_write_vectored(&slices[..filled])?
             };
             if n == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
