@@ -364,24 +364,25 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
     /// (see `outbox`): tungstenite's rules for what may be sent when still apply, its write
     /// buffer is not used.
     pub fn start_send(&mut self, message: Message) -> Result<(), WsError> {
-        if !matches!(message, Message::Text(_) | Message::Binary(_)) || !self.ws.can_write() {
+        let open = self.ws.can_write();
+        let queued = self.ws.get_ref().outbox.len();
+        let fits =
+            |len: usize| queued.saturating_add(len) <= self.ws.get_config().max_write_buffer_size;
+        let (opcode, payload) = match message {
+            Message::Text(text) if open && fits(text.len()) => (Data::Text, text.into()),
+            Message::Binary(bytes) if open && fits(bytes.len()) => (Data::Binary, bytes),
+            message @ (Message::Text(_) | Message::Binary(_)) if open => {
+                return Err(WsError::WriteBufferFull(Box::new(message)));
+            }
             // Control frames, raw frames, and any message once the connection is closing:
             // tungstenite's own answer (its frames join the outbox in order).
-            return match self.ws.write(message).and_then(|()| self.ws.flush()) {
-                Ok(()) => self.write_if_full(),
-                Err(e) if would_block(&e) => Ok(()),
-                Err(e) => Err(e),
-            };
-        }
-        if self.ws.get_ref().outbox.len().saturating_add(message.len())
-            > self.ws.get_config().max_write_buffer_size
-        {
-            return Err(WsError::WriteBufferFull(Box::new(message)));
-        }
-        let (opcode, payload) = match message {
-            Message::Text(text) => (Data::Text, text.into()),
-            Message::Binary(bytes) => (Data::Binary, bytes),
-            _ => return Ok(()),
+            other => {
+                return match self.ws.write(other).and_then(|()| self.ws.flush()) {
+                    Ok(()) => self.write_if_full(),
+                    Err(e) if would_block(&e) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
         };
         let mask = (self.role == Role::Client).then(rand::random::<[u8; 4]>);
         self.ws.get_mut().outbox.push_frame(opcode, payload, mask);
@@ -800,6 +801,25 @@ mod tests {
                 Message::text("z".repeat(1000 + i))
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_message_beyond_the_write_limit_is_handed_back() {
+        let config = WebSocketConfig::default()
+            .write_buffer_size(64)
+            .max_write_buffer_size(256);
+        let (mut server, mut client) = pair(Some(config)).await;
+        let big = Message::text("b".repeat(300));
+        match server.start_send(big.clone()) {
+            Err(WsError::WriteBufferFull(back)) => assert_eq!(*back, big),
+            other => panic!("expected WriteBufferFull, got {other:?}"),
+        }
+        // Nothing of it was queued; a message within the limit still goes.
+        server.send(Message::text("small")).await.unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::text("small")
+        );
     }
 
     #[tokio::test]
