@@ -345,6 +345,42 @@ mod tests {
         assert_eq!(wire.len(), 40 * 5);
     }
 
+    proptest::proptest! {
+        /// Any frames (any sizes, masked or not, control bytes between), written through either
+        /// writer by a socket taking any number of bytes each time, arrive as tungstenite would
+        /// have sent them, in order, nothing left queued.
+        #[test]
+        fn any_frames_any_writes_arrive_as_tungstenite_sends_them(
+            frames in proptest::collection::vec(
+                (0usize..3000, proptest::option::of(proptest::array::uniform4(0u8..)), proptest::bool::ANY),
+                1..40,
+            ),
+            takes in proptest::collection::vec(1usize..5000, 1..50),
+            copy_max in 1usize..20_000,
+            copy_unmasked in proptest::bool::ANY,
+        ) {
+            let masked = frames.iter().any(|(_, mask, _)| mask.is_some());
+            let mut outbox = Outbox::default();
+            let mut expected = Vec::new();
+            for (i, (len, mask, control)) in frames.iter().enumerate() {
+                let payload: Vec<u8> = (0..*len).map(|j| (i * 7 + j) as u8).collect();
+                outbox.push_frame(Data::Binary, Bytes::from(payload.clone()), *mask);
+                expected.extend(tungstenite_frame(Data::Binary, &payload, *mask));
+                if *control {
+                    outbox.push_bytes(&[0x89, 0x01, i as u8]);
+                    expected.extend([0x89, 0x01, i as u8]);
+                }
+            }
+            let take = |i: usize| takes[i % takes.len()];
+            let wire = if masked || copy_unmasked {
+                drain_copied(&mut outbox, copy_max, take)
+            } else {
+                drain_gathered(&mut outbox, take)
+            };
+            proptest::prop_assert_eq!(wire, expected);
+        }
+    }
+
     #[test]
     fn masking_from_any_offset_matches_bytewise_xor() {
         let key = [0xa1, 0x02, 0xff, 0x3c];
