@@ -13,10 +13,12 @@
 //! The loop, in one sitting: drain outputs → write what each side takes now → `select!` over
 //! {shutdown, agent connection, caller side (its blocked writes, then [`Endpoint::poll_recv`]),
 //! agent side (same), tool results, call-control results, the engine's timer, the stall timer}
-//! → feed the result to the engine → repeat. Each side's reads (and the shutdown and hang-up
-//! signals, and the two timers) are polled with a waker of their own (`Wakeup`), only after it
-//! fired, so a side with nothing to read is not polled for the other side's traffic; all of them
-//! wake the task through one `AtomicWaker`, registered once per `select!` poll.
+//! → feed the result to the engine → repeat. Both sides' reads are polled with the task's own
+//! waker whenever the task runs (a side with nothing to read answers `Pending` cheaply: the
+//! WebSocket checks its socket's readiness before it reads); the shutdown and hang-up signals
+//! and the two timers, whose polls are not cheap, are polled with a waker of their own
+//! (`Wakeup`), only after it fired, all of them waking the task through one `AtomicWaker`,
+//! registered once per `select!` poll.
 //!
 //! Guarantees:
 //!
@@ -474,7 +476,6 @@ where
     let mut standby_out: Outbox<AgentCommand> = Outbox::new();
     // One registration of the task's waker per `select!` poll, shared by every source below.
     let task = Arc::new(AtomicWaker::new());
-    let standby_reads = Wakeup::new(&task);
     let mut tasks: JoinSet<(String, ToolOutput)> = JoinSet::new();
     let mut task_calls: HashMap<tokio::task::Id, String> = HashMap::new();
     // Call control (REST hang-up, transfer) in flight, off the call's path.
@@ -505,8 +506,6 @@ where
     let stall = sleep_until(Instant::now());
     tokio::pin!(stall);
     let mut stall_armed: Option<Instant> = None;
-    let caller_reads = Wakeup::new(&task);
-    let agent_reads = Wakeup::new(&task);
     // The shutdown signal, polled only when the token wakes it (a poll takes its lock).
     let shutdown_wakeup = Wakeup::new(&task);
     let hang_up_wakeup = Wakeup::new(&task);
@@ -583,7 +582,6 @@ where
                             tokio::spawn(retire(endpoint, old, send_timeout));
                         }
                         connect = None;
-                        agent_reads.set();
                         if matches!(more, Some(Which::Agent)) {
                             more = None;
                         }
@@ -616,7 +614,6 @@ where
                         {
                             tokio::spawn(retire(endpoint, old, send_timeout));
                         }
-                        standby_reads.set();
                     }
                     Output::SwitchToStandby => {
                         // The standby (ready, with what was queued for it) becomes the agent;
@@ -631,8 +628,6 @@ where
                         {
                             tokio::spawn(retire(endpoint, old, send_timeout));
                         }
-                        agent_reads.set();
-                        standby_reads.set();
                         if matches!(more, Some(Which::Agent)) {
                             more = None;
                         }
@@ -652,7 +647,7 @@ where
             {
                 let ready = match which {
                     Which::Caller if !caller_out.eof => {
-                        match caller_reads.poll(|cx| caller.poll_recv(cx)) {
+                        match std::future::poll_fn(|cx| Poll::Ready(caller.poll_recv(cx))).await {
                             Poll::Ready(event) => {
                                 caller_event(
                                     &mut call,
@@ -667,13 +662,17 @@ where
                         }
                     }
                     Which::Agent if !agent_out.eof => match agent.as_mut() {
-                        Some(endpoint) => match agent_reads.poll(|cx| endpoint.poll_recv(cx)) {
-                            Poll::Ready(event) => {
-                                on_agent_event(&mut call, &mut agent_out, event);
-                                true
+                        Some(endpoint) => {
+                            match std::future::poll_fn(|cx| Poll::Ready(endpoint.poll_recv(cx)))
+                                .await
+                            {
+                                Poll::Ready(event) => {
+                                    on_agent_event(&mut call, &mut agent_out, event);
+                                    true
+                                }
+                                Poll::Pending => false,
                             }
-                            Poll::Pending => false,
-                        },
+                        }
                         None => false,
                     },
                     Which::Caller | Which::Agent => false,
@@ -782,7 +781,6 @@ where
                     Ok(endpoint) => {
                         let capabilities = endpoint.capabilities();
                         agent = Some(endpoint);
-                        agent_reads.set();
                         call.agent_connected(capabilities, now());
                     }
                     Err(e) if e.is_transient() => call.agent_connect_failed(e.to_string(), now()),
@@ -790,7 +788,7 @@ where
                 }
             }
             progress = std::future::poll_fn(|cx| poll_side(
-                &mut caller, &mut caller_out, caller_readable, &caller_reads, cx,
+                &mut caller, &mut caller_out, caller_readable, cx,
             )), if caller_readable || caller_out.has_work() => match progress {
                 Progress::Event(event) => {
                     caller_event(
@@ -806,7 +804,7 @@ where
             },
             progress = std::future::poll_fn(|cx| match agent.as_mut() {
                 Some(endpoint) => poll_side(
-                    endpoint, &mut agent_out, agent_readable, &agent_reads, cx,
+                    endpoint, &mut agent_out, agent_readable, cx,
                 ),
                 None => Poll::Pending,
             }), if agent_readable || (agent.is_some() && agent_out.has_work()) => match progress {
@@ -829,7 +827,6 @@ where
                     Ok(endpoint) => {
                         let capabilities = endpoint.capabilities();
                         standby = Some(endpoint);
-                        standby_reads.set();
                         call.standby_connected(capabilities, now());
                     }
                     Err(e) => call.standby_connect_failed(e.to_string(), e.is_transient(), now()),
@@ -837,7 +834,7 @@ where
             }
             progress = std::future::poll_fn(|cx| match standby.as_mut() {
                 Some(endpoint) => poll_side(
-                    endpoint, &mut standby_out, standby_readable, &standby_reads, cx,
+                    endpoint, &mut standby_out, standby_readable, cx,
                 ),
                 None => Poll::Pending,
             }), if standby_readable || (standby.is_some() && standby_out.has_work()) => {
@@ -1008,12 +1005,11 @@ enum Progress<E> {
     WriteFailed(EndpointError),
 }
 
-/// Polls one side: its blocked writes first, then its reads (through its [`Wakeup`]).
+/// Polls one side: its blocked writes first, then its reads.
 fn poll_side<E: Endpoint>(
     endpoint: &mut E,
     outbox: &mut Outbox<E::Command>,
     readable: bool,
-    reads: &Wakeup,
     cx: &mut Context<'_>,
 ) -> Poll<Progress<E::Event>>
 where
@@ -1026,7 +1022,7 @@ where
             Poll::Pending => {}
         }
     }
-    if readable && let Poll::Ready(event) = reads.poll(|cx| endpoint.poll_recv(cx)) {
+    if readable && let Poll::Ready(event) = endpoint.poll_recv(cx) {
         return Poll::Ready(Progress::Event(event));
     }
     Poll::Pending
@@ -1140,15 +1136,15 @@ fn on_agent_event(
     }
 }
 
-/// Wake-up tracking for one source of events (a side's reads, the shutdown signal, a timer).
+/// Wake-up tracking for one source of events that is not cheap to poll (the shutdown and
+/// hang-up signals, whose polls take a lock; the timers, whose polls register with the timer
+/// wheel).
 ///
-/// The call task wakes up for either side, the tools, or the timers, and `select!` polls every
-/// branch each time. Polling a side with nothing to read is not free (the WebSocket layer
-/// locking its halves, registering wakers, zero-filling its read buffer, a readiness check),
-/// and with one wake-up per frame it would happen on every frame. So each source is polled
-/// with a waker of its own — a flag plus the task's waker, the pattern of `FuturesUnordered` —
-/// and only after that waker fired, or, for a side's reads, after it last returned an event
-/// (more may be buffered without any new wake-up).
+/// The call task wakes up for either side's traffic many times a second, and `select!` polls
+/// every branch each time. So each such source is polled with a waker of its own — a flag plus
+/// the task's waker, the pattern of `FuturesUnordered` — and only after that waker fired.
+/// (The sides' reads are polled directly: a wake-up through a flag costs more than a WebSocket
+/// with nothing to read takes to say so.)
 ///
 /// The task's waker lives in one [`AtomicWaker`] shared by every source of the call, and is
 /// registered once per `select!` poll by its first branch, not once per source.
@@ -1213,8 +1209,6 @@ impl Wakeup {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-
     use tokio::sync::mpsc;
 
     use super::*;
@@ -1233,42 +1227,36 @@ mod tests {
         final_close: false,
     };
 
-    /// Events in through a channel; each flush is one batch out; `poll_recv` polls are counted.
+    /// Events in through a channel; each flush is one batch out.
     struct Side<E, C> {
         events: mpsc::UnboundedReceiver<E>,
         writes: mpsc::UnboundedSender<Vec<C>>,
         queued: Vec<C>,
-        polls: Arc<AtomicUsize>,
     }
 
     struct Peer<E, C> {
         events: mpsc::UnboundedSender<E>,
         writes: mpsc::UnboundedReceiver<Vec<C>>,
-        polls: Arc<AtomicUsize>,
     }
 
     fn pair<E, C>() -> (Side<E, C>, Peer<E, C>) {
         let (etx, erx) = mpsc::unbounded_channel();
         let (wtx, wrx) = mpsc::unbounded_channel();
-        let polls = Arc::new(AtomicUsize::new(0));
         (
             Side {
                 events: erx,
                 writes: wtx,
                 queued: Vec::new(),
-                polls: Arc::clone(&polls),
             },
             Peer {
                 events: etx,
                 writes: wrx,
-                polls,
             },
         )
     }
 
     impl<E: Send, C: Send> Side<E, C> {
         fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<E, EndpointError>>> {
-            self.polls.fetch_add(1, Ordering::Relaxed);
             self.events.poll_recv(cx).map(|e| e.map(Ok))
         }
 
@@ -1407,28 +1395,5 @@ mod tests {
             summary.end_reason,
             Some(crate::engine::EndReason::CallerHungUp)
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_quiet_side_is_not_polled_for_the_other_sides_traffic() {
-        let (mut cp, mut ap, task) = running().await;
-        let agent_polls = ap.polls.load(Ordering::Relaxed);
-        for _ in 0..50 {
-            cp.events.send(CallerEvent::Audio(frame())).ok();
-            let batch = ap.writes.recv().await.expect("the frame, relayed");
-            assert_eq!(batch.len(), 1);
-        }
-        assert_eq!(
-            ap.polls.load(Ordering::Relaxed),
-            agent_polls,
-            "the agent's recv was polled while only the caller spoke"
-        );
-        // The agent side still wakes up when it has something.
-        ap.events.send(delta(7)).ok();
-        let batch = cp.writes.recv().await.expect("agent audio, relayed");
-        assert_eq!(batch.len(), 2);
-        assert!(cp.polls.load(Ordering::Relaxed) >= 50);
-        cp.events.send(CallerEvent::Hangup).ok();
-        task.await.expect("driver");
     }
 }

@@ -43,8 +43,10 @@ impl EndpointError {
 /// * **Reads.** [`poll_recv`](Self::poll_recv) keeps the [`std::future::Future`] contract to
 ///   the letter: when it returns `Pending`, the waker of `cx` is woken once an event is
 ///   available — also when the event was produced by [`start_send`](Self::start_send) rather
-///   than by the network. The driver polls a side again only after its waker fired (or after
-///   it returned an event), so an endpoint that waits to be polled again by chance stalls.
+///   than by the network. The driver polls both sides whenever the call's task runs (for
+///   either side's traffic, a timer, a tool), so a poll with nothing to return should be
+///   cheap; but it may also not be polled again until its waker fires, so an endpoint that
+///   waits to be polled again by chance stalls.
 /// * **Writes.** [`poll_ready`](Self::poll_ready) before every
 ///   [`start_send`](Self::start_send) (`Pending`: the peer is not taking more now; wake `cx`
 ///   when it may), then one [`poll_flush`](Self::poll_flush) puts everything sent on the wire

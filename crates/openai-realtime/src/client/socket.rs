@@ -240,6 +240,11 @@ pub struct SocketWebSocket<S> {
     blocked: bool,
     /// A client masks every frame it sends.
     role: Role,
+    /// tungstenite may hold a whole frame already read (its last read returned a message, or
+    /// nothing has been read yet): the next read asks it first. Otherwise (its last read found
+    /// the socket drained) the socket's readiness is checked first, so a side polled with
+    /// nothing to read costs no read attempt (tungstenite zero-fills its buffer for each).
+    read_pending: bool,
 }
 
 impl<S: ReadinessIo> SocketWebSocket<S> {
@@ -264,6 +269,7 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
             ended: false,
             blocked: false,
             role,
+            read_pending: true,
         }
     }
 
@@ -305,8 +311,15 @@ impl<S: ReadinessIo> SocketWebSocket<S> {
         if self.ended {
             return Poll::Ready(None);
         }
+        if !self.read_pending
+            && let Err(e) = ready!(self.socket().poll_read_ready(cx))
+        {
+            self.ended = true;
+            return Poll::Ready(Some(Err(WsError::Io(e))));
+        }
         loop {
             let read = self.ws.read();
+            self.read_pending = read.is_ok();
             if self.ws.get_ref().control_queued {
                 // A pong or a close reply tungstenite queued while reading: on its way now if the
                 // socket takes it (otherwise with the next write, or the next read).
@@ -801,6 +814,60 @@ mod tests {
                 Message::text("z".repeat(1000 + i))
             );
         }
+    }
+
+    /// tokio's `TcpStream`, counting read attempts.
+    struct CountingReads {
+        tcp: TcpStream,
+        reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ReadinessIo for CountingReads {
+        fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.tcp.poll_read_ready(cx)
+        }
+        fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.tcp.poll_write_ready(cx)
+        }
+        fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ReadinessIo::try_read(&mut self.tcp, buf)
+        }
+        fn try_write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            ReadinessIo::try_write(&mut self.tcp, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drained_socket_is_polled_without_a_read_attempt() {
+        let (accepted, client) = tcp_pair().await;
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let socket = CountingReads {
+            tcp: accepted,
+            reads: std::sync::Arc::clone(&reads),
+        };
+        let mut server =
+            SocketWebSocket::from_partially_read(socket, Vec::new(), Role::Server, None);
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        client.send(Message::text("one")).await.unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap(), Message::text("one"));
+        // The call's task polls this side on every wake-up of the call, most of them for the
+        // other side's traffic: once drained, such a poll is the socket's readiness only.
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(server.poll_next(&mut cx).is_pending());
+        let after_drain = reads.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..100 {
+            assert!(server.poll_next(&mut cx).is_pending());
+        }
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::Relaxed),
+            after_drain
+        );
+        // And what comes next is read as before.
+        client.send(Message::text("two")).await.unwrap();
+        assert_eq!(server.next().await.unwrap().unwrap(), Message::text("two"));
     }
 
     #[tokio::test]
