@@ -9,7 +9,11 @@
 //! ([`ReadinessIo::try_read`], [`ReadinessIo::try_write`]), and only when the socket answers
 //! `WouldBlock` is the task's waker registered with the runtime
 //! ([`ReadinessIo::poll_read_ready`], [`ReadinessIo::poll_write_ready`]) — the registration
-//! tokio's own socket types make.
+//! tokio's own socket types make. Once a read found the socket drained, the next poll asks the
+//! readiness first, so polling a WebSocket with nothing to read makes no read attempt (a caller
+//! may poll it on every wake-up of its task). What is sent waits in an outbox of whole frames,
+//! written in one go at the next flush and not kept once written (no write buffer per
+//! connection; see `outbox.rs`).
 //!
 //! It implements `Stream` and `Sink<Message>` with tokio-tungstenite's results and errors, has
 //! the same methods as inherent ones ([`SocketWebSocket::poll_next`],
