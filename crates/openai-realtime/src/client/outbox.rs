@@ -117,6 +117,24 @@ impl Outbox {
         self.chunks.push_back(chunk);
     }
 
+    /// What the socket has not taken yet, oldest first, in pieces (a frame's head, then its
+    /// body): each piece's unwritten bytes, the body's masking key, and how far into the piece
+    /// they start (the masking key's phase).
+    fn unwritten(&self) -> impl Iterator<Item = (&[u8], Option<[u8; 4]>, usize)> {
+        let mut skip = self.front_written;
+        self.chunks
+            .iter()
+            .flat_map(|chunk| [(chunk.head(), None), (&chunk.body[..], chunk.mask)])
+            .filter_map(move |(piece, mask)| {
+                if skip >= piece.len() {
+                    skip -= piece.len();
+                    return None;
+                }
+                let from = std::mem::take(&mut skip);
+                Some((&piece[from..], mask, from))
+            })
+    }
+
     /// Fills `slices` with what is queued, oldest first, from where the socket stopped;
     /// returns how many it filled (0 when nothing is queued). Only while nothing is to be
     /// masked ([`has_masked`](Self::has_masked)).
@@ -126,20 +144,9 @@ impl Outbox {
             "masked frames are written with copy_front"
         );
         let mut n = 0;
-        let mut skip = self.front_written;
-        for chunk in &self.chunks {
-            for part in [chunk.head(), &chunk.body[..]] {
-                if skip >= part.len() {
-                    skip -= part.len();
-                    continue;
-                }
-                if n == MAX_SLICES {
-                    return n;
-                }
-                slices[n] = IoSlice::new(&part[skip..]);
-                skip = 0;
-                n += 1;
-            }
+        for (slot, (bytes, _, _)) in slices.iter_mut().zip(self.unwritten()) {
+            *slot = IoSlice::new(bytes);
+            n += 1;
         }
         n
     }
@@ -148,24 +155,15 @@ impl Outbox {
     /// socket stopped, as they go on the wire (client payloads masked).
     pub(super) fn copy_front(&self, out: &mut Vec<u8>, max: usize) {
         out.clear();
-        let mut skip = self.front_written;
-        for chunk in &self.chunks {
-            for (part, mask) in [(chunk.head(), None), (&chunk.body[..], chunk.mask)] {
-                if skip >= part.len() {
-                    skip -= part.len();
-                    continue;
-                }
-                let room = max - out.len();
-                if room == 0 {
-                    return;
-                }
-                let piece = &part[skip..part.len().min(skip + room)];
-                let start = out.len();
-                out.extend_from_slice(piece);
-                if let Some(key) = mask {
-                    apply_mask(&mut out[start..], key, skip);
-                }
-                skip = 0;
+        for (bytes, mask, offset) in self.unwritten() {
+            let room = max - out.len();
+            if room == 0 {
+                return;
+            }
+            let start = out.len();
+            out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            if let Some(key) = mask {
+                apply_mask(&mut out[start..], key, offset);
             }
         }
     }
